@@ -1,0 +1,110 @@
+//! Builds every component in `plugins/` for wasm32-wasip2 and embeds the
+//! built-in ones (those with a `wasmban.toml` manifest) in the binary.
+//!
+//! `plugins/` is its own workspace built into a target dir under OUT_DIR:
+//! sharing the outer target dir would contend for its lock, and plugin
+//! crates cannot be linked natively with the host.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir.parent().expect("host/ lives in the workspace root").to_path_buf();
+    let plugins = root.join("plugins");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    let target_dir = out_dir.join("plugins-target");
+
+    for path in
+        [root.join("wit"), plugins.join("Cargo.toml"), plugins.join("Cargo.lock"), root.join("plugin-sdk/Cargo.toml")]
+    {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--locked", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_LLVM_COV");
+    let status = cmd.status().expect("failed to run cargo for plugins/");
+    if !status.success() {
+        panic!(
+            "building plugins/ for wasm32-wasip2 failed (see the errors above). \
+             If the target is missing, run `rustup target add wasm32-wasip2`."
+        );
+    }
+
+    let artifacts = target_dir.join("wasm32-wasip2").join("release");
+    println!("cargo:rustc-env=WASMBAN_PLUGIN_ARTIFACTS={}", artifacts.display());
+
+    let members = workspace_members(&plugins.join("Cargo.toml"));
+    let mut builtins = String::from("&[\n");
+    for member in &members {
+        let dir = plugins.join(member);
+        let crate_name = dir.file_name().and_then(|n| n.to_str()).expect("utf-8 member name");
+        let artifact = crate_name.replace('-', "_");
+        watch_dep_info(&artifacts.join(format!("{artifact}.d")));
+        println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
+        let wasm = artifacts.join(format!("{artifact}.wasm"));
+        assert!(wasm.exists(), "plugin {member} built no component at {}", wasm.display());
+        let manifest = dir.join("wasmban.toml");
+        println!("cargo:rerun-if-changed={}", manifest.display());
+        if manifest.exists() {
+            writeln!(
+                builtins,
+                "    Builtin {{ name: {crate_name:?}, wasm: include_bytes!({:?}), manifest: include_str!({:?}), manifest_path: {:?} }},",
+                wasm.display().to_string(),
+                manifest.display().to_string(),
+                format!("plugins/{member}/wasmban.toml"),
+            )
+            .expect("write to string");
+        }
+    }
+    builtins.push(']');
+    fs::write(out_dir.join("builtins.rs"), builtins).expect("write builtins.rs");
+}
+
+/// The `members` list of the plugins workspace, read without a TOML crate:
+/// one quoted path per line between `members = [` and `]`.
+fn workspace_members(manifest: &Path) -> Vec<String> {
+    let text = fs::read_to_string(manifest).expect("read plugins/Cargo.toml");
+    let start = text.find("members = [").expect("plugins/Cargo.toml has a members list");
+    let rest = &text[start + "members = [".len()..];
+    let end = rest.find(']').expect("members list is closed");
+    rest[..end].split(',').map(|s| s.trim().trim_matches('"').to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// Re-run when any source file a component was built from changes, using
+/// the dep-info file cargo wrote beside it (watching all of plugins/ would
+/// include its ever-changing target dir).
+fn watch_dep_info(dep_info: &Path) {
+    let Ok(text) = fs::read_to_string(dep_info) else { return };
+    for line in text.lines() {
+        let Some((_, deps)) = line.split_once(": ") else { continue };
+        let mut pending = String::new();
+        for part in deps.split(' ') {
+            // Paths with spaces are escaped as `\ `.
+            if let Some(stripped) = part.strip_suffix('\\') {
+                pending.push_str(stripped);
+                pending.push(' ');
+                continue;
+            }
+            pending.push_str(part);
+            if !pending.is_empty() && !pending.contains("/target/") {
+                println!("cargo:rerun-if-changed={pending}");
+            }
+            pending.clear();
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The `firewall` capability: run the firewall programs named in the
+//! plugin's grant (for the iptables action, `iptables` and `ip6tables`),
+//! with an argv list, never through a shell.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capability::process::{ProgramOutput, ProgramRunner, resolve_program};
+use crate::plugin::bindings::firewall::{self as wit, Output};
+
+/// No firewall program may run longer than this, whatever the plugin asks.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// What a timeout of 0 means.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The state behind one plugin instance's `firewall` import.
+pub struct FirewallCtx {
+    plugin: Arc<str>,
+    programs: Vec<String>,
+    runner: Arc<dyn ProgramRunner>,
+}
+
+impl FirewallCtx {
+    /// `plugin` may run exactly `programs` (bare names or absolute paths),
+    /// through `runner`. An empty list grants nothing.
+    pub fn new(plugin: Arc<str>, programs: Vec<String>, runner: Arc<dyn ProgramRunner>) -> Self {
+        FirewallCtx { plugin, programs, runner }
+    }
+
+    /// Run a granted program; every refusal is an error value for the plugin.
+    pub fn run(
+        &self,
+        program: &str,
+        args: &[String],
+        input: Option<&str>,
+        timeout_ms: u32,
+    ) -> Result<ProgramOutput, String> {
+        if !self.programs.iter().any(|p| p == program) {
+            tracing::warn!(plugin = &*self.plugin, program, "refused a firewall program outside the grant");
+            return Err(format!(
+                "program {program:?} is not granted to plugin {}; it may run: {}",
+                self.plugin,
+                if self.programs.is_empty() { "nothing".to_string() } else { self.programs.join(", ") }
+            ));
+        }
+        let path = resolve_program(program).ok_or_else(|| {
+            format!("program {program:?} is not installed (looked in /usr/sbin, /usr/bin, /sbin, /bin)")
+        })?;
+        let timeout = match timeout_ms {
+            0 => DEFAULT_TIMEOUT,
+            ms => Duration::from_millis(ms.into()).min(MAX_TIMEOUT),
+        };
+        tracing::debug!(plugin = &*self.plugin, program = %path.display(), ?args, "firewall");
+        self.runner.run(&path, args, input, timeout).map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) fn to_wit(out: ProgramOutput) -> Output {
+    Output { status: out.status, stdout: out.stdout, stderr: out.stderr }
+}
+
+impl wit::Host for FirewallCtx {
+    fn run(&mut self, program: String, args: Vec<String>, timeout_ms: u32) -> Result<Output, String> {
+        FirewallCtx::run(self, &program, &args, None, timeout_ms).map(to_wit)
+    }
+
+    fn run_with_input(
+        &mut self,
+        program: String,
+        args: Vec<String>,
+        input: String,
+        timeout_ms: u32,
+    ) -> Result<Output, String> {
+        FirewallCtx::run(self, &program, &args, Some(&input), timeout_ms).map(to_wit)
+    }
+}
+
+struct HasFirewall;
+impl wasmtime::component::HasData for HasFirewall {
+    type Data<'a> = &'a mut FirewallCtx;
+}
+
+/// Link `firewall` into `linker`, reaching each store's [`FirewallCtx`]
+/// through `get`. Call it only for plugins whose grant names firewall.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut FirewallCtx,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasFirewall>(linker, get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::process::RecordingRunner;
+
+    fn ctx(programs: &[&str]) -> (FirewallCtx, RecordingRunner) {
+        let recorder = RecordingRunner::default();
+        let ctx = FirewallCtx::new(
+            "test".into(),
+            programs.iter().map(|p| p.to_string()).collect(),
+            Arc::new(recorder.clone()),
+        );
+        (ctx, recorder)
+    }
+
+    #[test]
+    fn granted_program_runs_by_absolute_path() {
+        let (ctx, recorder) = ctx(&["sh"]);
+        ctx.run("sh", &["-n".into()], None, 100).unwrap();
+        let runs = recorder.runs();
+        assert_eq!(runs.len(), 1);
+        assert!(runs[0].program.is_absolute());
+        assert_eq!(runs[0].args, ["-n"]);
+    }
+
+    #[test]
+    fn ungranted_program_is_refused_and_not_run() {
+        let (ctx, recorder) = ctx(&["iptables"]);
+        let err = ctx.run("sh", &["-c".into(), "id".into()], None, 100).unwrap_err();
+        assert!(err.contains("not granted") && err.contains("iptables"), "{err}");
+        let err = ctx.run("/bin/sh", &[], None, 100).unwrap_err();
+        assert!(err.contains("not granted"), "{err}");
+        assert!(recorder.runs().is_empty());
+    }
+
+    #[test]
+    fn empty_grant_allows_nothing() {
+        let (ctx, _) = ctx(&[]);
+        assert!(ctx.run("iptables", &[], None, 100).unwrap_err().contains("nothing"));
+    }
+}

@@ -1,0 +1,57 @@
+//! What plugins may do beyond computing: one WIT interface, one module,
+//! each with its state, its `Host` implementation and its `add_to_linker`.
+//!
+//! Deny by default: a capability is linked into a plugin's sandbox only when
+//! the plugin's grant names it, and the implementation checks the grant
+//! again on every call (for `firewall`, the program).
+#![deny(missing_docs)]
+
+pub mod firewall;
+pub mod log;
+pub mod process;
+pub mod shell;
+
+/// The capabilities a grant can name, with their WIT interface names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// Write to the daemon log (always granted).
+    Log,
+    /// Run allow-listed firewall programs.
+    Firewall,
+    /// Send mail.
+    Mail,
+    /// Query whois.
+    Whois,
+    /// Run shell command lines.
+    Shell,
+}
+
+impl Capability {
+    /// Every capability, in a stable order.
+    pub const ALL: [Capability; 5] =
+        [Capability::Log, Capability::Firewall, Capability::Mail, Capability::Whois, Capability::Shell];
+
+    /// The name used in grants and in WIT (`wasmban:plugin/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Firewall => "firewall",
+            Capability::Mail => "mail",
+            Capability::Whois => "whois",
+            Capability::Shell => "shell",
+        }
+    }
+
+    /// The capability a component import names, if it is one of ours:
+    /// `wasmban:plugin/firewall@0.1.0` gives `Firewall`.
+    pub fn from_import(import: &str) -> Option<Capability> {
+        let rest = import.strip_prefix("wasmban:plugin/")?;
+        let name = rest.split('@').next()?;
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether this build implements the capability on the host side.
+    pub fn is_available(self) -> bool {
+        !matches!(self, Capability::Mail | Capability::Whois)
+    }
+}

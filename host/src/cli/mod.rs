@@ -1,0 +1,53 @@
+//! The `wasmban` command line: one binary for the daemon and its client.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub mod plugin;
+
+/// Where the configuration lives by default.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/wasmban";
+/// Where state (bans, positions, compiled plugins) lives by default.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/wasmban";
+
+/// wasmban: intrusion prevention with sandboxed WebAssembly filters and actions.
+#[derive(Debug, Parser)]
+#[command(name = "wasmban", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration directory (fail2ban's layout: jail.conf, filter.d, action.d, plugin.d).
+    #[arg(short = 'c', long = "config", global = true, default_value = DEFAULT_CONFIG_DIR, value_name = "DIR")]
+    pub config_dir: PathBuf,
+    /// State directory: ban database, read positions, compiled plugins.
+    #[arg(long, global = true, default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect and list plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+impl Cli {
+    /// The admin's plugin directory.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.config_dir.join("plugin.d")
+    }
+    /// Where compiled components are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.state_dir.join("cache")
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Plugin(cmd) => plugin::run(&cli, cmd),
+    }
+}

@@ -1,0 +1,31 @@
+//! Host bindings generated from `wit/`, the single source of truth. Every
+//! other module imports WIT types from here.
+
+/// The filter world: exports `filter`, imports `log`.
+pub mod filter_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "filter-plugin",
+    });
+}
+
+/// The action world: exports `action`, imports the capabilities. It shares
+/// the filter world's `types` and `log` so one host implementation serves both.
+pub mod action_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "action-plugin",
+        with: {
+            "wasmban:plugin/types": super::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log": super::filter_world::wasmban::plugin::log,
+        },
+    });
+}
+
+pub use action_world::ActionPlugin;
+pub use action_world::ActionPluginPre;
+pub use filter_world::FilterPlugin;
+pub use filter_world::FilterPluginPre;
+
+pub use action_world::wasmban::plugin::{firewall, mail, shell, whois};
+pub use filter_world::wasmban::plugin::{log, types};

@@ -1,0 +1,230 @@
+//! Plugin instances. Each owns its Store (one per instance: a trap poisons
+//! the whole instance, and separate Stores keep one jail's failure away from
+//! the others). A call that traps, times out or overruns memory costs that
+//! call only: the instance is discarded and rebuilt before the next call.
+
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap};
+
+use crate::plugin::PluginError;
+use crate::plugin::bindings::types::{Scan, Ticket};
+use crate::plugin::bindings::{ActionPlugin, FilterPlugin};
+use crate::plugin::error::TrapKind;
+use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
+use crate::plugin::sandbox::PluginState;
+
+/// Counters of one instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that trapped (timeouts, memory, panics included).
+    pub traps: u64,
+    /// Times the instance was rebuilt after a trap.
+    pub rebuilds: u64,
+}
+
+enum Bindings {
+    Filter(FilterPlugin),
+    Action(ActionPlugin),
+}
+
+struct Live {
+    store: Store<PluginState>,
+    bindings: Bindings,
+    handle: ResourceAny,
+}
+
+/// What filter and action instances share: building, calling, rebuilding.
+struct Sandboxed {
+    plugin: Plugin,
+    options: Vec<(String, String)>,
+    live: Option<Live>,
+    stats: InstanceStats,
+}
+
+impl Sandboxed {
+    fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Sandboxed, PluginError> {
+        let mut s = Sandboxed { plugin, options, live: None, stats: InstanceStats::default() };
+        s.live = Some(s.build()?);
+        Ok(s)
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_millis() as u64;
+        self.plugin.inner.limits.call_timeout_ms.div_ceil(tick) + 1
+    }
+
+    fn build(&self) -> Result<Live, PluginError> {
+        let inner = &self.plugin.inner;
+        let state = PluginState::new(&inner.name, &inner.grants, &inner.limits, &inner.runner);
+        let mut store = Store::new(&inner.engine, state);
+        store.limiter(|s| &mut s.memory);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let plugin = inner.name.to_string();
+        let trap = |store: &mut Store<PluginState>, call, e| classify(&plugin, call, store, e);
+        let (bindings, created) = match &inner.pre {
+            Pre::Filter(pre) => {
+                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let created = b
+                    .wasmban_plugin_filter()
+                    .matcher()
+                    .call_create(&mut store, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::Filter(b), created)
+            }
+            Pre::Action(pre) => {
+                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let created = b
+                    .wasmban_plugin_action()
+                    .handler()
+                    .call_create(&mut store, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::Action(b), created)
+            }
+        };
+        let handle = created.map_err(|message| PluginError::Create { plugin, message })?;
+        Ok(Live { store, bindings, handle })
+    }
+
+    /// Run `f` against a live instance, rebuilding it first if the last call
+    /// trapped, and discarding it if this one does.
+    fn call<R>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&mut Store<PluginState>, &Bindings, ResourceAny) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        if self.live.is_none() {
+            let live = self.build()?;
+            self.stats.rebuilds += 1;
+            tracing::info!(plugin = self.plugin.name(), "plugin instance rebuilt after a trap");
+            self.live = Some(live);
+        }
+        let ticks = self.deadline_ticks();
+        let Some(live) = self.live.as_mut() else { unreachable!("just built") };
+        self.stats.calls += 1;
+        live.store.set_epoch_deadline(ticks);
+        match f(&mut live.store, &live.bindings, live.handle) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.stats.traps += 1;
+                let mut dead = self.live.take();
+                let err = match dead.as_mut() {
+                    Some(l) => classify(self.plugin.name(), call, &mut l.store, e),
+                    None => PluginError::Trap {
+                        plugin: self.plugin.name().into(),
+                        call,
+                        kind: TrapKind::Other,
+                        detail: format!("{e:#}"),
+                    },
+                };
+                tracing::error!(plugin = self.plugin.name(), "{err}");
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Turn a wasmtime error into a report that says what happened, with the
+/// plugin's last stderr lines (a Rust panic message lands there).
+fn classify(plugin: &str, call: &'static str, store: &mut Store<PluginState>, e: wasmtime::Error) -> PluginError {
+    let said = store.data().stderr.take_recent();
+    let memory = store.data().memory.exceeded;
+    let kind = match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => TrapKind::Timeout,
+        _ if memory => TrapKind::Memory,
+        Some(Trap::UnreachableCodeReached) => TrapKind::Panic,
+        _ => TrapKind::Other,
+    };
+    let mut detail = format!("{e:#}");
+    if !said.is_empty() {
+        detail.push_str("; plugin stderr: ");
+        detail.push_str(&said.join(" | "));
+    }
+    PluginError::Trap { plugin: plugin.to_string(), call, kind, detail }
+}
+
+/// A filter instance: feed it batches of lines.
+pub struct FilterInstance(Sandboxed);
+
+impl FilterInstance {
+    pub(crate) fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Self, PluginError> {
+        Sandboxed::new(plugin, options).map(FilterInstance)
+    }
+
+    /// Scan `lines` (newline-separated) at host time `now`.
+    pub fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Result<Scan, PluginError> {
+        self.0.call("feed", |store, bindings, handle| match bindings {
+            Bindings::Filter(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
+            Bindings::Action(_) => unreachable!("filter instances hold filter bindings"),
+        })
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> InstanceStats {
+        self.0.stats
+    }
+
+    /// The plugin it runs.
+    pub fn plugin(&self) -> &Plugin {
+        &self.0.plugin
+    }
+}
+
+/// An action instance.
+pub struct ActionInstance(Sandboxed);
+
+/// Flatten a call that returns `result<_, string>` into our error type.
+fn plugin_result(plugin: &str, call: &'static str, r: Result<(), String>) -> Result<(), PluginError> {
+    r.map_err(|message| PluginError::Create { plugin: plugin.to_string(), message: format!("{call}: {message}") })
+}
+
+macro_rules! action_call {
+    ($self:ident, $name:literal, $method:ident $(, $arg:expr)*) => {{
+        let r = $self.0.call($name, |store, bindings, handle| match bindings {
+            Bindings::Action(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
+            Bindings::Filter(_) => unreachable!("action instances hold action bindings"),
+        })?;
+        r
+    }};
+}
+
+impl ActionInstance {
+    pub(crate) fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Self, PluginError> {
+        Sandboxed::new(plugin, options).map(ActionInstance)
+    }
+
+    /// Set up what bans need.
+    pub fn start(&mut self) -> Result<(), PluginError> {
+        let r = action_call!(self, "start", call_start);
+        plugin_result(self.0.plugin.name(), "start", r)
+    }
+
+    /// Tear it down.
+    pub fn stop(&mut self) -> Result<(), PluginError> {
+        let r = action_call!(self, "stop", call_stop);
+        plugin_result(self.0.plugin.name(), "stop", r)
+    }
+
+    /// Verify (and repair) it.
+    pub fn check(&mut self) -> Result<(), PluginError> {
+        let r = action_call!(self, "check", call_check);
+        plugin_result(self.0.plugin.name(), "check", r)
+    }
+
+    /// Ban every ticket; one result per ticket.
+    pub fn ban(&mut self, tickets: &[Ticket]) -> Result<Vec<Result<(), String>>, PluginError> {
+        Ok(action_call!(self, "ban", call_ban, tickets))
+    }
+
+    /// Lift every ticket's ban; one result per ticket.
+    pub fn unban(&mut self, tickets: &[Ticket]) -> Result<Vec<Result<(), String>>, PluginError> {
+        Ok(action_call!(self, "unban", call_unban, tickets))
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> InstanceStats {
+        self.0.stats
+    }
+}

@@ -1,0 +1,142 @@
+//! A plugin's manifest: where its component is, what it may do, and its
+//! limits. Built-in plugins ship one beside their crate
+//! (`plugins/NAME/wasmban.toml`); admins write one in `plugin.d/NAME.toml`
+//! to install a component or to change a built-in's grants.
+//!
+//! ```toml
+//! file = "webhook.wasm"          # relative to this file; absent: the built-in NAME
+//! sha256 = "3f1c..."             # optional pin: loading fails if the file differs
+//! description = "POST bans to our chat"
+//!
+//! [grants]                      # nothing is granted unless named here
+//! firewall = ["iptables", "ip6tables"]
+//! shell = false
+//!
+//! [limits]
+//! memory-mb = 64
+//! call-timeout-ms = 5000
+//! ```
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// What one manifest says.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// One line saying what the plugin does.
+    pub description: Option<String>,
+    /// The component file, relative to the manifest. Absent: the built-in
+    /// plugin of the manifest's name, run with this manifest's grants.
+    pub file: Option<PathBuf>,
+    /// Hex sha256 the component must have.
+    pub sha256: Option<String>,
+    /// The capabilities the plugin may import. Log is always granted.
+    #[serde(default)]
+    pub grants: Grants,
+    /// Resource limits of every instance.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Capabilities granted to a plugin. Deny by default: an empty table grants
+/// only `log`.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Grants {
+    /// Firewall programs it may run: bare names found in the system's
+    /// sbin/bin folders, or absolute paths.
+    #[serde(default)]
+    pub firewall: Vec<String>,
+    /// May send mail through the configured relay.
+    #[serde(default)]
+    pub mail: bool,
+    /// May query whois.
+    #[serde(default)]
+    pub whois: bool,
+    /// May run shell command lines (fail2ban's classic actions).
+    #[serde(default)]
+    pub shell: bool,
+}
+
+/// Resource limits of each instance of a plugin.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Linear memory, summed over the instance's memories, in MiB.
+    #[serde(default = "Limits::default_memory_mb")]
+    pub memory_mb: u32,
+    /// How long one call into the plugin may run (its host calls included).
+    #[serde(default = "Limits::default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+}
+
+impl Limits {
+    fn default_memory_mb() -> u32 {
+        64
+    }
+    fn default_call_timeout_ms() -> u64 {
+        5_000
+    }
+    /// The memory limit in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mb as usize) << 20
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_mb: Self::default_memory_mb(), call_timeout_ms: Self::default_call_timeout_ms() }
+    }
+}
+
+impl Manifest {
+    /// Parse a manifest; the error text says what is wrong and where.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(pin) = &manifest.sha256
+            && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(format!("sha256 = {pin:?}: expected 64 hex digits"));
+        }
+        if manifest.limits.memory_mb == 0 || manifest.limits.memory_mb > 4096 {
+            return Err(format!("limits.memory-mb = {}: expected 1 to 4096", manifest.limits.memory_mb));
+        }
+        if manifest.limits.call_timeout_ms == 0 || manifest.limits.call_timeout_ms > 600_000 {
+            return Err(format!("limits.call-timeout-ms = {}: expected 1 to 600000", manifest.limits.call_timeout_ms));
+        }
+        for program in &manifest.grants.firewall {
+            let bare = !program.is_empty() && !program.contains('/');
+            if !(bare || program.starts_with('/')) {
+                return Err(format!("grants.firewall: {program:?} must be a bare program name or an absolute path"));
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_manifest_grants_nothing() {
+        let m = Manifest::parse("").unwrap();
+        assert_eq!(m.grants, Grants::default());
+        assert_eq!(m.limits, Limits::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = Manifest::parse("[grants]\nnetwork = true\n").unwrap_err();
+        assert!(err.contains("network"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_expected() {
+        assert!(Manifest::parse("sha256 = \"abc\"").unwrap_err().contains("64 hex"));
+        assert!(Manifest::parse("[limits]\nmemory-mb = 0").unwrap_err().contains("memory-mb"));
+        assert!(Manifest::parse("[grants]\nfirewall = [\"../sh\"]").unwrap_err().contains("bare"));
+    }
+}

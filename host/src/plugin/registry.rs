@@ -1,0 +1,215 @@
+//! Where plugins come from: the built-ins embedded in this binary, and the
+//! admin's plugin directory, which can add components or re-grant built-ins.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::plugin::PluginError;
+use crate::plugin::manifest::Manifest;
+
+/// A component compiled into this binary, with the manifest it ships with.
+pub struct Builtin {
+    /// The name configs use (`plugin = iptables`).
+    pub name: &'static str,
+    /// The component.
+    pub wasm: &'static [u8],
+    /// Its manifest text.
+    pub manifest: &'static str,
+    /// Where that manifest lives in the source tree, for error messages.
+    pub manifest_path: &'static str,
+}
+
+/// Every built-in plugin.
+pub const BUILTINS: &[Builtin] = include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
+
+/// Where a plugin's component came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    /// Embedded in the binary.
+    Builtin,
+    /// A file on disk.
+    File(PathBuf),
+}
+
+/// A component with the manifest that governs it, ready to be loaded.
+#[derive(Debug, Clone)]
+pub struct PluginSource {
+    /// The plugin's name, used in logs and errors.
+    pub name: String,
+    /// The component bytes.
+    pub bytes: Arc<[u8]>,
+    /// Grants and limits.
+    pub manifest: Manifest,
+    /// Where the component came from.
+    pub origin: Origin,
+    /// The manifest's path, when there is one on disk.
+    pub manifest_path: Option<PathBuf>,
+}
+
+impl PluginSource {
+    /// Hex sha256 of the component.
+    pub fn sha256(&self) -> String {
+        hex(&Sha256::digest(&self.bytes))
+    }
+
+    /// Where to point a person who wants to change this plugin's grants.
+    pub fn grant_file_hint(&self, plugin_dir: Option<&Path>) -> String {
+        match &self.manifest_path {
+            Some(p) => p.display().to_string(),
+            None => match plugin_dir {
+                Some(dir) => dir.join(format!("{}.toml", self.name)).display().to_string(),
+                None => format!("plugin.d/{}.toml", self.name),
+            },
+        }
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Finds plugins by name.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    plugin_dir: Option<PathBuf>,
+}
+
+impl Registry {
+    /// Look in `plugin_dir` (usually `/etc/wasmban/plugin.d`) before the built-ins.
+    pub fn new(plugin_dir: Option<PathBuf>) -> Self {
+        Registry { plugin_dir }
+    }
+
+    /// The admin's plugin directory.
+    pub fn plugin_dir(&self) -> Option<&Path> {
+        self.plugin_dir.as_deref()
+    }
+
+    /// A built-in by name.
+    pub fn builtin(name: &str) -> Option<&'static Builtin> {
+        BUILTINS.iter().find(|b| b.name == name)
+    }
+
+    /// Resolve what a config names: `iptables` (a manifest in the plugin
+    /// directory, else a built-in) or `pack.wasm` / `/path/pack.wasm` (a
+    /// component file, governed by the `.toml` beside it if there is one).
+    pub fn resolve(&self, reference: &str) -> Result<PluginSource, PluginError> {
+        if reference.ends_with(".wasm") {
+            let path = match (&self.plugin_dir, Path::new(reference).is_absolute()) {
+                (Some(dir), false) => dir.join(reference),
+                _ => PathBuf::from(reference),
+            };
+            let manifest_path = path.with_extension("toml");
+            return if manifest_path.exists() {
+                self.read_manifest(&manifest_path, reference, Some(&path))
+            } else {
+                self.read_component(reference, &path, Manifest::default(), None)
+            };
+        }
+        if reference.is_empty() || !reference.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(PluginError::NotFound {
+                name: reference.to_string(),
+                searched: "a plugin name is letters, digits, '-', '_' and '.', or a path ending in .wasm".into(),
+            });
+        }
+        if let Some(dir) = &self.plugin_dir {
+            let manifest_path = dir.join(format!("{reference}.toml"));
+            if manifest_path.exists() {
+                return self.read_manifest(&manifest_path, reference, None);
+            }
+        }
+        match Self::builtin(reference) {
+            Some(b) => Ok(PluginSource {
+                name: b.name.to_string(),
+                bytes: Arc::from(b.wasm),
+                manifest: Manifest::parse(b.manifest)
+                    .map_err(|message| PluginError::Manifest { path: PathBuf::from(b.manifest_path), message })?,
+                origin: Origin::Builtin,
+                manifest_path: None,
+            }),
+            None => Err(PluginError::NotFound {
+                name: reference.to_string(),
+                searched: format!(
+                    "{}built-ins: {}",
+                    self.plugin_dir.as_ref().map(|d| format!("{}/{reference}.toml, ", d.display())).unwrap_or_default(),
+                    BUILTINS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+
+    /// Read a manifest; `component` is the `.wasm` it sits beside, when the
+    /// config named that file, and stands in for a missing `file` key.
+    fn read_manifest(
+        &self,
+        manifest_path: &Path,
+        name: &str,
+        component: Option<&Path>,
+    ) -> Result<PluginSource, PluginError> {
+        let text = std::fs::read_to_string(manifest_path)
+            .map_err(|e| PluginError::Manifest { path: manifest_path.to_path_buf(), message: e.to_string() })?;
+        let mut manifest = Manifest::parse(&text)
+            .map_err(|message| PluginError::Manifest { path: manifest_path.to_path_buf(), message })?;
+        if manifest.file.is_none() {
+            manifest.file = component.map(Path::to_path_buf);
+        }
+        let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_string();
+        match &manifest.file {
+            Some(file) => {
+                let base = manifest_path.parent().unwrap_or(Path::new("."));
+                let path = base.join(file);
+                self.read_component(&stem, &path, manifest.clone(), Some(manifest_path.to_path_buf()))
+            }
+            None => {
+                let builtin = Self::builtin(&stem).ok_or_else(|| PluginError::Manifest {
+                    path: manifest_path.to_path_buf(),
+                    message: format!(
+                        "no `file` is given and there is no built-in plugin named {stem:?}; add file = \"{stem}.wasm\""
+                    ),
+                })?;
+                let source = PluginSource {
+                    name: stem,
+                    bytes: Arc::from(builtin.wasm),
+                    manifest,
+                    origin: Origin::Builtin,
+                    manifest_path: Some(manifest_path.to_path_buf()),
+                };
+                check_pin(&source)?;
+                Ok(source)
+            }
+        }
+    }
+
+    fn read_component(
+        &self,
+        name: &str,
+        path: &Path,
+        manifest: Manifest,
+        manifest_path: Option<PathBuf>,
+    ) -> Result<PluginSource, PluginError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| PluginError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let name = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_string();
+        let source = PluginSource {
+            name,
+            bytes: Arc::from(bytes),
+            manifest,
+            origin: Origin::File(path.to_path_buf()),
+            manifest_path,
+        };
+        check_pin(&source)?;
+        Ok(source)
+    }
+}
+
+fn check_pin(source: &PluginSource) -> Result<(), PluginError> {
+    if let Some(pin) = &source.manifest.sha256 {
+        let actual = source.sha256();
+        if !pin.eq_ignore_ascii_case(&actual) {
+            return Err(PluginError::PinMismatch { plugin: source.name.clone(), expected: pin.clone(), actual });
+        }
+    }
+    Ok(())
+}

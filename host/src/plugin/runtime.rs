@@ -1,0 +1,249 @@
+//! The plugin runtime: one wasmtime engine, an epoch ticker bounding CPU per
+//! call, compiled components cached in memory and on disk, and loading that
+//! checks a component's imports against its grant before anything runs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use crate::capability::process::{ProgramRunner, SystemRunner};
+use crate::plugin::bindings::{ActionPluginPre, FilterPluginPre};
+use crate::plugin::cache::{CacheOutcome, CompiledCache, compile};
+use crate::plugin::instance::{ActionInstance, FilterInstance};
+use crate::plugin::manifest::{Grants, Limits};
+use crate::plugin::registry::PluginSource;
+use crate::plugin::sandbox::{PluginKind, PluginState, check_imports, interface_names, kind_of, linker_for};
+use crate::plugin::{PluginError, registry::Origin};
+
+/// How often the engine's epoch advances; a call's deadline is counted in
+/// these ticks, so this is the precision of plugin timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How the runtime is set up.
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// What runs programs for the firewall and shell capabilities.
+    pub runner: Arc<dyn ProgramRunner>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions { cache_dir: None, runner: Arc::new(SystemRunner) }
+    }
+}
+
+/// Advances the engine's epoch until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasmban-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Loads and instantiates plugins. One per daemon; cheap to share by `Arc`.
+pub struct Runtime {
+    engine: Engine,
+    cache: Option<CompiledCache>,
+    runner: Arc<dyn ProgramRunner>,
+    compiled: Mutex<HashMap<String, Component>>,
+    _ticker: EpochTicker,
+}
+
+/// How a component was obtained, for measurements.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadReport {
+    /// From the disk cache, or compiled.
+    pub outcome: CacheOutcome,
+    /// Wall time of compiling or deserialising.
+    pub elapsed: Duration,
+}
+
+impl Runtime {
+    /// A runtime with the lean engine configuration: component model,
+    /// Cranelift, epoch interruption; no async, no component-model-async.
+    pub fn new(options: RuntimeOptions) -> Result<Runtime, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| PluginError::Compile { plugin: "(engine)".into(), message: format!("{e:#}") })?;
+        let cache = match &options.cache_dir {
+            Some(dir) => match CompiledCache::open(dir) {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    tracing::warn!("{e}; plugins will be compiled at every start");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Runtime {
+            _ticker: EpochTicker::start(engine.clone()),
+            engine,
+            cache,
+            runner: options.runner,
+            compiled: Mutex::default(),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile `source` (or take it from the caches).
+    pub fn compile(&self, source: &PluginSource) -> Result<(Component, LoadReport), PluginError> {
+        let sha = source.sha256();
+        let started = Instant::now();
+        if let Some(component) = self.compiled.lock().ok().and_then(|c| c.get(&sha).cloned()) {
+            return Ok((component, LoadReport { outcome: CacheOutcome::Hit, elapsed: started.elapsed() }));
+        }
+        let (component, outcome) = match &self.cache {
+            Some(cache) => cache.load(&self.engine, &source.name, &sha, &source.bytes)?,
+            None => (compile(&self.engine, &source.name, &source.bytes)?, CacheOutcome::Compiled),
+        };
+        let elapsed = started.elapsed();
+        tracing::debug!(plugin = source.name, ?outcome, ?elapsed, "component ready");
+        if let Ok(mut c) = self.compiled.lock() {
+            c.insert(sha, component.clone());
+        }
+        Ok((component, LoadReport { outcome, elapsed }))
+    }
+
+    /// Load a plugin: compile, decide its kind, check its imports against
+    /// its grant, and link exactly what it was granted. Nothing of the
+    /// plugin runs here.
+    pub fn load(&self, source: &PluginSource, grant_file: &str) -> Result<Plugin, PluginError> {
+        let (component, _) = self.compile(source)?;
+        let (imports, exports) = interface_names(&self.engine, &component);
+        let kind = kind_of(&source.name, &exports)?;
+        let grants = source.manifest.grants.clone();
+        check_imports(&source.name, kind, &imports, &grants, grant_file)?;
+        let fail =
+            |e: wasmtime::Error| PluginError::Instantiate { plugin: source.name.clone(), message: format!("{e:#}") };
+        let linker = linker_for(&self.engine, kind, &grants).map_err(fail)?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(fail)?;
+        let pre = match kind {
+            PluginKind::Filter => Pre::Filter(FilterPluginPre::new(instance_pre).map_err(fail)?),
+            PluginKind::Action => Pre::Action(ActionPluginPre::new(instance_pre).map_err(fail)?),
+        };
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                name: Arc::from(source.name.as_str()),
+                kind,
+                origin: source.origin.clone(),
+                grants,
+                limits: source.manifest.limits.clone(),
+                runner: self.runner.clone(),
+                engine: self.engine.clone(),
+                pre,
+            }),
+        })
+    }
+}
+
+pub(crate) enum Pre {
+    Filter(FilterPluginPre<PluginState>),
+    Action(ActionPluginPre<PluginState>),
+}
+
+pub(crate) struct PluginInner {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: PluginKind,
+    pub(crate) origin: Origin,
+    pub(crate) grants: Grants,
+    pub(crate) limits: Limits,
+    pub(crate) runner: Arc<dyn ProgramRunner>,
+    pub(crate) engine: Engine,
+    pub(crate) pre: Pre,
+}
+
+/// A loaded plugin, ready to make instances. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+}
+
+impl Plugin {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    /// Filter or action.
+    pub fn kind(&self) -> PluginKind {
+        self.inner.kind
+    }
+    /// Where it came from.
+    pub fn origin(&self) -> &Origin {
+        &self.inner.origin
+    }
+    /// Its limits.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn expect(&self, kind: PluginKind) -> Result<(), PluginError> {
+        if self.inner.kind == kind {
+            Ok(())
+        } else {
+            Err(PluginError::WrongKind {
+                plugin: self.name().to_string(),
+                message: format!(
+                    "it is {} {}, but it is used as {} {kind}",
+                    article(self.inner.kind),
+                    self.inner.kind,
+                    article(kind)
+                ),
+            })
+        }
+    }
+
+    /// A new filter instance built from `options`.
+    pub fn filter(&self, options: Vec<(String, String)>) -> Result<FilterInstance, PluginError> {
+        self.expect(PluginKind::Filter)?;
+        FilterInstance::new(self.clone(), options)
+    }
+
+    /// A new action instance built from `options`.
+    pub fn action(&self, options: Vec<(String, String)>) -> Result<ActionInstance, PluginError> {
+        self.expect(PluginKind::Action)?;
+        ActionInstance::new(self.clone(), options)
+    }
+}
+
+fn article(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Action => "an",
+        PluginKind::Filter => "a",
+    }
+}

@@ -1,0 +1,301 @@
+//! Write wasmban filters and actions in Rust.
+//!
+//! A plugin is one type implementing [`Filter`] or [`Action`] and one line
+//! exporting it:
+//!
+//! ```ignore
+//! use wasmban_plugin_sdk::{Filter, Options, Scan};
+//!
+//! struct Quiet;
+//! impl Filter for Quiet {
+//!     fn new(_options: Options) -> Result<Self, String> { Ok(Quiet) }
+//!     fn feed(&mut self, _lines: &str, _now: f64, _notes: bool) -> Scan { Scan::default() }
+//! }
+//! wasmban_plugin_sdk::export_filter!(Quiet);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2` from a
+//! `cdylib` crate: the output is a component that wasmban loads.
+//!
+//! What a plugin may touch is decided by the admin's grant, not by the
+//! plugin: the capability modules ([`firewall`], [`mail`], [`whois`],
+//! [`shell`]) are only usable by actions whose grant names them, and a
+//! component that imports an ungranted capability is refused at load.
+#![deny(missing_docs)]
+
+// Lets the generated code name this crate the way plugin crates do.
+extern crate self as wasmban_plugin_sdk;
+
+use std::cell::RefCell;
+
+/// Generated bindings: not part of the SDK's API, and may change with every
+/// release.
+#[doc(hidden)]
+pub mod wit {
+    /// The filter world.
+    pub mod filter_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "filter-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_filter_world",
+            default_bindings_module: "wasmban_plugin_sdk::wit::filter_world",
+            runtime_path: "wasmban_plugin_sdk::wit::rt",
+            additional_derives: [PartialEq, Clone],
+        });
+    }
+    /// The action world; shares the types and log bindings of the filter world.
+    pub mod action_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "action-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_action_world",
+            default_bindings_module: "wasmban_plugin_sdk::wit::action_world",
+            runtime_path: "wasmban_plugin_sdk::wit::rt",
+            with: {
+                "wasmban:plugin/types@0.1.0": crate::wit::filter_world::wasmban::plugin::types,
+                "wasmban:plugin/log@0.1.0": crate::wit::filter_world::wasmban::plugin::log,
+            },
+            additional_derives: [PartialEq, Clone],
+        });
+    }
+    pub use wit_bindgen::rt;
+}
+
+use wit::action_world::exports::wasmban::plugin::action as action_export;
+use wit::filter_world::exports::wasmban::plugin::filter as filter_export;
+use wit::filter_world::wasmban::plugin::types;
+
+pub use types::{Failure, LineNote, Scan, Ticket};
+
+/// The SDK version stamped into every component built with it, in the
+/// `wasmban:sdk-version` custom section.
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[doc(hidden)]
+pub const SDK_VERSION_BYTES: [u8; SDK_VERSION.len()] = {
+    let src = SDK_VERSION.as_bytes();
+    let mut out = [0u8; SDK_VERSION.len()];
+    let mut i = 0;
+    while i < src.len() {
+        out[i] = src[i];
+        i += 1;
+    }
+    out
+};
+
+// Written by hand: the type is generated, and a derive would have to be added
+// to every generated type, enums included.
+#[allow(clippy::derivable_impls)]
+impl Default for Scan {
+    fn default() -> Self {
+        Scan { failures: Vec::new(), notes: Vec::new() }
+    }
+}
+
+/// The settings a plugin is created with, in the order the host gave them.
+#[derive(Debug, Clone, Default)]
+pub struct Options(Vec<(String, String)>);
+
+impl Options {
+    /// Wrap key/value pairs (useful in a plugin's native unit tests).
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Options(pairs)
+    }
+    /// The value of `key`; when a key repeats, the last one wins.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    /// The value of `key`, or `default` when it is absent.
+    pub fn get_or<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.get(key).unwrap_or(default)
+    }
+    /// The value of `key`, or an error that names the key.
+    pub fn require(&self, key: &str) -> Result<&str, String> {
+        self.get(key).ok_or_else(|| format!("option `{key}` is required but was not given"))
+    }
+    /// Every pair, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// A filter: reads batches of log lines and reports the failures in them.
+pub trait Filter: Sized + 'static {
+    /// Build the filter from its options; an error names the option at fault.
+    fn new(options: Options) -> Result<Self, String>;
+    /// Scan one batch. `lines` holds whole lines separated by `\n`; `now` is
+    /// the host's clock in unix seconds. With `notes`, return one
+    /// [`LineNote`] per line as well.
+    fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Scan;
+}
+
+/// An action: what a ban means. Errors are plain messages for the admin.
+pub trait Action: Sized + 'static {
+    /// Build the action from its options. Change nothing on the system here.
+    fn new(options: Options) -> Result<Self, String>;
+    /// Set up what bans need.
+    fn start(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Tear down what `start` built.
+    fn stop(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Verify (and repair when possible) what `start` built.
+    fn check(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Ban one address.
+    fn ban(&mut self, ticket: &Ticket) -> Result<(), String>;
+    /// Lift one ban.
+    fn unban(&mut self, ticket: &Ticket) -> Result<(), String>;
+    /// Ban many addresses; override to apply them in one transaction.
+    fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
+        tickets.iter().map(|t| self.ban(t)).collect()
+    }
+    /// Lift many bans; override to apply them in one transaction.
+    fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
+        tickets.iter().map(|t| self.unban(t)).collect()
+    }
+}
+
+#[doc(hidden)]
+pub struct FilterAdapter<T: Filter>(RefCell<T>);
+
+impl<T: Filter> filter_export::GuestMatcher for FilterAdapter<T> {
+    fn create(options: Vec<(String, String)>) -> Result<filter_export::Matcher, String> {
+        T::new(Options(options)).map(|f| filter_export::Matcher::new(FilterAdapter(RefCell::new(f))))
+    }
+    fn feed(&self, lines: String, now: f64, notes: bool) -> Scan {
+        self.0.borrow_mut().feed(&lines, now, notes)
+    }
+}
+
+#[doc(hidden)]
+pub struct ActionAdapter<T: Action>(RefCell<T>);
+
+impl<T: Action> action_export::GuestHandler for ActionAdapter<T> {
+    fn create(options: Vec<(String, String)>) -> Result<action_export::Handler, String> {
+        T::new(Options(options)).map(|a| action_export::Handler::new(ActionAdapter(RefCell::new(a))))
+    }
+    fn start(&self) -> Result<(), String> {
+        self.0.borrow_mut().start()
+    }
+    fn stop(&self) -> Result<(), String> {
+        self.0.borrow_mut().stop()
+    }
+    fn check(&self) -> Result<(), String> {
+        self.0.borrow_mut().check()
+    }
+    fn ban(&self, tickets: Vec<Ticket>) -> Vec<Result<(), String>> {
+        self.0.borrow_mut().ban_all(&tickets)
+    }
+    fn unban(&self, tickets: Vec<Ticket>) -> Vec<Result<(), String>> {
+        self.0.borrow_mut().unban_all(&tickets)
+    }
+}
+
+/// Export a [`Filter`] implementation as this component's filter.
+#[macro_export]
+macro_rules! export_filter {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WasmbanFilterExport;
+        impl $crate::wit::filter_world::exports::wasmban::plugin::filter::Guest
+            for __WasmbanFilterExport
+        {
+            type Matcher = $crate::FilterAdapter<$ty>;
+        }
+        $crate::wit::filter_world::export_filter_world!(
+            __WasmbanFilterExport with_types_in $crate::wit::filter_world
+        );
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "wasmban:sdk-version")]
+        #[used]
+        static __WASMBAN_SDK_VERSION: [u8; $crate::SDK_VERSION.len()] = $crate::SDK_VERSION_BYTES;
+    };
+}
+
+/// Export an [`Action`] implementation as this component's action.
+#[macro_export]
+macro_rules! export_action {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WasmbanActionExport;
+        impl $crate::wit::action_world::exports::wasmban::plugin::action::Guest
+            for __WasmbanActionExport
+        {
+            type Handler = $crate::ActionAdapter<$ty>;
+        }
+        $crate::wit::action_world::export_action_world!(
+            __WasmbanActionExport with_types_in $crate::wit::action_world
+        );
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "wasmban:sdk-version")]
+        #[used]
+        static __WASMBAN_SDK_VERSION: [u8; $crate::SDK_VERSION.len()] = $crate::SDK_VERSION_BYTES;
+    };
+}
+
+/// Write to the daemon log; the host tags every message with the plugin.
+pub mod log {
+    use crate::wit::filter_world::wasmban::plugin::log as imp;
+    /// Log at debug level.
+    pub fn debug(message: &str) {
+        imp::log(imp::Level::Debug, message)
+    }
+    /// Log at info level.
+    pub fn info(message: &str) {
+        imp::log(imp::Level::Info, message)
+    }
+    /// Log at warning level.
+    pub fn warn(message: &str) {
+        imp::log(imp::Level::Warn, message)
+    }
+    /// Log at error level.
+    pub fn error(message: &str) {
+        imp::log(imp::Level::Error, message)
+    }
+}
+
+/// Run firewall programs (actions only; the grant names the programs).
+pub mod firewall {
+    use crate::wit::action_world::wasmban::plugin::firewall as imp;
+    pub use crate::wit::action_world::wasmban::plugin::firewall::Output;
+    /// Run `program` with `args`, killed after `timeout_ms`.
+    pub fn run(program: &str, args: &[String], timeout_ms: u32) -> Result<Output, String> {
+        imp::run(program, args, timeout_ms)
+    }
+    /// Run `program` with `input` on its standard input.
+    pub fn run_with_input(program: &str, args: &[String], input: &str, timeout_ms: u32) -> Result<Output, String> {
+        imp::run_with_input(program, args, input, timeout_ms)
+    }
+}
+
+/// Send mail through the admin's relay (actions only, when granted).
+pub mod mail {
+    pub use crate::wit::action_world::wasmban::plugin::mail::Message;
+    /// Send one message.
+    pub fn send(message: &Message) -> Result<(), String> {
+        crate::wit::action_world::wasmban::plugin::mail::send(message)
+    }
+}
+
+/// Whois look-ups (actions only, when granted).
+pub mod whois {
+    /// The whois report for `address`.
+    pub fn lookup(address: &str) -> Result<String, String> {
+        crate::wit::action_world::wasmban::plugin::whois::lookup(address)
+    }
+}
+
+/// Shell command lines (fail2ban's classic actions only, when granted).
+pub mod shell {
+    pub use crate::wit::action_world::wasmban::plugin::firewall::Output;
+    /// Run `command` with `/bin/sh -c`, killed after `timeout_ms`.
+    pub fn run(command: &str, timeout_ms: u32) -> Result<Output, String> {
+        crate::wit::action_world::wasmban::plugin::shell::run(command, timeout_ms)
+    }
+}

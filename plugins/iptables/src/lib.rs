@@ -1,0 +1,373 @@
+//! fail2ban's iptables action as a component: a chain `f2b-<name>` that ends
+//! in RETURN, a jump to it from `<chain>` for the jail's protocol and ports,
+//! and one rule per banned address at the top of that chain. IPv6 addresses
+//! go to ip6tables, whose chain is built the first time it is needed.
+//!
+//! It can only run `iptables` and `ip6tables` (its grant), with argv lists.
+
+use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
+
+/// Which packets the jump rule sends to the jail's chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PortMatch {
+    /// `-m multiport --dports 22,2222`
+    Multiport(String),
+    /// Every port of the protocol.
+    AllPorts,
+    /// `--dport 22`
+    OnePort(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn program(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+    fn of(ip: &str) -> Family {
+        if ip.contains(':') { Family::V6 } else { Family::V4 }
+    }
+}
+
+/// The settings of one jail's iptables action.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub chain: String,
+    pub protocol: String,
+    pub ports: PortMatch,
+    pub blocktype: Vec<String>,
+    pub blocktype6: Vec<String>,
+    pub returntype: String,
+    pub timeout_ms: u32,
+}
+
+fn words(value: &str) -> Vec<String> {
+    value.split_whitespace().map(str::to_string).collect()
+}
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Chain names are limited to 28 characters by the kernel; jail names are
+/// admin-chosen, so check them here with a message that names the option.
+fn valid_chain_name(option: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 28 {
+        return Err(format!("option `{option}` = {value:?}: an iptables chain name must be 1 to 28 characters"));
+    }
+    if let Some(bad) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("option `{option}` = {value:?}: character {bad:?} is not allowed in a chain name"));
+    }
+    Ok(())
+}
+
+impl Plan {
+    pub fn from_options(options: &Options) -> Result<Plan, String> {
+        let name = options.get_or("name", "default").to_string();
+        let chain = options.get_or("chain", "INPUT").to_string();
+        let protocol = options.get_or("protocol", "tcp").to_string();
+        let port = options.get_or("port", "ssh").replace(' ', "");
+        let ports = match options.get_or("type", "multiport") {
+            "multiport" => PortMatch::Multiport(port),
+            "allports" => PortMatch::AllPorts,
+            "oneport" => PortMatch::OnePort(port),
+            other => {
+                return Err(format!("option `type` = {other:?}: expected multiport, allports or oneport"));
+            }
+        };
+        valid_chain_name("name", &format!("f2b-{name}"))?;
+        valid_chain_name("chain", &chain)?;
+        if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp" | "udplite" | "all") {
+            return Err(format!("option `protocol` = {protocol:?}: expected tcp, udp, sctp, udplite or all"));
+        }
+        let blocktype = words(options.get_or("blocktype", "REJECT --reject-with icmp-port-unreachable"));
+        let blocktype6 = match options.get("blocktype6") {
+            Some(v) => words(v),
+            None => blocktype
+                .iter()
+                .map(|w| if w == "icmp-port-unreachable" { "icmp6-port-unreachable".to_string() } else { w.clone() })
+                .collect(),
+        };
+        if blocktype.is_empty() {
+            return Err("option `blocktype` is empty: give a target such as REJECT or DROP".into());
+        }
+        let timeout_ms = match options.get("timeout") {
+            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
+            None => 30_000,
+        };
+        Ok(Plan {
+            name,
+            chain,
+            protocol,
+            ports,
+            blocktype,
+            blocktype6,
+            returntype: options.get_or("returntype", "RETURN").to_string(),
+            timeout_ms,
+        })
+    }
+
+    fn jail_chain(&self) -> String {
+        format!("f2b-{}", self.name)
+    }
+
+    /// The match part of the jump rule: `-p tcp -m multiport --dports 22`.
+    fn jump_match(&self) -> Vec<String> {
+        let mut m = vec!["-p".to_string(), self.protocol.clone()];
+        match &self.ports {
+            PortMatch::Multiport(p) => m.extend(argv(&["-m", "multiport", "--dports", p])),
+            PortMatch::AllPorts => {}
+            PortMatch::OnePort(p) => m.extend(argv(&["--dport", p])),
+        }
+        m
+    }
+
+    fn jump(&self, op: &str) -> Vec<String> {
+        let mut a = argv(&["-w", op, &self.chain]);
+        a.extend(self.jump_match());
+        a.extend(argv(&["-j", &self.jail_chain()]));
+        a
+    }
+
+    /// Commands that build the structure, in order.
+    pub fn start(&self) -> Vec<Vec<String>> {
+        let c = self.jail_chain();
+        vec![argv(&["-w", "-N", &c]), argv(&["-w", "-A", &c, "-j", &self.returntype]), self.jump("-I")]
+    }
+
+    /// Commands that remove the structure, in order.
+    pub fn stop(&self) -> Vec<Vec<String>> {
+        let c = self.jail_chain();
+        vec![self.jump("-D"), argv(&["-w", "-F", &c]), argv(&["-w", "-X", &c])]
+    }
+
+    /// The command that succeeds only while the jump rule is in place.
+    pub fn check_jump(&self) -> Vec<String> {
+        self.jump("-C")
+    }
+
+    /// The command that succeeds only while the chain ends in RETURN.
+    pub fn check_return(&self) -> Vec<String> {
+        argv(&["-w", "-C", &self.jail_chain(), "-j", &self.returntype])
+    }
+
+    fn block(&self, family: Family) -> &[String] {
+        match family {
+            Family::V4 => &self.blocktype,
+            Family::V6 => &self.blocktype6,
+        }
+    }
+
+    pub fn ban(&self, ip: &str) -> Vec<String> {
+        let mut a = argv(&["-w", "-I", &self.jail_chain(), "1", "-s", ip, "-j"]);
+        a.extend(self.block(Family::of(ip)).iter().cloned());
+        a
+    }
+
+    pub fn unban(&self, ip: &str) -> Vec<String> {
+        let mut a = argv(&["-w", "-D", &self.jail_chain(), "-s", ip, "-j"]);
+        a.extend(self.block(Family::of(ip)).iter().cloned());
+        a
+    }
+
+    pub fn check_ban(&self, ip: &str) -> Vec<String> {
+        let mut a = argv(&["-w", "-C", &self.jail_chain(), "-s", ip, "-j"]);
+        a.extend(self.block(Family::of(ip)).iter().cloned());
+        a
+    }
+}
+
+/// An address as the firewall must see it: IPv4 or IPv6, nothing else, so
+/// that no id a filter produced can smuggle an option into the argv.
+fn checked_address(ip: &str) -> Result<&str, String> {
+    if ip.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(ip);
+    }
+    // CIDR ranges are accepted when the prefix is a valid length.
+    if let Some((addr, len)) = ip.split_once('/')
+        && let (Ok(a), Ok(l)) = (addr.parse::<std::net::IpAddr>(), len.parse::<u8>())
+        && l <= if a.is_ipv4() { 32 } else { 128 }
+    {
+        return Ok(ip);
+    }
+    Err(format!("{ip:?} is not an IP address or CIDR range; iptables can only ban addresses"))
+}
+
+pub struct Iptables {
+    plan: Plan,
+    /// Which families' structures this instance built.
+    started: [bool; 2],
+}
+
+impl Iptables {
+    fn run(&self, family: Family, args: &[String]) -> Result<firewall::Output, String> {
+        firewall::run(family.program(), args, self.plan.timeout_ms)
+    }
+
+    fn run_ok(&self, family: Family, args: &[String]) -> Result<(), String> {
+        let out = self.run(family, args)?;
+        if out.status == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{} {}` exited with status {}: {}",
+                family.program(),
+                args.join(" "),
+                out.status,
+                out.stderr.trim()
+            ))
+        }
+    }
+
+    fn start_family(&mut self, family: Family) -> Result<(), String> {
+        for args in self.plan.start() {
+            self.run_ok(family, &args)?;
+        }
+        self.started[family as usize] = true;
+        Ok(())
+    }
+
+    fn ensure_started(&mut self, family: Family) -> Result<(), String> {
+        if !self.started[family as usize] {
+            self.start_family(family)?;
+        }
+        Ok(())
+    }
+}
+
+impl Action for Iptables {
+    fn new(options: Options) -> Result<Self, String> {
+        Ok(Iptables { plan: Plan::from_options(&options)?, started: [false; 2] })
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        self.start_family(Family::V4)
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for family in [Family::V4, Family::V6] {
+            if !self.started[family as usize] {
+                continue;
+            }
+            // Every step is tried even when one fails, so that a partly
+            // removed structure is removed as far as possible.
+            for args in self.plan.stop() {
+                if let Err(e) = self.run_ok(family, &args) {
+                    errors.push(e);
+                }
+            }
+            self.started[family as usize] = false;
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        for family in [Family::V4, Family::V6] {
+            if !self.started[family as usize] {
+                continue;
+            }
+            let jump_ok = self.run(family, &self.plan.check_jump())?.status == 0;
+            let return_ok = self.run(family, &self.plan.check_return())?.status == 0;
+            if jump_ok && return_ok {
+                continue;
+            }
+            log::warn(&format!(
+                "{} structure of f2b-{} is damaged (jump present: {jump_ok}, return rule present: {return_ok}); rebuilding it",
+                family.program(),
+                self.plan.name
+            ));
+            // Rebuild from scratch: remove what is left, then start again.
+            for args in self.plan.stop() {
+                let _ = self.run(family, &args);
+            }
+            self.start_family(family)?;
+            return Err(format!(
+                "the {} structure of f2b-{} was damaged and has been rebuilt; its bans must be applied again",
+                family.program(),
+                self.plan.name
+            ));
+        }
+        Ok(())
+    }
+
+    fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        let ip = checked_address(&ticket.ip)?;
+        let family = Family::of(ip);
+        self.ensure_started(family)?;
+        // Already banned (for instance restored after a restart): adding the
+        // rule again would need two unbans to lift it.
+        if self.run(family, &self.plan.check_ban(ip))?.status == 0 {
+            return Ok(());
+        }
+        self.run_ok(family, &self.plan.ban(ip))
+    }
+
+    fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        let ip = checked_address(&ticket.ip)?;
+        let family = Family::of(ip);
+        if !self.started[family as usize] {
+            return Ok(());
+        }
+        self.run_ok(family, &self.plan.unban(ip))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+wasmban_plugin_sdk::export_action!(Iptables);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pairs: &[(&str, &str)]) -> Result<Plan, String> {
+        Plan::from_options(&Options::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    #[test]
+    fn multiport_structure_matches_fail2ban() {
+        let p = plan(&[("name", "sshd"), ("port", "22, 2222")]).unwrap();
+        assert_eq!(p.start()[2].join(" "), "-w -I INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd");
+        assert_eq!(
+            p.ban("192.0.2.7").join(" "),
+            "-w -I f2b-sshd 1 -s 192.0.2.7 -j REJECT --reject-with icmp-port-unreachable"
+        );
+        assert_eq!(
+            p.ban("2001:db8::7").join(" "),
+            "-w -I f2b-sshd 1 -s 2001:db8::7 -j REJECT --reject-with icmp6-port-unreachable"
+        );
+    }
+
+    #[test]
+    fn allports_and_oneport() {
+        let p = plan(&[("name", "x"), ("type", "allports"), ("protocol", "udp")]).unwrap();
+        assert_eq!(p.check_jump().join(" "), "-w -C INPUT -p udp -j f2b-x");
+        let p = plan(&[("name", "x"), ("type", "oneport"), ("port", "25")]).unwrap();
+        assert_eq!(p.check_jump().join(" "), "-w -C INPUT -p tcp --dport 25 -j f2b-x");
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        assert!(plan(&[("type", "someports")]).unwrap_err().contains("`type`"));
+        assert!(plan(&[("name", "a b")]).unwrap_err().contains("`name`"));
+        assert!(plan(&[("name", "a-very-long-jail-name-indeed")]).unwrap_err().contains("28"));
+        assert!(plan(&[("protocol", "tcp;ls")]).unwrap_err().contains("`protocol`"));
+    }
+
+    #[test]
+    fn only_addresses_reach_the_argv() {
+        assert!(checked_address("192.0.2.1").is_ok());
+        assert!(checked_address("2001:db8::/32").is_ok());
+        assert!(checked_address("-F").is_err());
+        assert!(checked_address("192.0.2.1 -j ACCEPT").is_err());
+        assert!(checked_address("10.0.0.0/33").is_err());
+    }
+}

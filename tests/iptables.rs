@@ -1,0 +1,164 @@
+//! The built-in iptables action: the exact argv it produces (golden files),
+//! and the real thing inside a network namespace made for the test.
+
+use std::sync::Arc;
+
+use wasmban::capability::process::{ProgramOutput, RecordingRunner, SystemRunner};
+use wasmban::plugin::bindings::types::Ticket;
+
+use crate::util::{NetNs, builtin, golden, opts, root_skip_reason, runtime_with};
+
+pub fn ticket(ip: &str) -> Ticket {
+    Ticket {
+        jail: "sshd".into(),
+        ip: ip.into(),
+        failures: 5,
+        matches: vec![],
+        time: 1_700_000_000,
+        bantime: 600,
+        ban_count: 0,
+        fields: vec![],
+    }
+}
+
+/// Answers `-C` (check) with "absent" unless `present` says otherwise.
+fn recorder(present: bool) -> RecordingRunner {
+    RecordingRunner::answering(move |run| {
+        let is_check = run.args.iter().any(|a| a == "-C");
+        ProgramOutput { status: if is_check && !present { 1 } else { 0 }, ..Default::default() }
+    })
+}
+
+fn transcript(recorder: &RecordingRunner) -> String {
+    recorder
+        .runs()
+        .iter()
+        .map(|r| {
+            let program = r.program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            format!("{program} {}\n", r.args.join(" "))
+        })
+        .collect()
+}
+
+fn lifecycle(options: &[(&str, &str)]) -> String {
+    let rec = recorder(false);
+    let rt = runtime_with(Arc::new(rec.clone()));
+    let mut action = builtin(&rt, "iptables").action(opts(options)).unwrap();
+    action.start().unwrap();
+    let results = action.ban(&[ticket("192.0.2.7"), ticket("2001:db8::7")]).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let results = action.unban(&[ticket("192.0.2.7")]).unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    action.stop().unwrap();
+    transcript(&rec)
+}
+
+#[test]
+fn multiport_argv() {
+    golden("iptables-multiport.txt", &lifecycle(&[("name", "sshd"), ("port", "ssh,2222")]));
+}
+
+#[test]
+fn allports_argv_with_drop() {
+    golden(
+        "iptables-allports.txt",
+        &lifecycle(&[("name", "recidive"), ("type", "allports"), ("blocktype", "DROP"), ("protocol", "all")]),
+    );
+}
+
+#[test]
+fn oneport_argv_on_another_chain() {
+    golden(
+        "iptables-oneport.txt",
+        &lifecycle(&[("name", "postfix"), ("type", "oneport"), ("port", "25"), ("chain", "FORWARD")]),
+    );
+}
+
+#[test]
+fn a_ban_already_in_place_is_not_added_twice() {
+    let rec = recorder(true);
+    let rt = runtime_with(Arc::new(rec.clone()));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd")])).unwrap();
+    action.start().unwrap();
+    action.ban(&[ticket("192.0.2.8")]).unwrap();
+    let inserts = rec
+        .runs()
+        .iter()
+        .filter(|r| r.args.iter().any(|a| a == "192.0.2.8") && r.args.contains(&"-I".to_string()))
+        .count();
+    assert_eq!(inserts, 0);
+}
+
+#[test]
+fn an_address_that_is_not_one_never_reaches_the_argv() {
+    let rec = recorder(false);
+    let rt = runtime_with(Arc::new(rec.clone()));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd")])).unwrap();
+    action.start().unwrap();
+    let before = rec.runs().len();
+    let results = action.ban(&[ticket("-F"), ticket("192.0.2.1 -j ACCEPT")]).unwrap();
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    assert_eq!(rec.runs().len(), before);
+}
+
+#[test]
+fn bad_options_are_a_creation_error_naming_the_option() {
+    let rt = runtime_with(Arc::new(recorder(false)));
+    let err = builtin(&rt, "iptables").action(opts(&[("type", "everyport")])).err().unwrap();
+    assert!(err.to_string().contains("`type`"), "{err}");
+}
+
+/// The real firewall, inside a namespace this test creates and deletes.
+#[test]
+fn real_iptables_in_a_network_namespace() {
+    if let Some(why) = root_skip_reason(&["iptables", "ip6tables", "ip"]) {
+        eprintln!("SKIPPED real_iptables_in_a_network_namespace: {why}");
+        return;
+    }
+    let ns = NetNs::new("ipt");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd"), ("port", "22,2222")])).unwrap();
+    ns.run(|| {
+        action.start().unwrap();
+        let results = action.ban(&[ticket("192.0.2.7"), ticket("2001:db8::7")]).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // Banning again changes nothing.
+        action.ban(&[ticket("192.0.2.7")]).unwrap();
+        action.check().unwrap();
+    });
+    let rules = ns.exec(&["iptables", "-w", "-S"]);
+    assert!(rules.contains("-A INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd"), "{rules}");
+    assert_eq!(rules.matches("-A f2b-sshd -s 192.0.2.7/32 -j REJECT").count(), 1, "{rules}");
+    let rules6 = ns.exec(&["ip6tables", "-w", "-S"]);
+    assert!(
+        rules6.contains("-A f2b-sshd -s 2001:db8::7/128 -j REJECT --reject-with icmp6-port-unreachable"),
+        "{rules6}"
+    );
+
+    // Someone flushes the structure under us: check notices and rebuilds.
+    ns.run(|| ns_flush_and_check(&mut action));
+
+    ns.run(|| action.stop().unwrap());
+    for program in ["iptables", "ip6tables"] {
+        let rules = ns.exec(&[program, "-w", "-S"]);
+        assert!(!rules.contains("f2b-"), "stop left {program} rules behind: {rules}");
+    }
+}
+
+fn ns_flush_and_check(action: &mut wasmban::plugin::ActionInstance) {
+    // Runs inside the namespace thread: remove the jump and the RETURN rule.
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("iptables").args(args).status().unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    run(&["-w", "-D", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22,2222", "-j", "f2b-sshd"]);
+    run(&["-w", "-F", "f2b-sshd"]);
+    let err = action.check().unwrap_err().to_string();
+    assert!(err.contains("rebuilt"), "{err}");
+    // After the repair the structure is whole again.
+    action.check().unwrap();
+    let out = std::process::Command::new("iptables").args(["-w", "-S"]).output().unwrap();
+    let rules = String::from_utf8_lossy(&out.stdout);
+    assert!(rules.contains("-A INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd"), "{rules}");
+    assert!(rules.contains("-A f2b-sshd -j RETURN"), "{rules}");
+}

@@ -1,0 +1,11 @@
+//! Integration tests, one binary, one module per area. Plugins are the real
+//! components built from plugins/ by host/build.rs.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+mod cache;
+mod cli;
+mod grants;
+mod iptables;
+mod sandbox;

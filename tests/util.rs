@@ -1,0 +1,125 @@
+//! Shared helpers: fixture components, runtimes, golden files, namespaces.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmban::capability::process::ProgramRunner;
+use wasmban::plugin::registry::Origin;
+use wasmban::plugin::{Manifest, Plugin, PluginError, PluginSource, Registry, Runtime, RuntimeOptions};
+
+/// Where host/build.rs left the components it built.
+pub fn artifact(crate_name: &str) -> PathBuf {
+    Path::new(env!("WASMBAN_PLUGIN_ARTIFACTS")).join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+pub fn runtime() -> Runtime {
+    Runtime::new(RuntimeOptions::default()).expect("runtime")
+}
+
+pub fn runtime_with(runner: Arc<dyn ProgramRunner>) -> Runtime {
+    Runtime::new(RuntimeOptions { cache_dir: None, runner }).expect("runtime")
+}
+
+/// A fixture component with the given manifest text.
+pub fn fixture_source(crate_name: &str, manifest: &str) -> PluginSource {
+    let path = artifact(crate_name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    PluginSource {
+        name: crate_name.to_string(),
+        bytes: Arc::from(bytes),
+        manifest: Manifest::parse(manifest).expect("fixture manifest"),
+        origin: Origin::File(path),
+        manifest_path: None,
+    }
+}
+
+pub fn load_fixture(runtime: &Runtime, crate_name: &str, manifest: &str) -> Result<Plugin, PluginError> {
+    runtime.load(&fixture_source(crate_name, manifest), "test manifest")
+}
+
+pub fn builtin(runtime: &Runtime, name: &str) -> Plugin {
+    let source = Registry::new(None).resolve(name).expect("built-in");
+    runtime.load(&source, "built-in").expect("built-in loads")
+}
+
+pub fn opts(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Compare `actual` with the golden file `tests/golden/NAME`; `BLESS=1`
+/// rewrites the file instead.
+pub fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden").join(name);
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing golden file {}; run with BLESS=1 to create it", path.display()));
+    assert_eq!(expected, actual, "output differs from {}; run with BLESS=1 if the change is intended", path.display());
+}
+
+/// Why a root-only test cannot run here, if it cannot.
+pub fn root_skip_reason(programs: &[&str]) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to create network namespaces".into());
+    }
+    for p in programs {
+        if wasmban::capability::process::resolve_program(p).is_none() {
+            return Some(format!("needs `{p}` installed (.ci/run installs it)"));
+        }
+    }
+    None
+}
+
+/// A network namespace made for one test and deleted when dropped.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(tag: &str) -> NetNs {
+        let name = format!("wbtest-{tag}-{}", std::process::id());
+        let status = std::process::Command::new("ip").args(["netns", "add", &name]).status().expect("run ip");
+        assert!(status.success(), "ip netns add {name} failed");
+        NetNs { name }
+    }
+
+    /// Run `f` on a thread that has entered this namespace: programs it
+    /// starts (through capabilities too) act on the namespace's firewall,
+    /// never on the machine's.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let ns = std::fs::File::open(&path).expect("open netns");
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: setns on a valid namespace fd affects only this thread.
+                    let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0, "setns failed: {}", std::io::Error::last_os_error());
+                    f()
+                })
+                .join()
+                .expect("namespace thread")
+        })
+    }
+
+    /// Run a command inside the namespace and return its stdout.
+    pub fn exec(&self, argv: &[&str]) -> String {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(argv)
+            .output()
+            .expect("ip netns exec");
+        assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}

@@ -1,4 +1,6 @@
 //! wasmban: intrusion prevention with sandboxed WebAssembly filters and actions.
 pub mod capability;
 pub mod cli;
+pub mod config;
 pub mod plugin;
+pub mod timezone;

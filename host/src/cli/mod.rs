@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod plugin;
+pub mod regex;
 
 /// Where the configuration lives by default.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/wasmban";
@@ -32,6 +33,8 @@ pub enum Command {
     /// Inspect and list plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run a filter over a log file and show what it finds (fail2ban-regex).
+    Regex(regex::RegexArgs),
 }
 
 impl Cli {
@@ -49,5 +52,6 @@ impl Cli {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plugin(cmd) => plugin::run(&cli, cmd),
+        Command::Regex(args) => regex::run(&cli, args),
     }
 }

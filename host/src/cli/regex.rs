@@ -1,0 +1,224 @@
+//! `wasmban regex`: run a filter over a log file, the way `fail2ban-regex`
+//! does, through the same component the daemon uses. `--json` follows the
+//! conformance contract: one JSON object per processed line.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::cli::Cli;
+use crate::config::filter::FilterDefinition;
+use crate::plugin::bindings::types::Failure;
+use crate::plugin::{Registry, Runtime, RuntimeOptions};
+
+/// Lines sent to the filter per call.
+const BATCH_LINES: usize = 4096;
+
+/// Arguments of `wasmban regex`.
+#[derive(Debug, Args)]
+pub struct RegexArgs {
+    /// One JSON object per processed line (the conformance contract).
+    #[arg(long)]
+    pub json: bool,
+    /// Pin "now" (unix seconds) instead of the real clock.
+    #[arg(long, value_name = "UNIX")]
+    pub now: Option<f64>,
+    /// Lines are journal messages: no date detection, their time is now.
+    #[arg(long)]
+    pub journal: bool,
+    /// A filter parameter, like `filter = NAME[KEY=VALUE]` in a jail.
+    #[arg(long = "opt", value_name = "KEY=VALUE")]
+    pub opts: Vec<String>,
+    /// Print the lines no failregex matched.
+    #[arg(long)]
+    pub print_all_missed: bool,
+    /// Print the lines an ignoreregex dropped.
+    #[arg(long)]
+    pub print_all_ignored: bool,
+    /// Print the lines that matched.
+    #[arg(long)]
+    pub print_all_matched: bool,
+    /// The log file to scan.
+    pub log: PathBuf,
+    /// A filter file path, or the name of a filter in the configuration's filter.d.
+    pub filter: String,
+}
+
+fn parse_opts(opts: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    opts.iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => bail!("--opt {o:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn load_definition(cli: &Cli, filter: &str, params: &[(String, String)]) -> anyhow::Result<FilterDefinition> {
+    let path = Path::new(filter);
+    let looks_like_path = filter.contains('/') || filter.ends_with(".conf") || filter.ends_with(".local");
+    if looks_like_path || path.is_file() {
+        Ok(FilterDefinition::load_file(path, params)?)
+    } else {
+        Ok(FilterDefinition::load(&cli.config_dir, filter, params)?)
+    }
+}
+
+struct Line {
+    number: usize,
+    text: String,
+}
+
+fn read_lines(path: &Path) -> anyhow::Result<Vec<Line>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read log {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text
+        .split('\n')
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let l = l.trim_end_matches(['\r', '\n']);
+            (!l.is_empty() && !l.starts_with('#')).then(|| Line { number: i + 1, text: l.to_string() })
+        })
+        .collect())
+}
+
+fn failure_json(f: &Failure) -> Value {
+    let mut fields = serde_json::Map::new();
+    let mut users: Vec<String> = Vec::new();
+    for (k, v) in &f.fields {
+        if k == "users" {
+            users.push(v.clone());
+        } else {
+            fields.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+    if !users.is_empty() {
+        users.sort();
+        users.dedup();
+        fields.insert("users".into(), json!(users));
+    }
+    json!({ "id": f.host, "regex": f.rule, "fields": fields, "matches": f.matches })
+}
+
+/// Run `wasmban regex`.
+pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
+    let params = parse_opts(&args.opts)?;
+    let definition = load_definition(cli, &args.filter, &params)?;
+    let mut options = definition.regex_plugin_options()?;
+    options.push(("timezone".into(), crate::timezone::local_rule()));
+    // fail2ban-regex tries every failregex on every line, so its hit counts
+    // are per regex; the daemon stops at the first match.
+    options.push(("check-all".into(), "1".into()));
+    if args.journal {
+        options.push(("journal".into(), "1".into()));
+    }
+    let registry = Registry::new(Some(cli.plugin_dir()));
+    let source = registry.resolve(definition.plugin())?;
+    let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
+    let grant_file = source.grant_file_hint(registry.plugin_dir());
+    let plugin = runtime.load(&source, &grant_file)?;
+    let mut filter =
+        plugin.filter(options).with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
+
+    let now = args.now.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    });
+    let lines = read_lines(&args.log)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let failregex = definition.list("failregex");
+    let mut hits = vec![0usize; failregex.len()];
+    let (mut matched, mut ignored, mut missed, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+
+    for chunk in lines.chunks(BATCH_LINES) {
+        let batch: String = chunk.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n");
+        let scan = match filter.feed(&batch, now, true) {
+            Ok(scan) => scan,
+            Err(e) => {
+                // One bad batch must not end the run: report and go on.
+                eprintln!(
+                    "wasmban: lines {}..{} skipped: {e}",
+                    chunk.first().map(|l| l.number).unwrap_or(0),
+                    chunk.last().map(|l| l.number).unwrap_or(0)
+                );
+                skipped += chunk.len();
+                continue;
+            }
+        };
+        let mut per_line: Vec<Vec<&Failure>> = vec![Vec::new(); chunk.len()];
+        for f in &scan.failures {
+            if let Some(slot) = per_line.get_mut(f.line as usize) {
+                slot.push(f);
+            }
+        }
+        for (i, line) in chunk.iter().enumerate() {
+            let note = scan.notes.get(i);
+            let failures = &per_line[i];
+            if args.json {
+                let record = json!({
+                    "line": line.number,
+                    "time": note.and_then(|n| n.time),
+                    "failures": failures.iter().map(|f| failure_json(f)).collect::<Vec<_>>(),
+                });
+                writeln!(out, "{record}")?;
+            }
+            for f in failures {
+                if let Some(h) = hits.get_mut(f.rule as usize) {
+                    *h += 1;
+                }
+            }
+            if !failures.is_empty() {
+                matched.push(line);
+            } else if note.is_some_and(|n| n.ignored) {
+                ignored.push(line);
+            } else {
+                missed.push(line);
+            }
+        }
+    }
+    if args.json {
+        out.flush()?;
+        return Ok(());
+    }
+    writeln!(out, "Running tests\n=============\n")?;
+    writeln!(out, "Use   failregex filter file : {}", definition.where_())?;
+    writeln!(out, "Use         log file : {}\n", args.log.display())?;
+    writeln!(out, "Results\n=======\n")?;
+    writeln!(out, "Failregex: {} total", hits.iter().sum::<usize>())?;
+    writeln!(out, "|-  #) [# of hits] regular expression")?;
+    for (i, (re, n)) in failregex.iter().zip(&hits).enumerate() {
+        if *n > 0 {
+            writeln!(out, "|  {:>2}) [{n}] {re}", i + 1)?;
+        }
+    }
+    writeln!(out, "`-\n")?;
+    writeln!(
+        out,
+        "Lines: {} lines, {} ignored, {} matched, {} missed{}",
+        lines.len(),
+        ignored.len(),
+        matched.len(),
+        missed.len(),
+        if skipped > 0 { format!(", {skipped} skipped after filter errors") } else { String::new() }
+    )?;
+    let mut print = |title: &str, set: &[&Line]| -> std::io::Result<()> {
+        writeln!(out, "|- {title} line(s):")?;
+        for l in set {
+            writeln!(out, "|  {}", l.text)?;
+        }
+        writeln!(out, "`-")
+    };
+    if args.print_all_matched {
+        print("Matched", &matched)?;
+    }
+    if args.print_all_ignored {
+        print("Ignored", &ignored)?;
+    }
+    if args.print_all_missed {
+        print("Missed", &missed)?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! A filter definition (`filter.d/NAME.conf` + `.local`, or a file given by
+//! path) resolved the way fail2ban resolves it: `[Definition]` options
+//! interpolated with the jail's parameters as vars, `[Init]` values and the
+//! parameters combined over them, then `<tag>` substitution.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfigError;
+use crate::config::ini::{Ini, layered_files};
+use crate::config::interp::{Vars, substitute_tags};
+
+/// The `[Definition]` options a filter is made of.
+pub const FILTER_OPTIONS: &[&str] =
+    &["usedns", "prefregex", "ignoreregex", "failregex", "maxlines", "datepattern", "journalmatch", "plugin"];
+
+/// A resolved filter.
+#[derive(Debug, Clone)]
+pub struct FilterDefinition {
+    /// Its name (file stem).
+    pub name: String,
+    /// The files read, in order.
+    pub files: Vec<PathBuf>,
+    /// Every combined option after interpolation and tag substitution.
+    pub options: BTreeMap<String, String>,
+}
+
+impl FilterDefinition {
+    /// The filter `NAME` of the configuration directory `confdir`
+    /// (`filter.d/NAME.conf`, `filter.d/NAME.d/*.conf`, `.local`s).
+    pub fn load(confdir: &Path, name: &str, params: &[(String, String)]) -> Result<Self, ConfigError> {
+        let base = confdir.join("filter.d").join(name);
+        let files = layered_files(&base);
+        if files.is_empty() {
+            return Err(ConfigError::NotFound {
+                kind: "filter",
+                name: name.to_string(),
+                looked: format!("{0}.conf and {0}.local", base.display()),
+            });
+        }
+        let ini = Ini::read(&files)?;
+        Self::resolve(name, ini, params)
+    }
+
+    /// A filter given by its file path, as `fail2ban-regex` reads one.
+    pub fn load_file(path: &Path, params: &[(String, String)]) -> Result<Self, ConfigError> {
+        let ini = Ini::read_explicit(path)?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        Self::resolve(&name, ini, params)
+    }
+
+    fn resolve(name: &str, ini: Ini, params: &[(String, String)]) -> Result<Self, ConfigError> {
+        let vars: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+        let mut combined = BTreeMap::new();
+        for option in FILTER_OPTIONS {
+            if vars.contains_key(*option) {
+                continue;
+            }
+            if let Some(v) = ini.get("Definition", option, &vars)? {
+                combined.insert(option.to_string(), v);
+            }
+        }
+        // The parameters, then [Init] values the parameters do not set
+        // (and each Init value as known/NAME), override the definition.
+        let mut init: BTreeMap<String, String> = vars.clone().into_iter().collect();
+        if let Some(section) = ini.sections.get("Init") {
+            let mut names: Vec<&String> = section.keys().collect();
+            names.sort();
+            for opt in names {
+                let value = ini.get("Init", opt, &Vars::new())?.unwrap_or_default();
+                if !opt.starts_with("known/") {
+                    init.insert(format!("known/{opt}"), value.clone());
+                }
+                init.entry(opt.clone()).or_insert(value);
+            }
+        }
+        combined.extend(init);
+        let ignore: HashSet<String> =
+            combined.keys().filter_map(|k| k.split_once('?').map(|(base, _)| base.to_string())).collect();
+        let options = substitute_tags(&combined, &ignore, |tag| ini.get_ex("Definition", tag, &vars))?;
+        Ok(FilterDefinition { name: name.to_string(), files: ini.files, options })
+    }
+
+    /// A multi-line option as a list: one entry per non-empty line.
+    pub fn list(&self, option: &str) -> Vec<String> {
+        self.options
+            .get(option)
+            .map(|v| v.split('\n').filter(|l| !l.trim().is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// A single option, if set and not empty.
+    pub fn get(&self, option: &str) -> Option<&str> {
+        self.options.get(option).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The component that runs this filter: its `plugin` option, or the
+    /// built-in regex filter.
+    pub fn plugin(&self) -> &str {
+        self.get("plugin").unwrap_or("regex-filter")
+    }
+
+    /// `maxlines`, checked.
+    pub fn maxlines(&self) -> Result<u32, ConfigError> {
+        match self.get("maxlines") {
+            None => Ok(1),
+            Some(v) => v.trim().parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| ConfigError::Value {
+                where_: self.where_(),
+                section: "Definition".into(),
+                option: "maxlines".into(),
+                message: format!("{v:?} is not a whole number of at least 1"),
+            }),
+        }
+    }
+
+    /// The files this definition came from, for messages.
+    pub fn where_(&self) -> String {
+        self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The options handed to the regex filter component.
+    pub fn regex_plugin_options(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        let mut out = Vec::new();
+        for key in ["prefregex", "datepattern"] {
+            if let Some(v) = self.get(key) {
+                out.push((key.to_string(), v.to_string()));
+            }
+        }
+        for key in ["failregex", "ignoreregex"] {
+            let list = self.list(key);
+            if !list.is_empty() {
+                out.push((key.to_string(), list.join("\n")));
+            }
+        }
+        out.push(("maxlines".to_string(), self.maxlines()?.to_string()));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn sample(dir: &Path) {
+        write(
+            dir,
+            "filter.d/common.conf",
+            "[DEFAULT]\nlogtype = file\n__prefix_line = <lt_<logtype>/pfx>\n[lt_file]\npfx = F\n[lt_journal]\npfx = J\n",
+        );
+        write(
+            dir,
+            "filter.d/svc.conf",
+            "[INCLUDES]\nbefore = common.conf\n[Definition]\nmode = normal\nprefregex = ^%(__prefix_line)s<F-CONTENT>.+</F-CONTENT>$\nfailregex = ^fail from <HOST>$\n            <mdre-<mode>>\nmdre-normal =\nmdre-ddos = ^ddos <HOST>\nmaxlines = 1\n",
+        );
+    }
+
+    #[test]
+    fn modes_and_logtypes_select_regexes_at_load_time() {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        let f = FilterDefinition::load(dir.path(), "svc", &[]).unwrap();
+        assert_eq!(f.list("failregex"), ["^fail from <HOST>$"]);
+        assert_eq!(f.get("prefregex"), Some("^F<F-CONTENT>.+</F-CONTENT>$"));
+        let params = [("mode".to_string(), "ddos".to_string()), ("logtype".to_string(), "journal".to_string())];
+        let f = FilterDefinition::load(dir.path(), "svc", &params).unwrap();
+        assert_eq!(f.list("failregex"), ["^fail from <HOST>$", "^ddos <HOST>"]);
+        assert_eq!(f.get("prefregex"), Some("^J<F-CONTENT>.+</F-CONTENT>$"));
+    }
+
+    #[test]
+    fn a_local_file_extends_with_known() {
+        let dir = tempfile::tempdir().unwrap();
+        sample(dir.path());
+        write(
+            dir.path(),
+            "filter.d/svc.local",
+            "[Definition]\nfailregex = %(known/failregex)s\n            ^extra <HOST>\n",
+        );
+        let f = FilterDefinition::load(dir.path(), "svc", &[]).unwrap();
+        assert_eq!(f.list("failregex"), ["^fail from <HOST>$", "^extra <HOST>"]);
+    }
+
+    #[test]
+    fn init_values_and_parameters_fill_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "filter.d/t.conf", "[Definition]\nfailregex = ^<who> from <HOST>\n[Init]\nwho = bob\n");
+        let f = FilterDefinition::load(dir.path(), "t", &[]).unwrap();
+        assert_eq!(f.list("failregex"), ["^bob from <HOST>"]);
+        let f = FilterDefinition::load(dir.path(), "t", &[("who".into(), "eve".into())]).unwrap();
+        assert_eq!(f.list("failregex"), ["^eve from <HOST>"]);
+    }
+
+    #[test]
+    fn a_missing_filter_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = FilterDefinition::load(dir.path(), "nope", &[]).unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("filter.d/nope.conf"), "{e}");
+    }
+}

@@ -1,0 +1,61 @@
+//! The host's local time zone as a POSIX TZ rule, for plugins: they have no
+//! time zone database, and a rule string is all they need to turn local
+//! log timestamps into unix time.
+
+use std::path::Path;
+
+/// The rule for `TZ` if set (a POSIX string, or a zone name looked up in
+/// the system's zoneinfo), else for `/etc/localtime`; `UTC0` when nothing
+/// can be read.
+pub fn local_rule() -> String {
+    match std::env::var("TZ") {
+        Ok(tz) if !tz.is_empty() => rule_for(&tz),
+        _ => footer_of(Path::new("/etc/localtime")).unwrap_or_else(|| "UTC0".into()),
+    }
+}
+
+/// The rule for one `TZ` value.
+pub fn rule_for(tz: &str) -> String {
+    let name = tz.strip_prefix(':').unwrap_or(tz);
+    let zone_file = if name.starts_with('/') {
+        Some(Path::new(name).to_path_buf())
+    } else if !name.contains("..") {
+        Some(Path::new("/usr/share/zoneinfo").join(name))
+    } else {
+        None
+    };
+    if let Some(rule) = zone_file.as_deref().filter(|p| p.is_file()).and_then(footer_of) {
+        return rule;
+    }
+    name.to_string()
+}
+
+/// TZif files (version 2 and later) end with the POSIX rule for times past
+/// their table, between two newlines.
+fn footer_of(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    if !bytes.starts_with(b"TZif") || bytes.last() != Some(&b'\n') {
+        return None;
+    }
+    let body = &bytes[..bytes.len() - 1];
+    let start = body.iter().rposition(|&b| b == b'\n')? + 1;
+    let rule = std::str::from_utf8(&body[start..]).ok()?;
+    (!rule.is_empty()).then(|| rule.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn posix_strings_pass_through() {
+        assert_eq!(rule_for("CET-01CEST-02,M3.5.0,M10.5.0"), "CET-01CEST-02,M3.5.0,M10.5.0");
+    }
+
+    #[test]
+    fn zone_names_become_rules_when_zoneinfo_is_installed() {
+        if Path::new("/usr/share/zoneinfo/Europe/Zurich").is_file() {
+            assert_eq!(rule_for("Europe/Zurich"), "CET-1CEST,M3.5.0,M10.5.0/3");
+        }
+    }
+}

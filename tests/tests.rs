@@ -6,6 +6,7 @@ mod util;
 
 mod cache;
 mod cli;
+mod conformance;
 mod grants;
 mod iptables;
 mod sandbox;

@@ -14,6 +14,20 @@ pub fn local_rule() -> String {
     }
 }
 
+/// The current calendar year (UTC), which decides the years `%ExY` accepts.
+pub fn current_year() -> i64 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    // Civil year from days since the epoch (Howard Hinnant's algorithm).
+    let z = (secs / 86400) as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
+}
+
 /// The rule for one `TZ` value.
 pub fn rule_for(tz: &str) -> String {
     let name = tz.strip_prefix(':').unwrap_or(tz);
@@ -46,6 +60,12 @@ fn footer_of(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_year_is_plausible() {
+        let y = current_year();
+        assert!((2025..2100).contains(&y), "{y}");
+    }
 
     #[test]
     fn posix_strings_pass_through() {

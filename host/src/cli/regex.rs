@@ -108,6 +108,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let definition = load_definition(cli, &args.filter, &params)?;
     let mut options = definition.regex_plugin_options()?;
     options.push(("timezone".into(), crate::timezone::local_rule()));
+    options.push(("year".into(), crate::timezone::current_year().to_string()));
     // fail2ban-regex tries every failregex on every line, so its hit counts
     // are per regex; the daemon stops at the first match.
     options.push(("check-all".into(), "1".into()));

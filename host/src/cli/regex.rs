@@ -41,6 +41,10 @@ pub struct RegexArgs {
     /// Print the lines that matched.
     #[arg(long)]
     pub print_all_matched: bool,
+    /// Print the resolved filter definition (one `key<TAB>value` line per
+    /// option handed to the filter, newlines as \n) and exit.
+    #[arg(long)]
+    pub print_definition: bool,
     /// The log file to scan.
     pub log: PathBuf,
     /// A filter file path, or the name of a filter in the configuration's filter.d.
@@ -114,6 +118,12 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     options.push(("check-all".into(), "1".into()));
     if args.journal {
         options.push(("journal".into(), "1".into()));
+    }
+    if args.print_definition {
+        for (k, v) in &options {
+            println!("{k}\t{}", v.replace('\n', "\\n"));
+        }
+        return Ok(());
     }
     let registry = Registry::new(Some(cli.plugin_dir()));
     let source = registry.resolve(definition.plugin())?;

@@ -4,9 +4,9 @@
 //! to which template matched before, and turned into unix time with the
 //! year, day and zone defaults of fail2ban's strptime.
 
-use fancy_regex::{Captures, Regex};
+use fancy_regex::Regex;
 
-use crate::dialect::translate;
+use crate::dialect::{relax, translate};
 use crate::tz::{TzRule, civil_from_days, days_from_civil, days_in_month};
 
 /// What a template is anchored to, as fail2ban flags it.
@@ -210,6 +210,12 @@ enum Reader {
 pub struct Template {
     pub name: String,
     regex: Regex,
+    /// The template without its word-boundary look-aheads, for the `regex`
+    /// crate; a match is exact once the boundaries are checked by hand.
+    fast: Option<regex::Regex>,
+    /// A superset of the template for the `regex` crate, to reject lines
+    /// cheaply when the template needs fancy features.
+    quick: Option<regex::Regex>,
     flags: u8,
     weight: f64,
     reader: Reader,
@@ -245,6 +251,7 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
     }
     let mut flags = 0;
     let mut name = name;
+    let mut unbounded_core = regex.clone();
     if bound_begin {
         if begin == Begin::Word {
             flags |= WORD_BEGIN;
@@ -252,6 +259,7 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
         } else {
             flags |= LINE_BEGIN;
             regex = format!(r"^(?:\W{{0,2}})?{regex}");
+            unbounded_core = regex.clone();
             if !name.starts_with("{^LN-BEG}") {
                 name = format!("{{^LN-BEG}}{name}");
             }
@@ -269,8 +277,24 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
     }
     let regex = regex.replace("**", "");
     let full = format!("{flags_group}{regex}");
-    let compiled = Regex::new(&translate(&full, false)).map_err(|e| format!("date pattern {name:?}: {e}"))?;
-    Ok(Template { name, regex: compiled, flags, weight: 1.0, reader, hits: 0, last_used: 0.0, distance: usize::MAX })
+    let translated = translate(&full, false);
+    let compiled = Regex::new(&translated).map_err(|e| format!("date pattern {name:?}: {e}"))?;
+    let unbounded = format!("{flags_group}{}", unbounded_core.replace("**", ""));
+    let unbounded = translate(&unbounded, false);
+    let fast = (relax(&unbounded) == unbounded).then(|| regex::Regex::new(&unbounded).ok()).flatten();
+    let quick = if fast.is_none() { regex::Regex::new(&relax(&translated)).ok() } else { None };
+    Ok(Template {
+        name,
+        regex: compiled,
+        fast,
+        quick,
+        flags,
+        weight: 1.0,
+        reader,
+        hits: 0,
+        last_used: 0.0,
+        distance: usize::MAX,
+    })
 }
 
 const EPOCH: &str = r"\d{10,11}\b(?:\.\d{3,6})?";
@@ -404,6 +428,32 @@ fn unbound(pattern: &str) -> &str {
     p.strip_prefix("{^LN-BEG}").unwrap_or(p)
 }
 
+fn is_word(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// `(?=^|\b|\W)` at `at`: false only between two word characters.
+fn word_begin_ok(hay: &str, at: usize) -> bool {
+    !(is_word(hay[..at].chars().next_back()) && is_word(hay[at..].chars().next()))
+}
+
+/// `(?=\b|\W|$)` at `at`: the same test.
+fn word_end_ok(hay: &str, at: usize) -> bool {
+    word_begin_ok(hay, at)
+}
+
+/// A template's match in a line.
+pub struct DateMatch {
+    /// The whole match.
+    pub start: usize,
+    pub end: usize,
+    /// The date text (the template's first group).
+    pub ds: usize,
+    pub de: usize,
+    /// Named groups that took part.
+    groups: Vec<(String, String)>,
+}
+
 /// The date detector of one filter.
 pub struct Detector {
     templates: Vec<Template>,
@@ -471,12 +521,44 @@ impl Detector {
         })
     }
 
-    fn search(t: &Template, line: &str, from: usize, to: usize) -> Option<(usize, usize, usize, usize)> {
+    fn search(t: &Template, line: &str, from: usize, to: usize) -> Option<DateMatch> {
         let hay = &line[..to.min(line.len())];
-        let caps = t.regex.captures_from_pos(hay, from.min(hay.len())).ok()??;
+        let from = from.min(hay.len());
+        if let Some(fast) = &t.fast {
+            let caps = fast.captures_at(hay, from)?;
+            let whole = caps.get(0)?;
+            let begin_ok = t.flags & WORD_BEGIN == 0 || word_begin_ok(hay, whole.start());
+            let end_ok = t.flags & WORD_END == 0 || word_end_ok(hay, whole.end());
+            if begin_ok && end_ok {
+                let date = caps.get(1).unwrap_or(whole);
+                let groups = fast
+                    .capture_names()
+                    .flatten()
+                    .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
+                    .collect();
+                return Some(DateMatch {
+                    start: whole.start(),
+                    end: whole.end(),
+                    ds: date.start(),
+                    de: date.end(),
+                    groups,
+                });
+            }
+        } else if let Some(quick) = &t.quick
+            && !quick.is_match_at(hay, from)
+        {
+            return None;
+        }
+        let caps = t.regex.captures_from_pos(hay, from).ok()??;
         let whole = caps.get(0)?;
         let date = caps.get(1).unwrap_or(whole);
-        Some((whole.start(), whole.end(), date.start(), date.end()))
+        let groups = t
+            .regex
+            .capture_names()
+            .flatten()
+            .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
+            .collect();
+        Some(DateMatch { start: whole.start(), end: whole.end(), ds: date.start(), de: date.end(), groups })
     }
 
     fn char_before(line: &str, at: usize) -> Option<char> {
@@ -492,13 +574,13 @@ impl Detector {
     }
 
     /// Find the date in `line`; `now` is unix seconds (for template use).
-    pub fn find(&mut self, line: &str, now: f64) -> Option<(usize, usize, usize, usize, usize)> {
+    pub fn find(&mut self, line: &str, now: f64) -> Option<(DateMatch, usize)> {
         let n = self.templates.len();
         if n == 0 {
             return None;
         }
-        let mut found: Option<(usize, usize, usize, usize, usize)> = None; // (start,end,ds,de,i)
-        let mut best_alternative: Option<(usize, usize, usize, usize, usize)> = None;
+        let mut found: Option<(DateMatch, usize)> = None;
+        let mut best_alternative: Option<(DateMatch, usize)> = None;
         let mut skip = usize::MAX;
         let i = self.last_index;
         if i < n {
@@ -527,11 +609,14 @@ impl Detector {
                     Self::search(t, line, 0, line.len())
                 }
             };
-            if let Some((s, e, ds, de)) = m {
-                if n == 1 || t.flags & (LINE_BEGIN | LINE_END) != 0 || (s == self.last_pos.0 && e == self.last_end.0) {
-                    found = Some((s, e, ds, de, i));
+            if let Some(m) = m {
+                if n == 1
+                    || t.flags & (LINE_BEGIN | LINE_END) != 0
+                    || (m.start == self.last_pos.0 && m.end == self.last_end.0)
+                {
+                    found = Some((m, i));
                 } else {
-                    best_alternative = Some((s, e, ds, de, i));
+                    best_alternative = Some((m, i));
                 }
             }
         }
@@ -543,23 +628,24 @@ impl Detector {
                     continue;
                 }
                 let t = &self.templates[idx];
-                if let Some((s, e, ds, de)) = Self::search(t, line, 0, line.len()) {
+                if let Some(m) = Self::search(t, line, 0, line.len()) {
+                    let s = m.start;
                     if idx + 1 >= n || t.flags & (LINE_BEGIN | LINE_END) != 0 {
-                        found = Some((s, e, ds, de, idx));
+                        found = Some((m, idx));
                         break;
                     }
                     if s == 0 && t.hits > 0 && self.templates[idx + 1].hits == 0 {
-                        found = Some((s, e, ds, de, idx));
+                        found = Some((m, idx));
                         break;
                     }
                     if s > t.distance || s > self.last_pos.0 {
-                        if best_alternative.is_none_or(|b| s < b.0) {
-                            best_alternative = Some((s, e, ds, de, idx));
+                        if best_alternative.as_ref().is_none_or(|b| s < b.0.start) {
+                            best_alternative = Some((m, idx));
                         }
                         idx += 1;
                         continue;
                     }
-                    found = Some((s, e, ds, de, idx));
+                    found = Some((m, idx));
                     break;
                 }
                 idx += 1;
@@ -568,7 +654,8 @@ impl Detector {
                 found = best_alternative;
             }
         }
-        let (s, e, ds, de, mut i) = found?;
+        let (m, mut i) = found?;
+        let (s, e) = (m.start, m.end);
         let t = &mut self.templates[i];
         t.hits += 1;
         t.last_used = now;
@@ -583,7 +670,7 @@ impl Detector {
             i = self.reorder(i);
         }
         self.last_index = i;
-        Some((s, e, ds, de, i))
+        Some((m, i))
     }
 
     fn weight(t: &Template) -> f64 {
@@ -619,12 +706,21 @@ impl Detector {
     }
 
     /// The unix time of the date the template at `index` matched in `line`.
-    pub fn read(&self, index: usize, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
+    pub fn read(&self, index: usize, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
         let t = self.templates.get(index)?;
-        let caps = t.regex.captures(line).ok()??;
         match t.reader {
             Reader::Epoch { long, group } => {
-                let v = caps.get(group)?.as_str();
+                // The epoch digits: the date group, or (for {EPOCH} inside a
+                // pattern) the first run of digits in it.
+                let text = &line[m.ds..m.de];
+                let v = if group == 1 {
+                    text.trim_start_matches('[')
+                } else {
+                    let start = text.find(|c: char| c.is_ascii_digit())?;
+                    let digits = &text[start..];
+                    let end = digits.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(digits.len());
+                    &digits[..end]
+                };
                 let mut f: f64 = v.parse().ok()?;
                 if long && v.len() >= 13 {
                     f /= if v.len() >= 16 && !v.contains('.') { 1_000_000.0 } else { 1000.0 };
@@ -632,10 +728,10 @@ impl Detector {
                 Some(f)
             }
             Reader::Tai64n => {
-                let v = caps.get(1)?.as_str();
+                let v = &line[m.ds..m.de];
                 i64::from_str_radix(v.get(2..17)?, 16).ok().map(|s| s as f64)
             }
-            Reader::Strptime => strptime(&caps, now, tz, self.default_offset),
+            Reader::Strptime => strptime(&m.groups, now, tz, self.default_offset),
         }
     }
 }
@@ -722,8 +818,8 @@ fn month_of(name: &str) -> Option<u32> {
 }
 
 /// fail2ban's strptime: the time of the named groups of a date match.
-fn strptime(caps: &Captures<'_, str>, now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
-    let get = |name: &str| caps.name(name).map(|m| m.as_str());
+fn strptime(groups: &[(String, String)], now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
+    let get = |name: &str| groups.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let num = |name: &str| get(name).and_then(|v| v.trim().parse::<i64>().ok());
     let mut year = num("Y");
     if let Some(y) = num("y") {
@@ -808,8 +904,8 @@ mod tests {
 
     fn detect(d: &mut Detector, line: &str) -> Option<(String, f64)> {
         let tz = TzRule::parse(TZ).unwrap();
-        let (_, _, ds, de, i) = d.find(line, NOW)?;
-        Some((line[ds..de].to_string(), d.read(i, line, NOW, &tz)?))
+        let (m, i) = d.find(line, NOW)?;
+        Some((line[m.ds..m.de].to_string(), d.read(i, &m, line, NOW, &tz)?))
     }
 
     #[test]

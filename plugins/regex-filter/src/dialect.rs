@@ -240,6 +240,155 @@ pub fn translate(py: &str, multiline: bool) -> String {
     out
 }
 
+/// A superset of a translated regex that the `regex` crate can run: look-
+/// arounds dropped, conditionals made alternations, backreferences widened
+/// to any text, atomic groups made plain. Whatever the exact regex matches,
+/// this matches too, so "no match here" is exact and cheap.
+pub fn relax(translated: &str) -> String {
+    let chars: Vec<char> = translated.chars().collect();
+    let mut out = String::with_capacity(translated.len());
+    // For each open group: does its `)` need a `?` (a conditional)?
+    let mut groups: Vec<bool> = Vec::new();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_class {
+            if c == '\\' && i + 1 < chars.len() {
+                out.push(c);
+                out.push(chars[i + 1]);
+                i += 2;
+                continue;
+            }
+            if c == ']' {
+                in_class = false;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match c {
+            '\\' if i + 1 < chars.len() => {
+                let n = chars[i + 1];
+                if n.is_ascii_digit() && n != '0' {
+                    out.push_str("(?s:.*?)");
+                    i += 2;
+                    while i < chars.len() && chars[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    continue;
+                }
+                if n == 'k' && chars.get(i + 2) == Some(&'<') {
+                    out.push_str("(?s:.*?)");
+                    while i < chars.len() && chars[i] != '>' {
+                        i += 1;
+                    }
+                    i += 1;
+                    continue;
+                }
+                out.push(c);
+                out.push(n);
+                i += 2;
+            }
+            '[' => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if chars.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if chars.get(i) == Some(&']') {
+                    out.push(']');
+                    i += 1;
+                }
+            }
+            '(' => {
+                let rest: String = chars[i..].iter().take(5).collect();
+                if rest.starts_with("(?=")
+                    || rest.starts_with("(?!")
+                    || rest.starts_with("(?<=")
+                    || rest.starts_with("(?<!")
+                {
+                    i = skip_group(&chars, i);
+                } else if rest.starts_with("(?P=") {
+                    out.push_str("(?s:.*?)");
+                    while i < chars.len() && chars[i] != ')' {
+                        i += 1;
+                    }
+                    i += 1;
+                } else if rest.starts_with("(?(") {
+                    // Skip the condition `(name)` / `(<name>)`, keep the branches.
+                    let mut j = i + 2;
+                    while j < chars.len() && chars[j] != ')' {
+                        j += 1;
+                    }
+                    out.push_str("(?:");
+                    groups.push(true);
+                    i = j + 1;
+                } else if rest.starts_with("(?>") {
+                    out.push_str("(?:");
+                    groups.push(false);
+                    i += 3;
+                } else {
+                    out.push('(');
+                    groups.push(false);
+                    i += 1;
+                }
+            }
+            ')' => {
+                out.push(')');
+                if groups.pop() == Some(true) {
+                    out.push('?');
+                }
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The index just past the group opening at `start` (balanced parentheses,
+/// classes and escapes respected).
+fn skip_group(chars: &[char], start: usize) -> usize {
+    let mut depth = 0;
+    let mut i = start;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == ']' {
+                in_class = false;
+            }
+        } else if c == '[' {
+            in_class = true;
+            if chars.get(i + 1) == Some(&'^') {
+                i += 1;
+            }
+            if chars.get(i + 1) == Some(&']') {
+                i += 1;
+            }
+        } else if c == '(' {
+            depth += 1;
+        } else if c == ')' {
+            depth -= 1;
+            if depth == 0 {
+                return i + 1;
+            }
+        }
+        i += 1;
+    }
+    chars.len()
+}
+
 /// Parse a `{...}` quantifier at the start of `s`: (chars consumed, text).
 fn quantifier(s: &str) -> Option<(usize, String)> {
     let end = s.find('}')?;
@@ -277,6 +426,20 @@ mod tests {
         assert_eq!(translate(r"[]a[&]$", false), r"[\]a\[\&](?:\n?\z)");
         assert_eq!(translate(r"(?iu)ab(?#note)", false), "(?i)ab");
         assert_eq!(translate(r"[$]\$", false), r"[$]\$");
+    }
+
+    #[test]
+    fn relaxed_regexes_are_supersets_the_regex_crate_runs() {
+        let cases = [
+            (r"^a(?=b)b(?<!x)c", r"^abc"),
+            (r"(?P<u>x)(?(<u>)y|z)", r"(?P<u>x)(?:y|z)?"),
+            (r"(?P<s>[-/])a(?P=s)\1", r"(?P<s>[-/])a(?s:.*?)(?s:.*?)"),
+            (r"[(?=]x(?>y)", r"[(?=]x(?:y)"),
+        ];
+        for (from, to) in cases {
+            assert_eq!(relax(from), to);
+            regex::Regex::new(to).unwrap();
+        }
     }
 
     #[test]

@@ -23,6 +23,11 @@ use tz::TzRule;
 /// A compiled fail2ban regex with its group bookkeeping.
 struct Compiled {
     re: Regex,
+    /// The relaxed superset, when the exact regex needs fancy features:
+    /// "no match" from it is exact and cheap.
+    quick: Option<regex::Regex>,
+    /// The relaxed superset's text, for the failregex set.
+    relaxed: String,
     names: Vec<String>,
     /// `alt_NAME[_N]` groups folded into NAME.
     alt: Vec<(String, String)>,
@@ -75,6 +80,8 @@ impl Compiled {
         let translated = dialect::translate(&expanded, multiline);
         let re = Regex::new(&translated)
             .map_err(|e| format!("option `{option}`, pattern {} ({python:?}): {e}", index + 1))?;
+        let relaxed = dialect::relax(&translated);
+        let quick = if relaxed != translated { regex::Regex::new(&relaxed).ok() } else { None };
         let names: Vec<String> = re.capture_names().flatten().map(str::to_string).collect();
         let mut alt = Vec::new();
         let mut tuple = Vec::new();
@@ -92,7 +99,7 @@ impl Compiled {
         alt.sort();
         tuple.sort();
         let skiplines = names.iter().filter(|n| n.starts_with("skiplines")).count();
-        Ok(Compiled { re, names, alt, tuple, skiplines })
+        Ok(Compiled { re, quick, relaxed, names, alt, tuple, skiplines })
     }
 
     fn has_any(&self, groups: &[&str]) -> bool {
@@ -101,6 +108,13 @@ impl Compiled {
 
     /// Search `buf`; `org` are the lines it was built from.
     fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Hit> {
+        if let Some(quick) = &self.quick
+            && !quick.is_match(buf)
+        {
+            return None;
+        }
+        // A pattern that backtracks past fancy-regex's limit counts as no
+        // match, like a line that does not match at all.
         let caps = self.re.captures(buf).ok()??;
         let whole = caps.get(0)?;
         let mut groups = BTreeMap::new();
@@ -229,9 +243,56 @@ fn canonical_id(id: &str) -> String {
     }
 }
 
+/// Which failregexes can possibly match a buffer, found in one pass.
+///
+/// The set runs in ASCII mode over bytes, which lets it use a DFA (Unicode
+/// word boundaries would not); on an ASCII buffer ASCII and Unicode classes
+/// agree, so it is consulted only for ASCII buffers.
+struct Candidates {
+    set: regex::bytes::RegexSet,
+    /// Set index to failregex index.
+    members: Vec<usize>,
+    /// Failregexes the set could not hold: always tried.
+    always: Vec<usize>,
+}
+
+impl Candidates {
+    fn new(failregex: &[Compiled]) -> Option<Candidates> {
+        let mut members = Vec::new();
+        let mut always = Vec::new();
+        let mut patterns = Vec::new();
+        let ascii = |p: &str| regex::bytes::RegexBuilder::new(p).unicode(false).build().is_ok();
+        for (i, re) in failregex.iter().enumerate() {
+            if ascii(&re.relaxed) {
+                members.push(i);
+                patterns.push(re.relaxed.clone());
+            } else {
+                always.push(i);
+            }
+        }
+        let set = regex::bytes::RegexSetBuilder::new(&patterns).unicode(false).size_limit(64 << 20).build().ok()?;
+        Some(Candidates { set, members, always })
+    }
+
+    fn of(&self, buf: &str, count: usize) -> Vec<bool> {
+        if !buf.is_ascii() {
+            return vec![true; count];
+        }
+        let mut possible = vec![false; count];
+        for i in self.set.matches(buf.as_bytes()).iter() {
+            possible[self.members[i]] = true;
+        }
+        for &i in &self.always {
+            possible[i] = true;
+        }
+        possible
+    }
+}
+
 pub struct RegexFilter {
     prefregex: Option<Compiled>,
     failregex: Vec<Compiled>,
+    candidates: Option<Candidates>,
     ignoreregex: Vec<Compiled>,
     maxlines: usize,
     buffer: Vec<TupleLine>,
@@ -307,8 +368,10 @@ impl Filter for RegexFilter {
             }
             None => TzRule::utc(),
         };
+        let candidates = Candidates::new(&failregex);
         Ok(RegexFilter {
             prefregex,
+            candidates,
             failregex,
             ignoreregex,
             maxlines,
@@ -367,11 +430,12 @@ impl RegexFilter {
         let mut tuple = TupleLine { pre: String::new(), date: String::new(), post: line.to_string() };
         let recent = |last: Option<f64>| last.is_some_and(|d| d > now - 60.0);
         let detected = self.detector.as_mut().and_then(|d| d.find(line, now));
-        if let Some((_, _, ds, de, index)) = detected {
+        if let Some((m, index)) = detected {
+            let (ds, de) = (m.ds, m.de);
             tuple =
                 TupleLine { pre: line[..ds].to_string(), date: line[ds..de].to_string(), post: line[de..].to_string() };
             if ds < de {
-                date = self.detector.as_ref().and_then(|d| d.read(index, line, now, &self.tz));
+                date = self.detector.as_ref().and_then(|d| d.read(index, &m, line, now, &self.tz));
                 if let Some(d) = date {
                     self.last_time_text = tuple.date.clone();
                     self.last_date = Some(d);
@@ -449,7 +513,9 @@ impl RegexFilter {
                 buf = None;
             }
         }
-        for index in 0..self.failregex.len() {
+        let count = self.failregex.len();
+        let mut possible: Option<(String, Vec<bool>)> = None;
+        for index in 0..count {
             let b = match &buf {
                 Some(b) => b.clone(),
                 None => {
@@ -458,6 +524,14 @@ impl RegexFilter {
                     b
                 }
             };
+            if let Some(c) = &self.candidates {
+                if possible.as_ref().is_none_or(|(pb, _)| *pb != b) {
+                    possible = Some((b.clone(), c.of(&b, count)));
+                }
+                if possible.as_ref().is_some_and(|(_, p)| !p[index]) {
+                    continue;
+                }
+            }
             let Some(hit) = self.failregex[index].search(&b, &org) else { continue };
             if !self.ignoreregex.is_empty() && self.ignore_line(&b, &org, Some(&hit)) {
                 ignored = true;

@@ -36,7 +36,10 @@ fn main() {
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_MAKEFLAGS")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CARGO_LLVM_COV");
+        .env_remove("CARGO_LLVM_COV")
+        // WASM SIMD (wasmtime enables it by default) lets memchr and the
+        // regex engines use vector instructions.
+        .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", "-C target-feature=+simd128");
     let status = cmd.status().expect("failed to run cargo for plugins/");
     if !status.success() {
         panic!(

@@ -21,8 +21,16 @@ use date::Detector;
 use tz::TzRule;
 
 /// A compiled fail2ban regex with its group bookkeeping.
+/// The engine that gives the exact answer.
+enum Engine {
+    /// Needs look-around, backreferences or conditionals.
+    Fancy(Regex),
+    /// Plain: the regex crate directly, without fancy-regex's wrapper.
+    Plain(regex::Regex),
+}
+
 struct Compiled {
-    re: Regex,
+    re: Engine,
     /// The relaxed superset, when the exact regex needs fancy features:
     /// "no match" from it is exact and cheap.
     quick: Option<regex::Regex>,
@@ -83,6 +91,10 @@ impl Compiled {
         let relaxed = dialect::relax(&translated);
         let quick = if relaxed != translated { regex::Regex::new(&relaxed).ok() } else { None };
         let names: Vec<String> = re.capture_names().flatten().map(str::to_string).collect();
+        let re = match regex::Regex::new(&translated) {
+            Ok(plain) if relaxed == translated => Engine::Plain(plain),
+            _ => Engine::Fancy(re),
+        };
         let mut alt = Vec::new();
         let mut tuple = Vec::new();
         for name in &names {
@@ -113,16 +125,37 @@ impl Compiled {
         {
             return None;
         }
-        // A pattern that backtracks past fancy-regex's limit counts as no
-        // match, like a line that does not match at all.
-        let caps = self.re.captures(buf).ok()??;
-        let whole = caps.get(0)?;
         let mut groups = BTreeMap::new();
-        for name in &self.names {
-            if let Some(m) = caps.name(name) {
-                groups.insert(name.clone(), m.as_str().to_string());
+        let (whole_start, whole_end, skipped) = match &self.re {
+            Engine::Plain(re) => {
+                let caps = re.captures(buf)?;
+                let whole = caps.get(0)?;
+                for name in &self.names {
+                    if let Some(m) = caps.name(name) {
+                        groups.insert(name.clone(), m.as_str().to_string());
+                    }
+                }
+                let skipped: String = (0..self.skiplines)
+                    .filter_map(|n| caps.name(&format!("skiplines{n}")).map(|m| m.as_str().to_string()))
+                    .collect();
+                (whole.start(), whole.end(), skipped)
             }
-        }
+            Engine::Fancy(re) => {
+                // A pattern that backtracks past fancy-regex's limit counts
+                // as no match, like a line that does not match at all.
+                let caps = re.captures(buf).ok()??;
+                let whole = caps.get(0)?;
+                for name in &self.names {
+                    if let Some(m) = caps.name(name) {
+                        groups.insert(name.clone(), m.as_str().to_string());
+                    }
+                }
+                let skipped: String = (0..self.skiplines)
+                    .filter_map(|n| caps.name(&format!("skiplines{n}")).map(|m| m.as_str().to_string()))
+                    .collect();
+                (whole.start(), whole.end(), skipped)
+            }
+        };
         for (k, n) in &self.alt {
             if let Some(v) = groups.get(k).filter(|v| !v.is_empty()).cloned()
                 && groups.get(n).is_none_or(|v| v.is_empty())
@@ -138,21 +171,15 @@ impl Compiled {
         if org.len() <= 1 {
             return Some(Hit { groups, matched: org.to_vec(), unmatched: Vec::new() });
         }
-        let start = buf[..whole.start() + 1.min(buf.len() - whole.start())].rfind('\n').map(|p| p + 1).unwrap_or(0);
-        let end = match buf[whole.end().saturating_sub(1)..].find('\n') {
-            Some(p) => whole.end().saturating_sub(1) + p + 1,
+        let start = buf[..whole_start + 1.min(buf.len() - whole_start)].rfind('\n').map(|p| p + 1).unwrap_or(0);
+        let end = match buf[whole_end.saturating_sub(1)..].find('\n') {
+            Some(p) => whole_end.saturating_sub(1) + p + 1,
             None => buf.len(),
         };
         let first = buf[..start].matches('\n').count().min(org.len());
         let last = buf[..end].matches('\n').count().min(org.len()).max(first);
         let mut matched: Vec<TupleLine> = org[first..last].to_vec();
         let mut unmatched: Vec<TupleLine> = org[..first].to_vec();
-        let mut skipped = String::new();
-        for n in 0..self.skiplines {
-            if let Some(m) = caps.name(&format!("skiplines{n}")) {
-                skipped.push_str(m.as_str());
-            }
-        }
         let mut from = 0;
         for line in skipped.lines() {
             if let Some(pos) = matched[from..].iter().position(|t| t.without_date() == line) {
@@ -514,21 +541,21 @@ impl RegexFilter {
             }
         }
         let count = self.failregex.len();
-        let mut possible: Option<(String, Vec<bool>)> = None;
+        // The candidates of the current buffer; rebuilt whenever it changes.
+        let mut possible: Option<Vec<bool>> = None;
         for index in 0..count {
             let b = match &buf {
                 Some(b) => b.clone(),
                 None => {
+                    possible = None;
                     let b = buffer_of(&self.buffer);
                     buf = Some(b.clone());
                     b
                 }
             };
             if let Some(c) = &self.candidates {
-                if possible.as_ref().is_none_or(|(pb, _)| *pb != b) {
-                    possible = Some((b.clone(), c.of(&b, count)));
-                }
-                if possible.as_ref().is_some_and(|(_, p)| !p[index]) {
+                let p = possible.get_or_insert_with(|| c.of(&b, count));
+                if !p[index] {
                     continue;
                 }
             }

@@ -5,6 +5,7 @@
 mod util;
 
 mod cache;
+mod check;
 mod cli;
 mod conformance;
 mod grants;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod check;
 pub mod plugin;
 pub mod regex;
 
@@ -35,6 +36,9 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Run a filter over a log file and show what it finds (fail2ban-regex).
     Regex(regex::RegexArgs),
+    /// Load the whole configuration and build every enabled jail's filter
+    /// and actions, changing nothing; exit 1 on any error.
+    Check,
 }
 
 impl Cli {
@@ -53,5 +57,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plugin(cmd) => plugin::run(&cli, cmd),
         Command::Regex(args) => regex::run(&cli, args),
+        Command::Check => {
+            if check::run(&cli)? {
+                Ok(())
+            } else {
+                anyhow::bail!("the configuration has errors (listed above)")
+            }
+        }
     }
 }

@@ -29,6 +29,17 @@ impl FilterDefinition {
     /// The filter `NAME` of the configuration directory `confdir`
     /// (`filter.d/NAME.conf`, `filter.d/NAME.d/*.conf`, `.local`s).
     pub fn load(confdir: &Path, name: &str, params: &[(String, String)]) -> Result<Self, ConfigError> {
+        Self::load_for_jail(confdir, name, params, &Vars::new())
+    }
+
+    /// The filter `NAME` as a jail uses it: the jail's options are visible
+    /// to `%(name)s` (under the filter's own parameters).
+    pub fn load_for_jail(
+        confdir: &Path,
+        name: &str,
+        params: &[(String, String)],
+        jail: &Vars,
+    ) -> Result<Self, ConfigError> {
         let base = confdir.join("filter.d").join(name);
         let files = layered_files(&base);
         if files.is_empty() {
@@ -39,21 +50,26 @@ impl FilterDefinition {
             });
         }
         let ini = Ini::read(&files)?;
-        Self::resolve(name, ini, params)
+        Self::resolve(name, ini, params, jail)
     }
 
     /// A filter given by its file path, as `fail2ban-regex` reads one.
     pub fn load_file(path: &Path, params: &[(String, String)]) -> Result<Self, ConfigError> {
         let ini = Ini::read_explicit(path)?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Self::resolve(&name, ini, params)
+        Self::resolve(&name, ini, params, &Vars::new())
     }
 
-    fn resolve(name: &str, ini: Ini, params: &[(String, String)]) -> Result<Self, ConfigError> {
-        let vars: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+    fn resolve(name: &str, ini: Ini, params: &[(String, String)], jail: &Vars) -> Result<Self, ConfigError> {
+        let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+        let mut vars = jail.clone();
+        vars.extend(params.clone());
         let mut combined = BTreeMap::new();
         for option in FILTER_OPTIONS {
-            if vars.contains_key(*option) {
+            // A filter option the jail or the parameters set replaces the
+            // definition's.
+            if let Some(v) = vars.get(*option) {
+                combined.insert(option.to_string(), v.clone());
                 continue;
             }
             if let Some(v) = ini.get("Definition", option, &vars)? {
@@ -62,7 +78,7 @@ impl FilterDefinition {
         }
         // The parameters, then [Init] values the parameters do not set
         // (and each Init value as known/NAME), override the definition.
-        let mut init: BTreeMap<String, String> = vars.clone().into_iter().collect();
+        let mut init: BTreeMap<String, String> = params.clone().into_iter().collect();
         if let Some(section) = ini.sections.get("Init") {
             let mut names: Vec<&String> = section.keys().collect();
             names.sort();

@@ -5,9 +5,12 @@
 
 use std::path::PathBuf;
 
+pub mod action;
 pub mod filter;
 pub mod ini;
 pub mod interp;
+pub mod jail;
+pub mod values;
 
 /// What can be wrong with a configuration. Every variant names the file
 /// (and where it can, the line, section and option).

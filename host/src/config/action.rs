@@ -1,0 +1,137 @@
+//! An action definition (`action.d/NAME.conf` + `.local`) resolved the way
+//! fail2ban resolves it for a jail: `[Definition]` interpolated with the
+//! jail's options and the action's parameters, `[Init]` and parameters
+//! combined over it, `<tag>` substitution except the tags filled per ban
+//! and the conditional ones (`blocktype?family=inet6`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfigError;
+use crate::config::ini::{Ini, layered_files};
+use crate::config::interp::{Vars, substitute_tags};
+
+/// The `[Definition]` options of a classic (command) action, and `plugin`.
+pub const ACTION_OPTIONS: &[&str] = &[
+    "actionstart",
+    "actionstart_on_demand",
+    "actionstop",
+    "actionflush",
+    "actionreload",
+    "actioncheck",
+    "actionreban",
+    "actionban",
+    "actionprolong",
+    "actionunban",
+    "actionrepair",
+    "actionrepair_on_unban",
+    "norestored",
+    "plugin",
+];
+
+/// Tags filled at ban time, never at load time.
+const PER_BAN_TAGS: &[&str] = &["matches", "ipmatches", "ipjailmatches", "timeout", "bantime"];
+
+/// A resolved action.
+#[derive(Debug, Clone)]
+pub struct ActionDefinition {
+    /// Its name (file stem), or `actname=` when given.
+    pub name: String,
+    /// The files read.
+    pub files: Vec<PathBuf>,
+    /// Every combined option after interpolation and tag substitution.
+    pub options: BTreeMap<String, String>,
+}
+
+impl ActionDefinition {
+    /// The action `NAME` of `confdir`, with `params` from the jail's action
+    /// line and the jail's options `jail`.
+    pub fn load(confdir: &Path, name: &str, params: &[(String, String)], jail: &Vars) -> Result<Self, ConfigError> {
+        let base = confdir.join("action.d").join(name);
+        let files = layered_files(&base);
+        if files.is_empty() {
+            return Err(ConfigError::NotFound {
+                kind: "action",
+                name: name.to_string(),
+                looked: format!("{0}.conf and {0}.local", base.display()),
+            });
+        }
+        let ini = Ini::read(&files)?;
+        let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+        let mut vars = jail.clone();
+        vars.extend(params.clone());
+        let mut combined = BTreeMap::new();
+        for option in ACTION_OPTIONS {
+            if vars.contains_key(*option) {
+                continue;
+            }
+            if let Some(v) = ini.get("Definition", option, &vars)? {
+                combined.insert(option.to_string(), v);
+            }
+        }
+        let mut init: BTreeMap<String, String> = params.clone().into_iter().collect();
+        if let Some(section) = ini.sections.get("Init") {
+            let mut names: Vec<&String> = section.keys().collect();
+            names.sort();
+            for opt in names {
+                let value = ini.get("Init", opt, &Vars::new())?.unwrap_or_default();
+                if !opt.starts_with("known/") {
+                    init.insert(format!("known/{opt}"), value.clone());
+                }
+                init.entry(opt.clone()).or_insert(value);
+            }
+        }
+        combined.extend(init);
+        let mut ignore: HashSet<String> =
+            combined.keys().filter_map(|k| k.split_once('?').map(|(base, _)| base.to_string())).collect();
+        ignore.extend(PER_BAN_TAGS.iter().map(|t| t.to_string()));
+        let options = substitute_tags(&combined, &ignore, |tag| ini.get_ex("Definition", tag, &vars))?;
+        let name = params.get("actname").cloned().unwrap_or_else(|| name.to_string());
+        Ok(ActionDefinition { name, files: ini.files, options })
+    }
+
+    /// The component that runs this action, when it names one.
+    pub fn plugin(&self) -> Option<&str> {
+        self.options.get("plugin").map(|p| p.trim()).filter(|p| !p.is_empty())
+    }
+
+    /// Whether it is a classic action made of shell commands.
+    pub fn is_command_action(&self) -> bool {
+        self.plugin().is_none()
+    }
+
+    /// The files, for messages.
+    pub fn where_(&self) -> String {
+        self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The options a component action is created with.
+    pub fn plugin_options(&self) -> Vec<(String, String)> {
+        self.options
+            .iter()
+            .filter(|(k, _)| !k.starts_with("known/") && k.as_str() != "plugin")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_override_init_and_fill_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("action.d")).unwrap();
+        std::fs::write(
+            dir.path().join("action.d/fw.conf"),
+            "[Definition]\nactionban = fw add <chain> <ip> <blocktype>\n[Init]\nchain = INPUT\nblocktype = REJECT\n[Init?family=inet6]\nblocktype = REJECT6\n",
+        )
+        .unwrap();
+        let params = [("chain".to_string(), "FORWARD".to_string())];
+        let a = ActionDefinition::load(dir.path(), "fw", &params, &Vars::new()).unwrap();
+        // <blocktype> has a family variant: it stays for ban time, as does <ip>.
+        assert_eq!(a.options["actionban"], "fw add FORWARD <ip> <blocktype>");
+        assert!(a.is_command_action());
+    }
+}

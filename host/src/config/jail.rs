@@ -1,0 +1,251 @@
+//! Jails: `jail.conf`, `jail.d/*.conf`, `jail.local`, `jail.d/*.local`,
+//! typed, with their filter and actions resolved.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::ConfigError;
+use crate::config::action::ActionDefinition;
+use crate::config::filter::{FILTER_OPTIONS, FilterDefinition};
+use crate::config::ini::{Ini, layered_files};
+use crate::config::interp::Vars;
+use crate::config::values::{Reference, parse_bool, parse_reference, parse_time, split_references};
+
+/// The jail options fail2ban reads (besides the filter options a jail may
+/// override); these are what filters and actions see of their jail.
+pub const JAIL_OPTIONS: &[&str] = &[
+    "enabled",
+    "backend",
+    "maxretry",
+    "maxmatches",
+    "findtime",
+    "bantime",
+    "bantime.increment",
+    "bantime.factor",
+    "bantime.formula",
+    "bantime.multipliers",
+    "bantime.maxtime",
+    "bantime.rndtime",
+    "bantime.overalljails",
+    "ignorecommand",
+    "ignoreself",
+    "ignoreip",
+    "ignorecache",
+    "filter",
+    "logtimezone",
+    "logencoding",
+    "logpath",
+    "action",
+];
+
+/// One jail, typed.
+#[derive(Debug, Clone)]
+pub struct Jail {
+    /// The section name.
+    pub name: String,
+    /// `enabled`.
+    pub enabled: bool,
+    /// `backend`: auto, polling, pyinotify/inotify, systemd[...].
+    pub backend: String,
+    /// `logpath` entries (globs), one per line.
+    pub logpath: Vec<String>,
+    /// `maxretry`.
+    pub maxretry: u32,
+    /// `maxmatches`.
+    pub maxmatches: u32,
+    /// `findtime` in seconds.
+    pub findtime: i64,
+    /// `bantime` in seconds; negative means forever.
+    pub bantime: i64,
+    /// `ignoreip` entries.
+    pub ignoreip: Vec<String>,
+    /// `ignoreself`.
+    pub ignoreself: bool,
+    /// `logtimezone`.
+    pub logtimezone: Option<String>,
+    /// The filter reference and its resolved definition.
+    pub filter: Option<(Reference, FilterDefinition)>,
+    /// The actions, resolved.
+    pub actions: Vec<(Reference, ActionDefinition)>,
+    /// Every jail option read, interpolated (for later issues and `status`).
+    pub options: Vars,
+}
+
+/// All jails of a configuration directory.
+#[derive(Debug)]
+pub struct Jails {
+    /// The enabled jails, resolved; disabled ones are not resolved.
+    pub enabled: Vec<Jail>,
+    /// Names of the disabled jails.
+    pub disabled: Vec<String>,
+    /// Files read.
+    pub files: Vec<PathBuf>,
+}
+
+impl Jails {
+    /// Read and resolve every jail of `confdir`. Each jail's problems are
+    /// collected so that one bad jail does not hide the others.
+    pub fn load(confdir: &Path) -> Result<(Jails, Vec<ConfigError>), ConfigError> {
+        let files = layered_files(&confdir.join("jail"));
+        if files.is_empty() {
+            return Err(ConfigError::NotFound {
+                kind: "jail configuration",
+                name: "jail".into(),
+                looked: format!("{0}/jail.conf and {0}/jail.local", confdir.display()),
+            });
+        }
+        let mut ini = Ini::read(&files)?;
+        // fail2ban defines these for jail configurations.
+        for (key, value) in [
+            ("fail2ban_confpath", confdir.display().to_string()),
+            ("fail2ban_version", env!("CARGO_PKG_VERSION").to_string()),
+        ] {
+            let origin = crate::config::ini::Origin { file: PathBuf::from("(built in)"), line: 0 };
+            ini.defaults.entry(key.to_string()).or_insert(crate::config::ini::RawValue { text: value, origin });
+        }
+        let mut jails = Jails { enabled: Vec::new(), disabled: Vec::new(), files: ini.files.clone() };
+        let mut errors = Vec::new();
+        for name in ini.sections.keys() {
+            if name == "INCLUDES" || name.starts_with("KNOWN/") {
+                continue;
+            }
+            match load_jail(confdir, &ini, name) {
+                Ok(Some(jail)) => jails.enabled.push(jail),
+                Ok(None) => jails.disabled.push(name.clone()),
+                Err(e) => errors.push(e),
+            }
+        }
+        Ok((jails, errors))
+    }
+}
+
+fn value_error(ini: &Ini, section: &str, option: &str, message: String) -> ConfigError {
+    ConfigError::Value {
+        where_: ini.raw(section, option).map(|r| r.origin.to_string()).unwrap_or_else(|| "jail configuration".into()),
+        section: section.to_string(),
+        option: option.to_string(),
+        message,
+    }
+}
+
+fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, ConfigError> {
+    let get = |opt: &str| ini.get(name, opt, &Vars::new());
+    let enabled = match get("enabled")? {
+        Some(v) => parse_bool(&v).map_err(|m| value_error(ini, name, "enabled", m))?,
+        None => false,
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    let mut options = Vars::new();
+    for opt in JAIL_OPTIONS.iter().chain(FILTER_OPTIONS.iter()) {
+        if let Some(v) = get(opt)? {
+            options.insert(opt.to_string(), v);
+        }
+    }
+    let time = |opt: &str, default: i64| -> Result<i64, ConfigError> {
+        match options.get(opt) {
+            Some(v) => parse_time(v).map_err(|m| value_error(ini, name, opt, m)),
+            None => Ok(default),
+        }
+    };
+    let count = |opt: &str, default: u32| -> Result<u32, ConfigError> {
+        match options.get(opt) {
+            Some(v) => {
+                v.trim().parse().map_err(|_| value_error(ini, name, opt, format!("{v:?} is not a whole number")))
+            }
+            None => Ok(default),
+        }
+    };
+    let list = |opt: &str| -> Vec<String> {
+        options
+            .get(opt)
+            .map(|v| v.split(['\n', ' ', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    // The filter and actions see the jail's options, but not the jail's own
+    // references to them.
+    let mut seen = options.clone();
+    seen.remove("filter");
+    seen.remove("action");
+    seen.remove("enabled");
+    let filter = match options.get("filter").map(|f| f.trim()).filter(|f| !f.is_empty()) {
+        Some(text) => {
+            let reference = parse_reference(text).map_err(|m| value_error(ini, name, "filter", m))?;
+            let def = FilterDefinition::load_for_jail(confdir, &reference.name, &reference.params, &seen)?;
+            Some((reference, def))
+        }
+        None => None,
+    };
+    let mut actions = Vec::new();
+    if let Some(text) = options.get("action") {
+        for item in split_references(text) {
+            let reference = parse_reference(&item).map_err(|m| value_error(ini, name, "action", m))?;
+            let def = ActionDefinition::load(confdir, &reference.name, &reference.params, &seen)?;
+            actions.push((reference, def));
+        }
+    }
+    Ok(Some(Jail {
+        name: name.to_string(),
+        enabled,
+        backend: options.get("backend").cloned().unwrap_or_else(|| "auto".into()),
+        logpath: options
+            .get("logpath")
+            .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
+        maxretry: count("maxretry", 5)?,
+        maxmatches: count("maxmatches", count("maxretry", 5)?)?,
+        findtime: time("findtime", 600)?,
+        bantime: time("bantime", 600)?,
+        ignoreip: list("ignoreip"),
+        ignoreself: match options.get("ignoreself") {
+            Some(v) => parse_bool(v).map_err(|m| value_error(ini, name, "ignoreself", m))?,
+            None => true,
+        },
+        logtimezone: options.get("logtimezone").cloned(),
+        filter,
+        actions,
+        options,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("filter.d")).unwrap();
+        std::fs::create_dir_all(d.join("action.d")).unwrap();
+        std::fs::write(d.join("filter.d/svc.conf"), "[Definition]\nfailregex = ^fail <HOST> %(mode)s\nmode = n\n")
+            .unwrap();
+        std::fs::write(d.join("action.d/fw.conf"), "[Definition]\nplugin = iptables\n[Init]\nname = default\n")
+            .unwrap();
+        std::fs::write(
+            d.join("jail.conf"),
+            "[DEFAULT]\nbantime = 10m\nmaxretry = 5\naction = fw[name=%(__name__)s]\n[svc]\nfilter = svc[mode=aggr]\nfindtime = 1h\n[off]\nenabled = false\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("jail.local"), "[svc]\nenabled = true\nbantime = -1\n").unwrap();
+        let (jails, errors) = Jails::load(d).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(jails.disabled, ["off"]);
+        let svc = &jails.enabled[0];
+        assert_eq!((svc.bantime, svc.findtime, svc.maxretry), (-1, 3600, 5));
+        let (_, f) = svc.filter.as_ref().unwrap();
+        assert_eq!(f.list("failregex"), ["^fail <HOST> aggr"]);
+        let (_, a) = &svc.actions[0];
+        assert_eq!(a.plugin(), Some("iptables"));
+        assert_eq!(a.options["name"], "svc");
+    }
+
+    #[test]
+    fn a_bad_value_names_file_section_and_option() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("jail.conf"), "[svc]\nenabled = true\nbantime = 10 parsecs\n").unwrap();
+        let (_, errors) = Jails::load(dir.path()).unwrap();
+        let e = errors[0].to_string();
+        assert!(e.contains("jail.conf:3") && e.contains("[svc] bantime") && e.contains("parsecs"), "{e}");
+    }
+}

@@ -1,0 +1,98 @@
+//! `wasmban check` against real configuration trees.
+
+use std::path::Path;
+use std::process::Command;
+
+fn check(confdir: &Path, state: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmban"))
+        .args(["-c", confdir.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Debian's whole /etc/fail2ban, unchanged, plus a jail.local enabling
+/// every stock jail: every jail and filter must load and every filter must
+/// compile in the regex component. The classic shell actions are reported,
+/// one per jail and action, with what to do, until wasmban runs them.
+#[test]
+fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
+    let stock = Path::new("/etc/fail2ban");
+    if !stock.join("jail.conf").is_file() {
+        eprintln!("SKIPPED debians_fail2ban_tree_loads_with_every_stock_jail_enabled: fail2ban is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("fail2ban");
+    let status = Command::new("cp").args(["-r", stock.to_str().unwrap(), tree.to_str().unwrap()]).status().unwrap();
+    assert!(status.success());
+    let jail_conf = std::fs::read_to_string(tree.join("jail.conf")).unwrap();
+    let names: Vec<&str> = jail_conf
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix('[').and_then(|r| r.strip_suffix(']')))
+        .filter(|n| *n != "INCLUDES" && *n != "DEFAULT")
+        .collect();
+    assert!(names.len() > 80, "{names:?}");
+    let local: String = names.iter().map(|n| format!("[{n}]\nenabled = true\n\n")).collect();
+    std::fs::write(tree.join("jail.local"), local).unwrap();
+
+    let (ok, out) = check(&tree, &dir.path().join("state"));
+    let jails_line = out.lines().find(|l| l.starts_with("jails: ")).unwrap_or("");
+    assert!(jails_line.starts_with(&format!("jails: {} enabled", names.len())), "{jails_line}\n{out}");
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
+    let unexpected: Vec<&&str> = errors.iter().filter(|l| !l.contains("classic shell-command action")).collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected errors:\n{}",
+        unexpected.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("\n")
+    );
+    // Each error names the jail, the action and its file.
+    assert!(errors.iter().any(|e| e.starts_with("error: [sshd] action iptables-multiport (")
+        && e.contains("action.d/iptables-multiport.conf")));
+    assert!(!ok, "classic actions cannot run yet, so check must not report OK");
+}
+
+#[test]
+fn a_broken_filter_is_reported_with_its_jail_file_and_pattern() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("filter.d")).unwrap();
+    std::fs::create_dir_all(d.join("action.d")).unwrap();
+    std::fs::write(
+        d.join("filter.d/bad.conf"),
+        "[Definition]\nfailregex = ^ok <HOST>$\n            ^(unclosed <HOST>\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("action.d/fw.conf"), "[Definition]\nplugin = iptables\n").unwrap();
+    std::fs::write(
+        d.join("jail.conf"),
+        "[web]\nenabled = true\nfilter = bad\naction = fw[name=web]\nlogpath = /nonexistent.log\n",
+    )
+    .unwrap();
+    let (ok, out) = check(d, &d.join("state"));
+    assert!(!ok);
+    assert!(
+        out.contains("error: [web] filter bad (") && out.contains("bad.conf") && out.contains("pattern 2"),
+        "{out}"
+    );
+    assert!(out.contains("warning: [web] log /nonexistent.log does not exist yet"), "{out}");
+}
+
+#[test]
+fn a_component_action_with_bad_options_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("filter.d")).unwrap();
+    std::fs::create_dir_all(d.join("action.d")).unwrap();
+    std::fs::write(d.join("filter.d/f.conf"), "[Definition]\nfailregex = ^fail <HOST>$\n").unwrap();
+    std::fs::write(d.join("action.d/fw.conf"), "[Definition]\nplugin = iptables\n[Init]\ntype = someports\n").unwrap();
+    std::fs::write(d.join("jail.conf"), "[web]\nenabled = true\nfilter = f\naction = fw\nbackend = systemd\n").unwrap();
+    let (ok, out) = check(d, &d.join("state"));
+    assert!(!ok);
+    assert!(out.contains("error: [web] action fw (") && out.contains("`type`"), "{out}");
+    // Fixed, it passes.
+    std::fs::write(d.join("action.d/fw.conf"), "[Definition]\nplugin = iptables\n[Init]\ntype = multiport\n").unwrap();
+    let (ok, out) = check(d, &d.join("state"));
+    assert!(ok, "{out}");
+    assert!(out.trim_end().ends_with("OK"), "{out}");
+}

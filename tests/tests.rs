@@ -10,4 +10,5 @@ mod cli;
 mod conformance;
 mod grants;
 mod iptables;
+mod regex_cli;
 mod sandbox;

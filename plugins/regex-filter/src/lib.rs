@@ -142,8 +142,14 @@ impl Compiled {
             }
             Engine::Fancy(re) => {
                 // A pattern that backtracks past fancy-regex's limit counts
-                // as no match, like a line that does not match at all.
-                let caps = re.captures(buf).ok()??;
+                // as no match; the admin is told, at most once per 1000.
+                let caps = match re.captures(buf) {
+                    Ok(caps) => caps?,
+                    Err(e) => {
+                        gave_up(&e.to_string());
+                        return None;
+                    }
+                };
                 let whole = caps.get(0)?;
                 for name in &self.names {
                     if let Some(m) = caps.name(name) {
@@ -189,6 +195,20 @@ impl Compiled {
         }
         unmatched.extend(org[last..].iter().cloned());
         Some(Hit { groups, matched, unmatched })
+    }
+}
+
+/// Count a regex that gave up on a line, and say so in the daemon log for
+/// the first and then every thousandth time.
+fn gave_up(why: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+    if n == 1 || n % 1000 == 0 {
+        wasmban_plugin_sdk::log::warn(&format!(
+            "a regex gave up on a line and counted it as not matching ({why}); {n} time(s) so far. \
+             A pattern with nested repetition such as (a+)+ can backtrack without end: simplify it."
+        ));
     }
 }
 

@@ -1,0 +1,88 @@
+//! `wasmban regex` on hostile input: huge lines, invalid UTF-8, binary
+//! junk, and a pattern that backtracks without end.
+
+use std::io::Write;
+use std::process::Command;
+
+fn regex_json(
+    log: &std::path::Path,
+    filter: &std::path::Path,
+    state: &std::path::Path,
+) -> (bool, Vec<serde_json::Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmban"))
+        .args(["--state-dir", state.to_str().unwrap(), "regex", "--json", "--now", "1124013600"])
+        .arg(log)
+        .arg(filter)
+        .env("TZ", "UTC0")
+        .output()
+        .unwrap();
+    let records = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (out.status.success(), records, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_input_is_read_and_never_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("f.conf");
+    std::fs::write(&filter, "[Definition]\nfailregex = ^\\s*login failed for \\S+ from <HOST>$\n").unwrap();
+    let log = dir.path().join("x.log");
+    let mut f = std::fs::File::create(&log).unwrap();
+    writeln!(f, "Aug 14 11:58:00 login failed for a from 192.0.2.1").unwrap();
+    writeln!(f, "Aug 14 11:58:01 {}", "x".repeat(1 << 20)).unwrap();
+    f.write_all(b"Aug 14 11:58:02 login failed for \xff\xfe from 192.0.2.2\n").unwrap();
+    f.write_all(&(0u8..=255).cycle().take(4000).filter(|b| *b != b'\n').collect::<Vec<u8>>()).unwrap();
+    writeln!(f).unwrap();
+    writeln!(f, "Aug 14 11:58:03 login failed for b from 192.0.2.3").unwrap();
+    drop(f);
+    let (ok, records, stderr) = regex_json(&log, &filter, &dir.path().join("state"));
+    assert!(ok, "{stderr}");
+    let hosts: Vec<(u64, &str)> = records
+        .iter()
+        .flat_map(|r| {
+            r["failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |f| (r["line"].as_u64().unwrap(), f["id"].as_str().unwrap()))
+        })
+        .collect();
+    // Invalid UTF-8 becomes U+FFFD and the line still matches.
+    assert_eq!(hosts, [(1, "192.0.2.1"), (3, "192.0.2.2"), (5, "192.0.2.3")], "{stderr}");
+    assert_eq!(records.len(), 5);
+}
+
+#[test]
+fn a_catastrophic_pattern_gives_up_with_a_warning_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("f.conf");
+    // The look-ahead makes it a backtracking regex, and (\w+\s?)* explodes
+    // when the look-ahead fails at the end of a long run of words. The
+    // relaxed superset (look-ahead dropped) does match, so the exact regex
+    // must run.
+    std::fs::write(
+        &filter,
+        "[Definition]\nfailregex = ^(?:\\w+\\s?)*(?=!x)! from <HOST>$\n            ^ok from <HOST>$\n",
+    )
+    .unwrap();
+    let log = dir.path().join("x.log");
+    let words = "word ".repeat(40);
+    std::fs::write(&log, format!("{}! from 192.0.2.1\nok from 192.0.2.9\n", words.trim_end())).unwrap();
+    let (ok, records, stderr) = regex_json(&log, &filter, &dir.path().join("state"));
+    assert!(ok, "{stderr}");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["failures"].as_array().unwrap().len(), 0);
+    assert_eq!(records[1]["failures"][0]["id"], "192.0.2.9");
+    assert!(stderr.contains("gave up on a line"), "{stderr}");
+}
+
+#[test]
+fn a_filter_that_does_not_compile_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let filter = dir.path().join("broken.conf");
+    std::fs::write(&filter, "[Definition]\nfailregex = ^fine <HOST>$\n            ^(unclosed <HOST>\n").unwrap();
+    let log = dir.path().join("x.log");
+    std::fs::write(&log, "fine 192.0.2.1\n").unwrap();
+    let (ok, _, stderr) = regex_json(&log, &filter, &dir.path().join("state"));
+    assert!(!ok);
+    assert!(stderr.contains("broken") && stderr.contains("`failregex`, pattern 2"), "{stderr}");
+}

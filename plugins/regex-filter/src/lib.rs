@@ -204,7 +204,7 @@ fn gave_up(why: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
-    if n == 1 || n % 1000 == 0 {
+    if n == 1 || n.is_multiple_of(1000) {
         wasmban_plugin_sdk::log::warn(&format!(
             "a regex gave up on a line and counted it as not matching ({why}); {n} time(s) so far. \
              A pattern with nested repetition such as (a+)+ can backtrack without end: simplify it."

@@ -4,6 +4,8 @@
 //! to which template matched before, and turned into unix time with the
 //! year, day and zone defaults of fail2ban's strptime.
 
+use std::rc::Rc;
+
 use fancy_regex::Regex;
 
 use crate::dialect::{relax, translate};
@@ -219,10 +221,20 @@ pub struct Template {
     flags: u8,
     weight: f64,
     reader: Reader,
+    /// The last fast-path match: its text and what the captures gave, so a
+    /// repeated timestamp (many lines a second) costs one DFA search.
+    memo: std::cell::RefCell<Option<FastMemo>>,
     hits: u64,
     last_used: f64,
     distance: usize,
 }
+
+/// A template's last fast-path match: its text, the date's offsets in it,
+/// and the named groups.
+type FastMemo = (String, usize, usize, Rc<[(String, String)]>);
+
+/// The last date read: template name, date text, host time bits, result.
+type ReadMemo = (String, String, u64, Option<f64>);
 
 /// How the begin of a template is bounded.
 #[derive(Clone, Copy, PartialEq)]
@@ -291,6 +303,7 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
         flags,
         weight: 1.0,
         reader,
+        memo: std::cell::RefCell::new(None),
         hits: 0,
         last_used: 0.0,
         distance: usize::MAX,
@@ -451,7 +464,7 @@ pub struct DateMatch {
     pub ds: usize,
     pub de: usize,
     /// Named groups that took part.
-    groups: Vec<(String, String)>,
+    groups: Rc<[(String, String)]>,
 }
 
 /// The date detector of one filter.
@@ -463,6 +476,8 @@ pub struct Detector {
     first_unused: usize,
     /// Zone for timestamps without one (`logtimezone`), minutes east.
     pub default_offset: Option<i64>,
+    /// The last date read: template, text and host time, and the result.
+    read_memo: std::cell::RefCell<Option<ReadMemo>>,
 }
 
 impl Detector {
@@ -518,6 +533,7 @@ impl Detector {
             last_index: usize::MAX,
             first_unused: 0,
             default_offset: None,
+            read_memo: std::cell::RefCell::new(None),
         })
     }
 
@@ -525,24 +541,26 @@ impl Detector {
         let hay = &line[..to.min(line.len())];
         let from = from.min(hay.len());
         if let Some(fast) = &t.fast {
-            let caps = fast.captures_at(hay, from)?;
-            let whole = caps.get(0)?;
+            let whole = fast.find_at(hay, from)?;
             let begin_ok = t.flags & WORD_BEGIN == 0 || word_begin_ok(hay, whole.start());
             let end_ok = t.flags & WORD_END == 0 || word_end_ok(hay, whole.end());
             if begin_ok && end_ok {
+                let (s, e) = (whole.start(), whole.end());
+                if let Some((text, ds, de, groups)) = t.memo.borrow().as_ref()
+                    && text == whole.as_str()
+                {
+                    return Some(DateMatch { start: s, end: e, ds: s + ds, de: s + de, groups: groups.clone() });
+                }
+                let caps = fast.captures_at(hay, from)?;
                 let date = caps.get(1).unwrap_or(whole);
-                let groups = fast
+                let groups: Rc<[(String, String)]> = fast
                     .capture_names()
                     .flatten()
                     .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
                     .collect();
-                return Some(DateMatch {
-                    start: whole.start(),
-                    end: whole.end(),
-                    ds: date.start(),
-                    de: date.end(),
-                    groups,
-                });
+                *t.memo.borrow_mut() =
+                    Some((whole.as_str().to_string(), date.start() - s, date.end() - s, groups.clone()));
+                return Some(DateMatch { start: s, end: e, ds: date.start(), de: date.end(), groups });
             }
         } else if let Some(quick) = &t.quick
             && !quick.is_match_at(hay, from)
@@ -552,7 +570,7 @@ impl Detector {
         let caps = t.regex.captures_from_pos(hay, from).ok()??;
         let whole = caps.get(0)?;
         let date = caps.get(1).unwrap_or(whole);
-        let groups = t
+        let groups: Rc<[(String, String)]> = t
             .regex
             .capture_names()
             .flatten()
@@ -708,6 +726,20 @@ impl Detector {
     /// The unix time of the date the template at `index` matched in `line`.
     pub fn read(&self, index: usize, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
         let t = self.templates.get(index)?;
+        let text = &line[m.ds..m.de];
+        if let Some((name, memo_text, memo_now, time)) = self.read_memo.borrow().as_ref()
+            && *name == t.name
+            && memo_text == text
+            && *memo_now == now.to_bits()
+        {
+            return *time;
+        }
+        let time = self.read_uncached(t, m, line, now, tz);
+        *self.read_memo.borrow_mut() = Some((t.name.clone(), text.to_string(), now.to_bits(), time));
+        time
+    }
+
+    fn read_uncached(&self, t: &Template, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
         match t.reader {
             Reader::Epoch { long, group } => {
                 // The epoch digits: the date group, or (for {EPOCH} inside a

@@ -352,6 +352,57 @@ pub fn relax(translated: &str) -> String {
     out
 }
 
+/// A relaxed regex with its anchors and word boundaries removed: it
+/// matches any text that contains a match of the original, so it can be
+/// run over a whole buffer to learn whether a part of it (a prefregex's
+/// content) could match.
+pub fn unanchor(relaxed: &str) -> String {
+    let chars: Vec<char> = relaxed.chars().collect();
+    let mut out = String::with_capacity(relaxed.len());
+    let mut i = 0;
+    let mut in_class = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && i + 1 < chars.len() {
+            let n = chars[i + 1];
+            if !in_class && matches!(n, 'A' | 'z' | 'Z' | 'b' | 'B') {
+                i += 2;
+                continue;
+            }
+            out.push(c);
+            out.push(n);
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == ']' {
+                in_class = false;
+            }
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                out.push(c);
+                if chars.get(i + 1) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if chars.get(i + 1) == Some(&']') {
+                    out.push(']');
+                    i += 1;
+                }
+            }
+            '^' | '$' => {}
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The index just past the group opening at `start` (balanced parentheses,
 /// classes and escapes respected).
 fn skip_group(chars: &[char], start: usize) -> usize {
@@ -440,6 +491,15 @@ mod tests {
             assert_eq!(relax(from), to);
             regex::Regex::new(to).unwrap();
         }
+    }
+
+    #[test]
+    fn unanchored_regexes_find_their_original_inside_longer_text() {
+        let original = translate(r"^Failed \S+ from <HOST>$", false);
+        let gate = regex::Regex::new(&unanchor(&relax(&expand_tags(&original, true)))).unwrap();
+        assert!(gate.is_match("Nov 1 host sshd[1]: Failed x from 192.0.2.1 port 22\n"));
+        assert!(!gate.is_match("Nov 1 host sshd[1]: Accepted x from 192.0.2.1\n"));
+        assert_eq!(unanchor(r"[^a$]^b\bc$\$"), r"[^a$]bc\$");
     }
 
     #[test]

@@ -340,6 +340,10 @@ pub struct RegexFilter {
     prefregex: Option<Compiled>,
     failregex: Vec<Compiled>,
     candidates: Option<Candidates>,
+    /// Single-line filters: the failregexes unanchored and relaxed, in one
+    /// ASCII set over the whole buffer. No match means no failregex can
+    /// match any part of it, so the prefregex and failregexes are skipped.
+    gate: Option<regex::bytes::RegexSet>,
     ignoreregex: Vec<Compiled>,
     maxlines: usize,
     buffer: Vec<TupleLine>,
@@ -416,9 +420,16 @@ impl Filter for RegexFilter {
             None => TzRule::utc(),
         };
         let candidates = Candidates::new(&failregex);
+        let gate = if maxlines == 1 && failregex.iter().all(|r| r.skiplines == 0) {
+            let patterns: Vec<String> = failregex.iter().map(|r| dialect::unanchor(&r.relaxed)).collect();
+            regex::bytes::RegexSetBuilder::new(&patterns).unicode(false).size_limit(64 << 20).build().ok()
+        } else {
+            None
+        };
         Ok(RegexFilter {
             prefregex,
             candidates,
+            gate,
             failregex,
             ignoreregex,
             maxlines,
@@ -549,6 +560,12 @@ impl RegexFilter {
             if self.ignore_line(&b, &org, None) {
                 return (true, out);
             }
+        }
+        if let (Some(gate), Some(b)) = (&self.gate, &buf)
+            && b.is_ascii()
+            && !gate.is_match(b.as_bytes())
+        {
+            return (false, out);
         }
         let mut pre_groups: BTreeMap<String, String> = BTreeMap::new();
         if let Some(pref) = &self.prefregex {

@@ -4,12 +4,12 @@
 //! combined over it, `<tag>` substitution except the tags filled per ban
 //! and the conditional ones (`blocktype?family=inet6`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
 use crate::config::ini::{Ini, layered_files};
-use crate::config::interp::{Vars, substitute_tags};
+use crate::config::interp::{Given, Vars, combine_definition};
 
 /// The `[Definition]` options of a classic (command) action, and `plugin`.
 pub const ACTION_OPTIONS: &[&str] = &[
@@ -60,32 +60,7 @@ impl ActionDefinition {
         let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
         let mut vars = jail.clone();
         vars.extend(params.clone());
-        let mut combined = BTreeMap::new();
-        for option in ACTION_OPTIONS {
-            if vars.contains_key(*option) {
-                continue;
-            }
-            if let Some(v) = ini.get("Definition", option, &vars)? {
-                combined.insert(option.to_string(), v);
-            }
-        }
-        let mut init: BTreeMap<String, String> = params.clone().into_iter().collect();
-        if let Some(section) = ini.sections.get("Init") {
-            let mut names: Vec<&String> = section.keys().collect();
-            names.sort();
-            for opt in names {
-                let value = ini.get("Init", opt, &Vars::new())?.unwrap_or_default();
-                if !opt.starts_with("known/") {
-                    init.insert(format!("known/{opt}"), value.clone());
-                }
-                init.entry(opt.clone()).or_insert(value);
-            }
-        }
-        combined.extend(init);
-        let mut ignore: HashSet<String> =
-            combined.keys().filter_map(|k| k.split_once('?').map(|(base, _)| base.to_string())).collect();
-        ignore.extend(PER_BAN_TAGS.iter().map(|t| t.to_string()));
-        let options = substitute_tags(&combined, &ignore, |tag| ini.get_ex("Definition", tag, &vars))?;
+        let options = combine_definition(&ini, ACTION_OPTIONS, &params, &vars, Given::ParamsOnly, PER_BAN_TAGS)?;
         let name = params.get("actname").cloned().unwrap_or_else(|| name.to_string());
         Ok(ActionDefinition { name, files: ini.files, options })
     }

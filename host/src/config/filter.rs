@@ -3,12 +3,12 @@
 //! interpolated with the jail's parameters as vars, `[Init]` values and the
 //! parameters combined over them, then `<tag>` substitution.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
 use crate::config::ini::{Ini, layered_files};
-use crate::config::interp::{Vars, substitute_tags};
+use crate::config::interp::{Given, Vars, combine_definition};
 
 /// The `[Definition]` options a filter is made of.
 pub const FILTER_OPTIONS: &[&str] =
@@ -64,36 +64,9 @@ impl FilterDefinition {
         let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
         let mut vars = jail.clone();
         vars.extend(params.clone());
-        let mut combined = BTreeMap::new();
-        for option in FILTER_OPTIONS {
-            // A filter option the jail or the parameters set replaces the
-            // definition's.
-            if let Some(v) = vars.get(*option) {
-                combined.insert(option.to_string(), v.clone());
-                continue;
-            }
-            if let Some(v) = ini.get("Definition", option, &vars)? {
-                combined.insert(option.to_string(), v);
-            }
-        }
-        // The parameters, then [Init] values the parameters do not set
-        // (and each Init value as known/NAME), override the definition.
-        let mut init: BTreeMap<String, String> = params.clone().into_iter().collect();
-        if let Some(section) = ini.sections.get("Init") {
-            let mut names: Vec<&String> = section.keys().collect();
-            names.sort();
-            for opt in names {
-                let value = ini.get("Init", opt, &Vars::new())?.unwrap_or_default();
-                if !opt.starts_with("known/") {
-                    init.insert(format!("known/{opt}"), value.clone());
-                }
-                init.entry(opt.clone()).or_insert(value);
-            }
-        }
-        combined.extend(init);
-        let ignore: HashSet<String> =
-            combined.keys().filter_map(|k| k.split_once('?').map(|(base, _)| base.to_string())).collect();
-        let options = substitute_tags(&combined, &ignore, |tag| ini.get_ex("Definition", tag, &vars))?;
+        // A filter option the jail or the parameters set replaces the
+        // definition's.
+        let options = combine_definition(&ini, FILTER_OPTIONS, &params, &vars, Given::Replaces, &[])?;
         Ok(FilterDefinition { name: name.to_string(), files: ini.files, options })
     }
 

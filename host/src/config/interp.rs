@@ -264,6 +264,62 @@ pub fn substitute_tags(
     }
 }
 
+/// How a `[Definition]` option that the caller's variables also set is
+/// taken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Given {
+    /// The variable replaces the definition's value (filters: a jail may
+    /// set its own `failregex`).
+    Replaces,
+    /// Only the parameters (`name[k=v]`) replace it (actions).
+    ParamsOnly,
+}
+
+/// fail2ban's reading of a definition file (filter or action) for one use:
+/// the `options` of `[Definition]` interpolated with `vars` (the jail's
+/// options under the parameters), then the parameters and the `[Init]`
+/// values they do not set (each Init value also as `known/NAME`) over them,
+/// then `<tag>` substitution, leaving conditional tags (`name?family=..`)
+/// and those in `keep` for later.
+pub fn combine_definition(
+    ini: &Ini,
+    options: &[&str],
+    params: &Vars,
+    vars: &Vars,
+    given: Given,
+    keep: &[&str],
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut combined = BTreeMap::new();
+    for option in options {
+        if let Some(v) = vars.get(*option) {
+            if given == Given::Replaces {
+                combined.insert(option.to_string(), v.clone());
+            }
+            continue;
+        }
+        if let Some(v) = ini.get("Definition", option, vars)? {
+            combined.insert(option.to_string(), v);
+        }
+    }
+    let mut init: BTreeMap<String, String> = params.clone().into_iter().collect();
+    if let Some(section) = ini.sections.get("Init") {
+        let mut names: Vec<&String> = section.keys().collect();
+        names.sort();
+        for opt in names {
+            let value = ini.get("Init", opt, &Vars::new())?.unwrap_or_default();
+            if !opt.starts_with("known/") {
+                init.insert(format!("known/{opt}"), value.clone());
+            }
+            init.entry(opt.clone()).or_insert(value);
+        }
+    }
+    combined.extend(init);
+    let mut ignore: HashSet<String> =
+        combined.keys().filter_map(|k| k.split_once('?').map(|(base, _)| base.to_string())).collect();
+    ignore.extend(keep.iter().map(|t| t.to_string()));
+    substitute_tags(&combined, &ignore, |tag| ini.get_ex("Definition", tag, vars))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

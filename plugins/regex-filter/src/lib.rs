@@ -125,20 +125,19 @@ impl Compiled {
         {
             return None;
         }
-        let mut groups = BTreeMap::new();
-        let (whole_start, whole_end, skipped) = match &self.re {
+        // The two engines answer with different capture types; both are
+        // read through `group`: (start, end, text) of a named group.
+        let collect = |whole: (usize, usize), group: &dyn Fn(&str) -> Option<String>| {
+            let groups: BTreeMap<String, String> =
+                self.names.iter().filter_map(|n| group(n).map(|v| (n.clone(), v))).collect();
+            let skipped: String = (0..self.skiplines).filter_map(|n| group(&format!("skiplines{n}"))).collect();
+            (whole.0, whole.1, groups, skipped)
+        };
+        let (whole_start, whole_end, mut groups, skipped) = match &self.re {
             Engine::Plain(re) => {
                 let caps = re.captures(buf)?;
                 let whole = caps.get(0)?;
-                for name in &self.names {
-                    if let Some(m) = caps.name(name) {
-                        groups.insert(name.clone(), m.as_str().to_string());
-                    }
-                }
-                let skipped: String = (0..self.skiplines)
-                    .filter_map(|n| caps.name(&format!("skiplines{n}")).map(|m| m.as_str().to_string()))
-                    .collect();
-                (whole.start(), whole.end(), skipped)
+                collect((whole.start(), whole.end()), &|n| caps.name(n).map(|m| m.as_str().to_string()))
             }
             Engine::Fancy(re) => {
                 // A pattern that backtracks past fancy-regex's limit counts
@@ -151,15 +150,7 @@ impl Compiled {
                     }
                 };
                 let whole = caps.get(0)?;
-                for name in &self.names {
-                    if let Some(m) = caps.name(name) {
-                        groups.insert(name.clone(), m.as_str().to_string());
-                    }
-                }
-                let skipped: String = (0..self.skiplines)
-                    .filter_map(|n| caps.name(&format!("skiplines{n}")).map(|m| m.as_str().to_string()))
-                    .collect();
-                (whole.start(), whole.end(), skipped)
+                collect((whole.start(), whole.end()), &|n| caps.name(n).map(|m| m.as_str().to_string()))
             }
         };
         for (k, n) in &self.alt {

@@ -13,6 +13,7 @@ mod dialect;
 mod tz;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
 
 use fancy_regex::Regex;
 use wasmban_plugin_sdk::{Failure, Filter, LineNote, Options, Scan};
@@ -544,10 +545,11 @@ impl RegexFilter {
             self.buffer = vec![tuple];
         }
         let org = self.buffer.clone();
-        let mut buf: Option<String> = Some(buffer_of(&org));
+        // Shared, so that handing it to each failregex costs no copy.
+        let mut buf: Option<Rc<str>> = Some(Rc::from(buffer_of(&org)));
 
         if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
-            let b = buf.clone().unwrap_or_default();
+            let b = buf.clone().unwrap_or_else(|| Rc::from(""));
             if self.ignore_line(&b, &org, None) {
                 return (true, out);
             }
@@ -560,7 +562,7 @@ impl RegexFilter {
         }
         let mut pre_groups: BTreeMap<String, String> = BTreeMap::new();
         if let Some(pref) = &self.prefregex {
-            let b = buf.clone().unwrap_or_default();
+            let b = buf.clone().unwrap_or_else(|| Rc::from(""));
             let Some(hit) = pref.search(&b, &org) else { return (false, out) };
             pre_groups = hit.groups;
             if let Some(content) = pre_groups.remove("content").filter(|c| !c.is_empty()) {
@@ -576,7 +578,7 @@ impl RegexFilter {
                 Some(b) => b.clone(),
                 None => {
                     possible = None;
-                    let b = buffer_of(&self.buffer);
+                    let b: Rc<str> = Rc::from(buffer_of(&self.buffer));
                     buf = Some(b.clone());
                     b
                 }

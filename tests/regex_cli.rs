@@ -86,3 +86,42 @@ fn a_filter_that_does_not_compile_is_a_clear_error() {
     assert!(!ok);
     assert!(stderr.contains("broken") && stderr.contains("`failregex`, pattern 2"), "{stderr}");
 }
+
+/// The human summary counts as fail2ban-regex counts: total hits per
+/// failregex (helpers included) and missed lines agree on a realistic log.
+#[test]
+fn the_summary_counts_like_fail2ban_regex() {
+    let generator = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_authlog.py");
+    let reference = std::path::Path::new("/usr/bin/fail2ban-regex");
+    if !generator.is_file() || !reference.is_file() {
+        eprintln!("SKIPPED the_summary_counts_like_fail2ban_regex: needs shared/bench and fail2ban");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let status = Command::new("python3")
+        .arg(&generator)
+        .args(["--lines", "20000", "--seed", "3", "--out"])
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let filter = "/etc/fail2ban/filter.d/sshd.conf";
+    let summary = |out: &[u8]| -> (String, String) {
+        let text = String::from_utf8_lossy(out).into_owned();
+        let get = |prefix: &str| text.lines().find(|l| l.starts_with(prefix)).unwrap_or("").to_string();
+        (get("Failregex:"), get("Lines:"))
+    };
+    let ours = Command::new(env!("CARGO_BIN_EXE_wasmban"))
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex"])
+        .arg(&log)
+        .arg(filter)
+        .output()
+        .unwrap();
+    let theirs = Command::new(reference).arg(&log).arg(filter).output().unwrap();
+    let (our_hits, our_lines) = summary(&ours.stdout);
+    let (their_hits, their_lines) = summary(&theirs.stdout);
+    assert_eq!(our_hits, their_hits);
+    let missed = |l: &str| l.split(", ").find(|p| p.ends_with("missed")).map(str::to_string);
+    assert_eq!(missed(&our_lines), missed(&their_lines), "{our_lines} / {their_lines}");
+}

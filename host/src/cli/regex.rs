@@ -175,12 +175,15 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                 });
                 writeln!(out, "{record}")?;
             }
-            for f in failures {
-                if let Some(h) = hits.get_mut(f.rule as usize) {
+            // Counted as fail2ban-regex counts: every rule hit (helpers
+            // included); a line is matched when a hit meant a failure,
+            // ignored when its hits were only helpers or were dropped.
+            for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
+                if let Some(h) = hits.get_mut(*rule as usize) {
                     *h += 1;
                 }
             }
-            if !failures.is_empty() {
+            if note.is_some_and(|n| n.matched) || !failures.is_empty() {
                 matched.push(line);
             } else if note.is_some_and(|n| n.ignored) {
                 ignored.push(line);

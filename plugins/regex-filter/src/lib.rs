@@ -227,6 +227,18 @@ impl Fail {
     }
 }
 
+/// What one line produced, for the line note.
+#[derive(Default)]
+struct LineOutcome {
+    failures: Vec<(usize, String, Fail)>,
+    /// Rules that matched (fail2ban's failure list, helpers included).
+    hits: Vec<u32>,
+    /// A match that is not a helper (NOFAIL).
+    matched: bool,
+    /// An ignoreregex dropped a match, or a match was only a helper.
+    ignored: bool,
+}
+
 /// fail2ban's connection cache: at most 100 entries, five minutes each.
 struct MlfidCache {
     entries: HashMap<String, (f64, Fail)>,
@@ -439,8 +451,8 @@ impl Filter for RegexFilter {
     fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Scan {
         let mut scan = Scan::default();
         for (index, line) in lines.split('\n').enumerate() {
-            let (time, ignored, found) = self.process_line(line, now);
-            for (rule, id, fail) in found {
+            let (time, outcome) = self.process_line(line, now);
+            for (rule, id, fail) in outcome.failures {
                 let mut fields: Vec<(String, String)> = fail
                     .groups
                     .iter()
@@ -460,7 +472,12 @@ impl Filter for RegexFilter {
                 });
             }
             if notes {
-                scan.notes.push(LineNote { time, ignored });
+                scan.notes.push(LineNote {
+                    time,
+                    hits: outcome.hits,
+                    matched: outcome.matched,
+                    ignored: outcome.ignored,
+                });
             }
         }
         scan
@@ -468,13 +485,12 @@ impl Filter for RegexFilter {
 }
 
 impl RegexFilter {
-    /// Date handling of one line, then the search: (time, ignored, failures).
-    fn process_line(&mut self, line: &str, now: f64) -> (Option<f64>, bool, Vec<(usize, String, Fail)>) {
+    /// Date handling of one line, then the search.
+    fn process_line(&mut self, line: &str, now: f64) -> (Option<f64>, LineOutcome) {
         if self.journal {
             let tuple = TupleLine { pre: String::new(), date: String::new(), post: line.to_string() };
             self.last_date = Some(now);
-            let (ignored, found) = self.find_failure(tuple, now);
-            return (Some(now), ignored, found);
+            return (Some(now), self.find_failure(tuple, now));
         }
         let mut date: Option<f64> = None;
         let mut tuple = TupleLine { pre: String::new(), date: String::new(), post: line.to_string() };
@@ -501,8 +517,8 @@ impl RegexFilter {
             tuple = TupleLine { pre: String::new(), date: self.last_time_text.clone(), post: line.to_string() };
             date = self.last_date;
         }
-        let (ignored, found) = self.find_failure(tuple, date.unwrap_or(now));
-        (date, ignored, found)
+        let outcome = self.find_failure(tuple, date.unwrap_or(now));
+        (date, outcome)
     }
 
     /// Search the ignoreregexes; on a match in multi-line mode (or when not
@@ -534,9 +550,8 @@ impl RegexFilter {
         found
     }
 
-    fn find_failure(&mut self, tuple: TupleLine, date: f64) -> (bool, Vec<(usize, String, Fail)>) {
-        let mut out = Vec::new();
-        let mut ignored = false;
+    fn find_failure(&mut self, tuple: TupleLine, date: f64) -> LineOutcome {
+        let mut out = LineOutcome::default();
         if self.maxlines > 1 {
             self.buffer.push(tuple);
             let excess = self.buffer.len().saturating_sub(self.maxlines);
@@ -551,19 +566,20 @@ impl RegexFilter {
         if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
             let b = buf.clone().unwrap_or_else(|| Rc::from(""));
             if self.ignore_line(&b, &org, None) {
-                return (true, out);
+                out.ignored = true;
+                return out;
             }
         }
         if let (Some(gate), Some(b)) = (&self.gate, &buf)
             && b.is_ascii()
             && !gate.is_match(b.as_bytes())
         {
-            return (false, out);
+            return out;
         }
         let mut pre_groups: BTreeMap<String, String> = BTreeMap::new();
         if let Some(pref) = &self.prefregex {
             let b = buf.clone().unwrap_or_else(|| Rc::from(""));
-            let Some(hit) = pref.search(&b, &org) else { return (false, out) };
+            let Some(hit) = pref.search(&b, &org) else { return out };
             pre_groups = hit.groups;
             if let Some(content) = pre_groups.remove("content").filter(|c| !c.is_empty()) {
                 self.buffer = vec![TupleLine { pre: String::new(), date: String::new(), post: content }];
@@ -591,7 +607,7 @@ impl RegexFilter {
             }
             let Some(hit) = self.failregex[index].search(&b, &org) else { continue };
             if !self.ignoreregex.is_empty() && self.ignore_line(&b, &org, Some(&hit)) {
-                ignored = true;
+                out.ignored = true;
                 buf = None;
                 if !self.check_all {
                     break;
@@ -615,7 +631,7 @@ impl RegexFilter {
                     if cached {
                         self.mlfid.set(key, fail.clone(), date);
                     }
-                    return (ignored, out);
+                    return out;
                 }
             } else {
                 let mut m = fail.matches.take().unwrap_or_default();
@@ -645,16 +661,22 @@ impl RegexFilter {
             if let (Some(key), true) = (&mlfid, cached) {
                 self.mlfid.set(key, fail.clone(), date);
             }
-            if let Some(id) = id
-                && !truthy(&fail.groups, "nofail")
-            {
-                out.push((index, id, fail));
+            // fail2ban's failure list holds this match: helpers (NOFAIL) and
+            // matches still waiting for their address count as hits too.
+            out.hits.push(index as u32);
+            if truthy(&fail.groups, "nofail") {
+                out.ignored = true;
+            } else {
+                out.matched = true;
+                if let Some(id) = id {
+                    out.failures.push((index, id, fail));
+                }
             }
             if !self.check_all {
                 break;
             }
         }
-        (ignored, out)
+        out
     }
 
     /// Merge a failure of connection `key` with what is known of it.

@@ -3,4 +3,5 @@ pub mod capability;
 pub mod cli;
 pub mod config;
 pub mod plugin;
+pub mod tail;
 pub mod timezone;

@@ -1,0 +1,225 @@
+//! Following a log file by identity, not by name: lines appended to it,
+//! across rotation by rename-and-create and by copytruncate, and across
+//! restarts through a saved [`Cursor`].
+//!
+//! The tailer is polled; whoever owns it decides when (inotify events, a
+//! timer). Only complete lines are returned: a line still being written
+//! waits for its newline.
+
+use std::fs::File;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes read per system call.
+const CHUNK: usize = 64 * 1024;
+/// A line longer than this is cut, so one runaway line cannot exhaust memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Where a file was left: enough to resume after a restart without
+/// re-reading counted lines or skipping new ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file.
+    pub ino: u64,
+    /// Bytes consumed (up to the end of the last complete line).
+    pub offset: u64,
+    /// How many of the file's first bytes `fingerprint` covers.
+    pub head_len: u16,
+    /// Hash of the file's first `head_len` bytes, to notice a file that
+    /// was emptied and rewritten, or a reused inode.
+    pub fingerprint: u64,
+}
+
+/// Bytes at the start of a file that identify its content.
+const HEAD: usize = 256;
+
+/// Where to start reading a file seen for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At its end: only new lines count (fail2ban's default `tail`).
+    End,
+    /// At its beginning (fail2ban's `head`).
+    Head,
+}
+
+struct Open {
+    file: File,
+    dev: u64,
+    ino: u64,
+    /// End of the last complete line consumed.
+    offset: u64,
+    /// Raw bytes read after `offset` (the line still being written).
+    pending: u64,
+    /// The first bytes of the file as read (up to HEAD), hashed.
+    head_len: u16,
+    fingerprint: u64,
+}
+
+/// Follows one path.
+pub struct Tailer {
+    path: PathBuf,
+    start: Start,
+    open: Option<Open>,
+    saved: Option<Cursor>,
+    /// Whether the path has been looked at once: only the very first look
+    /// may start at the end; a file that appears later is read whole.
+    started: bool,
+    partial: Vec<u8>,
+    /// Lines cut at [`MAX_LINE`] so far.
+    pub truncated_lines: u64,
+}
+
+/// Hash of the first `len` bytes of `file` (fewer if it is shorter), and
+/// how many bytes that was. Leaves the file position undefined.
+fn head_hash(file: &mut File, len: usize) -> std::io::Result<(u16, u64)> {
+    let mut buf = vec![0u8; len];
+    file.seek(SeekFrom::Start(0))?;
+    let mut got = 0;
+    while got < len {
+        match file.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    let mut h = DefaultHasher::new();
+    buf[..got].hash(&mut h);
+    Ok((got as u16, h.finish()))
+}
+
+impl Tailer {
+    /// Follow `path`, resuming from `saved` when it still describes the
+    /// file found there, otherwise starting as `start` says.
+    pub fn new(path: impl Into<PathBuf>, start: Start, saved: Option<Cursor>) -> Tailer {
+        Tailer { path: path.into(), start, open: None, saved, started: false, partial: Vec::new(), truncated_lines: 0 }
+    }
+
+    /// The path followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the file is now consumed to, for saving.
+    pub fn cursor(&mut self) -> Option<Cursor> {
+        let open = self.open.as_ref()?;
+        Some(Cursor {
+            dev: open.dev,
+            ino: open.ino,
+            offset: open.offset,
+            head_len: open.head_len,
+            fingerprint: open.fingerprint,
+        })
+    }
+
+    /// Whether the file exists and is being followed.
+    pub fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    fn open_path(&mut self) -> std::io::Result<bool> {
+        let first_time = !std::mem::replace(&mut self.started, true);
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        let offset = match self.saved.take() {
+            Some(c)
+                if c.dev == meta.dev()
+                    && c.ino == meta.ino()
+                    && c.offset <= meta.len()
+                    && head_hash(&mut file, c.head_len as usize)? == (c.head_len, c.fingerprint) =>
+            {
+                c.offset
+            }
+            // Saved for another file (rotated while we were stopped): read
+            // the new one from its start.
+            Some(_) => 0,
+            None if first_time && self.start == Start::End => meta.len(),
+            None => 0,
+        };
+        let (head_len, fingerprint) = head_hash(&mut file, (offset as usize).min(HEAD))?;
+        file.seek(SeekFrom::Start(offset))?;
+        self.partial.clear();
+        self.open = Some(Open { file, dev: meta.dev(), ino: meta.ino(), offset, pending: 0, head_len, fingerprint });
+        Ok(true)
+    }
+
+    /// Read what is new. Complete lines are appended to `lines` (without
+    /// their newline; invalid UTF-8 replaced).
+    pub fn poll(&mut self, lines: &mut Vec<String>) -> std::io::Result<()> {
+        if self.open.is_none() && !self.open_path()? {
+            return Ok(());
+        }
+        // The held file first, through its own handle: emptied by
+        // copytruncate (shorter than what was read, or regrown with other
+        // first bytes)? That holds even when it has since been renamed away.
+        if let Some(o) = self.open.as_mut() {
+            let len = o.file.metadata()?.len();
+            let shorter = len < o.offset + o.pending;
+            let rewritten = !shorter && head_hash(&mut o.file, o.head_len as usize)? != (o.head_len, o.fingerprint);
+            if shorter || rewritten {
+                o.offset = 0;
+                o.pending = 0;
+                (o.head_len, o.fingerprint) = head_hash(&mut o.file, 0)?;
+                self.partial.clear();
+            }
+            o.file.seek(SeekFrom::Start(o.offset + o.pending))?;
+        }
+        // Is the path still the held file?
+        let same = match std::fs::metadata(&self.path) {
+            Ok(meta) => self.open.as_ref().is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        };
+        self.read_available(lines)?;
+        if !same {
+            // Renamed away (or deleted): its tail has been read above; now
+            // follow whatever the path holds, from its start.
+            self.open = None;
+            if self.open_path()? {
+                self.read_available(lines)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_available(&mut self, lines: &mut Vec<String>) -> std::io::Result<()> {
+        let Some(open) = self.open.as_mut() else { return Ok(()) };
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = open.file.read(&mut buf)?;
+            if n == 0 {
+                let read = open.offset + open.pending;
+                if (open.head_len as u64) < read.min(HEAD as u64) {
+                    (open.head_len, open.fingerprint) = head_hash(&mut open.file, read.min(HEAD as u64) as usize)?;
+                    open.file.seek(SeekFrom::Start(read))?;
+                }
+                return Ok(());
+            }
+            let mut rest = &buf[..n];
+            while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                let room = MAX_LINE.saturating_sub(self.partial.len());
+                if nl > room {
+                    self.truncated_lines += 1;
+                }
+                self.partial.extend_from_slice(&rest[..nl.min(room)]);
+                lines.push(String::from_utf8_lossy(&self.partial).trim_end_matches('\r').to_string());
+                self.partial.clear();
+                open.offset += open.pending + nl as u64 + 1;
+                open.pending = 0;
+                rest = &rest[nl + 1..];
+            }
+            let room = MAX_LINE.saturating_sub(self.partial.len());
+            self.partial.extend_from_slice(&rest[..rest.len().min(room)]);
+            open.pending += rest.len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

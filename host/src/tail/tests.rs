@@ -1,0 +1,216 @@
+use std::io::Write;
+
+use super::*;
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn poll(t: &mut Tailer) -> Vec<String> {
+    let mut lines = Vec::new();
+    t.poll(&mut lines).unwrap();
+    lines
+}
+
+#[test]
+fn starts_at_the_end_and_waits_for_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "old 1\nold 2\n");
+    let mut t = Tailer::new(&log, Start::End, None);
+    assert!(poll(&mut t).is_empty());
+    append(&log, "new 1\nnew 2 is still being wri");
+    assert_eq!(poll(&mut t), ["new 1"]);
+    append(&log, "tten\r\n");
+    assert_eq!(poll(&mut t), ["new 2 is still being written"]);
+}
+
+#[test]
+fn head_reads_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "a\nb\n");
+    let mut t = Tailer::new(&log, Start::Head, None);
+    assert_eq!(poll(&mut t), ["a", "b"]);
+}
+
+#[test]
+fn rotation_by_rename_reads_the_old_tail_then_the_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "a\n");
+    let mut t = Tailer::new(&log, Start::Head, None);
+    assert_eq!(poll(&mut t), ["a"]);
+    std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    // A writer that still holds the old file writes one more line.
+    append(&dir.path().join("auth.log.1"), "b\n");
+    assert_eq!(poll(&mut t), ["b"]);
+    append(&log, "c\n");
+    assert_eq!(poll(&mut t), ["c"]);
+}
+
+#[test]
+fn copytruncate_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "a\nb\n");
+    let mut t = Tailer::new(&log, Start::Head, None);
+    assert_eq!(poll(&mut t), ["a", "b"]);
+    std::fs::copy(&log, dir.path().join("auth.log.1")).unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    // Regrown past the old length before we look: the first line tells.
+    append(&log, "c-is-a-longer-line\nd\n");
+    assert_eq!(poll(&mut t), ["c-is-a-longer-line", "d"]);
+}
+
+#[test]
+fn a_restart_resumes_from_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "a\nb\npartial");
+    let mut t = Tailer::new(&log, Start::Head, None);
+    assert_eq!(poll(&mut t), ["a", "b"]);
+    let cursor = t.cursor().unwrap();
+    drop(t);
+    // Written while the daemon was down.
+    append(&log, " line\nc\n");
+    let mut t = Tailer::new(&log, Start::End, Some(cursor));
+    assert_eq!(poll(&mut t), ["partial line", "c"]);
+}
+
+#[test]
+fn a_cursor_for_a_rotated_file_reads_the_new_file_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "a\nb\n");
+    let mut t = Tailer::new(&log, Start::Head, None);
+    poll(&mut t);
+    let cursor = t.cursor().unwrap();
+    drop(t);
+    std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    append(&log, "c\n");
+    let mut t = Tailer::new(&log, Start::End, Some(cursor));
+    assert_eq!(poll(&mut t), ["c"]);
+}
+
+#[test]
+fn a_file_that_appears_later_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("later.log");
+    let mut t = Tailer::new(&log, Start::End, None);
+    assert!(poll(&mut t).is_empty());
+    assert!(!t.is_open());
+    append(&log, "a\nb\n");
+    assert_eq!(poll(&mut t), ["a", "b"]);
+}
+
+#[test]
+fn a_runaway_line_is_cut_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, &format!("{}\nok\n", "x".repeat(MAX_LINE + 10)));
+    let mut t = Tailer::new(&log, Start::Head, None);
+    let lines = poll(&mut t);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].len(), MAX_LINE);
+    assert_eq!(lines[1], "ok");
+    assert_eq!(t.truncated_lines, 1);
+}
+
+/// Random writes, partial writes, rotations both ways and polls against a
+/// model: every complete line is returned once, in order, except those
+/// that rotation itself puts out of reach before a poll (lines in a file
+/// rotated away twice between polls, or emptied by copytruncate unread).
+#[test]
+fn random_writes_and_rotations_match_the_model() {
+    for seed in 1..=60u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        append(&log, "");
+        let mut t = Tailer::new(&log, Start::Head, None);
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut expected, mut got) = (Vec::new(), Vec::new());
+        // The model: unread lines of the file the tailer holds (None before
+        // its first poll), of the file now at the path when that is another
+        // one, and whether they are the same file.
+        let mut held: Option<Vec<String>> = None;
+        let mut at_path: Vec<String> = Vec::new();
+        let mut path_is_held = false;
+        let mut in_progress = String::new();
+        let (mut counter, mut rotations) = (0, 0);
+        let write_line =
+            |line: String, held: &mut Option<Vec<String>>, at_path: &mut Vec<String>, path_is_held: bool| match (
+                path_is_held,
+                held.as_mut(),
+            ) {
+                (true, Some(h)) => h.push(line),
+                _ => at_path.push(line),
+            };
+        for _ in 0..400 {
+            match next() % 10 {
+                0..=4 => {
+                    counter += 1;
+                    let line = format!("seed {seed} line {counter} {}", "y".repeat((next() % 40) as usize));
+                    if !in_progress.is_empty() {
+                        let cut = in_progress.len() / 2;
+                        append(&log, &format!("{}\n", &in_progress[cut..]));
+                        write_line(std::mem::take(&mut in_progress), &mut held, &mut at_path, path_is_held);
+                    }
+                    if next() % 3 == 0 {
+                        append(&log, &line[..line.len() / 2]);
+                        in_progress = line;
+                    } else {
+                        append(&log, &format!("{line}\n"));
+                        write_line(line, &mut held, &mut at_path, path_is_held);
+                    }
+                }
+                5..=6 => {
+                    got.extend(poll(&mut t));
+                    if let Some(h) = held.as_mut() {
+                        expected.append(h);
+                    }
+                    expected.append(&mut at_path);
+                    held = Some(Vec::new());
+                    path_is_held = true;
+                }
+                7 if in_progress.is_empty() => {
+                    rotations += 1;
+                    std::fs::rename(&log, dir.path().join(format!("auth.log.{rotations}"))).unwrap();
+                    append(&log, "");
+                    if !path_is_held {
+                        // Rotated away before the tailer ever held it.
+                        at_path.clear();
+                    }
+                    path_is_held = false;
+                }
+                8 if in_progress.is_empty() => {
+                    std::fs::copy(&log, dir.path().join("auth.log.copy")).unwrap();
+                    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+                    match (path_is_held, held.as_mut()) {
+                        (true, Some(h)) => h.clear(),
+                        _ => at_path.clear(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !in_progress.is_empty() {
+            let cut = in_progress.len() / 2;
+            append(&log, &format!("{}\n", &in_progress[cut..]));
+            write_line(std::mem::take(&mut in_progress), &mut held, &mut at_path, path_is_held);
+        }
+        got.extend(poll(&mut t));
+        if let Some(h) = held.as_mut() {
+            expected.append(h);
+        }
+        expected.append(&mut at_path);
+        assert_eq!(got, expected, "seed {seed}");
+    }
+}

@@ -2,6 +2,7 @@
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod jail;
 pub mod plugin;
 pub mod tail;
 pub mod timezone;

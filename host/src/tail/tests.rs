@@ -145,14 +145,13 @@ fn random_writes_and_rotations_match_the_model() {
         let mut path_is_held = false;
         let mut in_progress = String::new();
         let (mut counter, mut rotations) = (0, 0);
-        let write_line =
-            |line: String, held: &mut Option<Vec<String>>, at_path: &mut Vec<String>, path_is_held: bool| match (
-                path_is_held,
-                held.as_mut(),
-            ) {
-                (true, Some(h)) => h.push(line),
-                _ => at_path.push(line),
-            };
+        let write_line = |line: String,
+                          held: &mut Option<Vec<String>>,
+                          at_path: &mut Vec<String>,
+                          path_is_held: bool| match (path_is_held, held.as_mut()) {
+            (true, Some(h)) => h.push(line),
+            _ => at_path.push(line),
+        };
         for _ in 0..400 {
             match next() % 10 {
                 0..=4 => {

@@ -1,0 +1,166 @@
+//! Failures per id, as fail2ban counts them: a window of `findtime` that
+//! starts at the first failure; when a failure arrives after the window,
+//! the count is scaled to the rate seen so far and the window moves.
+
+use std::collections::HashMap;
+
+struct Entry {
+    first: f64,
+    last: f64,
+    /// The count compared with `maxretry`.
+    retry: u32,
+    /// Failure lines seen.
+    failures: u32,
+    matches: Vec<String>,
+}
+
+/// An id that reached `maxretry`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanCandidate {
+    /// The id (usually an address).
+    pub id: String,
+    /// Failure lines counted for it.
+    pub failures: u32,
+    /// Its last `maxmatches` matched lines.
+    pub matches: Vec<String>,
+    /// Time of its last failure.
+    pub time: f64,
+}
+
+/// The failure counts of one jail.
+pub struct FailCounter {
+    findtime: f64,
+    maxretry: u32,
+    maxmatches: usize,
+    entries: HashMap<String, Entry>,
+    total: u64,
+}
+
+impl FailCounter {
+    /// Counts for a jail with these settings.
+    pub fn new(findtime: i64, maxretry: u32, maxmatches: u32) -> Self {
+        FailCounter {
+            findtime: findtime.max(1) as f64,
+            maxretry: maxretry.max(1),
+            maxmatches: maxmatches as usize,
+            entries: HashMap::new(),
+            total: 0,
+        }
+    }
+
+    /// Ids with failures being counted ("currently failed").
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no failures are being counted.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Failures counted since start ("total failed").
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Count one failure of `id` at `time`; returns the ban candidate when
+    /// the id reaches `maxretry` (its count is then forgotten).
+    pub fn add(&mut self, id: &str, time: f64, matches: &[String]) -> Option<BanCandidate> {
+        self.total += 1;
+        let findtime = self.findtime;
+        let entry = self.entries.entry(id.to_string()).or_insert_with(|| Entry {
+            first: time,
+            last: time,
+            retry: 0,
+            failures: 0,
+            matches: Vec::new(),
+        });
+        if time > entry.last {
+            if entry.first < time - findtime {
+                // Past the window: keep the rate, not the count.
+                entry.retry = (f64::from(entry.retry) / (time - entry.first) * findtime).round() as u32;
+                entry.first = time - findtime;
+            }
+            entry.last = time;
+        }
+        entry.retry += 1;
+        entry.failures += 1;
+        if self.maxmatches > 0 {
+            entry.matches.extend(matches.iter().cloned());
+            let excess = entry.matches.len().saturating_sub(self.maxmatches);
+            entry.matches.drain(..excess);
+        }
+        if entry.retry >= self.maxretry {
+            let entry = self.entries.remove(id)?;
+            return Some(BanCandidate {
+                id: id.to_string(),
+                failures: entry.failures,
+                matches: entry.matches,
+                time: entry.last,
+            });
+        }
+        None
+    }
+
+    /// Forget ids whose last failure is older than `findtime` before `now`.
+    pub fn cleanup(&mut self, now: f64) {
+        let limit = now - self.findtime;
+        self.entries.retain(|_, e| e.last > limit);
+    }
+
+    /// Forget one id (after a manual ban or unban).
+    pub fn forget(&mut self, id: &str) {
+        self.entries.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bans_at_maxretry_within_findtime() {
+        let mut c = FailCounter::new(600, 3, 10);
+        assert!(c.add("192.0.2.1", 1000.0, &["a".into()]).is_none());
+        assert!(c.add("192.0.2.1", 1100.0, &["b".into()]).is_none());
+        assert!(c.add("192.0.2.2", 1150.0, &[]).is_none());
+        let ban = c.add("192.0.2.1", 1200.0, &["c".into()]).unwrap();
+        assert_eq!((ban.failures, ban.time), (3, 1200.0));
+        assert_eq!(ban.matches, ["a", "b", "c"]);
+        // Its count starts over; the other id is still counted.
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.total(), 4);
+    }
+
+    #[test]
+    fn slow_attempts_are_scaled_to_their_rate() {
+        let mut c = FailCounter::new(600, 3, 0);
+        c.add("x", 0.0, &[]);
+        c.add("x", 500.0, &[]);
+        // 2 failures over 1200 s is 1 per findtime: with this one, 2 < 3.
+        assert!(c.add("x", 1200.0, &[]).is_none());
+        // A fast burst now reaches 3.
+        assert!(c.add("x", 1210.0, &[]).is_some());
+    }
+
+    #[test]
+    fn maxmatches_keeps_the_last_lines_and_cleanup_forgets_old_ids() {
+        let mut c = FailCounter::new(60, 10, 2);
+        for (i, t) in [0.0, 1.0, 2.0].iter().enumerate() {
+            c.add("x", *t, &[format!("line {i}")]);
+        }
+        c.add("y", 100.0, &[]);
+        c.cleanup(100.0);
+        assert_eq!(c.len(), 1);
+        c.forget("y");
+        assert!(c.is_empty());
+        let mut c = FailCounter::new(60, 3, 2);
+        for (i, t) in [0.0, 1.0, 2.0].iter().enumerate() {
+            if let Some(b) = c.add("x", *t, &[format!("line {i}")]) {
+                assert_eq!(b.matches, ["line 1", "line 2"]);
+                return;
+            }
+        }
+        panic!("no ban");
+    }
+}

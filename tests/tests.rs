@@ -12,3 +12,4 @@ mod grants;
 mod iptables;
 mod regex_cli;
 mod sandbox;
+mod store;

@@ -4,5 +4,6 @@ pub mod cli;
 pub mod config;
 pub mod jail;
 pub mod plugin;
+pub mod store;
 pub mod tail;
 pub mod timezone;

@@ -1,0 +1,322 @@
+//! The ban store: SQLite in WAL mode in the state directory. Bans (with
+//! their history, for `bantime.increment`) and the read positions of log
+//! files. A write returns only once it is on disk (`synchronous = FULL`),
+//! so a ban reported is a ban kept, whatever happens to the process next.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::tail::Cursor;
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// A store problem, naming the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or set up.
+    #[error("ban database {}: {message}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong and what to do.
+        message: String,
+    },
+    /// A read or write failed.
+    #[error("ban database {}: {what}: {message}", path.display())]
+    Query {
+        /// The file.
+        path: PathBuf,
+        /// The operation.
+        what: &'static str,
+        /// SQLite's words.
+        message: String,
+    },
+}
+
+/// One ban as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanRecord {
+    /// The jail.
+    pub jail: String,
+    /// The banned address (or id).
+    pub ip: String,
+    /// Unix seconds when the ban started.
+    pub time: i64,
+    /// Seconds; negative means forever.
+    pub bantime: i64,
+    /// How many times this id was banned in this jail, this ban included.
+    pub bancount: u32,
+    /// Failures that led to it.
+    pub failures: u32,
+    /// The matched lines.
+    pub matches: Vec<String>,
+}
+
+impl BanRecord {
+    /// Whether the ban is still in force at `now`.
+    pub fn active_at(&self, now: i64) -> bool {
+        self.bantime < 0 || self.time + self.bantime > now
+    }
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |message: String| StoreError::Open { path: path.to_path_buf(), message };
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        let setup = "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS bans (
+                 jail TEXT NOT NULL,
+                 ip TEXT NOT NULL,
+                 time INTEGER NOT NULL,
+                 bantime INTEGER NOT NULL,
+                 bancount INTEGER NOT NULL,
+                 failures INTEGER NOT NULL,
+                 matches TEXT NOT NULL,
+                 active INTEGER NOT NULL DEFAULT 1,
+                 PRIMARY KEY (jail, ip, time)
+             );
+             CREATE INDEX IF NOT EXISTS bans_by_ip ON bans (ip, jail);
+             CREATE INDEX IF NOT EXISTS bans_active ON bans (active);
+             CREATE TABLE IF NOT EXISTS positions (
+                 path TEXT PRIMARY KEY,
+                 dev INTEGER NOT NULL,
+                 ino INTEGER NOT NULL,
+                 offset INTEGER NOT NULL,
+                 head_len INTEGER NOT NULL,
+                 fingerprint INTEGER NOT NULL
+             );";
+        conn.execute_batch(setup).map_err(|e| {
+            open_err(format!("{e}; if this is not a wasmban database, move it away and wasmban will create a new one"))
+        })?;
+        let version: i64 =
+            conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| open_err(e.to_string()))?;
+        match version {
+            0 => conn
+                .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                .map_err(|e| open_err(e.to_string()))?,
+            SCHEMA_VERSION => {}
+            newer => {
+                return Err(open_err(format!(
+                    "it was written by a newer wasmban (schema {newer}, this one reads {SCHEMA_VERSION}); upgrade wasmban"
+                )));
+            }
+        }
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    fn query_err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| StoreError::Query { path: self.path.clone(), what, message: e.to_string() }
+    }
+
+    /// Record a ban; durable when this returns.
+    pub fn record_ban(&mut self, ban: &BanRecord) -> Result<(), StoreError> {
+        let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                params![ban.jail, ban.ip, ban.time, ban.bantime, ban.bancount, ban.failures, matches],
+            )
+            .map_err(self.query_err("record a ban"))?;
+        Ok(())
+    }
+
+    /// Mark the active bans of `ip` in `jail` (every jail when `None`)
+    /// lifted; returns how many there were.
+    pub fn lift(&mut self, jail: Option<&str>, ip: &str) -> Result<usize, StoreError> {
+        let n = match jail {
+            Some(j) => self
+                .conn
+                .execute("UPDATE bans SET active = 0 WHERE active = 1 AND jail = ?1 AND ip = ?2", params![j, ip]),
+            None => self.conn.execute("UPDATE bans SET active = 0 WHERE active = 1 AND ip = ?1", params![ip]),
+        }
+        .map_err(self.query_err("lift a ban"))?;
+        Ok(n)
+    }
+
+    fn read_bans(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<BanRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.query_err("read bans"))?;
+        let rows = stmt
+            .query_map(args, |r| {
+                let matches: String = r.get(6)?;
+                Ok(BanRecord {
+                    jail: r.get(0)?,
+                    ip: r.get(1)?,
+                    time: r.get(2)?,
+                    bantime: r.get(3)?,
+                    bancount: r.get(4)?,
+                    failures: r.get(5)?,
+                    matches: serde_json::from_str(&matches).unwrap_or_default(),
+                })
+            })
+            .map_err(self.query_err("read bans"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.query_err("read bans"))
+    }
+
+    /// Bans in force at `now`: what a restart restores.
+    pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
+        self.read_bans(
+            "SELECT jail, ip, time, bantime, bancount, failures, matches FROM bans
+             WHERE active = 1 AND (bantime < 0 OR time + bantime > ?1) ORDER BY time",
+            params![now],
+        )
+    }
+
+    /// Active bans whose time is up at `now`, marked lifted and returned
+    /// (for their actions' unban).
+    pub fn expire(&mut self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
+        let expired = self.read_bans(
+            "SELECT jail, ip, time, bantime, bancount, failures, matches FROM bans
+             WHERE active = 1 AND bantime >= 0 AND time + bantime <= ?1 ORDER BY time",
+            params![now],
+        )?;
+        self.conn
+            .execute(
+                "UPDATE bans SET active = 0 WHERE active = 1 AND bantime >= 0 AND time + bantime <= ?1",
+                params![now],
+            )
+            .map_err(self.query_err("expire bans"))?;
+        Ok(expired)
+    }
+
+    /// How many times `ip` was banned before, in `jail` (every jail when
+    /// `None`, for `bantime.overalljails`).
+    pub fn ban_count(&self, ip: &str, jail: Option<&str>) -> Result<u32, StoreError> {
+        let count: i64 = match jail {
+            Some(j) => {
+                self.conn
+                    .query_row("SELECT COUNT(*) FROM bans WHERE ip = ?1 AND jail = ?2", params![ip, j], |r| r.get(0))
+            }
+            None => self.conn.query_row("SELECT COUNT(*) FROM bans WHERE ip = ?1", params![ip], |r| r.get(0)),
+        }
+        .map_err(self.query_err("count bans"))?;
+        Ok(count as u32)
+    }
+
+    /// Forget lifted bans that ended more than `age` seconds before `now`
+    /// (`dbpurgeage`); returns how many.
+    pub fn purge(&mut self, now: i64, age: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM bans WHERE active = 0 AND bantime >= 0 AND time + bantime < ?1", params![now - age])
+            .map_err(self.query_err("purge old bans"))
+    }
+
+    /// Save where a log file was read to.
+    pub fn save_cursor(&mut self, path: &Path, c: &Cursor) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![path.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
+            )
+            .map_err(self.query_err("save a read position"))?;
+        Ok(())
+    }
+
+    /// Where a log file was read to, if saved.
+    pub fn load_cursor(&self, path: &Path) -> Result<Option<Cursor>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT dev, ino, offset, head_len, fingerprint FROM positions WHERE path = ?1",
+                params![path.to_string_lossy()],
+                |r| {
+                    Ok(Cursor {
+                        dev: r.get::<_, i64>(0)? as u64,
+                        ino: r.get::<_, i64>(1)? as u64,
+                        offset: r.get::<_, i64>(2)? as u64,
+                        head_len: r.get(3)?,
+                        fingerprint: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.query_err("load a read position"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(jail: &str, ip: &str, time: i64, bantime: i64) -> BanRecord {
+        BanRecord {
+            jail: jail.into(),
+            ip: ip.into(),
+            time,
+            bantime,
+            bancount: 1,
+            failures: 5,
+            matches: vec!["a line".into()],
+        }
+    }
+
+    #[test]
+    fn bans_survive_a_reopen_and_expire_on_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasmban.sqlite3");
+        {
+            let mut s = Store::open(&db).unwrap();
+            s.record_ban(&ban("sshd", "192.0.2.1", 1000, 600)).unwrap();
+            s.record_ban(&ban("sshd", "192.0.2.2", 1000, -1)).unwrap();
+            s.record_ban(&ban("recidive", "192.0.2.1", 1200, 3600)).unwrap();
+        }
+        let mut s = Store::open(&db).unwrap();
+        let active: Vec<(String, String)> = s.active_bans(1500).unwrap().into_iter().map(|b| (b.jail, b.ip)).collect();
+        assert_eq!(active.len(), 3);
+        let expired = s.expire(1600).unwrap();
+        assert_eq!(expired.len(), 1);
+        assert_eq!((expired[0].jail.as_str(), expired[0].ip.as_str()), ("sshd", "192.0.2.1"));
+        assert_eq!(expired[0].matches, ["a line"]);
+        assert_eq!(s.active_bans(1600).unwrap().len(), 2);
+        // A permanent ban never expires.
+        assert!(s.expire(10_000_000).unwrap().iter().all(|b| b.bantime >= 0));
+        assert_eq!(s.active_bans(10_000_000).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn counts_lifts_and_purges() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for t in [0, 1000, 2000] {
+            s.record_ban(&ban("sshd", "192.0.2.9", t, 100)).unwrap();
+        }
+        s.record_ban(&ban("nginx", "192.0.2.9", 3000, 100)).unwrap();
+        assert_eq!(s.ban_count("192.0.2.9", Some("sshd")).unwrap(), 3);
+        assert_eq!(s.ban_count("192.0.2.9", None).unwrap(), 4);
+        assert_eq!(s.lift(Some("nginx"), "192.0.2.9").unwrap(), 1);
+        assert_eq!(s.lift(None, "192.0.2.9").unwrap(), 3);
+        assert!(s.active_bans(0).unwrap().is_empty());
+        // Ended before 2500 - 1000: the bans ending at 100 and 1100.
+        assert_eq!(s.purge(2500, 1000).unwrap(), 2);
+        assert_eq!(s.ban_count("192.0.2.9", None).unwrap(), 2);
+    }
+
+    #[test]
+    fn read_positions_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        let c = Cursor { dev: 2049, ino: u64::MAX - 3, offset: 12345, head_len: 256, fingerprint: u64::MAX };
+        s.save_cursor(Path::new("/var/log/auth.log"), &c).unwrap();
+        assert_eq!(s.load_cursor(Path::new("/var/log/auth.log")).unwrap(), Some(c));
+        assert_eq!(s.load_cursor(Path::new("/var/log/other.log")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
+        let e = Store::open(&db).err().unwrap().to_string();
+        assert!(e.contains(db.to_str().unwrap()) && e.contains("move it away"), "{e}");
+    }
+}

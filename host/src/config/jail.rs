@@ -56,8 +56,10 @@ pub struct Jail {
     pub findtime: i64,
     /// `bantime` in seconds; negative means forever.
     pub bantime: i64,
-    /// `ignoreip` entries.
-    pub ignoreip: Vec<String>,
+    /// The ban time rule: `bantime` with the `bantime.increment` family.
+    pub ban_time: crate::jail::BanTime,
+    /// `ignoreip`, parsed.
+    pub ignoreip: crate::jail::IgnoreList,
     /// `ignoreself`.
     pub ignoreself: bool,
     /// `logtimezone`.
@@ -156,12 +158,60 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
             None => Ok(default),
         }
     };
-    let list = |opt: &str| -> Vec<String> {
-        options
-            .get(opt)
-            .map(|v| v.split(['\n', ' ', ',']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default()
+    let flag = |opt: &str, default: bool| -> Result<bool, ConfigError> {
+        match options.get(opt) {
+            Some(v) => parse_bool(v).map_err(|m| value_error(ini, name, opt, m)),
+            None => Ok(default),
+        }
     };
+    let bantime = time("bantime", 600)?;
+    let increment = if flag("bantime.increment", false)? {
+        let factor = match options.get("bantime.factor") {
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| value_error(ini, name, "bantime.factor", format!("{v:?} is not a number")))?,
+            None => 1.0,
+        };
+        let multipliers = match options.get("bantime.multipliers") {
+            Some(v) => {
+                v.split_whitespace().map(|m| m.parse::<f64>()).collect::<Result<Vec<f64>, _>>().map_err(|_| {
+                    value_error(
+                        ini,
+                        name,
+                        "bantime.multipliers",
+                        format!("{v:?}: expected numbers separated by spaces"),
+                    )
+                })?
+            }
+            None => Vec::new(),
+        };
+        if let Some(formula) = options.get("bantime.formula").map(|f| f.trim()).filter(|f| !f.is_empty()) {
+            let default = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
+            if formula.replace(' ', "") != default.replace(' ', "") {
+                return Err(value_error(
+                    ini,
+                    name,
+                    "bantime.formula",
+                    "custom Python formulas are not evaluated by wasmban; express the growth with bantime.multipliers (and bantime.factor, bantime.maxtime)".into(),
+                ));
+            }
+        }
+        let optional_time = |opt: &str| -> Result<Option<i64>, ConfigError> {
+            options.get(opt).map(|v| parse_time(v).map_err(|m| value_error(ini, name, opt, m))).transpose()
+        };
+        Some(crate::jail::Increment {
+            factor,
+            multipliers,
+            maxtime: optional_time("bantime.maxtime")?,
+            rndtime: optional_time("bantime.rndtime")?,
+            overalljails: flag("bantime.overalljails", false)?,
+        })
+    } else {
+        None
+    };
+    let ignoreip = crate::jail::IgnoreList::parse(options.get("ignoreip").map(String::as_str).unwrap_or(""))
+        .map_err(|m| value_error(ini, name, "ignoreip", m))?;
     // The filter and actions see the jail's options, but not the jail's own
     // references to them.
     let mut seen = options.clone();
@@ -195,12 +245,10 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
         maxretry: count("maxretry", 5)?,
         maxmatches: count("maxmatches", count("maxretry", 5)?)?,
         findtime: time("findtime", 600)?,
-        bantime: time("bantime", 600)?,
-        ignoreip: list("ignoreip"),
-        ignoreself: match options.get("ignoreself") {
-            Some(v) => parse_bool(v).map_err(|m| value_error(ini, name, "ignoreself", m))?,
-            None => true,
-        },
+        bantime,
+        ban_time: crate::jail::BanTime { base: bantime, increment },
+        ignoreip,
+        ignoreself: flag("ignoreself", true)?,
         logtimezone: options.get("logtimezone").cloned(),
         filter,
         actions,
@@ -238,6 +286,29 @@ mod tests {
         let (_, a) = &svc.actions[0];
         assert_eq!(a.plugin(), Some("iptables"));
         assert_eq!(a.options["name"], "svc");
+    }
+
+    #[test]
+    fn ban_time_increments_and_ignore_lists_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("jail.conf"),
+            "[svc]\nenabled = true\nbantime = 10m\nbantime.increment = true\nbantime.multipliers = 1 2 4\nbantime.maxtime = 1h\nignoreip = 127.0.0.1/8 ::1\n",
+        )
+        .unwrap();
+        let (jails, errors) = Jails::load(dir.path()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let j = &jails.enabled[0];
+        assert_eq!(j.ban_time.seconds(5, 0.0), 2400);
+        assert!(j.ignoreip.covers("127.0.0.53".parse().unwrap()));
+        std::fs::write(
+            dir.path().join("jail.local"),
+            "[svc]\nignoreip = 10.0.0.0/40\nbantime.formula = ban.Time * 3\n",
+        )
+        .unwrap();
+        let (_, errors) = Jails::load(dir.path()).unwrap();
+        let e = errors[0].to_string();
+        assert!(e.contains("[svc] bantime.formula") || e.contains("[svc] ignoreip"), "{e}");
     }
 
     #[test]

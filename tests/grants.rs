@@ -44,7 +44,7 @@ fn a_program_outside_the_grant_is_refused_by_the_host() {
     let plugin = rt.load(&source, "x").unwrap();
     let mut action = plugin.action(opts(&[("name", "sshd")])).unwrap();
     let err = action.start().unwrap_err().to_string();
-    assert!(err.contains("\"iptables\" is not granted"), "{err}");
+    assert!(err.contains("\"iptables\" is not granted") && err.contains("`start` failed"), "{err}");
     assert!(recorder.runs().is_empty(), "a refused program was run: {:?}", recorder.runs());
 }
 

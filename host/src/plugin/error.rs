@@ -109,6 +109,16 @@ pub enum PluginError {
         /// The plugin's own message.
         message: String,
     },
+    /// A call returned an error value (the plugin's own report).
+    #[error("plugin {plugin}: `{call}` failed: {message}")]
+    Failed {
+        /// The plugin.
+        plugin: String,
+        /// The exported function.
+        call: &'static str,
+        /// The plugin's own message.
+        message: String,
+    },
     /// A call trapped; the instance has been discarded and will be rebuilt.
     #[error("plugin {plugin}: `{call}` {kind}: {detail}")]
     Trap {

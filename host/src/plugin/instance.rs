@@ -177,7 +177,7 @@ pub struct ActionInstance(Sandboxed);
 
 /// Flatten a call that returns `result<_, string>` into our error type.
 fn plugin_result(plugin: &str, call: &'static str, r: Result<(), String>) -> Result<(), PluginError> {
-    r.map_err(|message| PluginError::Create { plugin: plugin.to_string(), message: format!("{call}: {message}") })
+    r.map_err(|message| PluginError::Failed { plugin: plugin.to_string(), call, message })
 }
 
 macro_rules! action_call {

@@ -250,23 +250,8 @@ pub fn relax(translated: &str) -> String {
     // For each open group: does its `)` need a `?` (a conditional)?
     let mut groups: Vec<bool> = Vec::new();
     let mut i = 0;
-    let mut in_class = false;
     while i < chars.len() {
         let c = chars[i];
-        if in_class {
-            if c == '\\' && i + 1 < chars.len() {
-                out.push(c);
-                out.push(chars[i + 1]);
-                i += 2;
-                continue;
-            }
-            if c == ']' {
-                in_class = false;
-            }
-            out.push(c);
-            i += 1;
-            continue;
-        }
         match c {
             '\\' if i + 1 < chars.len() => {
                 let n = chars[i + 1];
@@ -291,17 +276,9 @@ pub fn relax(translated: &str) -> String {
                 i += 2;
             }
             '[' => {
-                in_class = true;
-                out.push('[');
-                i += 1;
-                if chars.get(i) == Some(&'^') {
-                    out.push('^');
-                    i += 1;
-                }
-                if chars.get(i) == Some(&']') {
-                    out.push(']');
-                    i += 1;
-                }
+                let end = class_end(&chars, i);
+                out.extend(&chars[i..end]);
+                i = end;
             }
             '(' => {
                 let rest: String = chars[i..].iter().take(5).collect();
@@ -360,40 +337,23 @@ pub fn unanchor(relaxed: &str) -> String {
     let chars: Vec<char> = relaxed.chars().collect();
     let mut out = String::with_capacity(relaxed.len());
     let mut i = 0;
-    let mut in_class = false;
     while i < chars.len() {
         let c = chars[i];
         if c == '\\' && i + 1 < chars.len() {
             let n = chars[i + 1];
-            if !in_class && matches!(n, 'A' | 'z' | 'Z' | 'b' | 'B') {
-                i += 2;
-                continue;
+            if !matches!(n, 'A' | 'z' | 'Z' | 'b' | 'B') {
+                out.push(c);
+                out.push(n);
             }
-            out.push(c);
-            out.push(n);
             i += 2;
-            continue;
-        }
-        if in_class {
-            if c == ']' {
-                in_class = false;
-            }
-            out.push(c);
-            i += 1;
             continue;
         }
         match c {
             '[' => {
-                in_class = true;
-                out.push(c);
-                if chars.get(i + 1) == Some(&'^') {
-                    out.push('^');
-                    i += 1;
-                }
-                if chars.get(i + 1) == Some(&']') {
-                    out.push(']');
-                    i += 1;
-                }
+                let end = class_end(&chars, i);
+                out.extend(&chars[i..end]);
+                i = end;
+                continue;
             }
             '^' | '$' => {}
             _ => out.push(c),
@@ -403,30 +363,41 @@ pub fn unanchor(relaxed: &str) -> String {
     out
 }
 
+/// The index just past the character class opening at `start` (a `[`): a
+/// `^` and a `]` right after the opening are part of it, escapes are
+/// skipped. Unclosed: the end of the pattern.
+fn class_end(chars: &[char], start: usize) -> usize {
+    let mut i = start + 1;
+    if chars.get(i) == Some(&'^') {
+        i += 1;
+    }
+    if chars.get(i) == Some(&']') {
+        i += 1;
+    }
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            ']' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
 /// The index just past the group opening at `start` (balanced parentheses,
 /// classes and escapes respected).
 fn skip_group(chars: &[char], start: usize) -> usize {
     let mut depth = 0;
     let mut i = start;
-    let mut in_class = false;
     while i < chars.len() {
         let c = chars[i];
         if c == '\\' {
             i += 2;
             continue;
         }
-        if in_class {
-            if c == ']' {
-                in_class = false;
-            }
-        } else if c == '[' {
-            in_class = true;
-            if chars.get(i + 1) == Some(&'^') {
-                i += 1;
-            }
-            if chars.get(i + 1) == Some(&']') {
-                i += 1;
-            }
+        if c == '[' {
+            i = class_end(chars, i);
+            continue;
         } else if c == '(' {
             depth += 1;
         } else if c == ')' {

@@ -29,12 +29,8 @@ fn check_jail(
     match &jail.filter {
         None => report(warnings, "no filter set: the jail will never find a failure".into()),
         Some((reference, def)) => {
-            let built = def.regex_plugin_options().map_err(|e| e.to_string()).and_then(|mut options| {
-                options.push(("timezone".into(), crate::timezone::local_rule()));
-                options.push(("year".into(), crate::timezone::current_year().to_string()));
-                let source = registry.resolve(def.plugin()).map_err(|e| e.to_string())?;
-                let grant_file = source.grant_file_hint(registry.plugin_dir());
-                let plugin = runtime.load(&source, &grant_file).map_err(|e| e.to_string())?;
+            let built = def.regex_plugin_options().map_err(|e| e.to_string()).and_then(|options| {
+                let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| e.to_string())?;
                 plugin.filter(options).map(|_| ()).map_err(|e| e.to_string())
             });
             if let Err(e) = built {
@@ -58,11 +54,10 @@ fn check_jail(
                 ),
             ),
             Some(name) => {
-                let built = registry.resolve(name).map_err(|e| e.to_string()).and_then(|source| {
-                    let grant_file = source.grant_file_hint(registry.plugin_dir());
-                    let plugin = runtime.load(&source, &grant_file).map_err(|e| e.to_string())?;
-                    plugin.action(def.plugin_options()).map(|_| ()).map_err(|e| e.to_string())
-                });
+                let built = runtime
+                    .load_named(registry, name)
+                    .and_then(|plugin| plugin.action(def.plugin_options()).map(|_| ()))
+                    .map_err(|e| e.to_string());
                 if let Err(e) = built {
                     report(errors, format!("action {} ({}): {e}", reference.name, def.where_()));
                 }

@@ -111,8 +111,6 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let params = parse_opts(&args.opts)?;
     let definition = load_definition(cli, &args.filter, &params)?;
     let mut options = definition.regex_plugin_options()?;
-    options.push(("timezone".into(), crate::timezone::local_rule()));
-    options.push(("year".into(), crate::timezone::current_year().to_string()));
     // fail2ban-regex tries every failregex on every line, so its hit counts
     // are per regex; the daemon stops at the first match.
     options.push(("check-all".into(), "1".into()));
@@ -126,10 +124,8 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let registry = Registry::new(Some(cli.plugin_dir()));
-    let source = registry.resolve(definition.plugin())?;
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
-    let grant_file = source.grant_file_hint(registry.plugin_dir());
-    let plugin = runtime.load(&source, &grant_file)?;
+    let plugin = runtime.load_named(&registry, definition.plugin())?;
     let mut filter =
         plugin.filter(options).with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
 

@@ -107,7 +107,9 @@ impl FilterDefinition {
         self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     }
 
-    /// The options handed to the regex filter component.
+    /// The options handed to the regex filter component, with the host's
+    /// time zone and year, which it needs to read dates and has no other
+    /// way to learn.
     pub fn regex_plugin_options(&self) -> Result<Vec<(String, String)>, ConfigError> {
         let mut out = Vec::new();
         for key in ["prefregex", "datepattern"] {
@@ -122,6 +124,8 @@ impl FilterDefinition {
             }
         }
         out.push(("maxlines".to_string(), self.maxlines()?.to_string()));
+        out.push(("timezone".to_string(), crate::timezone::local_rule()));
+        out.push(("year".to_string(), crate::timezone::current_year().to_string()));
         Ok(out)
     }
 }

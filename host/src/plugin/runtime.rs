@@ -172,6 +172,16 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Resolve what a configuration names (`iptables`, `pack.wasm`) in
+    /// `registry` and load it; a refusal points at the grant file to edit.
+    pub fn load_named(&self, registry: &crate::plugin::Registry, reference: &str) -> Result<Plugin, PluginError> {
+        let source = registry.resolve(reference)?;
+        let grant_file = source.grant_file_hint(registry.plugin_dir());
+        self.load(&source, &grant_file)
+    }
+}
+
 pub(crate) enum Pre {
     Filter(FilterPluginPre<PluginState>),
     Action(ActionPluginPre<PluginState>),

@@ -493,30 +493,45 @@ impl RegexFilter {
             return (Some(now), self.find_failure(tuple, now));
         }
         let mut date: Option<f64> = None;
-        let mut tuple = TupleLine { pre: String::new(), date: String::new(), post: line.to_string() };
+        // The line split around its date; None: the line whole, undated.
+        let mut split: Option<TupleLine> = None;
+        // Whether the line takes the last date (and its text).
+        let mut inherit = false;
         let recent = |last: Option<f64>| last.is_some_and(|d| d > now - 60.0);
         let detected = self.detector.as_mut().and_then(|d| d.find(line, now));
         if let Some((m, index)) = detected {
             let (ds, de) = (m.ds, m.de);
-            tuple =
-                TupleLine { pre: line[..ds].to_string(), date: line[ds..de].to_string(), post: line[de..].to_string() };
-            if ds < de {
-                date = self.detector.as_ref().and_then(|d| d.read(index, &m, line, now, &self.tz));
-                if let Some(d) = date {
-                    self.last_time_text = tuple.date.clone();
-                    self.last_date = Some(d);
-                }
-            } else if recent(self.last_date) {
-                tuple = TupleLine { pre: String::new(), date: self.last_time_text.clone(), post: line.to_string() };
+            if ds == de && recent(self.last_date) {
+                // An optional date that is absent: the last one, if recent.
+                inherit = true;
                 date = self.last_date;
             } else {
-                date = Some(now);
+                let tuple = TupleLine {
+                    pre: line[..ds].to_string(),
+                    date: line[ds..de].to_string(),
+                    post: line[de..].to_string(),
+                };
+                if ds < de {
+                    date = self.detector.as_ref().and_then(|d| d.read(index, &m, line, now, &self.tz));
+                    if let Some(d) = date {
+                        self.last_time_text = tuple.date.clone();
+                        self.last_date = Some(d);
+                    }
+                } else {
+                    date = Some(now);
+                }
+                split = Some(tuple);
             }
         }
         if date.is_none() && recent(self.last_date) {
-            tuple = TupleLine { pre: String::new(), date: self.last_time_text.clone(), post: line.to_string() };
+            inherit = true;
             date = self.last_date;
         }
+        let tuple = if inherit {
+            TupleLine { pre: String::new(), date: self.last_time_text.clone(), post: line.to_string() }
+        } else {
+            split.unwrap_or_else(|| TupleLine { pre: String::new(), date: String::new(), post: line.to_string() })
+        };
         let outcome = self.find_failure(tuple, date.unwrap_or(now));
         (date, outcome)
     }

@@ -8,6 +8,8 @@ mod cache;
 mod check;
 mod cli;
 mod conformance;
+mod daemon;
+mod filters;
 mod grants;
 mod iptables;
 mod regex_cli;

@@ -2,6 +2,7 @@
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod jail;
 pub mod plugin;
 pub mod store;

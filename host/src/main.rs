@@ -5,10 +5,13 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = wasmban::cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
-        .init();
+    // The daemon sets up its own log from its configuration.
+    if !matches!(cli.command, wasmban::cli::Command::Server(_)) {
+        tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match wasmban::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -64,6 +64,9 @@ fn check_jail(
             }
         }
     }
+    if let Err(e) = crate::daemon::source::Backend::parse(&jail.backend) {
+        report(errors, format!("backend: {e}"));
+    }
     let systemd = jail.backend.trim_start().starts_with("systemd");
     if jail.logpath.is_empty() && !systemd {
         report(warnings, format!("no logpath and backend {}: nothing to read", jail.backend));

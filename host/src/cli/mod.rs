@@ -5,13 +5,17 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod control;
 pub mod plugin;
 pub mod regex;
+pub mod server;
 
 /// Where the configuration lives by default.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/wasmban";
 /// Where state (bans, positions, compiled plugins) lives by default.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/wasmban";
+/// Where the daemon's control socket is by default.
+pub const DEFAULT_SOCKET: &str = "/run/wasmban/wasmban.sock";
 
 /// wasmban: intrusion prevention with sandboxed WebAssembly filters and actions.
 #[derive(Debug, Parser)]
@@ -23,6 +27,9 @@ pub struct Cli {
     /// State directory: ban database, read positions, compiled plugins.
     #[arg(long, global = true, default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
     pub state_dir: PathBuf,
+    /// The daemon's control socket.
+    #[arg(short = 's', long = "socket", global = true, default_value = DEFAULT_SOCKET, value_name = "SOCKET")]
+    pub socket: PathBuf,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -39,6 +46,11 @@ pub enum Command {
     /// Load the whole configuration and build every enabled jail's filter
     /// and actions, changing nothing; exit 1 on any error.
     Check,
+    /// Run the daemon in the foreground.
+    Server(server::ServerArgs),
+    /// Talk to a running daemon.
+    #[command(flatten)]
+    Control(control::ControlCommand),
 }
 
 impl Cli {
@@ -57,6 +69,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plugin(cmd) => plugin::run(&cli, cmd),
         Command::Regex(args) => regex::run(&cli, args),
+        Command::Server(args) => server::run(&cli, args),
+        Command::Control(cmd) => control::run(&cli, cmd),
         Command::Check => {
             if check::run(&cli)? {
                 Ok(())

@@ -29,6 +29,12 @@ pub const ACTION_OPTIONS: &[&str] = &[
     "plugin",
 ];
 
+/// fail2ban's stock iptables actions, which the built-in iptables component
+/// carries out with the same chains and rules (its `type`), so that an
+/// unchanged fail2ban configuration bans without running shell commands.
+const STOCK_IPTABLES: &[(&str, &str)] =
+    &[("iptables", "oneport"), ("iptables-multiport", "multiport"), ("iptables-allports", "allports")];
+
 /// Tags filled at ban time, never at load time.
 const PER_BAN_TAGS: &[&str] = &["matches", "ipmatches", "ipjailmatches", "timeout", "bantime"];
 
@@ -41,6 +47,9 @@ pub struct ActionDefinition {
     pub files: Vec<PathBuf>,
     /// Every combined option after interpolation and tag substitution.
     pub options: BTreeMap<String, String>,
+    /// Whether this is a stock fail2ban iptables action given to the
+    /// built-in component (see [`STOCK_IPTABLES`]).
+    pub stock_equivalent: bool,
 }
 
 impl ActionDefinition {
@@ -60,9 +69,19 @@ impl ActionDefinition {
         let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
         let mut vars = jail.clone();
         vars.extend(params.clone());
-        let options = combine_definition(&ini, ACTION_OPTIONS, &params, &vars, Given::ParamsOnly, PER_BAN_TAGS)?;
+        let mut options = combine_definition(&ini, ACTION_OPTIONS, &params, &vars, Given::ParamsOnly, PER_BAN_TAGS)?;
+        // Only the untouched stock file: a `.local` may have changed its
+        // commands, and those must then run as written.
+        let untouched = !ini.files.iter().any(|f| f.extension().is_some_and(|e| e == "local"));
+        let stock = STOCK_IPTABLES.iter().find(|(stock, _)| *stock == name).map(|(_, kind)| *kind);
+        let mut stock_equivalent = false;
+        if let (None, Some(kind), true) = (options.get("plugin"), stock, untouched) {
+            options.insert("plugin".into(), "iptables".into());
+            options.entry("type".into()).or_insert_with(|| kind.into());
+            stock_equivalent = true;
+        }
         let name = params.get("actname").cloned().unwrap_or_else(|| name.to_string());
-        Ok(ActionDefinition { name, files: ini.files, options })
+        Ok(ActionDefinition { name, files: ini.files, options, stock_equivalent })
     }
 
     /// The component that runs this action, when it names one.
@@ -85,6 +104,8 @@ impl ActionDefinition {
         self.options
             .iter()
             .filter(|(k, _)| !k.starts_with("known/") && k.as_str() != "plugin")
+            // A stock action's shell commands are not the component's business.
+            .filter(|(k, _)| !(self.stock_equivalent && k.starts_with("action")))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }

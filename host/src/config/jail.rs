@@ -113,7 +113,9 @@ impl Jails {
             match load_jail(confdir, &ini, name) {
                 Ok(Some(jail)) => jails.enabled.push(jail),
                 Ok(None) => jails.disabled.push(name.clone()),
-                Err(e) => errors.push(e),
+                // A value error names its section already.
+                Err(e @ ConfigError::Value { .. }) => errors.push(e),
+                Err(e) => errors.push(ConfigError::Jail { jail: name.clone(), inner: Box::new(e) }),
             }
         }
         Ok((jails, errors))

@@ -56,4 +56,12 @@ pub enum ConfigError {
         /// Where it was looked for.
         looked: String,
     },
+    /// A problem found while resolving one jail.
+    #[error("[{jail}] {inner}")]
+    Jail {
+        /// The jail.
+        jail: String,
+        /// What is wrong.
+        inner: Box<ConfigError>,
+    },
 }

@@ -132,6 +132,44 @@ impl Store {
         Ok(())
     }
 
+    /// Record new bans and the read positions reached with them in one
+    /// transaction: durable together when this returns, so a restart
+    /// neither loses a ban nor re-reads the lines that led to it.
+    pub fn record_progress(&mut self, bans: &[BanRecord], cursors: &[(PathBuf, Cursor)]) -> Result<(), StoreError> {
+        let path = &self.path;
+        let err = |what: &'static str| {
+            move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() }
+        };
+        let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
+        for ban in bans {
+            let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                params![ban.jail, ban.ip, ban.time, ban.bantime, ban.bancount, ban.failures, matches],
+            )
+            .map_err(err("record a ban"))?;
+        }
+        for (file, c) in cursors {
+            tx.execute(
+                "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
+            )
+            .map_err(err("save a read position"))?;
+        }
+        tx.commit().map_err(err("commit"))?;
+        Ok(())
+    }
+
+    /// The bans of one jail in force at `now`.
+    pub fn active_bans_of(&self, jail: &str, now: i64) -> Result<Vec<BanRecord>, StoreError> {
+        self.read_bans(
+            "SELECT jail, ip, time, bantime, bancount, failures, matches FROM bans
+             WHERE active = 1 AND jail = ?1 AND (bantime < 0 OR time + bantime > ?2) ORDER BY time",
+            params![jail, now],
+        )
+    }
+
     /// Mark the active bans of `ip` in `jail` (every jail when `None`)
     /// lifted; returns how many there were.
     pub fn lift(&mut self, jail: Option<&str>, ip: &str) -> Result<usize, StoreError> {

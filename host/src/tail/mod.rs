@@ -149,9 +149,26 @@ impl Tailer {
         Ok(true)
     }
 
+    /// Open the file now if it exists, fixing where reading starts
+    /// (its end, for [`Start::End`]) without reading anything: lines
+    /// written between this and the first poll are not skipped.
+    pub fn open_now(&mut self) -> std::io::Result<()> {
+        if self.open.is_none() {
+            self.open_path()?;
+        }
+        Ok(())
+    }
+
     /// Read what is new. Complete lines are appended to `lines` (without
     /// their newline; invalid UTF-8 replaced).
     pub fn poll(&mut self, lines: &mut Vec<String>) -> std::io::Result<()> {
+        self.poll_up_to(lines, usize::MAX)
+    }
+
+    /// Like [`Tailer::poll`], but stop once `lines` holds `limit` lines, so
+    /// that a burst is taken in bounded chunks and the cursor marks
+    /// exactly the lines handed out.
+    pub fn poll_up_to(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<()> {
         if self.open.is_none() && !self.open_path()? {
             return Ok(());
         }
@@ -170,28 +187,40 @@ impl Tailer {
             }
             o.file.seek(SeekFrom::Start(o.offset + o.pending))?;
         }
-        // Is the path still the held file?
+        // Is the path still the held file? While nothing is at the path
+        // (renamed, the new file not created yet) the old file is kept:
+        // the service may still be writing its last lines there.
         let same = match std::fs::metadata(&self.path) {
             Ok(meta) => self.open.as_ref().is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(e),
         };
-        self.read_available(lines)?;
+        if !self.read_available(lines, limit)? {
+            // Stopped at the limit: the rest (and any rotation) next time.
+            return Ok(());
+        }
         if !same {
             // Renamed away (or deleted): its tail has been read above; now
             // follow whatever the path holds, from its start.
             self.open = None;
             if self.open_path()? {
-                self.read_available(lines)?;
+                self.read_available(lines, limit)?;
             }
         }
         Ok(())
     }
 
-    fn read_available(&mut self, lines: &mut Vec<String>) -> std::io::Result<()> {
-        let Some(open) = self.open.as_mut() else { return Ok(()) };
+    /// Read complete lines until the end of the file (true) or until
+    /// `lines` holds `limit` (false). Reading stops right after the last
+    /// line taken, so nothing read is left unaccounted for.
+    fn read_available(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<bool> {
+        let Some(open) = self.open.as_mut() else { return Ok(true) };
         let mut buf = vec![0u8; CHUNK];
         loop {
+            if lines.len() >= limit {
+                open.file.seek(SeekFrom::Start(open.offset + open.pending))?;
+                return Ok(false);
+            }
             let n = open.file.read(&mut buf)?;
             if n == 0 {
                 let read = open.offset + open.pending;
@@ -199,10 +228,17 @@ impl Tailer {
                     (open.head_len, open.fingerprint) = head_hash(&mut open.file, read.min(HEAD as u64) as usize)?;
                     open.file.seek(SeekFrom::Start(read))?;
                 }
-                return Ok(());
+                return Ok(true);
             }
             let mut rest = &buf[..n];
             while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                if lines.len() >= limit {
+                    // Give back what was read past the last line taken.
+                    self.partial.clear();
+                    open.pending = 0;
+                    open.file.seek(SeekFrom::Start(open.offset))?;
+                    return Ok(false);
+                }
                 let room = MAX_LINE.saturating_sub(self.partial.len());
                 if nl > room {
                     self.truncated_lines += 1;

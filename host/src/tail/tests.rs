@@ -213,3 +213,54 @@ fn random_writes_and_rotations_match_the_model() {
         assert_eq!(got, expected, "seed {seed}");
     }
 }
+
+#[test]
+fn bounded_polls_hand_out_every_line_once_across_a_rotation_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "");
+    let mut t = Tailer::new(&log, Start::End, None);
+    let mut got = Vec::new();
+    t.poll_up_to(&mut got, 3).unwrap();
+    append(&log, "1\n2\n3\n4\n5\npart");
+    std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    append(&log, "6\n7\n");
+    let mut rounds = 0;
+    loop {
+        let mut chunk = Vec::new();
+        t.poll_up_to(&mut chunk, 2).unwrap();
+        assert!(chunk.len() <= 2);
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend(chunk);
+        rounds += 1;
+        if rounds == 2 {
+            // A restart from the saved cursor in the middle of the old file.
+            let cursor = t.cursor();
+            t = Tailer::new(dir.path().join("auth.log.1"), Start::End, cursor);
+            let mut rest = Vec::new();
+            t.poll(&mut rest).unwrap();
+            assert_eq!(rest, ["5"]);
+            got.extend(rest);
+            t = Tailer::new(&log, Start::Head, None);
+        }
+    }
+    // "part" never got its newline, so it is not a line.
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6", "7"]);
+}
+
+#[test]
+fn the_old_file_is_kept_until_the_new_one_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "");
+    let mut t = Tailer::new(&log, Start::End, None);
+    assert!(poll(&mut t).is_empty());
+    std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    assert!(poll(&mut t).is_empty());
+    append(&dir.path().join("auth.log.1"), "late\n");
+    assert_eq!(poll(&mut t), ["late"]);
+    append(&log, "new\n");
+    assert_eq!(poll(&mut t), ["new"]);
+}

@@ -1,0 +1,143 @@
+//! The daemon's log, in fail2ban's line format
+//! (`2026-11-25 10:00:00,123 fail2ban.actions        [42]: NOTICE  [sshd] Ban 192.0.2.1`),
+//! so that fail2ban's recidive filter and admins' habits work on it.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::daemon::settings::{LogTarget, Settings};
+use crate::daemon::worker::BAN_TARGET;
+
+/// fail2ban's line layout.
+struct Fail2banFormat {
+    pid: u32,
+}
+
+/// Local date and time with milliseconds, as fail2ban writes them.
+fn local_timestamp() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    // SAFETY: localtime_r only writes the tm it is given.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        now.subsec_millis()
+    )
+}
+
+impl<S, N> FormatEvent<S, N> for Fail2banFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+        let meta = event.metadata();
+        let target = meta.target();
+        let name = if target == BAN_TARGET { target.to_string() } else { target.replace("::", ".") };
+        let level = match *meta.level() {
+            Level::INFO if target == BAN_TARGET => "NOTICE",
+            Level::ERROR => "ERROR",
+            Level::WARN => "WARNING",
+            Level::INFO => "INFO",
+            Level::DEBUG | Level::TRACE => "DEBUG",
+        };
+        write!(writer, "{} {:<24}[{}]: {:<7} ", local_timestamp(), name, self.pid, level)?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// A log file that can be reopened (after logrotate moved it).
+#[derive(Clone)]
+pub struct LogFile {
+    path: PathBuf,
+    file: Arc<Mutex<File>>,
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl LogFile {
+    /// Open `path` for appending.
+    pub fn open(path: &Path) -> std::io::Result<LogFile> {
+        Ok(LogFile { path: path.to_path_buf(), file: Arc::new(Mutex::new(open_log(path)?)) })
+    }
+
+    /// Reopen the file by name.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let fresh = open_log(&self.path)?;
+        if let Ok(mut f) = self.file.lock() {
+            *f = fresh;
+        }
+        Ok(())
+    }
+}
+
+/// One line written to the log file.
+pub struct LogFileWriter(Arc<Mutex<File>>);
+
+impl Write for LogFileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut f) => f.write(buf),
+            Err(_) => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogFile {
+    type Writer = LogFileWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        LogFileWriter(self.file.clone())
+    }
+}
+
+/// Install the daemon's logger. `WASMBAN_LOG` overrides `loglevel`.
+/// Returns the log file, to reopen on reload, when logging to one.
+pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
+    let filter = EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
+    let format = Fail2banFormat { pid: std::process::id() };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).event_format(format);
+    match &settings.log_target {
+        LogTarget::Stderr => {
+            let _ = builder.with_writer(std::io::stderr).try_init();
+            Ok(None)
+        }
+        LogTarget::Stdout => {
+            let _ = builder.with_writer(std::io::stdout).try_init();
+            Ok(None)
+        }
+        LogTarget::File(path) => {
+            let file = LogFile::open(path).map_err(|e| {
+                anyhow::anyhow!("logtarget {}: {e}; fix the path or use logtarget = STDERR", path.display())
+            })?;
+            let _ = builder.with_writer(file.clone()).try_init();
+            Ok(Some(file))
+        }
+    }
+}

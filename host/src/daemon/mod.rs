@@ -1,0 +1,433 @@
+//! `wasmban server`: the daemon. Jails run on threads of their own (see
+//! [`worker`]); the control socket, signals and reloads run on a small
+//! tokio runtime that never waits on a plugin.
+
+pub mod clock;
+pub mod control;
+pub mod engine;
+pub mod logging;
+pub mod settings;
+pub mod source;
+pub mod worker;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::ConfigError;
+use crate::config::jail::Jails;
+use crate::daemon::clock::Clock;
+use crate::daemon::control::{Reply, Request};
+use crate::daemon::logging::LogFile;
+use crate::daemon::worker::{Command, JailHandle, Shared};
+use crate::plugin::{Runtime, RuntimeOptions};
+use crate::store::Store;
+
+/// How the daemon is started.
+pub struct ServerOptions {
+    /// The configuration directory.
+    pub confdir: PathBuf,
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The state directory (ban database, compiled plugins).
+    pub state_dir: PathBuf,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// How often logs are looked at without a file event.
+    pub poll_interval: Duration,
+    /// `dbpurgeage` in seconds.
+    pub dbpurgeage: i64,
+    /// The log file, reopened on reload.
+    pub log_file: Option<LogFile>,
+}
+
+/// How long a ban or unban may take (the actions run firewall programs).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+enum Event {
+    Reload { jail: Option<String>, reply: oneshot::Sender<Result<Value, String>> },
+    Stop,
+}
+
+struct Daemon {
+    confdir: PathBuf,
+    shared: Shared,
+    jails: Mutex<BTreeMap<String, JailHandle>>,
+    events: mpsc::UnboundedSender<Event>,
+    log_file: Option<LogFile>,
+}
+
+/// Make `dir` (mode 0700) if needed.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", dir.display()))
+}
+
+/// Bind the control socket with mode 0600, refusing to steal it from a
+/// daemon that still answers there.
+fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!(
+                "another wasmban daemon is answering on {}; stop it first (`wasmban -s {} stop`)",
+                path.display(),
+                path.display()
+            );
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    // SAFETY: umask only swaps the process's file creation mask; the old
+    // one is put back right after bind, so the socket is never reachable
+    // with wider permissions.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener = bound.with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Run the daemon until `stop` or SIGTERM.
+pub fn run(options: ServerOptions) -> anyhow::Result<()> {
+    private_dir(&options.state_dir)?;
+    let db = options.state_dir.join("wasmban.sqlite3");
+    let mut store = Store::open(&db)?;
+    let now = options.clock.now() as i64;
+    match store.purge(now, options.dbpurgeage) {
+        Ok(n) if n > 0 => tracing::info!("forgot {n} ban(s) older than dbpurgeage"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
+    let runtime =
+        Runtime::new(RuntimeOptions { cache_dir: Some(options.state_dir.join("cache")), ..RuntimeOptions::default() })?;
+    let shared = Shared {
+        runtime: Arc::new(runtime),
+        plugin_dir: options.confdir.join("plugin.d"),
+        store: Arc::new(Mutex::new(store)),
+        clock: options.clock.clone(),
+        poll_interval: options.poll_interval,
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("wasmban-control")
+        .enable_all()
+        .build()?;
+    tokio.block_on(serve(options, shared))
+}
+
+async fn serve(options: ServerOptions, shared: Shared) -> anyhow::Result<()> {
+    let listener = bind_socket(&options.socket)?;
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    let daemon = Arc::new(Daemon {
+        confdir: options.confdir.clone(),
+        shared,
+        jails: Mutex::new(BTreeMap::new()),
+        events,
+        log_file: options.log_file,
+    });
+    let (jails, errors) = Jails::load(&options.confdir)?;
+    for e in &errors {
+        tracing::error!("{e}; that jail is not started");
+    }
+    daemon.start(jails.enabled.into_iter().collect());
+    tracing::info!(
+        "wasmban {} started: configuration {}, socket {}, {} jail(s)",
+        env!("CARGO_PKG_VERSION"),
+        options.confdir.display(),
+        options.socket.display(),
+        daemon.jail_names().len()
+    );
+
+    let accepting = daemon.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let d = accepting.clone();
+                    tokio::spawn(async move { d.serve_client(stream).await });
+                }
+                Err(e) => {
+                    tracing::warn!("control socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut purge = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if let Err(e) = daemon.reload(None).await {
+                    tracing::error!("reload failed, jails keep running as they were: {e}");
+                }
+            }
+            _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = purge.tick() => daemon.purge(options.dbpurgeage),
+            event = inbox.recv() => match event {
+                Some(Event::Reload { jail, reply }) => { let r = daemon.reload(jail).await; let _ = reply.send(r); }
+                Some(Event::Stop) | None => break,
+            },
+        }
+    }
+    accept.abort();
+    let d = daemon.clone();
+    let _ = tokio::task::spawn_blocking(move || d.stop_all()).await;
+    let _ = std::fs::remove_file(&options.socket);
+    tracing::info!("wasmban stopped");
+    Ok(())
+}
+
+/// Sections named by configuration errors: jails to leave as they run.
+fn broken_jails(errors: &[ConfigError]) -> BTreeSet<String> {
+    errors
+        .iter()
+        .filter_map(|e| match e {
+            ConfigError::Value { section, .. } => Some(section.clone()),
+            ConfigError::Jail { jail, .. } => Some(jail.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Daemon {
+    fn jail_names(&self) -> Vec<String> {
+        self.jails.lock().map(|j| j.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn start(&self, jails: Vec<crate::config::jail::Jail>) -> Vec<String> {
+        let mut started = Vec::new();
+        for jail in jails {
+            let name = jail.name.clone();
+            match worker::spawn(jail, self.shared.clone()) {
+                Ok(handle) => {
+                    if let Ok(mut map) = self.jails.lock() {
+                        map.insert(name.clone(), handle);
+                    }
+                    started.push(name);
+                }
+                Err(e) => tracing::error!("[{name}] could not start a thread for the jail: {e}"),
+            }
+        }
+        started
+    }
+
+    fn stop_all(&self) {
+        let handles: Vec<JailHandle> =
+            self.jails.lock().map(|mut m| std::mem::take(&mut *m).into_values().collect()).unwrap_or_default();
+        stop_handles(handles);
+    }
+
+    fn purge(&self, age: i64) {
+        let now = self.shared.clock.now() as i64;
+        if let Ok(mut store) = self.shared.store.lock()
+            && let Err(e) = store.purge(now, age)
+        {
+            tracing::warn!("{e}");
+        }
+    }
+
+    async fn reload(&self, only: Option<String>) -> Result<Value, String> {
+        let confdir = self.confdir.clone();
+        let loaded = tokio::task::spawn_blocking(move || Jails::load(&confdir))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let (jails, errors) = loaded;
+        for e in &errors {
+            tracing::error!("{e}; that jail keeps running as it was");
+        }
+        let broken = broken_jails(&errors);
+        if let Some(name) = &only
+            && !jails.enabled.iter().any(|j| &j.name == name)
+        {
+            return Err(format!("no enabled jail named {name} in {}", self.confdir.display()));
+        }
+        let wanted: BTreeSet<String> = jails.enabled.iter().map(|j| j.name.clone()).collect();
+        let mut stopping = Vec::new();
+        let mut starting = Vec::new();
+        let mut unchanged = Vec::new();
+        {
+            let mut map = self.jails.lock().map_err(|_| "internal state poisoned".to_string())?;
+            let gone: Vec<String> = map
+                .keys()
+                .filter(|n| !wanted.contains(*n) && !broken.contains(*n) && only.as_ref().is_none_or(|o| o == *n))
+                .cloned()
+                .collect();
+            for name in gone {
+                if let Some(h) = map.remove(&name) {
+                    stopping.push((name, h));
+                }
+            }
+            for jail in jails.enabled {
+                if only.as_ref().is_some_and(|o| o != &jail.name) {
+                    continue;
+                }
+                let fingerprint = format!("{jail:?}");
+                match map.get(&jail.name) {
+                    Some(h) if h.fingerprint == fingerprint && only.is_none() => unchanged.push(jail.name.clone()),
+                    Some(_) => {
+                        if let Some(h) = map.remove(&jail.name) {
+                            stopping.push((jail.name.clone(), h));
+                        }
+                        starting.push(jail);
+                    }
+                    None => starting.push(jail),
+                }
+            }
+        }
+        let stopped: Vec<String> = stopping.iter().map(|(n, _)| n.clone()).collect();
+        let handles = stopping.into_iter().map(|(_, h)| h).collect();
+        tokio::task::spawn_blocking(move || stop_handles(handles)).await.map_err(|e| e.to_string())?;
+        let started = self.start(starting);
+        if let Some(f) = &self.log_file
+            && let Err(e) = f.reopen()
+        {
+            tracing::error!("reopening the log file: {e}");
+        }
+        tracing::info!("reloaded: started {started:?}, stopped {stopped:?}, unchanged {unchanged:?}");
+        Ok(json!({ "started": started, "stopped": stopped, "unchanged": unchanged }))
+    }
+
+    async fn serve_client(&self, mut stream: tokio::net::UnixStream) {
+        let reply = match control::read_request(&mut stream).await {
+            Ok(request) => self.handle(request).await,
+            Err(reply) => reply,
+        };
+        control::write_reply(&mut stream, &reply).await;
+    }
+
+    fn status_of(&self, jail: &str) -> Option<worker::JailStatus> {
+        self.jails.lock().ok()?.get(jail).map(|h| h.status())
+    }
+
+    fn no_such_jail(&self, jail: &str) -> Reply {
+        Reply::error(format!("no jail named {jail:?} is running; running: {}", self.jail_names().join(", ")))
+    }
+
+    /// Send a command to one jail and wait for its answer.
+    async fn ask<T>(
+        &self,
+        jail: &str,
+        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+    ) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        let sent = match self.jails.lock() {
+            Ok(map) => map.get(jail).map(|h| h.send(make(tx))),
+            Err(_) => None,
+        };
+        match sent {
+            None => return Err(format!("no jail named {jail:?} is running")),
+            Some(false) => return Err(format!("jail {jail} has stopped")),
+            Some(true) => {}
+        }
+        match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(format!("jail {jail} stopped before answering")),
+            Err(_) => Err(format!("jail {jail} did not answer within {}s", COMMAND_TIMEOUT.as_secs())),
+        }
+    }
+
+    async fn handle(&self, request: Request) -> Reply {
+        match request {
+            Request::Ping => Reply::ok(json!("pong")),
+            Request::Status { jail: None } => Reply::ok(json!({ "jails": self.jail_names() })),
+            Request::Status { jail: Some(jail) } => match self.status_of(&jail) {
+                Some(s) => Reply::ok(serde_json::to_value(s).unwrap_or(Value::Null)),
+                None => self.no_such_jail(&jail),
+            },
+            Request::Banned => {
+                let all: BTreeMap<String, Vec<worker::BanView>> = self
+                    .jails
+                    .lock()
+                    .map(|m| m.iter().map(|(n, h)| (n.clone(), h.status().banned)).collect())
+                    .unwrap_or_default();
+                Reply::ok(serde_json::to_value(all).unwrap_or(Value::Null))
+            }
+            Request::Ban { jail, ip } => {
+                let Ok(addr) = ip.trim().parse::<IpAddr>() else {
+                    return Reply::error(format!("{ip:?} is not an IPv4 or IPv6 address"));
+                };
+                let ip = addr.to_string();
+                match self.ask(&jail, |reply| Command::Ban { ip: ip.clone(), reply }).await {
+                    Ok(true) => Reply::ok(json!({ "jail": jail, "ip": ip, "banned": true })),
+                    Ok(false) => {
+                        Reply::ok(json!({ "jail": jail, "ip": ip, "banned": false, "note": "already banned" }))
+                    }
+                    Err(e) => Reply::error(e),
+                }
+            }
+            Request::Unban { jail, ip, all } => {
+                let ip = match (ip, all) {
+                    (Some(_), true) => return Reply::error("give an address or --all, not both"),
+                    (None, false) => return Reply::error("give an address to unban, or --all"),
+                    (Some(ip), false) => match ip.trim().parse::<IpAddr>() {
+                        Ok(a) => Some(a.to_string()),
+                        Err(_) => return Reply::error(format!("{ip:?} is not an IPv4 or IPv6 address")),
+                    },
+                    (None, true) => None,
+                };
+                let targets = match jail {
+                    Some(j) if self.status_of(&j).is_none() => return self.no_such_jail(&j),
+                    Some(j) => vec![j],
+                    None => self.jail_names(),
+                };
+                let mut lifted = 0;
+                let mut errors = Vec::new();
+                for j in targets {
+                    match self.ask(&j, |reply| Command::Unban { ip: ip.clone(), reply }).await {
+                        Ok(n) => lifted += n,
+                        Err(e) => errors.push(format!("{j}: {e}")),
+                    }
+                }
+                if errors.is_empty() {
+                    Reply::ok(json!({ "unbanned": lifted }))
+                } else {
+                    Reply::error(format!("{lifted} ban(s) lifted; {}", errors.join("; ")))
+                }
+            }
+            Request::Reload { jail } => {
+                let (tx, rx) = oneshot::channel();
+                if self.events.send(Event::Reload { jail, reply: tx }).is_err() {
+                    return Reply::error("the daemon is stopping");
+                }
+                match rx.await {
+                    Ok(Ok(v)) => Reply::ok(v),
+                    Ok(Err(e)) => Reply::error(e),
+                    Err(_) => Reply::error("the daemon is stopping"),
+                }
+            }
+            Request::Stop => {
+                let _ = self.events.send(Event::Stop);
+                Reply::ok(json!("stopping"))
+            }
+        }
+    }
+}
+
+fn stop_handles(handles: Vec<JailHandle>) {
+    for h in &handles {
+        h.request_stop();
+    }
+    for mut h in handles {
+        h.join();
+    }
+}

@@ -1,0 +1,543 @@
+//! One jail at work, on a thread of its own (plugin calls are synchronous,
+//! and a slow one must hold up its jail only): follow the jail's logs, feed
+//! lines to its filter in batches, count failures, record bans before
+//! applying them, lift them when their time is up, and obey the commands
+//! the control socket sends.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::config::jail::Jail;
+use crate::daemon::clock::Clock;
+use crate::daemon::engine::{JailEngine, Verdict};
+use crate::daemon::source::{Backend, LogSource};
+use crate::plugin::bindings::types::Ticket;
+use crate::plugin::{ActionInstance, FilterInstance, Registry, Runtime};
+use crate::store::{BanRecord, Store};
+
+/// Lines handed to the filter per call: large enough that the boundary
+/// costs nothing, small enough that a burst is saved in steps.
+pub const BATCH_LINES: usize = 4096;
+
+/// Where the daemon's building blocks live, shared by every jail.
+#[derive(Clone)]
+pub struct Shared {
+    /// Loads and instantiates plugins.
+    pub runtime: Arc<Runtime>,
+    /// The admin's plugin directory.
+    pub plugin_dir: PathBuf,
+    /// The ban store.
+    pub store: Arc<Mutex<Store>>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// How often files are looked at without an inotify event.
+    pub poll_interval: Duration,
+}
+
+/// A request for a jail.
+pub enum Command {
+    /// A followed file changed: read it now rather than at the next poll.
+    Wake,
+    /// Ban an address now.
+    Ban {
+        /// The address.
+        ip: String,
+        /// Whether it was banned (false: already banned).
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+    /// Lift bans: one address, or all when `None`.
+    Unban {
+        /// The address.
+        ip: Option<String>,
+        /// How many bans were lifted.
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    /// Stop: save positions, run every action's `stop`.
+    Stop,
+}
+
+/// One ban as `status`/`banned` show it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct BanView {
+    /// The address.
+    pub ip: String,
+    /// Unix seconds when it started.
+    pub time: i64,
+    /// Its length in seconds; -1 forever.
+    pub bantime: i64,
+    /// How many times it was banned in this jail, this ban included.
+    pub bancount: u32,
+}
+
+/// What `status JAIL` reports (fail2ban's fields).
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct JailStatus {
+    /// The jail.
+    pub jail: String,
+    /// Ids with failures being counted.
+    pub currently_failed: usize,
+    /// Failures counted since the jail started.
+    pub total_failed: u64,
+    /// Files followed.
+    pub files: Vec<String>,
+    /// Files waiting to appear.
+    pub waiting: Vec<String>,
+    /// Bans in force.
+    pub currently_banned: usize,
+    /// Bans made since the jail started.
+    pub total_banned: u64,
+    /// The bans in force.
+    pub banned: Vec<BanView>,
+    /// Lines read since the jail started.
+    pub lines: u64,
+    /// Whether the jail is up (false while it starts, or when it failed).
+    pub running: bool,
+    /// Why the jail is not working, when it is not.
+    pub problem: Option<String>,
+}
+
+/// The daemon's handle on a running jail.
+pub struct JailHandle {
+    /// The configuration it runs, to tell on reload whether it changed.
+    pub fingerprint: String,
+    commands: Sender<Command>,
+    status: Arc<Mutex<JailStatus>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl JailHandle {
+    /// The latest status the jail published.
+    pub fn status(&self) -> JailStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Send a command; false when the jail thread is gone.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// Ask the jail to stop and wait until it has.
+    pub fn stop(mut self) {
+        self.request_stop();
+        self.join();
+    }
+
+    /// Ask the jail to stop without waiting.
+    pub fn request_stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    /// Wait for the jail's thread to end.
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("a jail thread panicked while stopping");
+        }
+    }
+}
+
+/// Start `jail` on its own thread.
+pub fn spawn(jail: Jail, shared: Shared) -> std::io::Result<JailHandle> {
+    let fingerprint = format!("{jail:?}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let status = Arc::new(Mutex::new(JailStatus { jail: jail.name.clone(), ..JailStatus::default() }));
+    let published = status.clone();
+    let waker = tx.clone();
+    let thread = std::thread::Builder::new().name(format!("jail-{}", jail.name)).spawn(move || {
+        let name = jail.name.clone();
+        match Worker::start(jail, shared, waker, published.clone()) {
+            Ok(mut worker) => worker.run(rx),
+            Err(problem) => {
+                tracing::error!("[{name}] jail not started: {problem}");
+                if let Ok(mut s) = published.lock() {
+                    s.problem = Some(problem);
+                }
+                // Stay reachable so that commands get an answer.
+                idle(rx, &name);
+            }
+        }
+    })?;
+    Ok(JailHandle { fingerprint, commands: tx, status, thread: Some(thread) })
+}
+
+fn idle(rx: Receiver<Command>, name: &str) {
+    while let Ok(command) = rx.recv() {
+        let why = format!("jail {name} is not running (see the log for why)");
+        match command {
+            Command::Ban { reply, .. } => drop(reply.send(Err(why))),
+            Command::Unban { reply, .. } => drop(reply.send(Err(why))),
+            Command::Wake => {}
+            Command::Stop => return,
+        }
+    }
+}
+
+struct Worker {
+    name: String,
+    engine: JailEngine,
+    filter: FilterInstance,
+    actions: Vec<(String, ActionInstance)>,
+    source: LogSource,
+    shared: Shared,
+    status: Arc<Mutex<JailStatus>>,
+    lines_read: u64,
+    last_cleanup: Instant,
+}
+
+fn ticket(r: &BanRecord) -> Ticket {
+    Ticket {
+        jail: r.jail.clone(),
+        ip: r.ip.clone(),
+        failures: r.failures,
+        matches: r.matches.clone(),
+        time: r.time,
+        bantime: r.bantime,
+        ban_count: r.bancount,
+        fields: Vec::new(),
+    }
+}
+
+impl Worker {
+    fn start(
+        jail: Jail,
+        shared: Shared,
+        waker: Sender<Command>,
+        status: Arc<Mutex<JailStatus>>,
+    ) -> Result<Worker, String> {
+        let registry = Registry::new(Some(shared.plugin_dir.clone()));
+        let name = jail.name.clone();
+        // Positions first: lines logged while the plugins load are read.
+        let backend = Backend::parse(&jail.backend).map_err(|e| format!("backend: {e}"))?;
+        let source = LogSource::new(&name, &jail.logpath, backend, shared.store.clone(), waker)?;
+        let Some((reference, def)) = &jail.filter else {
+            return Err("no filter set (filter = NAME in the jail)".into());
+        };
+        let options = def.regex_plugin_options().map_err(|e| e.to_string())?;
+        let plugin = shared
+            .runtime
+            .load_named(&registry, def.plugin())
+            .map_err(|e| format!("filter {} ({}): {e}", reference.name, def.where_()))?;
+        let filter =
+            plugin.filter(options).map_err(|e| format!("filter {} ({}): {e}", reference.name, def.where_()))?;
+        let mut actions = Vec::new();
+        for (reference, def) in &jail.actions {
+            let Some(plugin_name) = def.plugin() else {
+                return Err(format!(
+                    "action {} ({}) is a classic shell-command action, which this version cannot run yet; \
+                     use an action that names a component (plugin = iptables)",
+                    reference.name,
+                    def.where_()
+                ));
+            };
+            let plugin = shared
+                .runtime
+                .load_named(&registry, plugin_name)
+                .map_err(|e| format!("action {} ({}): {e}", reference.name, def.where_()))?;
+            let instance = plugin
+                .action(def.plugin_options())
+                .map_err(|e| format!("action {} ({}): {e}", reference.name, def.where_()))?;
+            actions.push((reference.name.clone(), instance));
+        }
+        let engine = JailEngine::new(&jail);
+        let mut worker = Worker {
+            name,
+            engine,
+            filter,
+            actions,
+            source,
+            shared,
+            status,
+            lines_read: 0,
+            last_cleanup: Instant::now(),
+        };
+        for (action, instance) in &mut worker.actions {
+            if let Err(e) = instance.start() {
+                tracing::error!("[{}] action {action} failed to start: {e}", worker.name);
+            }
+        }
+        worker.restore();
+        tracing::info!("[{}] jail started, reading {}", worker.name, jail.logpath.join(", "));
+        worker.publish();
+        Ok(worker)
+    }
+
+    fn now(&self) -> f64 {
+        self.shared.clock.now()
+    }
+
+    /// Put the stored bans of this jail back in force.
+    fn restore(&mut self) {
+        let now = self.now();
+        let stored = match self.shared.store.lock() {
+            Ok(store) => store.active_bans_of(&self.name, now as i64),
+            Err(_) => return,
+        };
+        match stored {
+            Ok(bans) if !bans.is_empty() => {
+                for b in &bans {
+                    tracing::info!(target: BAN_TARGET, "[{}] Restore Ban {}", self.name, b.ip);
+                    self.engine.restore(b.clone());
+                }
+                self.apply(&bans, true);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("[{}] could not read the bans to restore: {e}", self.name),
+        }
+    }
+
+    /// Run every action's ban (or unban) for these records.
+    fn apply(&mut self, records: &[BanRecord], ban: bool) {
+        if records.is_empty() {
+            return;
+        }
+        let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
+        for (action, instance) in &mut self.actions {
+            let results = if ban { instance.ban(&tickets) } else { instance.unban(&tickets) };
+            let verb = if ban { "ban" } else { "unban" };
+            match results {
+                Ok(results) => {
+                    for (t, r) in tickets.iter().zip(results) {
+                        if let Err(e) = r {
+                            tracing::error!("[{}] action {action} failed to {verb} {}: {e}", self.name, t.ip);
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(
+                    "[{}] action {action} failed to {verb} {} address(es): {e}",
+                    self.name,
+                    tickets.len()
+                ),
+            }
+        }
+    }
+
+    fn run(&mut self, rx: Receiver<Command>) {
+        loop {
+            // Commands that queued up go first, so that the CLI is answered
+            // between batches even during a burst.
+            loop {
+                while let Ok(command) = rx.try_recv() {
+                    match command {
+                        Command::Stop => return self.shutdown(),
+                        other => self.obey(other),
+                    }
+                }
+                let more = self.read_batch();
+                self.expire();
+                self.publish();
+                if !more {
+                    break;
+                }
+            }
+            match rx.recv_timeout(self.shared.poll_interval) {
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(command) => self.obey(command),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        self.shutdown();
+    }
+
+    fn obey(&mut self, command: Command) {
+        match command {
+            Command::Ban { ip, reply } => {
+                let r = self.ban_manually(&ip);
+                let _ = reply.send(r);
+            }
+            Command::Unban { ip, reply } => {
+                let lifted = match ip {
+                    Some(ip) => self.engine.lift(&ip).into_iter().collect(),
+                    None => self.engine.lift_all(),
+                };
+                let r = self.lift(&lifted).map(|()| lifted.len());
+                let _ = reply.send(r);
+            }
+            Command::Wake | Command::Stop => {}
+        }
+        self.publish();
+    }
+
+    fn ban_manually(&mut self, ip: &str) -> Result<bool, String> {
+        if self.engine.is_banned(ip) {
+            return Ok(false);
+        }
+        let now = self.now();
+        let planned = {
+            let mut store = self.shared.store.lock().map_err(|_| "the ban store is poisoned".to_string())?;
+            let record = self.engine.plan_manual(ip, &store, now).map_err(|e| e.to_string())?;
+            if let Some(r) = &record {
+                store.record_progress(std::slice::from_ref(r), &[]).map_err(|e| e.to_string())?;
+            }
+            record
+        };
+        match planned {
+            Some(record) => {
+                self.ban_recorded(vec![record]);
+                Ok(true)
+            }
+            None => Err("the jail's bantime is 0: nothing to ban".into()),
+        }
+    }
+
+    /// Bans that are durable in the store: now in force, logged, applied.
+    fn ban_recorded(&mut self, records: Vec<BanRecord>) {
+        for r in &records {
+            tracing::info!(target: BAN_TARGET, "[{}] Ban {}", self.name, r.ip);
+            self.engine.commit(r.clone());
+        }
+        self.apply(&records, true);
+    }
+
+    fn lift(&mut self, records: &[BanRecord]) -> Result<(), String> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut store = self.shared.store.lock().map_err(|_| "the ban store is poisoned".to_string())?;
+            for r in records {
+                store.lift(Some(&self.name), &r.ip).map_err(|e| e.to_string())?;
+            }
+        }
+        for r in records {
+            tracing::info!(target: BAN_TARGET, "[{}] Unban {}", self.name, r.ip);
+        }
+        self.apply(records, false);
+        Ok(())
+    }
+
+    /// Read and scan up to one batch; true when there may be more.
+    fn read_batch(&mut self) -> bool {
+        let lines = self.source.read(BATCH_LINES);
+        if lines.is_empty() {
+            return false;
+        }
+        self.lines_read += lines.len() as u64;
+        let full = lines.len() >= BATCH_LINES;
+        let now = self.now();
+        let text = lines.join("\n");
+        let scan = match self.filter.feed(&text, now, false) {
+            Ok(scan) => scan,
+            Err(e) => {
+                // The filter instance is rebuilt before the next batch;
+                // these lines are lost to it, and the log says so.
+                tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, lines.len());
+                self.save_progress(&[]);
+                return full;
+            }
+        };
+        let mut candidates = Vec::new();
+        for failure in scan.failures {
+            let id = failure.host.trim();
+            if id.is_empty() {
+                continue;
+            }
+            let time = failure.time.unwrap_or(now);
+            match self.engine.failure(id, time, &failure.matches, now) {
+                Verdict::Ban(c) => {
+                    tracing::info!("[{}] Found {id}", self.name);
+                    candidates.push(c)
+                }
+                Verdict::Ignored => tracing::info!("[{}] Ignore {id} by ignoreip", self.name),
+                Verdict::Counted => tracing::info!("[{}] Found {id}", self.name),
+                Verdict::AlreadyBanned => tracing::info!("[{}] {id} already banned", self.name),
+                Verdict::TooOld => tracing::debug!("[{}] Ignore line of {id}: older than findtime", self.name),
+            }
+        }
+        let mut planned = Vec::new();
+        if let Ok(store) = self.shared.store.lock() {
+            for c in &candidates {
+                match self.engine.plan(c, &store, now) {
+                    Ok(Some(r)) => planned.push(r),
+                    Ok(None) => {
+                        tracing::info!("[{}] {} reached maxretry but its ban would already be over", self.name, c.id)
+                    }
+                    Err(e) => tracing::error!("[{}] could not plan the ban of {}: {e}", self.name, c.id),
+                }
+            }
+        }
+        let recorded = self.save_progress(&planned);
+        if recorded {
+            self.ban_recorded(planned);
+        } else if !planned.is_empty() {
+            // Not durable, so not reported; the actions still act, since an
+            // attacker must be stopped even when the disk is full.
+            tracing::error!("[{}] {} ban(s) could not be recorded; applying them anyway", self.name, planned.len());
+            self.ban_recorded(planned);
+        }
+        full
+    }
+
+    /// Record bans and read positions together; false on failure.
+    fn save_progress(&mut self, bans: &[BanRecord]) -> bool {
+        let cursors = self.source.cursors();
+        match self.shared.store.lock() {
+            Ok(mut store) => match store.record_progress(bans, &cursors) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!("[{}] {e}", self.name);
+                    false
+                }
+            },
+            Err(_) => false,
+        }
+    }
+
+    fn expire(&mut self) {
+        let now = self.now();
+        let due = self.engine.expired(now);
+        if let Err(e) = self.lift(&due) {
+            tracing::error!("[{}] could not lift expired bans: {e}", self.name);
+        }
+        if self.last_cleanup.elapsed() >= Duration::from_secs(10) {
+            self.engine.cleanup(now);
+            self.source.rescan();
+            self.last_cleanup = Instant::now();
+        }
+    }
+
+    fn publish(&self) {
+        let mut banned: Vec<BanView> = self
+            .engine
+            .banned()
+            .map(|r| BanView { ip: r.ip.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount })
+            .collect();
+        banned.sort_by(|a, b| (a.time, &a.ip).cmp(&(b.time, &b.ip)));
+        let status = JailStatus {
+            jail: self.name.clone(),
+            currently_failed: self.engine.currently_failed(),
+            total_failed: self.engine.total_failed(),
+            files: self.source.files(),
+            waiting: self.source.waiting(),
+            currently_banned: banned.len(),
+            total_banned: self.engine.total_banned(),
+            banned,
+            lines: self.lines_read,
+            running: true,
+            problem: None,
+        };
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.save_progress(&[]);
+        for (action, instance) in &mut self.actions {
+            if let Err(e) = instance.stop() {
+                tracing::error!("[{}] action {action} failed to stop: {e}", self.name);
+            }
+        }
+        tracing::info!("[{}] jail stopped", self.name);
+    }
+}
+
+/// The log target of ban and unban lines: fail2ban's logger name, so that
+/// the stock recidive filter reads wasmban's log as it reads fail2ban's.
+pub const BAN_TARGET: &str = "fail2ban.actions";

@@ -1,0 +1,315 @@
+//! `wasmban server` as admins run it: the real binary, real files, the
+//! control socket, signals, restarts and kill -9. Jails here have no
+//! actions (the firewall is tested in a namespace by iptables.rs): what is
+//! checked is what the daemon decides, records and reports.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasmban");
+
+/// A civil UTC timestamp, ISO 8601, `offset` seconds from now.
+fn iso(offset: i64) -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + offset;
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+fn failure(ip: &str) -> String {
+    format!("{} web sshd[7]: Failed password for root from {ip} port 22 ssh2\n", iso(0))
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A configuration tree with one jail, `sshd`, on `root/auth.log`, using
+/// the shipped sshd filter; `extra` goes into jail.local.
+fn tree(root: &Path, extra: &str) {
+    let conf = root.join("conf");
+    std::fs::create_dir_all(conf.join("filter.d")).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/sshd.conf");
+    std::fs::copy(shipped, conf.join("filter.d/sshd.conf")).unwrap();
+    std::fs::write(
+        conf.join("jail.conf"),
+        format!(
+            "[DEFAULT]\nignoreself = false\naction =\nfindtime = 1h\nbantime = 1h\nmaxretry = 1\n\
+             [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\n",
+            root.join("auth.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(conf.join("jail.local"), extra).unwrap();
+}
+
+struct Daemon {
+    child: Option<Child>,
+    root: PathBuf,
+}
+
+impl Daemon {
+    fn start(root: &Path) -> Daemon {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["-c", root.join("conf").to_str().unwrap()])
+            .args(["-s", root.join("sock").to_str().unwrap()])
+            .args(["--state-dir", root.join("state").to_str().unwrap()])
+            .args(["server", "--poll-interval", "0.1"])
+            .env("WASMBAN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon { child: Some(child), root: root.to_path_buf() };
+        d.wait_for("the daemon to answer", || d.client(&["ping"]).0);
+        d.wait_for("the jail to start", || d.status().is_some_and(|s| s["running"] == true));
+        d
+    }
+
+    fn client(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(BIN).args(["-s", self.root.join("sock").to_str().unwrap()]).args(args).output().unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+
+    fn status(&self) -> Option<Value> {
+        let (ok, out) = self.client(&["status", "sshd", "--json"]);
+        ok.then(|| serde_json::from_str(&out).unwrap())
+    }
+
+    fn banned(&self) -> Vec<(String, u32)> {
+        let (ok, out) = self.client(&["banned", "--json"]);
+        assert!(ok, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let mut all: Vec<(String, u32)> = v["sshd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["ip"].as_str().unwrap().to_string(), b["bancount"].as_u64().unwrap() as u32))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Wait (polling; the daemon works asynchronously) for `done`.
+    fn wait_for(&self, what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id() as i32;
+        // SAFETY: kill on the pid of the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    fn wait(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the daemon did not exit; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ips(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}.{}.{}", i / 250, i % 250 + 1)).collect()
+}
+
+#[test]
+fn a_restart_reads_lines_written_while_stopped_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    append(&root.join("auth.log"), &failure("192.0.2.200"));
+    let d = Daemon::start(root);
+    let before = ips("198.51", 5);
+    append(&root.join("auth.log"), &before.iter().map(|ip| failure(ip)).collect::<String>());
+    d.wait_for("the first bans", || d.status().unwrap()["total_banned"] == 5);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait().success());
+    assert!(!root.join("sock").exists(), "the socket is removed on a clean stop");
+
+    let after = ips("203.0", 5);
+    append(&root.join("auth.log"), &after.iter().map(|ip| failure(ip)).collect::<String>());
+    let d = Daemon::start(root);
+    d.wait_for("the new bans", || d.status().unwrap()["total_banned"] == 5);
+    let status = d.status().unwrap();
+    // Exactly the five lines written while stopped were read.
+    assert_eq!(status["lines"], 5, "{status}");
+    let mut expected: Vec<(String, u32)> = before.iter().chain(&after).map(|ip| (ip.clone(), 1)).collect();
+    expected.sort();
+    // The line in the file before the first start was history (tail).
+    assert_eq!(d.banned(), expected);
+    assert_eq!(d.log().matches("Restore Ban").count(), 5);
+}
+
+#[test]
+fn kill_9_during_a_ban_storm_then_restart_keeps_every_ban() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let d = Daemon::start(root);
+    let storm = ips("10.20", 20_000);
+    append(&root.join("auth.log"), &storm.iter().map(|ip| failure(ip)).collect::<String>());
+    d.wait_for("the storm to start", || d.status().unwrap()["total_banned"].as_u64().unwrap() > 0);
+    d.signal(libc::SIGKILL);
+    let _ = d.wait();
+
+    let d = Daemon::start(root);
+    d.wait_for("every ban", || d.status().unwrap()["currently_banned"] == 20_000);
+    let banned = d.banned();
+    let mut expected: Vec<(String, u32)> = storm.iter().map(|ip| (ip.clone(), 1)).collect();
+    expected.sort();
+    // Every address banned, each once: nothing lost, nothing counted twice.
+    assert_eq!(banned.len(), expected.len());
+    assert!(banned == expected, "bans differ from the storm's addresses");
+}
+
+#[test]
+fn rotation_by_rename_and_by_copytruncate_loses_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let log = root.join("auth.log");
+    append(&log, "");
+    let d = Daemon::start(root);
+    append(&log, &failure("192.0.2.1"));
+    d.wait_for("the first ban", || d.status().unwrap()["total_banned"] == 1);
+    // logrotate's default: rename, then the service writes a new file (a
+    // last line may still reach the old one).
+    std::fs::rename(&log, root.join("auth.log.1")).unwrap();
+    append(&root.join("auth.log.1"), &failure("192.0.2.2"));
+    append(&log, &failure("192.0.2.3"));
+    d.wait_for("bans from both files", || d.status().unwrap()["total_banned"] == 3);
+    // copytruncate: the file is copied away and emptied in place.
+    std::fs::copy(&log, root.join("auth.log.2")).unwrap();
+    std::fs::OpenOptions::new().write(true).truncate(true).open(&log).unwrap();
+    append(&log, &failure("192.0.2.4"));
+    d.wait_for("the ban after truncation", || d.status().unwrap()["total_banned"] == 4);
+    let ips: Vec<String> = d.banned().into_iter().map(|(ip, _)| ip).collect();
+    assert_eq!(ips, ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]);
+}
+
+#[test]
+fn a_log_that_appears_later_is_waited_for_and_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "[sshd]\nbackend = polling\n");
+    let d = Daemon::start(root);
+    let status = d.status().unwrap();
+    assert_eq!(status["waiting"][0], root.join("auth.log").display().to_string());
+    assert!(d.client(&["ping"]).0);
+    append(&root.join("auth.log"), &(failure("192.0.2.50") + &failure("192.0.2.51")));
+    d.wait_for("bans from the new file", || d.status().unwrap()["total_banned"] == 2);
+}
+
+fn raw_request(socket: &Path, bytes: &[u8]) -> String {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn the_socket_is_private_and_bad_messages_get_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let d = Daemon::start(root);
+    let socket = root.join("sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // A client that connects and says nothing does not block the others.
+    let _silent = UnixStream::connect(&socket).unwrap();
+    let huge = vec![b'x'; 200_000];
+    let cases: [&[u8]; 7] = [
+        b"hello\n",
+        b"\xff\xfe\xfd\n",
+        &huge,
+        br#"{"command":"format","disk":"/"}"#,
+        br#"{"command":"ban","jail":"sshd","ip":"$(reboot)"}"#,
+        br#"{"command":"unban","ip":"192.0.2.1","all":true}"#,
+        br#"{"command":"ban","jail":"nope","ip":"192.0.2.1"}"#,
+    ];
+    for case in cases {
+        let reply: Value = serde_json::from_str(raw_request(&socket, case).trim()).unwrap();
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert!(!reply["error"].as_str().unwrap().is_empty());
+    }
+    // Half a request, then the client goes away.
+    drop(UnixStream::connect(&socket).unwrap().write_all(br#"{"comm"#));
+    let (ok, out) = d.client(&["ban", "sshd", "not-an-address"]);
+    assert!(!ok && out.contains("not an IPv4 or IPv6 address"), "{out}");
+    assert_eq!(d.client(&["ping"]), (true, "Server replied: pong\n".to_string()));
+    assert!(d.client(&["ban", "sshd", "2001:db8::7"]).0);
+    assert_eq!(d.banned(), [("2001:db8::7".to_string(), 1)]);
+    let (ok, out) = d.client(&["unban", "--all"]);
+    assert!(ok && out.trim() == "1", "{out}");
+}
+
+#[test]
+fn sighup_restarts_a_changed_jail_and_keeps_its_bans() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let d = Daemon::start(root);
+    append(&root.join("auth.log"), &failure("192.0.2.9"));
+    d.wait_for("the ban", || d.status().unwrap()["total_banned"] == 1);
+    std::fs::write(root.join("conf/jail.local"), "[sshd]\nmaxretry = 2\n").unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_for("the reload", || d.log().contains(r#"reloaded: started ["sshd"], stopped ["sshd"]"#));
+    d.wait_for("the restart", || d.status().is_some_and(|s| s["running"] == true && s["total_banned"] == 0));
+    assert_eq!(d.banned(), [("192.0.2.9".to_string(), 1)]);
+    // maxretry is now 2: one failure is counted, not banned.
+    append(&root.join("auth.log"), &failure("192.0.2.10"));
+    d.wait_for("the failure", || d.status().unwrap()["total_failed"] == 1);
+    assert_eq!(d.status().unwrap()["currently_banned"], 1);
+    let (ok, out) = d.client(&["reload", "nosuch"]);
+    assert!(!ok && out.contains("no enabled jail named nosuch"), "{out}");
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+}

@@ -1,0 +1,83 @@
+//! The filters shipped in config/filter.d, on lines written for them here.
+
+use std::path::Path;
+use std::process::Command;
+
+fn shipped(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d").join(name).display().to_string()
+}
+
+/// Hosts found per line, through `wasmban regex --json`.
+fn hosts(log: &str, filter: &str, opts: &[&str]) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.log");
+    std::fs::write(&path, log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
+    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", "--json"]);
+    for o in opts {
+        cmd.args(["--opt", o]);
+    }
+    let out = cmd.arg(&path).arg(filter).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["failures"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_string()).collect()
+        })
+        .collect()
+}
+
+const SSHD: &str = "\
+Nov 25 10:00:01 web sshd[101]: Failed password for invalid user admin from 192.0.2.10 port 4242 ssh2
+Nov 25 10:00:02 web sshd[101]: Invalid user admin from 192.0.2.10 port 4242
+Nov 25 10:00:03 web sshd[102]: Connection closed by authenticating user root 192.0.2.11 port 22 [preauth]
+Nov 25 10:00:04 web sshd[103]: Accepted password for bob from 192.0.2.12 port 22 ssh2
+Nov 25 10:00:05 web sshd[104]: Did not receive identification string from 192.0.2.13 port 5555
+Nov 25 10:00:06 web sshd[105]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.14
+Nov 25 10:00:07 web sshd[106]: error: maximum authentication attempts exceeded for root from 2001:db8::5 port 22 ssh2 [preauth]
+Nov 25 10:00:08 web sshd-session[107]: Failed publickey for git from 192.0.2.15 port 22 ssh2: RSA SHA256:abc
+Nov 25 10:00:09 web sshd[108]: Failed password for a user with spaces from 192.0.2.16 port 1 ssh2
+Nov 25 10:00:10 web sshd[109]: Failed password for invalid user x from 10.0.0.1 from 192.0.2.17 port 22 ssh2
+Nov 25 10:00:11 web sshd[110]: User root from 192.0.2.18 not allowed because not listed in AllowUsers
+Nov 25 10:00:12 web sshd[111]: error: PAM: Authentication failure for alice from 192.0.2.19
+";
+
+#[test]
+fn sshd_normal_and_aggressive_modes() {
+    let normal = hosts(SSHD, &shipped("sshd.conf"), &[]);
+    let expect_normal: Vec<Vec<&str>> = vec![
+        vec!["192.0.2.10"],
+        vec!["192.0.2.10"],
+        vec![],
+        vec![],
+        vec![],
+        // PAM's own line repeats sshd's "Failed password": not counted twice.
+        vec![],
+        vec!["2001:db8::5"],
+        vec!["192.0.2.15"],
+        vec!["192.0.2.16"],
+        // A user name made to look like an address does not move the ban.
+        vec!["192.0.2.17"],
+        vec!["192.0.2.18"],
+        vec!["192.0.2.19"],
+    ];
+    assert_eq!(normal, expect_normal);
+    let aggressive = hosts(SSHD, &shipped("sshd.conf"), &["mode=aggressive"]);
+    assert_eq!(aggressive[2], ["192.0.2.11"]);
+    assert_eq!(aggressive[4], ["192.0.2.13"]);
+    assert!(aggressive[3].is_empty());
+}
+
+#[test]
+fn recidive_reads_the_daemons_own_ban_lines_but_not_its_own() {
+    let log = "\
+2026-11-25 15:57:32,053 fail2ban.actions        [10566]: NOTICE  [sshd] Ban 192.0.2.9
+2026-11-25 15:57:37,058 fail2ban.actions        [10566]: NOTICE  [sshd] Unban 192.0.2.9
+2026-11-25 15:57:38,000 fail2ban.actions        [10566]: NOTICE  [recidive] Ban 192.0.2.9
+2026-11-25 15:57:39,588 fail2ban.actions        [10566]: NOTICE  [postfix] Ban 2001:db8::1
+";
+    let found = hosts(log, &shipped("recidive.conf"), &[]);
+    assert_eq!(found, vec![vec!["192.0.2.9"], vec![], vec![], vec!["2001:db8::1"]]);
+}

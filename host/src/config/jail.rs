@@ -223,7 +223,14 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
     let filter = match options.get("filter").map(|f| f.trim()).filter(|f| !f.is_empty()) {
         Some(text) => {
             let reference = parse_reference(text).map_err(|m| value_error(ini, name, "filter", m))?;
-            let def = FilterDefinition::load_for_jail(confdir, &reference.name, &reference.params, &seen)?;
+            // As fail2ban does: filters learn whether their lines come from
+            // the journal (prefixes differ), unless the jail says otherwise.
+            let mut params = reference.params.clone();
+            if !params.iter().any(|(k, _)| k == "logtype") {
+                let journal = options.get("backend").is_some_and(|b| b.trim().starts_with("systemd"));
+                params.push(("logtype".into(), if journal { "journal" } else { "file" }.into()));
+            }
+            let def = FilterDefinition::load_for_jail(confdir, &reference.name, &params, &seen)?;
             Some((reference, def))
         }
         None => None,

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod control;
 pub mod engine;
+pub mod journal;
 pub mod logging;
 pub mod settings;
 pub mod source;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use notify::{RecursiveMode, Watcher};
 
+use crate::daemon::journal::{JournalSource, JournalSpec};
 use crate::daemon::worker::Command;
 use crate::store::Store;
 use crate::tail::{Cursor, Start, Tailer};
@@ -23,6 +24,8 @@ pub enum Backend {
     Inotify,
     /// Look at the files every poll interval only.
     Polling,
+    /// The systemd journal (`logpath` is not used).
+    Systemd,
 }
 
 impl Backend {
@@ -33,9 +36,7 @@ impl Backend {
             "" | "auto" => Ok(Backend::Auto),
             "pyinotify" | "inotify" | "gamin" => Ok(Backend::Inotify),
             "polling" => Ok(Backend::Polling),
-            "systemd" => Err("backend = systemd (the journal) is not supported by this version of wasmban yet; \
-                 have the service log to a file (rsyslog) and use backend = auto with its logpath"
-                .into()),
+            "systemd" => Ok(Backend::Systemd),
             other => Err(format!("unknown backend {other:?}; use auto, inotify, polling or systemd")),
         }
     }
@@ -87,7 +88,7 @@ impl LogSource {
         }
         let pending = Arc::new(AtomicBool::new(false));
         let watcher = match backend {
-            Backend::Polling => None,
+            Backend::Polling | Backend::Systemd => None,
             Backend::Auto | Backend::Inotify => {
                 let flag = pending.clone();
                 let made = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -228,5 +229,99 @@ impl LogSource {
             }
         }
         out
+    }
+}
+
+/// Lines read in one go, with their times when the source knows them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The lines.
+    pub lines: Vec<String>,
+    /// Unix time of each line (journal entries); `None` for files, whose
+    /// lines carry their dates for the filter to find.
+    pub times: Option<Vec<f64>>,
+}
+
+/// Where a jail's lines come from.
+pub enum Source {
+    /// Log files.
+    Files(LogSource),
+    /// The journal.
+    Journal(JournalSource),
+}
+
+impl Source {
+    /// The source for a jail's `backend`, `logpath` and the filter's `journalmatch`.
+    pub fn open(
+        jail: &str,
+        backend_text: &str,
+        logpaths: &[String],
+        journalmatch: Option<&str>,
+        store: Arc<Mutex<Store>>,
+        waker: Sender<Command>,
+    ) -> Result<Source, String> {
+        let backend = Backend::parse(backend_text).map_err(|e| format!("backend: {e}"))?;
+        if backend == Backend::Systemd {
+            let spec = JournalSpec::parse(backend_text, journalmatch)?;
+            let cursor = store.lock().ok().and_then(|s| s.load_journal_cursor(jail).ok().flatten());
+            return Ok(Source::Journal(JournalSource::new(jail, spec, cursor, waker)));
+        }
+        LogSource::new(jail, logpaths, backend, store, waker).map(Source::Files)
+    }
+
+    /// Whether lines come from the journal.
+    pub fn is_journal(&self) -> bool {
+        matches!(self, Source::Journal(_))
+    }
+
+    /// Up to `limit` new lines.
+    pub fn read(&mut self, limit: usize) -> Batch {
+        match self {
+            Source::Files(f) => Batch { lines: f.read(limit), times: None },
+            Source::Journal(j) => {
+                let entries = j.read(limit);
+                let times = entries.iter().map(|e| e.time).collect();
+                Batch { lines: entries.into_iter().map(|e| e.line).collect(), times: Some(times) }
+            }
+        }
+    }
+
+    /// Read positions of files.
+    pub fn cursors(&mut self) -> Vec<(PathBuf, Cursor)> {
+        match self {
+            Source::Files(f) => f.cursors(),
+            Source::Journal(_) => Vec::new(),
+        }
+    }
+
+    /// The journal cursor, for the journal.
+    pub fn journal_cursor(&self) -> Option<&str> {
+        match self {
+            Source::Files(_) => None,
+            Source::Journal(j) => j.cursor(),
+        }
+    }
+
+    /// What is followed.
+    pub fn files(&self) -> Vec<String> {
+        match self {
+            Source::Files(f) => f.files(),
+            Source::Journal(j) => j.files(),
+        }
+    }
+
+    /// What is waited for.
+    pub fn waiting(&self) -> Vec<String> {
+        match self {
+            Source::Files(f) => f.waiting(),
+            Source::Journal(_) => Vec::new(),
+        }
+    }
+
+    /// Look for new files.
+    pub fn rescan(&mut self) {
+        if let Source::Files(f) = self {
+            f.rescan();
+        }
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::config::jail::Jail;
 use crate::daemon::clock::Clock;
 use crate::daemon::engine::{JailEngine, Verdict};
-use crate::daemon::source::{Backend, LogSource};
+use crate::daemon::source::{Batch, Source};
 use crate::plugin::bindings::types::Ticket;
 use crate::plugin::{ActionInstance, FilterInstance, Registry, Runtime};
 use crate::store::{BanRecord, Store};
@@ -184,7 +184,7 @@ struct Worker {
     engine: JailEngine,
     filter: FilterInstance,
     actions: Vec<(String, ActionInstance)>,
-    source: LogSource,
+    source: Source,
     shared: Shared,
     status: Arc<Mutex<JailStatus>>,
     lines_read: u64,
@@ -213,13 +213,17 @@ impl Worker {
     ) -> Result<Worker, String> {
         let registry = Registry::new(Some(shared.plugin_dir.clone()));
         let name = jail.name.clone();
-        // Positions first: lines logged while the plugins load are read.
-        let backend = Backend::parse(&jail.backend).map_err(|e| format!("backend: {e}"))?;
-        let source = LogSource::new(&name, &jail.logpath, backend, shared.store.clone(), waker)?;
         let Some((reference, def)) = &jail.filter else {
             return Err("no filter set (filter = NAME in the jail)".into());
         };
-        let options = def.regex_plugin_options().map_err(|e| e.to_string())?;
+        // Positions first: lines logged while the plugins load are read.
+        let source =
+            Source::open(&name, &jail.backend, &jail.logpath, def.get("journalmatch"), shared.store.clone(), waker)?;
+        let mut options = def.regex_plugin_options().map_err(|e| e.to_string())?;
+        if source.is_journal() {
+            // Journal entries carry their time: no date to look for.
+            options.push(("journal".into(), "1".into()));
+        }
         let plugin = shared
             .runtime
             .load_named(&registry, def.plugin())
@@ -263,7 +267,11 @@ impl Worker {
             }
         }
         worker.restore();
-        tracing::info!("[{}] jail started, reading {}", worker.name, jail.logpath.join(", "));
+        tracing::info!("[{}] jail started, reading {}", worker.name, {
+            let mut what = worker.source.files();
+            what.extend(worker.source.waiting());
+            what.join(", ")
+        });
         worker.publish();
         Ok(worker)
     }
@@ -414,31 +422,32 @@ impl Worker {
 
     /// Read and scan up to one batch; true when there may be more.
     fn read_batch(&mut self) -> bool {
-        let lines = self.source.read(BATCH_LINES);
-        if lines.is_empty() {
+        let batch = self.source.read(BATCH_LINES);
+        if batch.lines.is_empty() {
             return false;
         }
-        self.lines_read += lines.len() as u64;
-        let full = lines.len() >= BATCH_LINES;
+        self.lines_read += batch.lines.len() as u64;
+        let full = batch.lines.len() >= BATCH_LINES;
         let now = self.now();
-        let text = lines.join("\n");
-        let scan = match self.filter.feed(&text, now, false) {
-            Ok(scan) => scan,
-            Err(e) => {
-                // The filter instance is rebuilt before the next batch;
-                // these lines are lost to it, and the log says so.
-                tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, lines.len());
-                self.save_progress(&[]);
-                return full;
+        let mut failures = Vec::new();
+        for (range, at) in time_groups(&batch, now) {
+            let text = batch.lines[range.clone()].join("\n");
+            match self.filter.feed(&text, at, false) {
+                Ok(scan) => failures.extend(scan.failures.into_iter().map(|f| (f, at))),
+                Err(e) => {
+                    // The filter instance is rebuilt before the next call;
+                    // these lines are lost to it, and the log says so.
+                    tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, range.len());
+                }
             }
-        };
+        }
         let mut candidates = Vec::new();
-        for failure in scan.failures {
+        for (failure, at) in failures {
             let id = failure.host.trim();
             if id.is_empty() {
                 continue;
             }
-            let time = failure.time.unwrap_or(now);
+            let time = failure.time.unwrap_or(at);
             match self.engine.failure(id, time, &failure.matches, now) {
                 Verdict::Ban(c) => {
                     tracing::info!("[{}] Found {id}", self.name);
@@ -477,8 +486,9 @@ impl Worker {
     /// Record bans and read positions together; false on failure.
     fn save_progress(&mut self, bans: &[BanRecord]) -> bool {
         let cursors = self.source.cursors();
+        let journal = self.source.journal_cursor().map(|c| (self.name.as_str(), c));
         match self.shared.store.lock() {
-            Ok(mut store) => match store.record_progress(bans, &cursors) {
+            Ok(mut store) => match store.record_journal_progress(bans, &cursors, journal) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::error!("[{}] {e}", self.name);
@@ -541,3 +551,19 @@ impl Worker {
 /// The log target of ban and unban lines: fail2ban's logger name, so that
 /// the stock recidive filter reads wasmban's log as it reads fail2ban's.
 pub const BAN_TARGET: &str = "fail2ban.actions";
+
+/// Runs of lines fed to the filter with one "now": the whole batch for
+/// files (their lines carry dates), runs of journal entries from the same
+/// second (the journal's time is the lines' time).
+fn time_groups(batch: &Batch, now: f64) -> Vec<(std::ops::Range<usize>, f64)> {
+    let Some(times) = &batch.times else { return vec![(0..batch.lines.len(), now)] };
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=times.len() {
+        if i == times.len() || times[i].floor() != times[start].floor() {
+            groups.push((start..i, times[start]));
+            start = i;
+        }
+    }
+    groups
+}

@@ -95,6 +95,10 @@ impl Store {
                  offset INTEGER NOT NULL,
                  head_len INTEGER NOT NULL,
                  fingerprint INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS journal_cursors (
+                 jail TEXT PRIMARY KEY,
+                 cursor TEXT NOT NULL
              );";
         conn.execute_batch(setup).map_err(|e| {
             open_err(format!("{e}; if this is not a wasmban database, move it away and wasmban will create a new one"))
@@ -136,6 +140,17 @@ impl Store {
     /// transaction: durable together when this returns, so a restart
     /// neither loses a ban nor re-reads the lines that led to it.
     pub fn record_progress(&mut self, bans: &[BanRecord], cursors: &[(PathBuf, Cursor)]) -> Result<(), StoreError> {
+        self.record_journal_progress(bans, cursors, None)
+    }
+
+    /// [`Store::record_progress`], with a jail's journal cursor
+    /// (`(jail, cursor)`) saved in the same transaction.
+    pub fn record_journal_progress(
+        &mut self,
+        bans: &[BanRecord],
+        cursors: &[(PathBuf, Cursor)],
+        journal: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
         let path = &self.path;
         let err = |what: &'static str| {
             move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() }
@@ -156,6 +171,10 @@ impl Store {
                 params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
             )
             .map_err(err("save a read position"))?;
+        }
+        if let Some((jail, cursor)) = journal {
+            tx.execute("INSERT OR REPLACE INTO journal_cursors (jail, cursor) VALUES (?1, ?2)", params![jail, cursor])
+                .map_err(err("save a journal cursor"))?;
         }
         tx.commit().map_err(err("commit"))?;
         Ok(())
@@ -259,6 +278,14 @@ impl Store {
             )
             .map_err(self.query_err("save a read position"))?;
         Ok(())
+    }
+
+    /// Where a jail's journal was read to, if saved.
+    pub fn load_journal_cursor(&self, jail: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT cursor FROM journal_cursors WHERE jail = ?1", params![jail], |r| r.get(0))
+            .optional()
+            .map_err(self.query_err("load a journal cursor"))
     }
 
     /// Where a log file was read to, if saved.

@@ -66,8 +66,22 @@ struct Daemon {
 
 impl Daemon {
     fn start(root: &Path) -> Daemon {
+        Daemon::start_in(root, None)
+    }
+
+    /// Start the daemon, inside network namespace `netns` when given (its
+    /// firewall actions then act on that namespace only).
+    fn start_in(root: &Path, netns: Option<&str>) -> Daemon {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
-        let child = Command::new(BIN)
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = command
             .args(["-c", root.join("conf").to_str().unwrap()])
             .args(["-s", root.join("sock").to_str().unwrap()])
             .args(["--state-dir", root.join("state").to_str().unwrap()])
@@ -376,4 +390,49 @@ fn the_journal_backend_follows_a_real_journal_and_resumes_after_a_restart() {
     assert_eq!(status["lines"], 2, "{status}");
     let banned: Vec<String> = d.banned().into_iter().map(|(ip, _)| ip).collect();
     assert_eq!(banned, ["192.0.2.31", "192.0.2.33"]);
+}
+
+#[test]
+fn bans_reach_the_firewall_and_sigterm_tears_it_down_in_a_namespace() {
+    if let Some(why) = crate::util::root_skip_reason(&["iptables", "ip6tables", "ip"]) {
+        eprintln!("SKIPPED bans_reach_the_firewall_and_sigterm_tears_it_down_in_a_namespace: {why}");
+        return;
+    }
+    let ns = crate::util::NetNs::new("daemon");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(
+        root,
+        "[sshd]
+action = iptables-multiport[name=sshd, port=\"22,2222\"]
+",
+    );
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    for f in std::fs::read_dir(shipped).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
+    }
+    let rules = |program: &str| ns.exec(&[program, "-w", "-S"]);
+
+    let d = Daemon::start_in(root, Some(&ns.name));
+    assert!(rules("iptables").contains("-A INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd"));
+    append(&root.join("auth.log"), &failure("192.0.2.40"));
+    d.wait_for("the rule", || rules("iptables").contains("-A f2b-sshd -s 192.0.2.40/32 -j REJECT"));
+    assert!(d.client(&["ban", "sshd", "2001:db8::40"]).0);
+    assert!(rules("ip6tables").contains("-A f2b-sshd -s 2001:db8::40/128 -j REJECT"), "{}", rules("ip6tables"));
+    assert!(d.client(&["unban", "192.0.2.40"]).0);
+    assert!(!rules("iptables").contains("192.0.2.40"));
+    d.signal(libc::SIGTERM);
+    assert!(d.wait().success());
+    for program in ["iptables", "ip6tables"] {
+        assert!(!rules(program).contains("f2b-"), "{program} rules left after SIGTERM: {}", rules(program));
+    }
+
+    // A restart puts the ban still in force back into the firewall.
+    let d = Daemon::start_in(root, Some(&ns.name));
+    assert!(rules("ip6tables").contains("-A f2b-sshd -s 2001:db8::40/128 -j REJECT"));
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    assert!(!rules("ip6tables").contains("f2b-"));
 }

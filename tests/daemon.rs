@@ -436,3 +436,37 @@ action = iptables-multiport[name=sshd, port=\"22,2222\"]
     assert!(d.wait().success());
     assert!(!rules("ip6tables").contains("f2b-"));
 }
+
+#[test]
+fn recidive_works_on_the_daemons_own_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let own_log = root.join("wasmban.log");
+    tree(
+        root,
+        &format!(
+            "[recidive]\nenabled = true\nfilter = recidive\nlogpath = {}\nmaxretry = 2\nbantime = 1w\n",
+            own_log.display()
+        ),
+    );
+    std::fs::write(root.join("conf/wasmban.conf"), format!("[Definition]\nlogtarget = {}\n", own_log.display()))
+        .unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/recidive.conf");
+    std::fs::copy(shipped, root.join("conf/filter.d/recidive.conf")).unwrap();
+    let d = Daemon::start(root);
+    let recidive = || {
+        let (ok, out) = d.client(&["status", "recidive", "--json"]);
+        assert!(ok, "{out}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    d.wait_for("the recidive jail", || recidive()["running"] == true);
+    for _ in 0..2 {
+        assert!(d.client(&["ban", "sshd", "192.0.2.60"]).0);
+        assert!(d.client(&["unban", "sshd", "192.0.2.60"]).0);
+    }
+    d.wait_for("the recidive ban", || recidive()["total_banned"] == 1);
+    assert_eq!(recidive()["banned"][0]["ip"], "192.0.2.60");
+    let log = std::fs::read_to_string(&own_log).unwrap();
+    assert!(log.contains("fail2ban.actions        ["), "{log}");
+    assert!(log.contains("NOTICE  [recidive] Ban 192.0.2.60"), "{log}");
+}

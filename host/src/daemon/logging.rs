@@ -118,26 +118,47 @@ impl<'a> MakeWriter<'a> for LogFile {
 }
 
 /// Install the daemon's logger. `WASMBAN_LOG` overrides `loglevel`.
-/// Returns the log file, to reopen on reload, when logging to one.
+/// Returns the log file, to reopen on reload, when logging to one. With a
+/// file target, lines are also shown on a terminal when started from one;
+/// a file that cannot be opened falls back to stderr, with a warning.
 pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
-    let format = Fail2banFormat { pid: std::process::id() };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).event_format(format);
+    let pid = std::process::id();
+    let stderr_layer =
+        || tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid }).with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match &settings.log_target {
         LogTarget::Stderr => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = registry.with(stderr_layer()).try_init();
             Ok(None)
         }
         LogTarget::Stdout => {
-            let _ = builder.with_writer(std::io::stdout).try_init();
+            let layer =
+                tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid }).with_writer(std::io::stdout);
+            let _ = registry.with(layer).try_init();
             Ok(None)
         }
-        LogTarget::File(path) => {
-            let file = LogFile::open(path).map_err(|e| {
-                anyhow::anyhow!("logtarget {}: {e}; fix the path or use logtarget = STDERR", path.display())
-            })?;
-            let _ = builder.with_writer(file.clone()).try_init();
-            Ok(Some(file))
-        }
+        LogTarget::File(path) => match LogFile::open(path) {
+            Ok(file) => {
+                let file_layer =
+                    tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid }).with_writer(file.clone());
+                let terminal = std::io::stderr().is_terminal().then(stderr_layer);
+                let _ = registry.with(file_layer.and_then(terminal)).try_init();
+                Ok(Some(file))
+            }
+            Err(e) => {
+                let _ = registry.with(stderr_layer()).try_init();
+                tracing::warn!(
+                    "logtarget {}: {e}; logging to stderr instead (run as root, or set logtarget in wasmban.local)",
+                    path.display()
+                );
+                Ok(None)
+            }
+        },
     }
 }

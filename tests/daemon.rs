@@ -470,3 +470,47 @@ fn recidive_works_on_the_daemons_own_log() {
     assert!(log.contains("fail2ban.actions        ["), "{log}");
     assert!(log.contains("NOTICE  [recidive] Ban 192.0.2.60"), "{log}");
 }
+
+#[test]
+fn a_hostile_filter_stalls_only_its_own_jail_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let hostile_log = root.join("hostile.log");
+    tree(
+        root,
+        &format!(
+            "[hostile]\nenabled = true\nfilter = hostile\nlogpath = {}\nbackend = polling\n",
+            hostile_log.display()
+        ),
+    );
+    std::fs::write(root.join("conf/filter.d/hostile.conf"), "[Definition]\nplugin = hostile\n").unwrap();
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/hostile.toml"),
+        format!(
+            "file = {:?}\n[limits]\ncall-timeout-ms = 300\nmemory-mb = 32\n",
+            crate::util::artifact("hostile-filter")
+        ),
+    )
+    .unwrap();
+    append(&hostile_log, "");
+    let d = Daemon::start(root);
+    let hostile = || serde_json::from_str::<Value>(&d.client(&["status", "hostile", "--json"]).1).unwrap();
+    d.wait_for("the hostile jail", || hostile()["running"] == true);
+    append(&hostile_log, "loop\n");
+    // The other jail bans while the hostile one spins.
+    append(&root.join("auth.log"), &failure("192.0.2.80"));
+    d.wait_for("the sshd ban", || d.status().unwrap()["total_banned"] == 1);
+    // One trap per batch: each line is written once the last has failed.
+    for (n, line) in ["hog\n", "panic\n"].iter().enumerate() {
+        d.wait_for("a trap to be logged", || d.log().matches("filter failed on").count() > n);
+        append(&hostile_log, line);
+    }
+    d.wait_for("three traps", || d.log().matches("filter failed on").count() >= 3);
+    let log = d.log();
+    assert!(log.contains("`feed` timed out") && log.contains("panicked"), "{log}");
+    // Rebuilt after each trap: the next batch is scanned.
+    append(&hostile_log, "fail 192.0.2.81\n");
+    d.wait_for("the hostile jail's ban", || hostile()["total_banned"] == 1);
+    assert!(d.client(&["ping"]).0);
+}

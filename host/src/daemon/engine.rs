@@ -36,7 +36,13 @@ pub struct JailEngine {
     /// machine, resolved when the jail starts.
     ignore_addrs: Vec<IpAddr>,
     banned: HashMap<String, BanRecord>,
+    /// Ids that reached `maxretry` and whose ban is being recorded: later
+    /// lines of the same batch must not ban them a second time.
+    pending: std::collections::HashSet<String>,
     total_banned: u64,
+    /// Failures of ids already banned, which fail2ban's "Total failed"
+    /// counts too.
+    failed_while_banned: u64,
     rng: fastrand::Rng,
 }
 
@@ -82,7 +88,9 @@ impl JailEngine {
             ignore,
             ignore_addrs: Vec::new(),
             banned: HashMap::new(),
+            pending: std::collections::HashSet::new(),
             total_banned: 0,
+            failed_while_banned: 0,
             rng: fastrand::Rng::new(),
         }
     }
@@ -119,13 +127,23 @@ impl JailEngine {
         if time < now - self.findtime as f64 {
             return Verdict::TooOld;
         }
-        if self.banned.contains_key(id) {
+        if self.banned.contains_key(id) || self.pending.contains(id) {
+            self.failed_while_banned += 1;
             return Verdict::AlreadyBanned;
         }
         match self.counter.add(id, time, matches) {
-            Some(candidate) => Verdict::Ban(candidate),
+            Some(candidate) => {
+                self.pending.insert(candidate.id.clone());
+                Verdict::Ban(candidate)
+            }
             None => Verdict::Counted,
         }
+    }
+
+    /// A candidate that will not be banned after all (its ban would be
+    /// over already, or could not be planned): its id counts again.
+    pub fn drop_candidate(&mut self, id: &str) {
+        self.pending.remove(id);
     }
 
     /// Turn a candidate into the ban to record: its length follows the
@@ -162,6 +180,7 @@ impl JailEngine {
     /// A recorded ban is now in force.
     pub fn commit(&mut self, record: BanRecord) {
         self.counter.forget(&record.ip);
+        self.pending.remove(&record.ip);
         self.total_banned += 1;
         self.banned.insert(record.ip.clone(), record);
     }
@@ -206,7 +225,7 @@ impl JailEngine {
 
     /// Failures counted since the jail started.
     pub fn total_failed(&self) -> u64 {
-        self.counter.total()
+        self.counter.total() + self.failed_while_banned
     }
 
     /// Bans in force.
@@ -333,7 +352,31 @@ mod tests {
         assert!(e.expired(1599.0).is_empty());
         assert_eq!(e.expired(1600.0).len(), 1);
         assert_eq!(e.failure("192.0.2.1", 1601.0, &[], 1601.0), Verdict::Counted);
-        assert_eq!((e.total_banned(), e.total_failed()), (1, 4));
+        assert_eq!((e.total_banned(), e.total_failed()), (1, 5));
+    }
+
+    #[test]
+    fn an_id_is_banned_once_even_when_its_lines_keep_coming_in_the_same_batch() {
+        let (_dir, s) = store();
+        let mut e = engine(BanTime { base: 600, increment: None });
+        let mut candidates = Vec::new();
+        for i in 0..9 {
+            if let Verdict::Ban(c) = e.failure("192.0.2.3", 1000.0 + f64::from(i), &[], 1010.0) {
+                candidates.push(c);
+            }
+        }
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(e.total_failed(), 9);
+        let rec = e.plan(&candidates[0], &s, 1010.0).unwrap().unwrap();
+        e.commit(rec);
+        assert_eq!(e.failure("192.0.2.3", 1011.0, &[], 1011.0), Verdict::AlreadyBanned);
+        // A candidate dropped before its ban counts afresh.
+        let mut e = engine(BanTime { base: 600, increment: None });
+        for i in 0..3 {
+            e.failure("192.0.2.4", 1000.0 + f64::from(i), &[], 1010.0);
+        }
+        e.drop_candidate("192.0.2.4");
+        assert_eq!(e.failure("192.0.2.4", 1004.0, &[], 1010.0), Verdict::Counted);
     }
 
     #[test]

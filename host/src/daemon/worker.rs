@@ -465,10 +465,18 @@ impl Worker {
                 match self.engine.plan(c, &store, now) {
                     Ok(Some(r)) => planned.push(r),
                     Ok(None) => {
+                        self.engine.drop_candidate(&c.id);
                         tracing::info!("[{}] {} reached maxretry but its ban would already be over", self.name, c.id)
                     }
-                    Err(e) => tracing::error!("[{}] could not plan the ban of {}: {e}", self.name, c.id),
+                    Err(e) => {
+                        self.engine.drop_candidate(&c.id);
+                        tracing::error!("[{}] could not plan the ban of {}: {e}", self.name, c.id)
+                    }
                 }
+            }
+        } else {
+            for c in &candidates {
+                self.engine.drop_candidate(&c.id);
             }
         }
         let recorded = self.save_progress(&planned);

@@ -299,6 +299,7 @@ fn the_socket_is_private_and_bad_messages_get_errors() {
     let (ok, out) = d.client(&["ban", "sshd", "not-an-address"]);
     assert!(!ok && out.contains("not an IPv4 or IPv6 address"), "{out}");
     assert_eq!(d.client(&["ping"]), (true, "Server replied: pong\n".to_string()));
+    assert_eq!(d.client(&["ping", "--json"]), (true, "\"pong\"\n".to_string()));
     assert!(d.client(&["ban", "sshd", "2001:db8::7"]).0);
     assert_eq!(d.banned(), [("2001:db8::7".to_string(), 1)]);
     let (ok, out) = d.client(&["unban", "--all"]);

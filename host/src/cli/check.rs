@@ -64,6 +64,13 @@ fn check_jail(
             }
         }
     }
+    if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
+        report(
+            warnings,
+            "ignorecommand is not run by wasmban (it would need a shell); list the addresses in ignoreip instead"
+                .into(),
+        );
+    }
     if let Err(e) = crate::daemon::source::Backend::parse(&jail.backend) {
         report(errors, format!("backend: {e}"));
     }

@@ -14,7 +14,11 @@ use crate::daemon::worker::{BanView, JailStatus};
 #[derive(Debug, Subcommand)]
 pub enum ControlCommand {
     /// Check that the daemon answers.
-    Ping,
+    Ping {
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// The jail list, or one jail's counters, files and bans.
     Status {
         /// The jail.
@@ -56,7 +60,7 @@ pub enum ControlCommand {
 
 fn request(cmd: &ControlCommand) -> anyhow::Result<Request> {
     Ok(match cmd {
-        ControlCommand::Ping => Request::Ping,
+        ControlCommand::Ping { .. } => Request::Ping,
         ControlCommand::Status { jail, .. } => Request::Status { jail: jail.clone() },
         ControlCommand::Banned { .. } => Request::Banned,
         ControlCommand::Ban { jail, ip } => Request::Ban { jail: jail.clone(), ip: ip.clone() },
@@ -110,7 +114,9 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
     }
     let result = reply.result;
     match cmd {
-        ControlCommand::Status { json: true, .. } | ControlCommand::Banned { json: true } => {
+        ControlCommand::Status { json: true, .. }
+        | ControlCommand::Banned { json: true }
+        | ControlCommand::Ping { json: true } => {
             println!("{}", serde_json::to_string_pretty(&result)?);
         }
         ControlCommand::Status { jail: Some(_), .. } => print_status(&serde_json::from_value(result)?),
@@ -133,7 +139,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        ControlCommand::Ping => println!("Server replied: pong"),
+        ControlCommand::Ping { json: false } => println!("Server replied: pong"),
         ControlCommand::Ban { .. } => {
             let banned = result.get("banned").and_then(Value::as_bool).unwrap_or(false);
             println!("{}", if banned { "1" } else { "0 (already banned)" });

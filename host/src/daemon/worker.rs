@@ -249,6 +249,9 @@ impl Worker {
                 .map_err(|e| format!("action {} ({}): {e}", reference.name, def.where_()))?;
             actions.push((reference.name.clone(), instance));
         }
+        if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
+            tracing::warn!("[{name}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead");
+        }
         let engine = JailEngine::new(&jail);
         let mut worker = Worker {
             name,

@@ -37,6 +37,11 @@ struct Compiled {
     quick: Option<regex::Regex>,
     /// The relaxed superset's text, for the failregex set.
     relaxed: String,
+    /// For a plain pattern: the same pattern without Unicode classes, used
+    /// on ASCII buffers, where every class (`\w`, `\S`, `.`, `\b`, case
+    /// folding) means the same either way. Its automata are far smaller,
+    /// which is what capture search time is made of.
+    ascii: Option<regex::bytes::Regex>,
     names: Vec<String>,
     /// `alt_NAME[_N]` groups folded into NAME.
     alt: Vec<(String, String)>,
@@ -92,9 +97,12 @@ impl Compiled {
         let relaxed = dialect::relax(&translated);
         let quick = if relaxed != translated { regex::Regex::new(&relaxed).ok() } else { None };
         let names: Vec<String> = re.capture_names().flatten().map(str::to_string).collect();
-        let re = match regex::Regex::new(&translated) {
-            Ok(plain) if relaxed == translated => Engine::Plain(plain),
-            _ => Engine::Fancy(re),
+        let (re, ascii) = match regex::Regex::new(&translated) {
+            Ok(plain) if relaxed == translated => {
+                let ascii = regex::bytes::RegexBuilder::new(&translated).unicode(false).build().ok();
+                (Engine::Plain(plain), ascii)
+            }
+            _ => (Engine::Fancy(re), None),
         };
         let mut alt = Vec::new();
         let mut tuple = Vec::new();
@@ -112,7 +120,7 @@ impl Compiled {
         alt.sort();
         tuple.sort();
         let skiplines = names.iter().filter(|n| n.starts_with("skiplines")).count();
-        Ok(Compiled { re, quick, relaxed, names, alt, tuple, skiplines })
+        Ok(Compiled { re, quick, relaxed, ascii, names, alt, tuple, skiplines })
     }
 
     fn has_any(&self, groups: &[&str]) -> bool {
@@ -135,6 +143,14 @@ impl Compiled {
             (whole.0, whole.1, groups, skipped)
         };
         let (whole_start, whole_end, mut groups, skipped) = match &self.re {
+            Engine::Plain(_) if self.ascii.is_some() && buf.is_ascii() => {
+                let re = self.ascii.as_ref()?;
+                let caps = re.captures(buf.as_bytes())?;
+                let whole = caps.get(0)?;
+                // An ASCII buffer: every span is valid UTF-8.
+                let text = |m: regex::bytes::Match<'_>| String::from_utf8_lossy(m.as_bytes()).into_owned();
+                collect((whole.start(), whole.end()), &|n| caps.name(n).map(text))
+            }
             Engine::Plain(re) => {
                 let caps = re.captures(buf)?;
                 let whole = caps.get(0)?;

@@ -112,10 +112,11 @@ fn the_shipped_configuration_checks_ok_with_every_jail_enabled() {
     assert!(status.success());
     std::fs::write(
         tree.join("jail.local"),
-        "[sshd]\nenabled = true\n[sshd-aggressive]\nenabled = true\n[recidive]\nenabled = true\n",
+        "[sshd]\nenabled = true\n[sshd-aggressive]\nenabled = true\n[recidive]\nenabled = true\n\
+         [nginx-http-auth]\nenabled = true\n[nginx-limit-req]\nenabled = true\n",
     )
     .unwrap();
     let (ok, out) = check(&tree, &dir.path().join("state"));
     assert!(ok, "{out}");
-    assert!(out.contains("jails: 3 enabled"), "{out}");
+    assert!(out.contains("jails: 5 enabled"), "{out}");
 }

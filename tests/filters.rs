@@ -81,3 +81,58 @@ fn recidive_reads_the_daemons_own_ban_lines_but_not_its_own() {
     let found = hosts(log, &shipped("recidive.conf"), &[]);
     assert_eq!(found, vec![vec!["192.0.2.9"], vec![], vec![], vec!["2001:db8::1"]]);
 }
+
+/// fail2ban's sample log for `name`: each line with what fail2ban's own
+/// test expects of it (`Some(host)` a failure of host, `None` no failure),
+/// for the default mode only (sections whose `filterOptions` ask for other
+/// modes are left out).
+fn corpus(name: &str) -> Option<Vec<(String, Option<String>)>> {
+    let path = Path::new("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs").join(name);
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut out = Vec::new();
+    let mut default_mode = true;
+    let mut expect: Option<serde_json::Value> = None;
+    for line in text.lines() {
+        if let Some(opts) = line.strip_prefix("# filterOptions:") {
+            let opts: serde_json::Value = serde_json::from_str(opts.trim()).unwrap();
+            let modes: Vec<&serde_json::Value> = opts.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+            default_mode = modes.is_empty() || modes.iter().any(|m| m.get("mode").is_none_or(|v| v == "normal"));
+        } else if let Some(json) = line.strip_prefix("# failJSON:") {
+            expect = Some(serde_json::from_str(json.trim()).unwrap());
+        } else if !line.starts_with('#')
+            && !line.trim().is_empty()
+            && let Some(e) = expect.take()
+            && default_mode
+        {
+            let host = (e["match"] == true).then(|| e["host"].as_str().unwrap_or_default().to_string());
+            out.push((line.to_string(), host));
+        }
+    }
+    Some(out)
+}
+
+/// Our filter finds exactly the failures fail2ban's sample corpus expects
+/// in the default mode: every expected host, and nothing on lines that
+/// must not match.
+fn agrees_with_the_corpus(name: &str) {
+    let Some(cases) = corpus(name) else {
+        eprintln!("SKIPPED {name} corpus check: fail2ban's sample logs are not installed");
+        return;
+    };
+    assert!(!cases.is_empty());
+    let log: String = cases.iter().map(|(l, _)| format!("{l}\n")).collect();
+    let found = hosts(&log, &shipped(&format!("{name}.conf")), &[]);
+    assert_eq!(found.len(), cases.len());
+    for ((line, expected), got) in cases.iter().zip(&found) {
+        match expected {
+            Some(host) => assert!(got.contains(host), "{name}: expected {host} in {line:?}, found {got:?}"),
+            None => assert!(got.is_empty(), "{name}: expected nothing in {line:?}, found {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn nginx_filters_agree_with_fail2bans_sample_corpus() {
+    agrees_with_the_corpus("nginx-http-auth");
+    agrees_with_the_corpus("nginx-limit-req");
+}

@@ -275,6 +275,9 @@ impl Worker {
             what.extend(worker.source.waiting());
             what.join(", ")
         });
+        for path in worker.source.waiting() {
+            tracing::info!("[{}] waiting for {path} to appear", worker.name);
+        }
         worker.publish();
         Ok(worker)
     }

@@ -14,8 +14,9 @@ fn check(confdir: &Path, state: &Path) -> (bool, String) {
 /// Debian's whole /etc/fail2ban, unchanged, plus a jail.local enabling
 /// every stock jail: every jail and filter must load and every filter must
 /// compile in the regex component. The stock iptables actions map to the
-/// built-in component; other classic shell actions are reported, one per
-/// jail and action, with what to do, until wasmban runs them.
+/// built-in component; other classic shell actions run in command-action,
+/// which needs the admin's `shell` grant: without it they are reported,
+/// one per jail and action, with the line to add; with it, all is OK.
 #[test]
 fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
     let stock = Path::new("/etc/fail2ban");
@@ -41,7 +42,7 @@ fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
     let jails_line = out.lines().find(|l| l.starts_with("jails: ")).unwrap_or("");
     assert!(jails_line.starts_with(&format!("jails: {} enabled", names.len())), "{jails_line}\n{out}");
     let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
-    let unexpected: Vec<&&str> = errors.iter().filter(|l| !l.contains("classic shell-command action")).collect();
+    let unexpected: Vec<&&str> = errors.iter().filter(|l| !l.contains("add `shell = true` under [grants]")).collect();
     assert!(
         unexpected.is_empty(),
         "unexpected errors:\n{}",
@@ -53,7 +54,13 @@ fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
     assert!(!errors.iter().any(|e| e.starts_with("error: [sshd]")), "{out}");
     assert!(errors.iter().any(|e| e.starts_with("error: [xinetd-fail] action iptables-multiport-log (")
         && e.contains("action.d/iptables-multiport-log.conf")));
-    assert!(!ok, "classic actions cannot run yet, so check must not report OK");
+    assert!(!ok, "a shell action without the shell grant must not pass");
+
+    // With the grant the admin gives classic actions, everything loads.
+    std::fs::create_dir_all(tree.join("plugin.d")).unwrap();
+    std::fs::write(tree.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    let (ok, out) = check(&tree, &dir.path().join("state"));
+    assert!(ok && out.contains("\nOK\n"), "{out}");
 }
 
 #[test]

@@ -66,11 +66,12 @@ struct Daemon {
 
 impl Daemon {
     fn start(root: &Path) -> Daemon {
-        Daemon::start_in(root, None)
+        Daemon::start_ready(root, None)
     }
 
     /// Start the daemon, inside network namespace `netns` when given (its
-    /// firewall actions then act on that namespace only).
+    /// firewall actions then act on that namespace only), and wait until
+    /// it answers.
     fn start_in(root: &Path, netns: Option<&str>) -> Daemon {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
         let mut command = match netns {
@@ -93,6 +94,12 @@ impl Daemon {
             .unwrap();
         let d = Daemon { child: Some(child), root: root.to_path_buf() };
         d.wait_for("the daemon to answer", || d.client(&["ping"]).0);
+        d
+    }
+
+    /// Start the daemon and wait until its sshd jail runs.
+    fn start_ready(root: &Path, netns: Option<&str>) -> Daemon {
+        let d = Daemon::start_in(root, netns);
         d.wait_for("the jail to start", || d.status().is_some_and(|s| s["running"] == true));
         d
     }
@@ -416,7 +423,7 @@ action = iptables-multiport[name=sshd, port=\"22,2222\"]
     }
     let rules = |program: &str| ns.exec(&[program, "-w", "-S"]);
 
-    let d = Daemon::start_in(root, Some(&ns.name));
+    let d = Daemon::start_ready(root, Some(&ns.name));
     assert!(rules("iptables").contains("-A INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd"));
     append(&root.join("auth.log"), &failure("192.0.2.40"));
     d.wait_for("the rule", || rules("iptables").contains("-A f2b-sshd -s 192.0.2.40/32 -j REJECT"));
@@ -431,7 +438,7 @@ action = iptables-multiport[name=sshd, port=\"22,2222\"]
     }
 
     // A restart puts the ban still in force back into the firewall.
-    let d = Daemon::start_in(root, Some(&ns.name));
+    let d = Daemon::start_ready(root, Some(&ns.name));
     assert!(rules("ip6tables").contains("-A f2b-sshd -s 2001:db8::40/128 -j REJECT"));
     assert!(d.client(&["stop"]).0);
     assert!(d.wait().success());
@@ -514,4 +521,70 @@ fn a_hostile_filter_stalls_only_its_own_jail_and_recovers() {
     append(&hostile_log, "fail 192.0.2.81\n");
     d.wait_for("the hostile jail's ban", || hostile()["total_banned"] == 1);
     assert!(d.client(&["ping"]).0);
+}
+
+/// A classic action.d file runs through command-action once the admin
+/// grants the shell; log lines crafted to break out of every quoting (and
+/// a CVE-2021-32749-style `\n~!` for mail's tilde escapes, through a fake
+/// mail that obeys them) run nothing.
+#[test]
+fn a_classic_action_runs_with_the_shell_grant_and_log_lines_cannot_inject() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let out = root.join("action.out");
+    let fake_mail = root.join("mail");
+    std::fs::write(
+        &fake_mail,
+        format!(
+            "#!/bin/sh\nwhile IFS= read -r l; do case \"$l\" in '~!'*) sh -c \"${{l#??}}\";; *) printf '%s\\n' \"$l\" >> {out};; esac; done\n",
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake_mail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    std::fs::write(
+        root.join("conf/action.d/note.conf"),
+        format!(
+            "[Definition]\nactionstart = echo start <name> >> {out}\n\
+             actionban = echo \"dq <matches>\" >> {out}\n            echo 'sq <matches>' >> {out}\n            echo uq <matches> >> {out}\n            printf %%b \"<matches>\\n\" | {mail}\n            echo ban <ip> <failures> >> {out}\n\
+             actionunban = echo unban <ip> >> {out}\nactionstop = echo stop <name> >> {out}\n[Init]\nname = default\n",
+            out = out.display(),
+            mail = fake_mail.display()
+        ),
+    )
+    .unwrap();
+    tree(root, "[sshd]\naction = note[name=ssh]\n");
+    // Without the grant the jail does not start, and says what to add.
+    let d = Daemon::start_in(root, None);
+    d.wait_for("the refusal", || d.log().contains("add `shell = true` under [grants]"));
+    let (_, status) = d.client(&["status", "sshd"]);
+    assert!(status.contains("Problem"), "{status}");
+    assert!(d.client(&["stop"]).0);
+    let _ = d.wait();
+
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    let d = Daemon::start(root);
+    let pwned = root.join("PWNED");
+    let user = format!(
+        "$(touch {p}) `touch {p}` \"; touch {p}; echo \" '; touch {p}; echo ' \\n~! touch {p}",
+        p = pwned.display()
+    );
+    append(
+        &root.join("auth.log"),
+        &format!("{} web sshd[7]: Failed password for invalid user {user} from 192.0.2.99 port 22 ssh2\n", iso(0)),
+    );
+    d.wait_for("the ban", || std::fs::read_to_string(&out).unwrap_or_default().contains("ban 192.0.2.99 1"));
+    assert!(d.client(&["unban", "192.0.2.99"]).0);
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!pwned.exists(), "a log line ran a command:\n{text}");
+    assert!(text.starts_with("start ssh\n") && text.ends_with("unban 192.0.2.99\nstop ssh\n"), "{text}");
+    // The attacker's text arrives whole, as text, in every quoting.
+    for prefix in ["dq ", "sq ", "uq "] {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+        assert!(line.contains(&format!("$(touch {})", pwned.display())), "{line}");
+    }
 }

@@ -46,9 +46,7 @@ fn check_jail(
             None => report(
                 errors,
                 format!(
-                    "action {} ({}) is a classic shell-command action; wasmban runs those through the \
-                     command-action component with the `shell` grant, which this version does not provide yet. \
-                     Use an action that names a component (plugin = iptables) instead.",
+                    "action {} ({}) has neither `plugin` nor any action command: nothing to run",
                     reference.name,
                     def.where_()
                 ),

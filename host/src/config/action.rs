@@ -84,14 +84,20 @@ impl ActionDefinition {
         Ok(ActionDefinition { name, files: ini.files, options, stock_equivalent })
     }
 
-    /// The component that runs this action, when it names one.
+    /// The component that runs this action: the one it names, or for a
+    /// classic action (shell commands) the built-in `command-action`.
     pub fn plugin(&self) -> Option<&str> {
-        self.options.get("plugin").map(|p| p.trim()).filter(|p| !p.is_empty())
+        match self.options.get("plugin").map(|p| p.trim()).filter(|p| !p.is_empty()) {
+            Some(p) => Some(p),
+            None if self.is_command_action() => Some("command-action"),
+            None => None,
+        }
     }
 
     /// Whether it is a classic action made of shell commands.
     pub fn is_command_action(&self) -> bool {
-        self.plugin().is_none()
+        self.options.get("plugin").is_none_or(|p| p.trim().is_empty())
+            && self.options.keys().any(|k| k.starts_with("action") && k.as_str() != "actname")
     }
 
     /// The files, for messages.

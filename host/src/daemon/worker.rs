@@ -234,8 +234,7 @@ impl Worker {
         for (reference, def) in &jail.actions {
             let Some(plugin_name) = def.plugin() else {
                 return Err(format!(
-                    "action {} ({}) is a classic shell-command action, which this version cannot run yet; \
-                     use an action that names a component (plugin = iptables)",
+                    "action {} ({}) has neither `plugin` nor any action command: nothing to run",
                     reference.name,
                     def.where_()
                 ));

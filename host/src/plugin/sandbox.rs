@@ -125,13 +125,18 @@ pub fn check_imports(
         }
         let granted = match capability {
             Capability::Log => true,
-            Capability::Firewall => !grants.firewall.is_empty(),
+            // The shell interface borrows its `output` type from firewall,
+            // so a shell plugin imports firewall too; it is linked with no
+            // program allowed, and the host refuses every call.
+            Capability::Firewall => !grants.firewall.is_empty() || (grants.shell && imports_shell(imports)),
             Capability::Mail => grants.mail,
             Capability::Whois => grants.whois,
             Capability::Shell => grants.shell,
         };
         if !granted {
             let line = match capability {
+                // Only there for the shell's types: the shell is what to grant.
+                Capability::Firewall if imports_shell(imports) => "shell = true".to_string(),
                 Capability::Firewall => "firewall = [\"PROGRAM\", ...]".to_string(),
                 other => format!("{} = true", other.name()),
             };
@@ -148,6 +153,10 @@ pub fn check_imports(
         }
     }
     Ok(())
+}
+
+fn imports_shell(imports: &[String]) -> bool {
+    imports.iter().any(|i| Capability::from_import(i) == Some(Capability::Shell))
 }
 
 /// Counts linear memory across all of an instance's memories and refuses
@@ -252,7 +261,7 @@ pub fn linker_for(engine: &Engine, kind: PluginKind, grants: &Grants) -> wasmtim
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     crate::capability::log::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.log)?;
     if kind == PluginKind::Action {
-        if !grants.firewall.is_empty() {
+        if !grants.firewall.is_empty() || grants.shell {
             crate::capability::firewall::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.firewall)?;
         }
         if grants.shell {

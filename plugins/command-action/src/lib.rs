@@ -1,0 +1,325 @@
+//! fail2ban's classic actions as a component: the `actionstart`,
+//! `actionban`, ... commands of an action.d file, with their per-ban tags
+//! filled in, run through the host's `shell` capability (which exists only
+//! where the admin granted it).
+//!
+//! Everything that comes from a log line (the matched lines, `<F-*>`
+//! fields) is quoted for the place in the command where it lands, so that
+//! no log line can run a command; lines that start with `~` are indented,
+//! so that mail programs never see a tilde escape (CVE-2021-32749).
+
+use std::collections::BTreeMap;
+
+use wasmban_plugin_sdk::{Action, Options, Ticket, log, shell};
+
+/// The commands of one action.
+pub struct CommandAction {
+    options: BTreeMap<String, String>,
+    timeout_ms: u32,
+    /// Families whose start ran (commands with `?family=` variants start
+    /// once per family).
+    started: Vec<&'static str>,
+}
+
+/// Quoting state at a point of a shell command.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Quote {
+    None,
+    Single,
+    Double,
+}
+
+/// Where each `<tag>` of `template` stands: (start, end, tag, quoting).
+fn tags_with_quoting(template: &str) -> Vec<(usize, usize, String, Quote)> {
+    let bytes = template.as_bytes();
+    let mut out = Vec::new();
+    let mut state = Quote::None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match (state, c) {
+            (Quote::None | Quote::Double, b'\\') => {
+                i += 2;
+                continue;
+            }
+            (Quote::None, b'\'') => state = Quote::Single,
+            (Quote::Single, b'\'') => state = Quote::None,
+            (Quote::None, b'"') => state = Quote::Double,
+            (Quote::Double, b'"') => state = Quote::None,
+            (_, b'<') => {
+                if let Some(len) = template[i + 1..].find('>') {
+                    let name = &template[i + 1..i + 1 + len];
+                    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_?=.".contains(c)) {
+                        out.push((i, i + len + 2, name.to_string(), state));
+                        i += len + 2;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `value` written so that the shell reads it back unchanged at a place
+/// with quoting `q`.
+fn quote_for(value: &str, q: Quote) -> String {
+    match q {
+        Quote::None => format!("'{}'", value.replace('\'', r"'\''")),
+        Quote::Single => value.replace('\'', r"'\''"),
+        Quote::Double => {
+            let mut out = String::with_capacity(value.len());
+            for c in value.chars() {
+                if matches!(c, '$' | '`' | '"' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        }
+    }
+}
+
+/// Log text made harmless for what commands do with it: backslashes are
+/// doubled, so that `printf %b` (fail2ban's mail actions) cannot turn a
+/// logged `\n~!` into a new line, and a line that starts with `~` (a
+/// tilde escape in mail/mailx, which runs commands) is indented.
+fn defang(text: &str) -> String {
+    text.replace('\\', r"\\")
+        .split('\n')
+        .map(|l| if l.starts_with('~') { format!(" {l}") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn family_of(ip: &str) -> &'static str {
+    if ip.contains(':') { "inet6" } else { "inet4" }
+}
+
+/// The per-ban tags of `ticket`: (value, whether it comes from a log).
+fn ticket_tags(ticket: &Ticket) -> BTreeMap<String, (String, bool)> {
+    let mut tags = BTreeMap::new();
+    let mut put = |k: &str, v: String, from_log: bool| {
+        tags.insert(k.to_string(), (v, from_log));
+    };
+    put("ip", ticket.ip.clone(), false);
+    put("fid", ticket.ip.clone(), false);
+    put("family", family_of(&ticket.ip).to_string(), false);
+    if !ticket.ip.contains(':') {
+        let rev: Vec<&str> = ticket.ip.split('.').rev().collect();
+        put("ip-rev", format!("{}.", rev.join(".")), false);
+    }
+    put("failures", ticket.failures.to_string(), false);
+    put("time", ticket.time.to_string(), false);
+    put("bantime", ticket.bantime.to_string(), false);
+    put("bancount", ticket.ban_count.to_string(), false);
+    put("restored", "0".to_string(), false);
+    let matches = defang(&ticket.matches.join("\n"));
+    put("matches", matches.clone(), true);
+    put("ipmatches", matches.clone(), true);
+    put("ipjailmatches", matches, true);
+    for (k, v) in &ticket.fields {
+        let name = k.strip_prefix("F-").unwrap_or(k).to_ascii_lowercase();
+        put(&format!("F-{}", name.to_ascii_uppercase()), defang(v), true);
+    }
+    tags
+}
+
+impl CommandAction {
+    /// An option for `family`: its `?family=` variant first.
+    fn option(&self, key: &str, family: &str) -> Option<&str> {
+        self.options.get(&format!("{key}?family={family}")).or_else(|| self.options.get(key)).map(String::as_str)
+    }
+
+    /// Fill `template`'s tags: per-ban ones from `tags`, the rest from the
+    /// options (`?family=` variants first). Unknown tags stay as written.
+    fn fill(&self, template: &str, tags: &BTreeMap<String, (String, bool)>, family: &str, depth: u32) -> String {
+        let mut out = String::with_capacity(template.len());
+        let mut last = 0;
+        for (start, end, name, quote) in tags_with_quoting(template) {
+            out.push_str(&template[last..start]);
+            last = end;
+            let (base, variant) = match name.split_once('?') {
+                Some((b, v)) => (b, Some(v)),
+                None => (name.as_str(), None),
+            };
+            if let Some((value, from_log)) = tags.get(base) {
+                // Values that are not from a log are plain numbers and
+                // validated addresses; quoting them too would change what
+                // templates expect (`<ip>/32`).
+                if *from_log {
+                    out.push_str(&quote_for(value, quote));
+                } else {
+                    out.push_str(value);
+                }
+                continue;
+            }
+            let looked_up = match variant {
+                Some(v) => self.options.get(&format!("{base}?{v}")).map(String::as_str),
+                None => self.option(base, family),
+            };
+            match looked_up {
+                // Option values may hold tags of their own.
+                Some(v) if depth < 10 => out.push_str(&self.fill(v, tags, family, depth + 1)),
+                Some(v) => out.push_str(v),
+                None => out.push_str(&template[start..end]),
+            }
+        }
+        out.push_str(&template[last..]);
+        out
+    }
+
+    fn run(&self, what: &str, command: &str) -> Result<(), String> {
+        if command.trim().is_empty() {
+            return Ok(());
+        }
+        let out = shell::run(command, self.timeout_ms)?;
+        if out.status != 0 {
+            let said = out.stderr.trim();
+            return Err(format!(
+                "{what} exited with status {}{}",
+                out.status,
+                if said.is_empty() { String::new() } else { format!(": {said}") }
+            ));
+        }
+        Ok(())
+    }
+
+    fn run_for(&self, key: &str, family: &str, tags: &BTreeMap<String, (String, bool)>) -> Result<(), String> {
+        match self.option(key, family) {
+            Some(template) => {
+                let command = self.fill(template, tags, family, 0);
+                self.run(key, &command)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Families a start/stop command must run for: both when its commands
+    /// differ by family, else one.
+    fn families(&self, key: &str) -> Vec<&'static str> {
+        let none = BTreeMap::new();
+        let four = self.option(key, "inet4").map(|t| self.fill(t, &none, "inet4", 0));
+        let six = self.option(key, "inet6").map(|t| self.fill(t, &none, "inet6", 0));
+        if four == six { vec!["inet4"] } else { vec!["inet4", "inet6"] }
+    }
+
+    fn ensure_started(&mut self, family: &'static str) -> Result<(), String> {
+        if self.started.contains(&family) {
+            return Ok(());
+        }
+        let per_family = self.families("actionstart").len() == 2;
+        self.run_for("actionstart", family, &BTreeMap::new())?;
+        if per_family {
+            self.started.push(family);
+        } else {
+            self.started.extend(["inet4", "inet6"]);
+        }
+        Ok(())
+    }
+}
+
+impl Action for CommandAction {
+    fn new(options: Options) -> Result<Self, String> {
+        let options: BTreeMap<String, String> = options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if !options.keys().any(|k| k.starts_with("actionban")) {
+            return Err("the action has no `actionban` command: nothing to do on a ban".into());
+        }
+        let timeout_ms = match options.get("timeout") {
+            Some(t) => {
+                let secs: f64 = t.trim().parse().map_err(|_| format!("option `timeout` = {t:?}: expected seconds"))?;
+                (secs * 1000.0).clamp(1.0, 600_000.0) as u32
+            }
+            None => 60_000,
+        };
+        Ok(CommandAction { options, timeout_ms, started: Vec::new() })
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        // fail2ban's actionstart_on_demand: start at the first ban instead.
+        let on_demand = self.options.get("actionstart_on_demand").is_some_and(|v| v.trim() == "true");
+        if on_demand {
+            return Ok(());
+        }
+        // Once, or once per family when the commands differ by family.
+        for family in self.families("actionstart") {
+            self.ensure_started(family)?;
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        if self.started.is_empty() {
+            return Ok(());
+        }
+        let started: Vec<&'static str> = self.started.drain(..).collect();
+        let mut result = Ok(());
+        for family in self.families("actionstop") {
+            if started.contains(&family) {
+                if let Err(e) = self.run_for("actionflush", family, &BTreeMap::new()) {
+                    log::warn(&e);
+                }
+                if let Err(e) = self.run_for("actionstop", family, &BTreeMap::new()) {
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        self.run_for("actioncheck", "inet4", &BTreeMap::new())
+    }
+
+    fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        let family = family_of(&ticket.ip);
+        self.ensure_started(family)?;
+        let tags = ticket_tags(ticket);
+        match self.run_for("actionban", family, &tags) {
+            Ok(()) => Ok(()),
+            // fail2ban checks (and repairs) the action after a failed ban,
+            // then tries once more.
+            Err(first) if self.options.contains_key("actionrepair") => {
+                log::warn(&format!("ban of {} failed ({first}); running actionrepair", ticket.ip));
+                self.run_for("actionrepair", family, &tags)?;
+                self.run_for("actionban", family, &tags)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        let family = family_of(&ticket.ip);
+        self.run_for("actionunban", family, &ticket_tags(ticket))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+wasmban_plugin_sdk::export_action!(CommandAction);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_follows_the_place_of_the_tag() {
+        let t = r#"echo <a> '<b>' "<c>" \<d> "it's <e>""#;
+        let q: Vec<(String, Quote)> = tags_with_quoting(t).into_iter().map(|(_, _, n, q)| (n, q)).collect();
+        assert_eq!(
+            q,
+            [
+                ("a".into(), Quote::None),
+                ("b".into(), Quote::Single),
+                ("c".into(), Quote::Double),
+                ("e".into(), Quote::Double)
+            ]
+        );
+        assert_eq!(quote_for("x'y", Quote::None), r"'x'\''y'");
+        assert_eq!(quote_for("x'y", Quote::Single), r"x'\''y");
+        assert_eq!(quote_for("$(id) `id` \"\\", Quote::Double), r#"\$(id) \`id\` \"\\"#);
+        assert_eq!(defang("a\n~! touch x\nb"), "a\n ~! touch x\nb");
+        assert_eq!(defang(r"x\n~! y"), r"x\\n~! y");
+    }
+}

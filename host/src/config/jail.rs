@@ -239,7 +239,13 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
     if let Some(text) = options.get("action") {
         for item in split_references(text) {
             let reference = parse_reference(&item).map_err(|m| value_error(ini, name, "action", m))?;
-            let def = ActionDefinition::load(confdir, &reference.name, &reference.params, &seen)?;
+            // As fail2ban does: an action is given its jail's name as
+            // `name` unless the jail says otherwise (chains are f2b-<name>).
+            let mut params = reference.params.clone();
+            if !params.iter().any(|(k, _)| k == "name") {
+                params.push(("name".into(), name.to_string()));
+            }
+            let def = ActionDefinition::load(confdir, &reference.name, &params, &seen)?;
             actions.push((reference, def));
         }
     }
@@ -295,6 +301,24 @@ mod tests {
         let (_, a) = &svc.actions[0];
         assert_eq!(a.plugin(), Some("iptables"));
         assert_eq!(a.options["name"], "svc");
+    }
+
+    #[test]
+    fn an_action_without_a_name_gets_its_jails() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("action.d")).unwrap();
+        std::fs::write(d.join("action.d/fw.conf"), "[Definition]\nplugin = iptables\n[Init]\nname = default\n")
+            .unwrap();
+        std::fs::write(
+            d.join("jail.conf"),
+            "[DEFAULT]\naction = fw[port=22]\n[sshd]\nenabled = true\n[web]\nenabled = true\naction = fw[name=www]\n",
+        )
+        .unwrap();
+        let (jails, errors) = Jails::load(d).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let names: Vec<&str> = jails.enabled.iter().map(|j| j.actions[0].1.options["name"].as_str()).collect();
+        assert_eq!(names, ["sshd", "www"]);
     }
 
     #[test]

@@ -162,3 +162,33 @@ fn ns_flush_and_check(action: &mut wasmban::plugin::ActionInstance) {
     assert!(rules.contains("-A INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd"), "{rules}");
     assert!(rules.contains("-A f2b-sshd -j RETURN"), "{rules}");
 }
+
+#[test]
+fn a_structure_left_by_a_crash_is_rebuilt_at_start() {
+    if let Some(why) = root_skip_reason(&["iptables", "ip6tables", "ip"]) {
+        eprintln!("SKIPPED a_structure_left_by_a_crash_is_rebuilt_at_start: {why}");
+        return;
+    }
+    let ns = NetNs::new("ipt-left");
+    // What a killed daemon leaves: the chain, its jump, and a stale ban.
+    for args in [
+        &["iptables", "-w", "-N", "f2b-sshd"][..],
+        &["iptables", "-w", "-A", "f2b-sshd", "-s", "192.0.2.66", "-j", "REJECT"],
+        &["iptables", "-w", "-A", "f2b-sshd", "-j", "RETURN"],
+        &["iptables", "-w", "-I", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j", "f2b-sshd"],
+    ] {
+        ns.exec(args);
+    }
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd"), ("port", "22")])).unwrap();
+    ns.run(|| {
+        action.start().unwrap();
+        action.ban(&[ticket("192.0.2.7")]).unwrap();
+    });
+    let rules = ns.exec(&["iptables", "-w", "-S"]);
+    assert!(!rules.contains("192.0.2.66"), "the stale ban survived: {rules}");
+    assert_eq!(rules.matches("-j f2b-sshd").count(), 1, "{rules}");
+    assert!(rules.contains("-A f2b-sshd -s 192.0.2.7/32 -j REJECT"), "{rules}");
+    ns.run(|| action.stop().unwrap());
+    assert!(!ns.exec(&["iptables", "-w", "-S"]).contains("f2b-"));
+}

@@ -107,6 +107,13 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
     let db = options.state_dir.join("wasmban.sqlite3");
     let mut store = Store::open(&db)?;
     let now = options.clock.now() as i64;
+    // Bans that ended while the daemon was down are lifted in the store
+    // (their actions' rules went with the last stop), then age out.
+    match store.expire(now) {
+        Ok(ended) if !ended.is_empty() => tracing::info!("{} ban(s) ended while wasmban was stopped", ended.len()),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
     match store.purge(now, options.dbpurgeage) {
         Ok(n) if n > 0 => tracing::info!("forgot {n} ban(s) older than dbpurgeage"),
         Ok(_) => {}

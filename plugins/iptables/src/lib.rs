@@ -228,8 +228,24 @@ impl Iptables {
     }
 
     fn start_family(&mut self, family: Family) -> Result<(), String> {
-        for args in self.plan.start() {
-            self.run_ok(family, &args)?;
+        let steps = self.plan.start();
+        let Some((create, rest)) = steps.split_first() else { return Ok(()) };
+        if self.run(family, create)?.status != 0 {
+            // The chain is there already: left by a run that could not stop
+            // (kill -9, a crash), with rules for bans that may have ended.
+            // Remove it and build afresh; the daemon re-applies live bans.
+            log::warn(&format!(
+                "{} chain f2b-{} already exists (left by an earlier run); rebuilding it",
+                family.program(),
+                self.plan.name
+            ));
+            for args in self.plan.stop() {
+                let _ = self.run(family, &args);
+            }
+            self.run_ok(family, create)?;
+        }
+        for args in rest {
+            self.run_ok(family, args)?;
         }
         self.started[family as usize] = true;
         Ok(())

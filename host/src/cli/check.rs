@@ -6,16 +6,13 @@ use std::path::Path;
 
 use crate::cli::Cli;
 use crate::config::jail::{Jail, Jails};
+use crate::daemon::source::has_glob;
 use crate::plugin::{Registry, Runtime, RuntimeOptions};
 
 /// One finding.
 struct Finding {
     jail: String,
     message: String,
-}
-
-fn has_glob(p: &str) -> bool {
-    p.contains(['*', '?', '['])
 }
 
 fn check_jail(

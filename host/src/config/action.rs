@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
-use crate::config::ini::{Ini, layered_files};
+use crate::config::ini::{Ini, require_layered_files};
 use crate::config::interp::{Given, Vars, combine_definition};
 
 /// The `[Definition]` options of a classic (command) action, and `plugin`.
@@ -56,15 +56,7 @@ impl ActionDefinition {
     /// The action `NAME` of `confdir`, with `params` from the jail's action
     /// line and the jail's options `jail`.
     pub fn load(confdir: &Path, name: &str, params: &[(String, String)], jail: &Vars) -> Result<Self, ConfigError> {
-        let base = confdir.join("action.d").join(name);
-        let files = layered_files(&base);
-        if files.is_empty() {
-            return Err(ConfigError::NotFound {
-                kind: "action",
-                name: name.to_string(),
-                looked: format!("{0}.conf and {0}.local", base.display()),
-            });
-        }
+        let files = require_layered_files("action", name, &confdir.join("action.d").join(name))?;
         let ini = Ini::read(&files)?;
         let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
         let mut vars = jail.clone();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::ConfigError;
-use crate::config::ini::{Ini, layered_files};
+use crate::config::ini::{Ini, require_layered_files};
 use crate::config::interp::{Given, Vars, combine_definition};
 
 /// The `[Definition]` options a filter is made of.
@@ -40,15 +40,7 @@ impl FilterDefinition {
         params: &[(String, String)],
         jail: &Vars,
     ) -> Result<Self, ConfigError> {
-        let base = confdir.join("filter.d").join(name);
-        let files = layered_files(&base);
-        if files.is_empty() {
-            return Err(ConfigError::NotFound {
-                kind: "filter",
-                name: name.to_string(),
-                looked: format!("{0}.conf and {0}.local", base.display()),
-            });
-        }
+        let files = require_layered_files("filter", name, &confdir.join("filter.d").join(name))?;
         let ini = Ini::read(&files)?;
         Self::resolve(name, ini, params, jail)
     }

@@ -184,6 +184,20 @@ fn sorted_glob(dir: &Path, ext: &str) -> Vec<PathBuf> {
     files
 }
 
+/// [`layered_files`] of `base`, or an error naming what was looked for
+/// when there are none.
+pub fn require_layered_files(kind: &'static str, name: &str, base: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let files = layered_files(base);
+    if files.is_empty() {
+        return Err(ConfigError::NotFound {
+            kind,
+            name: name.to_string(),
+            looked: format!("{0}.conf and {0}.local", base.display()),
+        });
+    }
+    Ok(files)
+}
+
 /// The files fail2ban reads for a configuration base name such as
 /// `DIR/jail`: `jail.conf`, `jail.d/*.conf`, `jail.local`, `jail.d/*.local`,
 /// those that exist.

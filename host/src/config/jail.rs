@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::config::ConfigError;
 use crate::config::action::ActionDefinition;
 use crate::config::filter::{FILTER_OPTIONS, FilterDefinition};
-use crate::config::ini::{Ini, layered_files};
+use crate::config::ini::{Ini, require_layered_files};
 use crate::config::interp::Vars;
 use crate::config::values::{Reference, parse_bool, parse_reference, parse_time, split_references};
 
@@ -87,14 +87,7 @@ impl Jails {
     /// Read and resolve every jail of `confdir`. Each jail's problems are
     /// collected so that one bad jail does not hide the others.
     pub fn load(confdir: &Path) -> Result<(Jails, Vec<ConfigError>), ConfigError> {
-        let files = layered_files(&confdir.join("jail"));
-        if files.is_empty() {
-            return Err(ConfigError::NotFound {
-                kind: "jail configuration",
-                name: "jail".into(),
-                looked: format!("{0}/jail.conf and {0}/jail.local", confdir.display()),
-            });
-        }
+        let files = require_layered_files("jail configuration", "jail", &confdir.join("jail"))?;
         let mut ini = Ini::read(&files)?;
         // fail2ban defines these for jail configurations.
         for (key, value) in [

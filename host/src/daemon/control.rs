@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 /// The largest request accepted, in bytes.
@@ -112,8 +112,6 @@ pub async fn write_reply(stream: &mut UnixStream, reply: &Reply) {
     let _ = stream.write_all(text.as_bytes()).await;
     let _ = stream.shutdown().await;
 }
-
-use tokio::io::AsyncReadExt;
 
 /// The client side: send `request` to the daemon at `socket`, wait for
 /// the reply (synchronously; the CLI needs nothing more).

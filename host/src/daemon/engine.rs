@@ -109,11 +109,9 @@ impl JailEngine {
     pub fn is_ignored(&self, id: &str) -> bool {
         match id.parse::<IpAddr>() {
             Ok(ip) => {
-                let plain = match ip {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-                    v4 => v4,
-                };
-                self.ignore.covers(ip) || self.ignore_addrs.contains(&ip) || self.ignore_addrs.contains(&plain)
+                self.ignore.covers(ip)
+                    || self.ignore_addrs.contains(&ip)
+                    || self.ignore_addrs.contains(&crate::jail::normalize(ip))
             }
             Err(_) => false,
         }

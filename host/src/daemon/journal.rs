@@ -210,14 +210,12 @@ impl JournalSource {
                 Ok(Fed::Entry(e)) => out.push(e),
                 Ok(Fed::Ended(why)) => {
                     tracing::error!("[{}] journalctl ended: {why}; starting it again shortly", self.jail);
-                    self.stop_child();
-                    self.restart_at = Some(Instant::now() + RESTART_DELAY);
+                    self.restart_later();
                     break;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    self.stop_child();
-                    self.restart_at = Some(Instant::now() + RESTART_DELAY);
+                    self.restart_later();
                     break;
                 }
             }
@@ -236,6 +234,11 @@ impl JournalSource {
     /// What is being followed, for `status`.
     pub fn files(&self) -> Vec<String> {
         vec![format!("journal{}", self.describe())]
+    }
+
+    fn restart_later(&mut self) {
+        self.stop_child();
+        self.restart_at = Some(Instant::now() + RESTART_DELAY);
     }
 
     fn stop_child(&mut self) {

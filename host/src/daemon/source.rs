@@ -42,7 +42,8 @@ impl Backend {
     }
 }
 
-fn has_glob(p: &str) -> bool {
+/// Whether a `logpath` entry is a glob pattern.
+pub fn has_glob(p: &str) -> bool {
     p.contains(['*', '?', '['])
 }
 

@@ -31,7 +31,8 @@ fn mask(addr: IpAddr, prefix: u8) -> u128 {
     if keep == 0 { 0 } else { bits >> (width - keep) }
 }
 
-fn normalize(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
+pub fn normalize(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         other => other,

@@ -9,4 +9,4 @@ mod ignore;
 
 pub use bantime::{BanTime, Increment};
 pub use counter::{BanCandidate, FailCounter};
-pub use ignore::{IgnoreEntry, IgnoreList};
+pub use ignore::{IgnoreEntry, IgnoreList, normalize};

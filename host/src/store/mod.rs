@@ -125,15 +125,7 @@ impl Store {
 
     /// Record a ban; durable when this returns.
     pub fn record_ban(&mut self, ban: &BanRecord) -> Result<(), StoreError> {
-        let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-                params![ban.jail, ban.ip, ban.time, ban.bantime, ban.bancount, ban.failures, matches],
-            )
-            .map_err(self.query_err("record a ban"))?;
-        Ok(())
+        self.record_progress(std::slice::from_ref(ban), &[])
     }
 
     /// Record new bans and the read positions reached with them in one
@@ -271,13 +263,7 @@ impl Store {
 
     /// Save where a log file was read to.
     pub fn save_cursor(&mut self, path: &Path, c: &Cursor) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![path.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
-            )
-            .map_err(self.query_err("save a read position"))?;
-        Ok(())
+        self.record_progress(&[], &[(path.to_path_buf(), *c)])
     }
 
     /// Where a jail's journal was read to, if saved.

@@ -122,12 +122,6 @@ impl JailHandle {
         self.commands.send(command).is_ok()
     }
 
-    /// Ask the jail to stop and wait until it has.
-    pub fn stop(mut self) {
-        self.request_stop();
-        self.join();
-    }
-
     /// Ask the jail to stop without waiting.
     pub fn request_stop(&self) {
         let _ = self.commands.send(Command::Stop);

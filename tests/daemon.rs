@@ -588,3 +588,32 @@ fn a_classic_action_runs_with_the_shell_grant_and_log_lines_cannot_inject() {
         assert!(line.contains(&format!("$(touch {})", pwned.display())), "{line}");
     }
 }
+
+#[test]
+fn bans_that_ended_while_stopped_are_lifted_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    std::fs::create_dir_all(root.join("state")).unwrap();
+    let db = root.join("state/wasmban.sqlite3");
+    {
+        let mut store = wasmban::store::Store::open(&db).unwrap();
+        let ended = wasmban::store::BanRecord {
+            jail: "sshd".into(),
+            ip: "192.0.2.120".into(),
+            time: 1_000_000,
+            bantime: 600,
+            bancount: 1,
+            failures: 5,
+            matches: vec![],
+        };
+        store.record_ban(&ended).unwrap();
+    }
+    let d = Daemon::start(root);
+    assert!(d.banned().is_empty());
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    // Lifted by the start: nothing is left to expire.
+    let mut store = wasmban::store::Store::open(&db).unwrap();
+    assert!(store.expire(2_000_000_000).unwrap().is_empty());
+}

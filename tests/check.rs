@@ -127,3 +127,28 @@ fn the_shipped_configuration_checks_ok_with_every_jail_enabled() {
     assert!(ok, "{out}");
     assert!(out.contains("jails: 5 enabled"), "{out}");
 }
+
+/// Debian's tree switched to nftables the way fail2ban's docs show it
+/// (`banaction = nftables-multiport`, `banaction_allports = nftables-allports`):
+/// the stock nftables actions run in the built-in nftables component, so
+/// no jail needs the shell grant for them.
+#[test]
+fn debians_tree_with_nftables_banactions_needs_no_shell() {
+    let stock = Path::new("/etc/fail2ban");
+    if !stock.join("jail.conf").is_file() {
+        eprintln!("SKIPPED debians_tree_with_nftables_banactions_needs_no_shell: fail2ban is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("fail2ban");
+    let status = Command::new("cp").args(["-r", stock.to_str().unwrap(), tree.to_str().unwrap()]).status().unwrap();
+    assert!(status.success());
+    std::fs::write(
+        tree.join("jail.local"),
+        "[DEFAULT]\nbanaction = nftables-multiport\nbanaction_allports = nftables-allports\n\n\
+         [sshd]\nenabled = true\n\n[recidive]\nenabled = true\nlogpath = /dev/null\n",
+    )
+    .unwrap();
+    let (ok, out) = check(&tree, &dir.path().join("state"));
+    assert!(ok && out.contains("\nOK\n"), "{out}");
+}

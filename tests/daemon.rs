@@ -59,20 +59,20 @@ fn tree(root: &Path, extra: &str) {
     std::fs::write(conf.join("jail.local"), extra).unwrap();
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     root: PathBuf,
 }
 
 impl Daemon {
-    fn start(root: &Path) -> Daemon {
+    pub(crate) fn start(root: &Path) -> Daemon {
         Daemon::start_ready(root, None)
     }
 
     /// Start the daemon, inside network namespace `netns` when given (its
     /// firewall actions then act on that namespace only), and wait until
     /// it answers.
-    fn start_in(root: &Path, netns: Option<&str>) -> Daemon {
+    pub(crate) fn start_in(root: &Path, netns: Option<&str>) -> Daemon {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
         let mut command = match netns {
             Some(ns) => {
@@ -98,13 +98,13 @@ impl Daemon {
     }
 
     /// Start the daemon and wait until its sshd jail runs.
-    fn start_ready(root: &Path, netns: Option<&str>) -> Daemon {
+    pub(crate) fn start_ready(root: &Path, netns: Option<&str>) -> Daemon {
         let d = Daemon::start_in(root, netns);
         d.wait_for("the jail to start", || d.status().is_some_and(|s| s["running"] == true));
         d
     }
 
-    fn client(&self, args: &[&str]) -> (bool, String) {
+    pub(crate) fn client(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new(BIN).args(["-s", self.root.join("sock").to_str().unwrap()]).args(args).output().unwrap();
         (
             out.status.success(),
@@ -112,7 +112,7 @@ impl Daemon {
         )
     }
 
-    fn status(&self) -> Option<Value> {
+    pub(crate) fn status(&self) -> Option<Value> {
         let (ok, out) = self.client(&["status", "sshd", "--json"]);
         ok.then(|| serde_json::from_str(&out).unwrap())
     }
@@ -132,7 +132,7 @@ impl Daemon {
     }
 
     /// Wait (polling; the daemon works asynchronously) for `done`.
-    fn wait_for(&self, what: &str, done: impl Fn() -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, done: impl Fn() -> bool) {
         let start = Instant::now();
         while !done() {
             assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}; log:\n{}", self.log());
@@ -140,17 +140,17 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         let pid = self.child.as_ref().unwrap().id() as i32;
         // SAFETY: kill on the pid of the child this test started.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
     }
 
-    fn wait(mut self) -> ExitStatus {
+    pub(crate) fn wait(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let start = Instant::now();
         loop {
@@ -616,4 +616,36 @@ fn bans_that_ended_while_stopped_are_lifted_at_start() {
     // Lifted by the start: nothing is left to expire.
     let mut store = wasmban::store::Store::open(&db).unwrap();
     assert!(store.expire(2_000_000_000).unwrap().is_empty());
+}
+
+/// A ruleset flushed under the running daemon (another tool, an admin's
+/// `nft flush ruleset`): the next ban fails, the action's check rebuilds
+/// its table, and every ban in force is applied again, not only the new one.
+#[test]
+fn a_firewall_flushed_under_the_daemon_is_repaired_with_every_ban() {
+    if let Some(why) = crate::util::root_skip_reason(&["nft", "ip"]) {
+        eprintln!("SKIPPED a_firewall_flushed_under_the_daemon_is_repaired_with_every_ban: {why}");
+        return;
+    }
+    let ns = crate::util::NetNs::new("repair");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "[sshd]\naction = nftables-multiport[name=sshd]\n");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    for f in std::fs::read_dir(shipped).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
+    }
+    let set = || ns.exec(&["nft", "list", "ruleset"]);
+    let d = Daemon::start_ready(root, Some(&ns.name));
+    append(&root.join("auth.log"), &failure("192.0.2.50"));
+    d.wait_for("the first ban", || set().contains("192.0.2.50"));
+    ns.exec(&["nft", "flush", "ruleset"]);
+    append(&root.join("auth.log"), &failure("192.0.2.51"));
+    d.wait_for("the repair", || set().contains("192.0.2.51") && set().contains("192.0.2.50"));
+    assert!(d.log().contains("applying every ban in force again"), "{}", d.log());
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    assert!(!set().contains("wasmban"));
 }

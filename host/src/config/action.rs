@@ -29,11 +29,20 @@ pub const ACTION_OPTIONS: &[&str] = &[
     "plugin",
 ];
 
-/// fail2ban's stock iptables actions, which the built-in iptables component
-/// carries out with the same chains and rules (its `type`), so that an
-/// unchanged fail2ban configuration bans without running shell commands.
-const STOCK_IPTABLES: &[(&str, &str)] =
-    &[("iptables", "oneport"), ("iptables-multiport", "multiport"), ("iptables-allports", "allports")];
+/// fail2ban's stock firewall actions, with the built-in component that
+/// carries each out and the `type` it gets, so that an unchanged fail2ban
+/// configuration bans without running shell commands. The iptables
+/// component builds the same chains and rules; the nftables one keeps the
+/// ports, protocols, hook, priority and blocktype in a table of its own per
+/// jail (see plugins/nftables).
+const STOCK_FIREWALL: &[(&str, &str, &str)] = &[
+    ("iptables", "iptables", "oneport"),
+    ("iptables-multiport", "iptables", "multiport"),
+    ("iptables-allports", "iptables", "allports"),
+    ("nftables", "nftables", "multiport"),
+    ("nftables-multiport", "nftables", "multiport"),
+    ("nftables-allports", "nftables", "allports"),
+];
 
 /// Tags filled at ban time, never at load time.
 const PER_BAN_TAGS: &[&str] = &["matches", "ipmatches", "ipjailmatches", "timeout", "bantime"];
@@ -47,8 +56,8 @@ pub struct ActionDefinition {
     pub files: Vec<PathBuf>,
     /// Every combined option after interpolation and tag substitution.
     pub options: BTreeMap<String, String>,
-    /// Whether this is a stock fail2ban iptables action given to the
-    /// built-in component (see [`STOCK_IPTABLES`]).
+    /// Whether this is a stock fail2ban firewall action given to a
+    /// built-in component (see [`STOCK_FIREWALL`]).
     pub stock_equivalent: bool,
 }
 
@@ -65,11 +74,11 @@ impl ActionDefinition {
         // Only the untouched stock file: a `.local` may have changed its
         // commands, and those must then run as written.
         let untouched = !ini.files.iter().any(|f| f.extension().is_some_and(|e| e == "local"));
-        let stock = STOCK_IPTABLES.iter().find(|(stock, _)| *stock == name).map(|(_, kind)| *kind);
+        let stock = STOCK_FIREWALL.iter().find(|(stock, ..)| *stock == name);
         let mut stock_equivalent = false;
-        if let (None, Some(kind), true) = (options.get("plugin"), stock, untouched) {
-            options.insert("plugin".into(), "iptables".into());
-            options.entry("type".into()).or_insert_with(|| kind.into());
+        if let (None, Some((_, plugin, kind)), true) = (options.get("plugin"), stock, untouched) {
+            options.insert("plugin".into(), plugin.to_string());
+            options.entry("type".into()).or_insert_with(|| kind.to_string());
             stock_equivalent = true;
         }
         let name = params.get("actname").cloned().unwrap_or_else(|| name.to_string());

@@ -185,6 +185,40 @@ struct Worker {
     last_cleanup: Instant,
 }
 
+/// Run one action over `tickets`; the tickets that failed, with why.
+fn run_action(instance: &mut ActionInstance, tickets: &[Ticket], ban: bool) -> Vec<(Ticket, String)> {
+    if tickets.is_empty() {
+        return Vec::new();
+    }
+    let results = if ban { instance.ban(tickets) } else { instance.unban(tickets) };
+    match results {
+        Ok(results) => tickets.iter().zip(results).filter_map(|(t, r)| r.err().map(|e| (t.clone(), e))).collect(),
+        Err(e) => tickets.iter().map(|t| (t.clone(), e.to_string())).collect(),
+    }
+}
+
+fn report_failures(jail: &str, action: &str, verb: &str, failed: &[(Ticket, String)]) {
+    // A batch that failed as a whole carries one message for every ticket:
+    // say it once per run of equal messages, not ten thousand times.
+    let mut i = 0;
+    let mut groups = 0;
+    while i < failed.len() {
+        let (first, e) = &failed[i];
+        let same = failed[i..].iter().take_while(|(_, other)| other == e).count();
+        groups += 1;
+        if groups > 20 {
+            tracing::error!("[{jail}] action {action}: {} more failures to {verb} not shown", failed.len() - i);
+            break;
+        }
+        if same > 1 {
+            tracing::error!("[{jail}] action {action} failed to {verb} {} and {} more: {e}", first.ip, same - 1);
+        } else {
+            tracing::error!("[{jail}] action {action} failed to {verb} {}: {e}", first.ip);
+        }
+        i += same;
+    }
+}
+
 fn ticket(r: &BanRecord) -> Ticket {
     Ticket {
         jail: r.jail.clone(),
@@ -299,29 +333,41 @@ impl Worker {
         }
     }
 
-    /// Run every action's ban (or unban) for these records.
+    /// Run every action's ban (or unban) for these records. When a ban
+    /// fails, the action's `check` runs (it repairs what it can, as
+    /// fail2ban's actioncheck/actionrepair do) and the failed bans are tried
+    /// once more; when `check` reports that it rebuilt its structure, every
+    /// ban in force is applied again, since the rebuild dropped them.
     fn apply(&mut self, records: &[BanRecord], ban: bool) {
         if records.is_empty() {
             return;
         }
+        let verb = if ban { "ban" } else { "unban" };
         let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
         for (action, instance) in &mut self.actions {
-            let results = if ban { instance.ban(&tickets) } else { instance.unban(&tickets) };
-            let verb = if ban { "ban" } else { "unban" };
-            match results {
-                Ok(results) => {
-                    for (t, r) in tickets.iter().zip(results) {
-                        if let Err(e) = r {
-                            tracing::error!("[{}] action {action} failed to {verb} {}: {e}", self.name, t.ip);
+            let failed = run_action(instance, &tickets, ban);
+            if failed.is_empty() {
+                continue;
+            }
+            if !ban {
+                report_failures(&self.name, action, verb, &failed);
+                continue;
+            }
+            let retry: Vec<Ticket> = match instance.check() {
+                Ok(()) => failed.iter().map(|(t, _)| t.clone()).collect(),
+                Err(e) => {
+                    tracing::warn!("[{}] action {action}: {e}; applying every ban in force again", self.name);
+                    let mut all: Vec<Ticket> = self.engine.banned().map(ticket).collect();
+                    for (t, _) in &failed {
+                        if !all.iter().any(|a| a.ip == t.ip) {
+                            all.push(t.clone());
                         }
                     }
+                    all
                 }
-                Err(e) => tracing::error!(
-                    "[{}] action {action} failed to {verb} {} address(es): {e}",
-                    self.name,
-                    tickets.len()
-                ),
-            }
+            };
+            let still = run_action(instance, &retry, ban);
+            report_failures(&self.name, action, verb, &still);
         }
     }
 

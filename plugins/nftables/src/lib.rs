@@ -1,0 +1,422 @@
+//! Bans with nftables: one table `inet wasmban-<name>` per jail holding two
+//! address sets (IPv4 and IPv6, with per-element timeouts) and a base chain
+//! that rejects the jail's ports for addresses in them.
+//!
+//! A table per jail makes start and stop single atomic transactions that
+//! cannot disturb another jail's rules, and whatever an earlier run left
+//! behind (a kill -9) is replaced by the same transaction that builds the
+//! table. A batch of bans is one `nft -f -` run, however many addresses it
+//! holds. Each element carries the ban's length as its timeout, so a ban
+//! ends in the kernel even if the daemon is gone.
+//!
+//! It can only run `nft` (its grant), with its script on standard input.
+
+use std::fmt::Write as _;
+
+use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
+
+/// The longest element timeout handed to the kernel (30 days, in seconds).
+pub const MAX_KERNEL_TIMEOUT: i64 = 30 * 24 * 3600;
+
+/// Which packets are checked against the sets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PortMatch {
+    /// The jail's ports (`port = ssh,2222` or `1000:2000`).
+    Multiport(Vec<String>),
+    /// Every port of the protocols.
+    AllPorts,
+}
+
+/// The settings of one jail's nftables action.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub protocols: Vec<String>,
+    pub ports: PortMatch,
+    pub hook: String,
+    pub priority: i32,
+    pub blocktype: String,
+    pub timeout_ms: u32,
+}
+
+/// nft identifiers: what a jail name may be if it is to name a table.
+fn valid_identifier(option: &str, value: &str) -> Result<(), String> {
+    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && value.len() <= 64
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "option `{option}` = {value:?}: nftables names must start with a letter and hold at most 64 letters, digits, `-`, `_` or `.`"
+        ))
+    }
+}
+
+/// `ssh, 2222,1000:2000` → `["ssh", "2222", "1000-2000"]`.
+fn parse_ports(value: &str) -> Result<Vec<String>, String> {
+    let mut ports = Vec::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let word = word.replace(':', "-");
+        let ok =
+            word.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                && word.split('-').count() <= 2;
+        if !ok {
+            return Err(format!(
+                "option `port` = {value:?}: {word:?} is not a port, a service name or a range such as 1000:2000"
+            ));
+        }
+        ports.push(word);
+    }
+    if ports.is_empty() {
+        return Err("option `port` is empty: give ports such as ssh or 22,2222, or use type = allports".into());
+    }
+    Ok(ports)
+}
+
+impl Plan {
+    pub fn from_options(options: &Options) -> Result<Plan, String> {
+        let name = options.get_or("name", "default").to_string();
+        valid_identifier("name", &name)?;
+        let mut protocols = Vec::new();
+        for p in options.get_or("protocol", "tcp").split([',', ' ']).filter(|p| !p.is_empty()) {
+            if !matches!(p, "tcp" | "udp" | "sctp" | "udplite" | "dccp") {
+                return Err(format!("option `protocol` = {p:?}: expected tcp, udp, sctp, udplite or dccp"));
+            }
+            protocols.push(p.to_string());
+        }
+        if protocols.is_empty() {
+            return Err("option `protocol` is empty: give tcp, udp, ... (comma-separated)".into());
+        }
+        let ports = match options.get_or("type", "multiport") {
+            "multiport" | "oneport" => PortMatch::Multiport(parse_ports(options.get_or("port", "ssh"))?),
+            "allports" => PortMatch::AllPorts,
+            other => return Err(format!("option `type` = {other:?}: expected multiport or allports")),
+        };
+        let hook = options.get_or("chain_hook", "input").to_string();
+        if !matches!(hook.as_str(), "input" | "forward") {
+            return Err(format!("option `chain_hook` = {hook:?}: expected input or forward"));
+        }
+        let priority = options.get_or("chain_priority", "-1");
+        let priority = priority
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| format!("option `chain_priority` = {priority:?}: expected a number such as -1"))?;
+        let blocktype = options.get_or("blocktype", "reject").trim().to_string();
+        let first = blocktype.split_whitespace().next().unwrap_or("");
+        if !matches!(first, "reject" | "drop")
+            || !blocktype.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        {
+            return Err(format!(
+                "option `blocktype` = {blocktype:?}: expected drop, reject or reject with a type (\"reject with tcp reset\")"
+            ));
+        }
+        let timeout_ms = match options.get("timeout") {
+            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
+            None => 60_000,
+        };
+        Ok(Plan { name, protocols, ports, hook, priority, blocktype, timeout_ms })
+    }
+
+    pub fn table(&self) -> String {
+        format!("wasmban-{}", self.name)
+    }
+
+    fn set(&self, v6: bool) -> String {
+        if v6 { format!("addr6-set-{}", self.name) } else { format!("addr-set-{}", self.name) }
+    }
+
+    fn chain(&self) -> String {
+        format!("f2b-{}", self.name)
+    }
+
+    fn rule(&self, v6: bool) -> String {
+        let mut rule = format!("meta l4proto {{ {} }} ", self.protocols.join(", "));
+        if let PortMatch::Multiport(ports) = &self.ports {
+            let _ = write!(rule, "th dport {{ {} }} ", ports.join(", "));
+        }
+        let family = if v6 { "ip6" } else { "ip" };
+        let _ = write!(rule, "{family} saddr @{} {}", self.set(v6), self.blocktype);
+        rule
+    }
+
+    /// One transaction that removes any table of this name (left by an
+    /// earlier run) and builds it afresh.
+    pub fn start_script(&self) -> String {
+        let table = self.table();
+        format!(
+            "add table inet {table}\n\
+             delete table inet {table}\n\
+             table inet {table} {{\n\
+             \tset {set4} {{ type ipv4_addr; flags timeout; }}\n\
+             \tset {set6} {{ type ipv6_addr; flags timeout; }}\n\
+             \tchain {chain} {{\n\
+             \t\ttype filter hook {hook} priority {priority}; policy accept;\n\
+             \t\t{rule4}\n\
+             \t\t{rule6}\n\
+             \t}}\n\
+             }}\n",
+            set4 = self.set(false),
+            set6 = self.set(true),
+            chain = self.chain(),
+            hook = self.hook,
+            priority = self.priority,
+            rule4 = self.rule(false),
+            rule6 = self.rule(true),
+        )
+    }
+
+    /// Removes the table whether or not it is there.
+    pub fn stop_script(&self) -> String {
+        let table = self.table();
+        format!("add table inet {table}\ndelete table inet {table}\n")
+    }
+
+    /// The elements of `tickets` for one family: `192.0.2.1 timeout 600s`.
+    /// Bans longer than [`MAX_KERNEL_TIMEOUT`] get no timeout: some kernels
+    /// refuse longer ones, and the daemon lifts them anyway.
+    fn elements(tickets: &[(std::net::IpAddr, i64)], v6: bool, with_timeout: bool) -> Vec<String> {
+        tickets
+            .iter()
+            .filter(|(ip, _)| ip.is_ipv6() == v6)
+            .map(|(ip, bantime)| match (with_timeout, *bantime) {
+                (true, secs) if secs > 0 && secs <= MAX_KERNEL_TIMEOUT => format!("{ip} timeout {secs}s"),
+                _ => ip.to_string(),
+            })
+            .collect()
+    }
+
+    /// One transaction adding every address, each with its ban's length.
+    pub fn ban_script(&self, tickets: &[(std::net::IpAddr, i64)]) -> String {
+        let mut script = String::new();
+        for v6 in [false, true] {
+            let elements = Self::elements(tickets, v6, true);
+            if !elements.is_empty() {
+                let _ = writeln!(
+                    script,
+                    "add element inet {} {} {{ {} }}",
+                    self.table(),
+                    self.set(v6),
+                    elements.join(", ")
+                );
+            }
+        }
+        script
+    }
+
+    /// One transaction removing every address. Each is added first: an
+    /// element whose timeout ran out is gone already, and deleting it
+    /// alone would fail the whole transaction.
+    pub fn unban_script(&self, tickets: &[(std::net::IpAddr, i64)]) -> String {
+        let mut script = String::new();
+        for v6 in [false, true] {
+            let elements = Self::elements(tickets, v6, false);
+            if !elements.is_empty() {
+                let list = elements.join(", ");
+                let (table, set) = (self.table(), self.set(v6));
+                let _ = writeln!(script, "add element inet {table} {set} {{ {list} }}");
+                let _ = writeln!(script, "delete element inet {table} {set} {{ {list} }}");
+            }
+        }
+        script
+    }
+
+    /// `nft list chain` arguments for the check.
+    pub fn list_chain(&self) -> Vec<String> {
+        ["list", "chain", "inet", &self.table(), &self.chain()].iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Whether a `list chain` listing still holds both rules.
+    pub fn listing_is_complete(&self, listing: &str) -> bool {
+        [false, true].iter().all(|v6| listing.contains(&format!("@{} ", self.set(*v6))))
+    }
+}
+
+/// Only addresses reach the script: a filter's id cannot add a statement.
+fn parse_address(ip: &str) -> Result<std::net::IpAddr, String> {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => Ok(v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into())),
+        Ok(v4) => Ok(v4),
+        Err(_) if ip.contains('/') => {
+            Err(format!("{ip:?} is a range; the nftables action bans single addresses (its sets have no intervals)"))
+        }
+        Err(_) => Err(format!("{ip:?} is not an IP address; nftables can only ban addresses")),
+    }
+}
+
+pub struct Nftables {
+    plan: Plan,
+    started: bool,
+}
+
+impl Nftables {
+    fn nft(&self, script: &str) -> Result<(), String> {
+        let out = firewall::run_with_input("nft", &["-f".to_string(), "-".to_string()], script, self.plan.timeout_ms)?;
+        if out.status == 0 {
+            return Ok(());
+        }
+        let first = script.lines().next().unwrap_or("");
+        let shown = if first.len() > 160 { format!("{}...", &first[..160]) } else { first.to_string() };
+        Err(format!("`nft -f -` exited with status {} on `{shown}`: {}", out.status, out.stderr.trim()))
+    }
+
+    /// Run one batch script for `tickets`: every ticket gets the outcome of
+    /// the transaction, except those whose address was refused before it.
+    fn batch(
+        &mut self,
+        tickets: &[Ticket],
+        script: impl Fn(&Plan, &[(std::net::IpAddr, i64)]) -> String,
+    ) -> Vec<Result<(), String>> {
+        let parsed: Vec<Result<std::net::IpAddr, String>> = tickets.iter().map(|t| parse_address(&t.ip)).collect();
+        let good: Vec<(std::net::IpAddr, i64)> =
+            parsed.iter().zip(tickets).filter_map(|(p, t)| p.as_ref().ok().map(|ip| (*ip, t.bantime))).collect();
+        let outcome = if good.is_empty() { Ok(()) } else { self.nft(&script(&self.plan, &good)) };
+        parsed
+            .into_iter()
+            .map(|p| match p {
+                Ok(_) => outcome.clone(),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+}
+
+impl Action for Nftables {
+    fn new(options: Options) -> Result<Self, String> {
+        Ok(Nftables { plan: Plan::from_options(&options)?, started: false })
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        self.nft(&self.plan.start_script())?;
+        self.started = true;
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        self.started = false;
+        self.nft(&self.plan.stop_script())
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        let out = firewall::run("nft", &self.plan.list_chain(), self.plan.timeout_ms)?;
+        if out.status == 0 && self.plan.listing_is_complete(&out.stdout) {
+            return Ok(());
+        }
+        log::warn(&format!(
+            "nftables table {} is missing or damaged ({}); rebuilding it",
+            self.plan.table(),
+            if out.status == 0 { "a rule is gone" } else { out.stderr.trim() }
+        ));
+        self.start()?;
+        Err(format!(
+            "the nftables table {} was damaged and has been rebuilt; its bans must be applied again",
+            self.plan.table()
+        ))
+    }
+
+    fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        self.ban_all(std::slice::from_ref(ticket)).pop().unwrap_or(Ok(()))
+    }
+
+    fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        self.unban_all(std::slice::from_ref(ticket)).pop().unwrap_or(Ok(()))
+    }
+
+    fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
+        if !self.started
+            && let Err(e) = self.start()
+        {
+            return tickets.iter().map(|_| Err(e.clone())).collect();
+        }
+        self.batch(tickets, Plan::ban_script)
+    }
+
+    fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
+        if !self.started {
+            return tickets.iter().map(|_| Ok(())).collect();
+        }
+        self.batch(tickets, Plan::unban_script)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+wasmban_plugin_sdk::export_action!(Nftables);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pairs: &[(&str, &str)]) -> Result<Plan, String> {
+        Plan::from_options(&Options::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    #[test]
+    fn the_start_script_replaces_any_earlier_table_in_one_transaction() {
+        let p = plan(&[("name", "sshd"), ("port", "ssh, 2222,1000:2000")]).unwrap();
+        let script = p.start_script();
+        let lines: Vec<&str> = script.lines().collect();
+        assert_eq!(lines[0], "add table inet wasmban-sshd");
+        assert_eq!(lines[1], "delete table inet wasmban-sshd");
+        assert!(
+            script.contains("meta l4proto { tcp } th dport { ssh, 2222, 1000-2000 } ip saddr @addr-set-sshd reject\n")
+        );
+        assert!(script.contains("ip6 saddr @addr6-set-sshd reject\n"));
+        assert!(script.contains("type filter hook input priority -1;"));
+    }
+
+    #[test]
+    fn allports_matches_protocols_only() {
+        let p = plan(&[("name", "x"), ("type", "allports"), ("protocol", "tcp,udp"), ("blocktype", "drop")]).unwrap();
+        assert!(p.start_script().contains("meta l4proto { tcp, udp } ip saddr @addr-set-x drop"));
+    }
+
+    #[test]
+    fn a_batch_is_one_statement_per_family_with_timeouts() {
+        let p = plan(&[("name", "sshd")]).unwrap();
+        let tickets = [
+            ("192.0.2.1".parse().unwrap(), 600),
+            ("2001:db8::1".parse().unwrap(), -1),
+            ("192.0.2.2".parse().unwrap(), 60),
+            ("2001:db8::2".parse().unwrap(), MAX_KERNEL_TIMEOUT + 1),
+        ];
+        assert_eq!(
+            p.ban_script(&tickets),
+            "add element inet wasmban-sshd addr-set-sshd { 192.0.2.1 timeout 600s, 192.0.2.2 timeout 60s }\n\
+             add element inet wasmban-sshd addr6-set-sshd { 2001:db8::1, 2001:db8::2 }\n"
+        );
+        let unban = p.unban_script(&tickets[..1]);
+        assert_eq!(
+            unban,
+            "add element inet wasmban-sshd addr-set-sshd { 192.0.2.1 }\n\
+             delete element inet wasmban-sshd addr-set-sshd { 192.0.2.1 }\n"
+        );
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        assert!(plan(&[("type", "someports")]).unwrap_err().contains("`type`"));
+        assert!(plan(&[("name", "a b")]).unwrap_err().contains("`name`"));
+        assert!(plan(&[("name", "x;flush ruleset")]).unwrap_err().contains("`name`"));
+        assert!(plan(&[("port", "22 } ; flush ruleset")]).unwrap_err().contains("`port`"));
+        assert!(plan(&[("protocol", "icmp")]).unwrap_err().contains("`protocol`"));
+        assert!(plan(&[("blocktype", "accept")]).unwrap_err().contains("`blocktype`"));
+        assert!(plan(&[("blocktype", "reject; flush ruleset")]).unwrap_err().contains("`blocktype`"));
+        assert!(plan(&[("chain_hook", "prerouting")]).unwrap_err().contains("`chain_hook`"));
+    }
+
+    #[test]
+    fn only_addresses_reach_the_script() {
+        assert!(parse_address("192.0.2.1").is_ok());
+        assert_eq!(parse_address("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1");
+        assert!(parse_address("10.0.0.0/8").unwrap_err().contains("range"));
+        assert!(parse_address("1.2.3.4 } ; flush ruleset ; {").is_err());
+    }
+
+    #[test]
+    fn the_check_needs_both_rules() {
+        let p = plan(&[("name", "sshd")]).unwrap();
+        let full = "table inet wasmban-sshd {\n chain f2b-sshd {\n tcp dport 22 ip saddr @addr-set-sshd reject\n tcp dport 22 ip6 saddr @addr6-set-sshd reject\n }\n}";
+        assert!(p.listing_is_complete(full));
+        assert!(!p.listing_is_complete("table inet wasmban-sshd {\n chain f2b-sshd {\n }\n}"));
+    }
+}

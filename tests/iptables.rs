@@ -192,3 +192,29 @@ fn a_structure_left_by_a_crash_is_rebuilt_at_start() {
     ns.run(|| action.stop().unwrap());
     assert!(!ns.exec(&["iptables", "-w", "-S"]).contains("f2b-"));
 }
+
+/// A batch lists the chain once and inserts only what is missing: n + 1
+/// processes for n bans (restored bans already in place are skipped).
+#[test]
+fn a_batch_lists_the_chain_once_and_skips_what_is_there() {
+    let rec = RecordingRunner::answering(|run| {
+        let listing = run.args.iter().any(|a| a == "-S");
+        ProgramOutput {
+            stdout: if listing {
+                "-N f2b-sshd\n-A f2b-sshd -s 192.0.2.8/32 -j REJECT --reject-with icmp-port-unreachable\n-A f2b-sshd -j RETURN\n".into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        }
+    });
+    let rt = runtime_with(Arc::new(rec.clone()));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd")])).unwrap();
+    action.start().unwrap();
+    let before = rec.runs().len();
+    let batch: Vec<Ticket> = (1..=10).map(|i| ticket(&format!("192.0.2.{i}"))).collect();
+    assert!(action.ban(&batch).unwrap().iter().all(Result::is_ok));
+    let runs = &rec.runs()[before..];
+    assert_eq!(runs.len(), 1 + 9, "one listing, nine inserts");
+    assert!(!runs.iter().any(|r| r.args.iter().any(|a| a == "192.0.2.8")), "192.0.2.8 was inserted again");
+}

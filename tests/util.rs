@@ -17,7 +17,7 @@ pub fn runtime() -> Runtime {
 }
 
 pub fn runtime_with(runner: Arc<dyn ProgramRunner>) -> Runtime {
-    Runtime::new(RuntimeOptions { cache_dir: None, runner }).expect("runtime")
+    Runtime::new(RuntimeOptions { cache_dir: None, runner, ..RuntimeOptions::default() }).expect("runtime")
 }
 
 /// A fixture component with the given manifest text.

@@ -8,8 +8,22 @@
 
 pub mod firewall;
 pub mod log;
+pub mod mail;
 pub mod process;
 pub mod shell;
+pub mod whois;
+
+/// What the host side of the capabilities reaches: the program runner
+/// (firewall, shell, sendmail) and the admin's mail and whois settings.
+#[derive(Clone)]
+pub struct HostServices {
+    /// Runs programs.
+    pub runner: std::sync::Arc<dyn process::ProgramRunner>,
+    /// `[mail]` of wasmban.conf.
+    pub mail: std::sync::Arc<mail::MailSettings>,
+    /// `[whois]` of wasmban.conf.
+    pub whois: std::sync::Arc<whois::WhoisSettings>,
+}
 
 /// The capabilities a grant can name, with their WIT interface names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,10 +62,5 @@ impl Capability {
         let rest = import.strip_prefix("wasmban:plugin/")?;
         let name = rest.split('@').next()?;
         Capability::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// Whether this build implements the capability on the host side.
-    pub fn is_available(self) -> bool {
-        !matches!(self, Capability::Mail | Capability::Whois)
     }
 }

@@ -39,5 +39,7 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         poll_interval: Duration::from_secs_f64(args.poll_interval),
         dbpurgeage: settings.dbpurgeage,
         log_file,
+        mail: settings.mail.clone(),
+        whois: settings.whois.clone(),
     })
 }

@@ -29,19 +29,27 @@ pub const ACTION_OPTIONS: &[&str] = &[
     "plugin",
 ];
 
-/// fail2ban's stock firewall actions, with the built-in component that
-/// carries each out and the `type` it gets, so that an unchanged fail2ban
-/// configuration bans without running shell commands. The iptables
-/// component builds the same chains and rules; the nftables one keeps the
-/// ports, protocols, hook, priority and blocktype in a table of its own per
-/// jail (see plugins/nftables).
-const STOCK_FIREWALL: &[(&str, &str, &str)] = &[
-    ("iptables", "iptables", "oneport"),
-    ("iptables-multiport", "iptables", "multiport"),
-    ("iptables-allports", "iptables", "allports"),
-    ("nftables", "nftables", "multiport"),
-    ("nftables-multiport", "nftables", "multiport"),
-    ("nftables-allports", "nftables", "allports"),
+/// fail2ban's stock actions that built-in components carry out, with the
+/// component and the options it gets, so that an unchanged fail2ban
+/// configuration bans and notifies without running shell commands. The
+/// iptables component builds the same chains and rules; the nftables one
+/// keeps the ports, protocols, hook, priority and blocktype in a table of
+/// its own per jail (see plugins/nftables); mail-whois sends the ban mail
+/// with the whois report (and the log lines for the `-lines` variants).
+/// A stock action file's name, its component, and the options it gets.
+type StockEquivalent = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
+    ("iptables", "iptables", &[("type", "oneport")]),
+    ("iptables-multiport", "iptables", &[("type", "multiport")]),
+    ("iptables-allports", "iptables", &[("type", "allports")]),
+    ("nftables", "nftables", &[("type", "multiport")]),
+    ("nftables-multiport", "nftables", &[("type", "multiport")]),
+    ("nftables-allports", "nftables", &[("type", "allports")]),
+    ("mail-whois", "mail-whois", &[("lines", "no")]),
+    ("mail-whois-lines", "mail-whois", &[("lines", "yes")]),
+    ("sendmail-whois", "mail-whois", &[("lines", "no")]),
+    ("sendmail-whois-lines", "mail-whois", &[("lines", "yes")]),
 ];
 
 /// Tags filled at ban time, never at load time.
@@ -57,7 +65,7 @@ pub struct ActionDefinition {
     /// Every combined option after interpolation and tag substitution.
     pub options: BTreeMap<String, String>,
     /// Whether this is a stock fail2ban firewall action given to a
-    /// built-in component (see [`STOCK_FIREWALL`]).
+    /// built-in component (see [`STOCK_EQUIVALENTS`]).
     pub stock_equivalent: bool,
 }
 
@@ -70,15 +78,24 @@ impl ActionDefinition {
         let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
         let mut vars = jail.clone();
         vars.extend(params.clone());
+        // fail2ban's built-in tags for this machine's name.
+        let host = crate::capability::mail::hostname();
+        vars.entry("fq-hostname".into()).or_insert_with(|| host.clone());
+        vars.entry("hostname".into()).or_insert(host);
         let mut options = combine_definition(&ini, ACTION_OPTIONS, &params, &vars, Given::ParamsOnly, PER_BAN_TAGS)?;
         // Only the untouched stock file: a `.local` may have changed its
         // commands, and those must then run as written.
         let untouched = !ini.files.iter().any(|f| f.extension().is_some_and(|e| e == "local"));
-        let stock = STOCK_FIREWALL.iter().find(|(stock, ..)| *stock == name);
+        let stock = STOCK_EQUIVALENTS.iter().find(|(stock, ..)| *stock == name);
         let mut stock_equivalent = false;
-        if let (None, Some((_, plugin, kind)), true) = (options.get("plugin"), stock, untouched) {
+        if let (None, Some((_, plugin, given)), true) = (options.get("plugin"), stock, untouched) {
             options.insert("plugin".into(), plugin.to_string());
-            options.entry("type".into()).or_insert_with(|| kind.to_string());
+            for (key, value) in given.iter() {
+                options.entry(key.to_string()).or_insert_with(|| value.to_string());
+            }
+            if *plugin == "mail-whois" {
+                options.entry("host".into()).or_insert_with(crate::capability::mail::hostname);
+            }
             stock_equivalent = true;
         }
         let name = params.get("actname").cloned().unwrap_or_else(|| name.to_string());
@@ -136,5 +153,32 @@ mod tests {
         // <blocktype> has a family variant: it stays for ban time, as does <ip>.
         assert_eq!(a.options["actionban"], "fw add FORWARD <ip> <blocktype>");
         assert!(a.is_command_action());
+    }
+
+    #[test]
+    fn the_shipped_mail_action_gets_the_host_name_and_skips_restored_bans() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let params = [("dest".to_string(), "ops@example.org".to_string())];
+        let a = ActionDefinition::load(&config, "mail-whois-lines", &params, &Vars::new()).unwrap();
+        assert_eq!(a.plugin(), Some("mail-whois"));
+        let options: BTreeMap<String, String> = a.plugin_options().into_iter().collect();
+        assert_eq!(options["lines"], "yes");
+        assert_eq!(options["dest"], "ops@example.org");
+        assert_eq!(options["host"], crate::capability::mail::hostname());
+        assert_eq!(a.options["norestored"], "true");
+    }
+
+    #[test]
+    fn fail2bans_mail_whois_runs_in_the_component() {
+        let stock = Path::new("/etc/fail2ban");
+        if !stock.join("action.d/mail-whois-lines.conf").is_file() {
+            eprintln!("SKIPPED fail2bans_mail_whois_runs_in_the_component: fail2ban is not installed");
+            return;
+        }
+        let a = ActionDefinition::load(stock, "mail-whois-lines", &[], &Vars::new()).unwrap();
+        assert_eq!(a.plugin(), Some("mail-whois"));
+        let options: BTreeMap<String, String> = a.plugin_options().into_iter().collect();
+        assert_eq!((options["lines"].as_str(), options["dest"].as_str()), ("yes", "root"));
+        assert!(!options.keys().any(|k| k.starts_with("action")), "{options:?}");
     }
 }

@@ -49,6 +49,10 @@ pub struct ServerOptions {
     pub dbpurgeage: i64,
     /// The log file, reopened on reload.
     pub log_file: Option<LogFile>,
+    /// How the mail capability sends.
+    pub mail: crate::capability::mail::MailSettings,
+    /// Where the whois capability asks.
+    pub whois: crate::capability::whois::WhoisSettings,
 }
 
 /// How long a ban or unban may take (the actions run firewall programs).
@@ -119,8 +123,12 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => tracing::warn!("{e}"),
     }
-    let runtime =
-        Runtime::new(RuntimeOptions { cache_dir: Some(options.state_dir.join("cache")), ..RuntimeOptions::default() })?;
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(options.state_dir.join("cache")),
+        mail: options.mail.clone(),
+        whois: options.whois.clone(),
+        ..RuntimeOptions::default()
+    })?;
     let shared = Shared {
         runtime: Arc::new(runtime),
         plugin_dir: options.confdir.join("plugin.d"),

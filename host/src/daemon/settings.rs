@@ -1,12 +1,16 @@
 //! The daemon's own settings: `[Definition]` of `wasmban.conf` (or, when
-//! pointed at a fail2ban tree, `fail2ban.conf`), each with its `.local`.
+//! pointed at a fail2ban tree, `fail2ban.conf`), each with its `.local`,
+//! and wasmban.conf's `[mail]` and `[whois]`, which the mail and whois
+//! capabilities use.
 
 use std::path::{Path, PathBuf};
 
+use crate::capability::mail::{MailSettings, MailTransport};
+use crate::capability::whois::WhoisSettings;
 use crate::config::ConfigError;
 use crate::config::ini::{Ini, layered_files};
 use crate::config::interp::Vars;
-use crate::config::values::parse_time;
+use crate::config::values::{parse_bool, parse_time};
 
 /// Where log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,10 @@ pub struct Settings {
     pub dbpurgeage: i64,
     /// The file the settings came from, if any.
     pub file: Option<PathBuf>,
+    /// `[mail]`: how the mail capability sends.
+    pub mail: MailSettings,
+    /// `[whois]`: where the whois capability asks.
+    pub whois: WhoisSettings,
 }
 
 impl Default for Settings {
@@ -40,6 +48,8 @@ impl Default for Settings {
             log_target: LogTarget::Stderr,
             dbpurgeage: 86400,
             file: None,
+            mail: MailSettings::default(),
+            whois: WhoisSettings::default(),
         }
     }
 }
@@ -74,15 +84,19 @@ impl Settings {
         let ini = Ini::read(&files)?;
         let vars = Vars::new();
         let get = |opt: &str| ini.get("Definition", opt, &vars);
-        let value_error = |option: &str, message: String| ConfigError::Value {
+        let in_section = |section: &str, opt: &str| {
+            if ini.sections.contains_key(section) { ini.get(section, opt, &vars) } else { Ok(None) }
+        };
+        let error_in = |section: &str, option: &str, message: String| ConfigError::Value {
             where_: ini
-                .raw("Definition", option)
+                .raw(section, option)
                 .map(|r| r.origin.to_string())
                 .unwrap_or_else(|| files[0].display().to_string()),
-            section: "Definition".into(),
+            section: section.into(),
             option: option.into(),
             message,
         };
+        let value_error = |option: &str, message: String| error_in("Definition", option, message);
         let mut settings = Settings { file: files.first().cloned(), ..Settings::default() };
         if let Some(level) = get("loglevel")? {
             settings.log_filter = level_filter(&level).ok_or_else(|| {
@@ -107,6 +121,54 @@ impl Settings {
         if let Some(age) = get("dbpurgeage")? {
             settings.dbpurgeage = parse_time(&age).map_err(|m| value_error("dbpurgeage", m))?;
         }
+        let seconds = |section: &str, option: &str, value: &str| {
+            parse_time(value)
+                .ok()
+                .filter(|s| (1..=600).contains(s))
+                .map(|s| std::time::Duration::from_secs(s as u64))
+                .ok_or_else(|| {
+                    error_in(section, option, format!("{value:?}: give a time between 1 second and 10 minutes"))
+                })
+        };
+        let sendmail = in_section("mail", "sendmail")?;
+        let relay = in_section("mail", "relay")?;
+        settings.mail.transport = match in_section("mail", "transport")?.as_deref().map(str::trim) {
+            None | Some("sendmail") => {
+                let program = sendmail.unwrap_or_else(|| "/usr/sbin/sendmail".into());
+                if !program.starts_with('/') {
+                    return Err(error_in("mail", "sendmail", format!("{program:?}: give the program's absolute path")));
+                }
+                MailTransport::Sendmail(PathBuf::from(program.trim()))
+            }
+            Some("smtp") => {
+                let relay = relay.unwrap_or_else(|| "localhost:25".into());
+                let relay = relay.trim();
+                let relay = if relay.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+                    relay.to_string()
+                } else {
+                    format!("{relay}:25")
+                };
+                MailTransport::Smtp { relay }
+            }
+            Some(other) => {
+                return Err(error_in("mail", "transport", format!("{other:?}: use sendmail or smtp")));
+            }
+        };
+        if let Some(t) = in_section("mail", "timeout")? {
+            settings.mail.timeout = seconds("mail", "timeout", &t)?;
+        }
+        if let Some(h) = in_section("mail", "hostname")? {
+            settings.mail.hostname = h.trim().to_string();
+        }
+        if let Some(server) = in_section("whois", "server")? {
+            settings.whois.server = server.trim().to_string();
+        }
+        if let Some(t) = in_section("whois", "timeout")? {
+            settings.whois.timeout = seconds("whois", "timeout", &t)?;
+        }
+        if let Some(r) = in_section("whois", "referrals")? {
+            settings.whois.follow_referrals = parse_bool(&r).map_err(|m| error_in("whois", "referrals", m))?;
+        }
         Ok(settings)
     }
 }
@@ -126,6 +188,23 @@ mod tests {
         let s = Settings::load(dir.path()).unwrap();
         assert_eq!((s.log_target, s.dbpurgeage), (LogTarget::Stderr, 86400));
         assert!(s.log_filter.starts_with("warn,fail2ban.actions=info"));
+    }
+
+    #[test]
+    fn mail_and_whois_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("wasmban.conf"),
+            "[Definition]\n[mail]\ntransport = smtp\nrelay = mail.example.org\ntimeout = 1m\n[whois]\nserver = 127.0.0.1:4343\nreferrals = no\n",
+        )
+        .unwrap();
+        let s = Settings::load(dir.path()).unwrap();
+        assert_eq!(s.mail.transport, MailTransport::Smtp { relay: "mail.example.org:25".into() });
+        assert_eq!(s.mail.timeout, std::time::Duration::from_secs(60));
+        assert_eq!((s.whois.server.as_str(), s.whois.follow_referrals), ("127.0.0.1:4343", false));
+        std::fs::write(dir.path().join("wasmban.local"), "[mail]\ntransport = pigeon\n").unwrap();
+        let e = Settings::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("wasmban.local:2") && e.contains("[mail] transport"), "{e}");
     }
 
     #[test]

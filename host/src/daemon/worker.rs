@@ -177,7 +177,8 @@ struct Worker {
     name: String,
     engine: JailEngine,
     filter: FilterInstance,
-    actions: Vec<(String, ActionInstance)>,
+    /// Each action, with whether it skips restored bans (`norestored`).
+    actions: Vec<(String, ActionInstance, bool)>,
     source: Source,
     shared: Shared,
     status: Arc<Mutex<JailStatus>>,
@@ -274,7 +275,9 @@ impl Worker {
             let instance = plugin
                 .action(def.plugin_options())
                 .map_err(|e| format!("action {} ({}): {e}", reference.name, def.where_()))?;
-            actions.push((reference.name.clone(), instance));
+            let norestored =
+                def.options.get("norestored").is_some_and(|v| crate::config::values::parse_bool(v).unwrap_or(false));
+            actions.push((reference.name.clone(), instance, norestored));
         }
         if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
             tracing::warn!("[{name}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead");
@@ -291,7 +294,7 @@ impl Worker {
             lines_read: 0,
             last_cleanup: Instant::now(),
         };
-        for (action, instance) in &mut worker.actions {
+        for (action, instance, _) in &mut worker.actions {
             if let Err(e) = instance.start() {
                 tracing::error!("[{}] action {action} failed to start: {e}", worker.name);
             }
@@ -326,7 +329,7 @@ impl Worker {
                     tracing::info!(target: BAN_TARGET, "[{}] Restore Ban {}", self.name, b.ip);
                     self.engine.restore(b.clone());
                 }
-                self.apply(&bans, true);
+                self.apply(&bans, true, true);
             }
             Ok(_) => {}
             Err(e) => tracing::error!("[{}] could not read the bans to restore: {e}", self.name),
@@ -338,13 +341,16 @@ impl Worker {
     /// fail2ban's actioncheck/actionrepair do) and the failed bans are tried
     /// once more; when `check` reports that it rebuilt its structure, every
     /// ban in force is applied again, since the rebuild dropped them.
-    fn apply(&mut self, records: &[BanRecord], ban: bool) {
+    fn apply(&mut self, records: &[BanRecord], ban: bool, restoring: bool) {
         if records.is_empty() {
             return;
         }
         let verb = if ban { "ban" } else { "unban" };
         let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
-        for (action, instance) in &mut self.actions {
+        for (action, instance, norestored) in &mut self.actions {
+            if restoring && *norestored {
+                continue;
+            }
             let failed = run_action(instance, &tickets, ban);
             if failed.is_empty() {
                 continue;
@@ -445,7 +451,7 @@ impl Worker {
             tracing::info!(target: BAN_TARGET, "[{}] Ban {}", self.name, r.ip);
             self.engine.commit(r.clone());
         }
-        self.apply(&records, true);
+        self.apply(&records, true, false);
     }
 
     fn lift(&mut self, records: &[BanRecord]) -> Result<(), String> {
@@ -461,7 +467,7 @@ impl Worker {
         for r in records {
             tracing::info!(target: BAN_TARGET, "[{}] Unban {}", self.name, r.ip);
         }
-        self.apply(records, false);
+        self.apply(records, false, false);
         Ok(())
     }
 
@@ -592,7 +598,7 @@ impl Worker {
 
     fn shutdown(&mut self) {
         self.save_progress(&[]);
-        for (action, instance) in &mut self.actions {
+        for (action, instance, _) in &mut self.actions {
             if let Err(e) = instance.stop() {
                 tracing::error!("[{}] action {action} failed to stop: {e}", self.name);
             }

@@ -57,7 +57,7 @@ impl Sandboxed {
 
     fn build(&self) -> Result<Live, PluginError> {
         let inner = &self.plugin.inner;
-        let state = PluginState::new(&inner.name, &inner.grants, &inner.limits, &inner.runner);
+        let state = PluginState::new(&inner.name, &inner.grants, &inner.limits, &inner.services);
         let mut store = Store::new(&inner.engine, state);
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();

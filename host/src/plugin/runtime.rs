@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
+use crate::capability::HostServices;
+use crate::capability::mail::MailSettings;
 use crate::capability::process::{ProgramRunner, SystemRunner};
+use crate::capability::whois::WhoisSettings;
 use crate::plugin::bindings::{ActionPluginPre, FilterPluginPre};
 use crate::plugin::cache::{CacheOutcome, CompiledCache, compile};
 use crate::plugin::instance::{ActionInstance, FilterInstance};
@@ -31,11 +34,20 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// What runs programs for the firewall and shell capabilities.
     pub runner: Arc<dyn ProgramRunner>,
+    /// How the `mail` capability sends (wasmban.conf `[mail]`).
+    pub mail: MailSettings,
+    /// Where the `whois` capability asks (wasmban.conf `[whois]`).
+    pub whois: WhoisSettings,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeOptions { cache_dir: None, runner: Arc::new(SystemRunner) }
+        RuntimeOptions {
+            cache_dir: None,
+            runner: Arc::new(SystemRunner),
+            mail: MailSettings::default(),
+            whois: WhoisSettings::default(),
+        }
     }
 }
 
@@ -75,7 +87,7 @@ impl Drop for EpochTicker {
 pub struct Runtime {
     engine: Engine,
     cache: Option<CompiledCache>,
-    runner: Arc<dyn ProgramRunner>,
+    services: HostServices,
     compiled: Mutex<HashMap<String, Component>>,
     _ticker: EpochTicker,
 }
@@ -111,7 +123,11 @@ impl Runtime {
             _ticker: EpochTicker::start(engine.clone()),
             engine,
             cache,
-            runner: options.runner,
+            services: HostServices {
+                runner: options.runner,
+                mail: Arc::new(options.mail),
+                whois: Arc::new(options.whois),
+            },
             compiled: Mutex::default(),
         })
     }
@@ -164,7 +180,7 @@ impl Runtime {
                 origin: source.origin.clone(),
                 grants,
                 limits: source.manifest.limits.clone(),
-                runner: self.runner.clone(),
+                services: self.services.clone(),
                 engine: self.engine.clone(),
                 pre,
             }),
@@ -193,7 +209,7 @@ pub(crate) struct PluginInner {
     pub(crate) origin: Origin,
     pub(crate) grants: Grants,
     pub(crate) limits: Limits,
-    pub(crate) runner: Arc<dyn ProgramRunner>,
+    pub(crate) services: HostServices,
     pub(crate) engine: Engine,
     pub(crate) pre: Pre,
 }

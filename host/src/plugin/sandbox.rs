@@ -9,10 +9,12 @@ use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::capability::Capability;
+use crate::capability::HostServices;
 use crate::capability::firewall::FirewallCtx;
 use crate::capability::log::LogCtx;
-use crate::capability::process::ProgramRunner;
+use crate::capability::mail::MailCtx;
 use crate::capability::shell::ShellCtx;
+use crate::capability::whois::WhoisCtx;
 use crate::plugin::PluginError;
 use crate::plugin::manifest::{Grants, Limits};
 use crate::plugin::output::GuestOutput;
@@ -145,12 +147,6 @@ pub fn check_imports(
                 format!("which its grant does not allow; to allow it, add `{line}` under [grants] in {grant_file}"),
             );
         }
-        if !capability.is_available() {
-            return refuse(
-                import,
-                format!("but this build of wasmban does not provide the `{}` capability yet", capability.name()),
-            );
-        }
     }
     Ok(())
 }
@@ -222,6 +218,8 @@ pub struct PluginState {
     log: LogCtx,
     firewall: FirewallCtx,
     shell: ShellCtx,
+    mail: MailCtx,
+    whois: WhoisCtx,
     /// The guest's stderr, for trap reports.
     pub stderr: GuestOutput,
 }
@@ -236,7 +234,7 @@ impl PluginState {
     /// A fresh sandbox for `plugin`: no preopened files, no environment, no
     /// arguments, no network, a frozen wall clock; stdout and stderr to the
     /// daemon log.
-    pub fn new(plugin: &Arc<str>, grants: &Grants, limits: &Limits, runner: &Arc<dyn ProgramRunner>) -> Self {
+    pub fn new(plugin: &Arc<str>, grants: &Grants, limits: &Limits, services: &HostServices) -> Self {
         let stderr = GuestOutput::new(plugin.clone(), "stderr");
         let wasi = WasiCtx::builder()
             .stdout(GuestOutput::new(plugin.clone(), "stdout"))
@@ -248,8 +246,10 @@ impl PluginState {
             table: ResourceTable::new(),
             memory: MemoryCap::new(limits.memory_bytes()),
             log: LogCtx::new(plugin.clone()),
-            firewall: FirewallCtx::new(plugin.clone(), grants.firewall.clone(), runner.clone()),
-            shell: ShellCtx::new(plugin.clone(), runner.clone()),
+            firewall: FirewallCtx::new(plugin.clone(), grants.firewall.clone(), services.runner.clone()),
+            shell: ShellCtx::new(plugin.clone(), services.runner.clone()),
+            mail: MailCtx::new(plugin.clone(), services.mail.clone(), services.runner.clone()),
+            whois: WhoisCtx::new(plugin.clone(), services.whois.clone()),
             stderr,
         }
     }
@@ -266,6 +266,12 @@ pub fn linker_for(engine: &Engine, kind: PluginKind, grants: &Grants) -> wasmtim
         }
         if grants.shell {
             crate::capability::shell::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.shell)?;
+        }
+        if grants.mail {
+            crate::capability::mail::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.mail)?;
+        }
+        if grants.whois {
+            crate::capability::whois::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.whois)?;
         }
     }
     Ok(linker)

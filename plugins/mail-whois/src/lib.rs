@@ -1,0 +1,245 @@
+//! Tell an admin about bans by mail: one message per ban with the whois
+//! report on the address, and with `lines = yes` the log lines that led to
+//! it (fail2ban's mail-whois and mail-whois-lines). A message when the jail
+//! starts and stops too, unless `startstop = no`.
+//!
+//! A burst of bans does not become a burst of mail: a batch of more than
+//! `digest` bans (default 5) is one message listing them all, without
+//! whois reports.
+//!
+//! It can only send mail through the admin's relay and ask whois about
+//! addresses (its grants); the host builds every header itself.
+
+use std::fmt::Write as _;
+
+use wasmban_plugin_sdk::mail::Message;
+use wasmban_plugin_sdk::{Action, Options, Ticket, log, mail, whois};
+
+/// The settings of one jail's mail action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub jail: String,
+    pub host: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub lines: bool,
+    pub whois: bool,
+    pub startstop: bool,
+    pub digest: usize,
+}
+
+fn flag(options: &Options, key: &str, default: bool) -> Result<bool, String> {
+    match options.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "yes" | "true" | "on" | "1" => Ok(true),
+            "no" | "false" | "off" | "0" => Ok(false),
+            _ => Err(format!("option `{key}` = {v:?}: expected yes or no")),
+        },
+    }
+}
+
+impl Settings {
+    pub fn from_options(options: &Options) -> Result<Settings, String> {
+        let recipients: Vec<String> =
+            options.get_or("dest", "root").split([',', ' ']).filter(|r| !r.is_empty()).map(str::to_string).collect();
+        if recipients.is_empty() {
+            return Err("option `dest` is empty: give the address to notify, such as root or ops@example.org".into());
+        }
+        let sender = options.get_or("sender", "wasmban").trim();
+        let sendername = options.get_or("sendername", "wasmban").trim();
+        let sender = if sendername.is_empty() { sender.to_string() } else { format!("{sendername} <{sender}>") };
+        let digest = options.get_or("digest", "5");
+        let digest = digest
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("option `digest` = {digest:?}: expected a number of bans"))?;
+        Ok(Settings {
+            jail: options.get_or("name", "default").to_string(),
+            host: options.get_or("host", "").trim().to_string(),
+            sender,
+            recipients,
+            lines: flag(options, "lines", false)?,
+            whois: flag(options, "whois", true)?,
+            startstop: flag(options, "startstop", true)?,
+            digest,
+        })
+    }
+
+    fn on_host(&self) -> String {
+        if self.host.is_empty() { String::new() } else { format!(" on {}", self.host) }
+    }
+
+    fn message(&self, subject: String, body: String) -> Message {
+        Message { sender: self.sender.clone(), recipients: self.recipients.clone(), subject, body }
+    }
+
+    pub fn started(&self) -> Message {
+        self.message(
+            format!("[wasmban] {}: started{}", self.jail, self.on_host()),
+            format!("The jail {} has started{}.\n\n-- \nwasmban\n", self.jail, self.on_host()),
+        )
+    }
+
+    pub fn stopped(&self) -> Message {
+        self.message(
+            format!("[wasmban] {}: stopped{}", self.jail, self.on_host()),
+            format!("The jail {} has stopped{}.\n\n-- \nwasmban\n", self.jail, self.on_host()),
+        )
+    }
+
+    fn length(bantime: i64) -> String {
+        match bantime {
+            t if t < 0 => "permanently".to_string(),
+            t if t % 86400 == 0 => format!("for {} day(s)", t / 86400),
+            t if t % 3600 == 0 => format!("for {} hour(s)", t / 3600),
+            t if t % 60 == 0 => format!("for {} minute(s)", t / 60),
+            t => format!("for {t} second(s)"),
+        }
+    }
+
+    /// The message for one ban; `report` is the whois answer, or why there
+    /// is none.
+    pub fn banned(&self, ticket: &Ticket, report: Option<Result<String, String>>) -> Message {
+        let mut body = format!(
+            "The address {} has been banned {} by the jail {}{} after {} failure(s).\n",
+            ticket.ip,
+            Self::length(ticket.bantime),
+            self.jail,
+            self.on_host(),
+            ticket.failures
+        );
+        if ticket.ban_count > 0 {
+            let _ = writeln!(body, "It had been banned {} time(s) before.", ticket.ban_count);
+        }
+        if self.lines && !ticket.matches.is_empty() {
+            let _ = writeln!(body, "\nThe log lines that led to the ban:\n");
+            for line in &ticket.matches {
+                let _ = writeln!(body, "    {line}");
+            }
+        }
+        match report {
+            Some(Ok(text)) => {
+                let _ = write!(body, "\nWhat whois knows about {}:\n\n{}\n", ticket.ip, text.trim_end());
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(body, "\nNo whois report: {e}");
+            }
+            None => {}
+        }
+        body.push_str("\n-- \nwasmban\n");
+        self.message(format!("[wasmban] {}: banned {}{}", self.jail, ticket.ip, self.on_host()), body)
+    }
+
+    /// One message for a batch too large for a message each.
+    pub fn digest(&self, tickets: &[Ticket]) -> Message {
+        let mut body = format!(
+            "The jail {}{} has banned {} addresses at once (one message for all of them; no whois reports):\n\n",
+            self.jail,
+            self.on_host(),
+            tickets.len()
+        );
+        for t in tickets {
+            let _ = writeln!(body, "    {}  {} failure(s), {}", t.ip, t.failures, Self::length(t.bantime));
+        }
+        body.push_str("\n-- \nwasmban\n");
+        self.message(format!("[wasmban] {}: banned {} addresses{}", self.jail, tickets.len(), self.on_host()), body)
+    }
+}
+
+pub struct MailWhois {
+    settings: Settings,
+}
+
+impl Action for MailWhois {
+    fn new(options: Options) -> Result<Self, String> {
+        Ok(MailWhois { settings: Settings::from_options(&options)? })
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        if self.settings.startstop { mail::send(&self.settings.started()) } else { Ok(()) }
+    }
+
+    fn stop(&mut self) -> Result<(), String> {
+        if self.settings.startstop { mail::send(&self.settings.stopped()) } else { Ok(()) }
+    }
+
+    fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        let report = self.settings.whois.then(|| whois::lookup(&ticket.ip));
+        if let Some(Err(e)) = &report {
+            log::info(&format!("no whois report for {}: {e}", ticket.ip));
+        }
+        mail::send(&self.settings.banned(ticket, report))
+    }
+
+    fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
+        if tickets.len() <= self.settings.digest {
+            return tickets.iter().map(|t| self.ban(t)).collect();
+        }
+        let result = mail::send(&self.settings.digest(tickets));
+        tickets.iter().map(|_| result.clone()).collect()
+    }
+
+    /// Unbans are not announced (fail2ban's mail actions do not either).
+    fn unban(&mut self, _ticket: &Ticket) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+wasmban_plugin_sdk::export_action!(MailWhois);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
+        Settings::from_options(&Options::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    fn ticket() -> Ticket {
+        Ticket {
+            jail: "sshd".into(),
+            ip: "192.0.2.9".into(),
+            failures: 5,
+            matches: vec!["sshd[1]: Failed password for root from 192.0.2.9".into()],
+            time: 0,
+            bantime: 600,
+            ban_count: 1,
+            fields: vec![],
+        }
+    }
+
+    #[test]
+    fn a_ban_message_carries_whois_and_with_lines_the_log_lines() {
+        let s = settings(&[("name", "sshd"), ("dest", "root, ops@example.org"), ("host", "web1")]).unwrap();
+        assert_eq!(s.recipients, ["root", "ops@example.org"]);
+        let m = s.banned(&ticket(), Some(Ok("netname: TEST-NET-1\n".into())));
+        assert_eq!(m.subject, "[wasmban] sshd: banned 192.0.2.9 on web1");
+        assert_eq!(m.sender, "wasmban <wasmban>");
+        assert!(m.body.contains("banned for 10 minute(s) by the jail sshd on web1 after 5 failure(s)"), "{}", m.body);
+        assert!(m.body.contains("banned 1 time(s) before"));
+        assert!(m.body.contains("netname: TEST-NET-1"));
+        assert!(!m.body.contains("Failed password"));
+        let s = settings(&[("name", "sshd"), ("lines", "yes")]).unwrap();
+        let m = s.banned(&ticket(), Some(Err("timed out".into())));
+        assert!(m.body.contains("    sshd[1]: Failed password for root from 192.0.2.9\n"), "{}", m.body);
+        assert!(m.body.contains("No whois report: timed out"));
+    }
+
+    #[test]
+    fn a_large_batch_is_one_digest() {
+        let s = settings(&[("name", "sshd")]).unwrap();
+        let tickets: Vec<Ticket> = (0..100).map(|_| ticket()).collect();
+        let m = s.digest(&tickets);
+        assert!(m.subject.contains("banned 100 addresses"));
+        assert_eq!(m.body.matches("192.0.2.9").count(), 100);
+    }
+
+    #[test]
+    fn bad_options_name_the_option() {
+        assert!(settings(&[("lines", "maybe")]).unwrap_err().contains("`lines`"));
+        assert!(settings(&[("dest", " , ")]).unwrap_err().contains("`dest`"));
+        assert!(settings(&[("digest", "many")]).unwrap_err().contains("`digest`"));
+    }
+}

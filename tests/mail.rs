@@ -1,0 +1,165 @@
+//! The built-in mail-whois action against a real SMTP server (Python's
+//! aiosmtpd, from Debian) and a whois responder, both on loopback.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmban::capability::mail::{MailSettings, MailTransport};
+use wasmban::capability::process::SystemRunner;
+use wasmban::capability::whois::WhoisSettings;
+use wasmban::plugin::{Runtime, RuntimeOptions};
+
+use crate::iptables::ticket;
+use crate::util::{builtin, opts};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// aiosmtpd printing every message it receives to a file.
+struct SmtpServer {
+    child: Child,
+    out: tempfile::NamedTempFile,
+    port: u16,
+}
+
+impl SmtpServer {
+    fn start() -> Option<SmtpServer> {
+        let found = Command::new(PYTHON).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success());
+        if !found {
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(PYTHON)
+            .args(["-u", "-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Debugging", "stdout"])
+            .stdout(out.reopen().unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(SmtpServer { child, out, port })
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.out.path()).unwrap();
+        text.split("---------- MESSAGE FOLLOWS ----------")
+            .skip(1)
+            .map(|m| m.split("------------ END MESSAGE ------------").next().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Answers every whois query with `answer`; returns its address and what
+/// it was asked.
+fn whois_responder(answer: &'static str) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut q = Vec::new();
+            let mut b = [0u8; 1];
+            while !q.ends_with(b"\r\n") && s.read(&mut b).is_ok_and(|n| n == 1) {
+                q.push(b[0]);
+            }
+            log.lock().unwrap().push(String::from_utf8_lossy(&q).trim_end().to_string());
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    (addr, asked)
+}
+
+#[test]
+fn bans_are_mailed_with_whois_and_log_lines_through_a_real_smtp_server() {
+    let Some(smtp) = SmtpServer::start() else {
+        eprintln!(
+            "SKIPPED bans_are_mailed_with_whois_and_log_lines_through_a_real_smtp_server: needs python3-aiosmtpd (.ci/run installs it)"
+        );
+        return;
+    };
+    let (whois, asked) = whois_responder("inetnum: 192.0.2.0 - 192.0.2.255\nnetname: TEST-NET-1\n");
+    let rt = Runtime::new(RuntimeOptions {
+        cache_dir: None,
+        runner: Arc::new(SystemRunner),
+        mail: MailSettings {
+            transport: MailTransport::Smtp { relay: format!("127.0.0.1:{}", smtp.port) },
+            timeout: Duration::from_secs(10),
+            hostname: "web1.example.org".into(),
+        },
+        whois: WhoisSettings { server: whois, timeout: Duration::from_secs(5), follow_referrals: true },
+    })
+    .unwrap();
+    let mut action = builtin(&rt, "mail-whois")
+        .action(opts(&[
+            ("name", "sshd"),
+            ("dest", "ops@example.org"),
+            ("sender", "wasmban@example.org"),
+            ("host", "web1.example.org"),
+            ("lines", "yes"),
+        ]))
+        .unwrap();
+    action.start().unwrap();
+    let mut banned = ticket("192.0.2.9");
+    // A logged line that would end the message if it were not dot-stuffed,
+    // and one posing as a header.
+    banned.matches = vec!["sshd[9]: Failed password for root from 192.0.2.9".into(), ".".into(), "Bcc: x@y".into()];
+    assert!(action.ban(&[banned]).unwrap()[0].is_ok());
+    let storm: Vec<_> = (1..=50).map(|i| ticket(&format!("198.51.100.{i}"))).collect();
+    assert!(action.ban(&storm).unwrap().iter().all(Result::is_ok));
+    action.stop().unwrap();
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 4, "start, the ban, one digest for 50 bans, stop: {messages:#?}");
+    assert!(messages[0].contains("Subject: [wasmban] sshd: started on web1.example.org"), "{}", messages[0]);
+    let ban = &messages[1];
+    assert!(ban.contains("From: wasmban <wasmban@example.org>"), "{ban}");
+    assert!(ban.contains("To: ops@example.org"), "{ban}");
+    assert!(ban.contains("Subject: [wasmban] sshd: banned 192.0.2.9 on web1.example.org"), "{ban}");
+    assert!(ban.contains("netname: TEST-NET-1"), "{ban}");
+    assert!(ban.contains("    sshd[9]: Failed password for root from 192.0.2.9"), "{ban}");
+    assert!(ban.contains("\n    .\n") && ban.contains("\n    Bcc: x@y\n"), "{ban}");
+    assert!(ban.contains("-- \nwasmban"), "the message was cut short: {ban}");
+    assert!(messages[2].contains("banned 50 addresses") && messages[2].contains("198.51.100.50"), "{}", messages[2]);
+    assert!(messages[3].contains("Subject: [wasmban] sshd: stopped"));
+    assert_eq!(*asked.lock().unwrap(), ["192.0.2.9"], "whois is asked once, for the single ban only");
+}
+
+#[test]
+fn an_unreachable_relay_is_an_error_for_the_ban_not_a_crash() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rt = Runtime::new(RuntimeOptions {
+        mail: MailSettings {
+            transport: MailTransport::Smtp { relay: format!("127.0.0.1:{port}") },
+            timeout: Duration::from_secs(2),
+            hostname: "h".into(),
+        },
+        whois: WhoisSettings {
+            server: format!("127.0.0.1:{port}"),
+            timeout: Duration::from_secs(2),
+            follow_referrals: true,
+        },
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let mut action = builtin(&rt, "mail-whois").action(opts(&[("name", "sshd"), ("startstop", "no")])).unwrap();
+    action.start().unwrap();
+    let results = action.ban(&[ticket("192.0.2.9")]).unwrap();
+    let err = results[0].as_ref().unwrap_err();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}

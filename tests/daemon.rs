@@ -31,18 +31,18 @@ fn iso(offset: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
-fn failure(ip: &str) -> String {
+pub(crate) fn failure(ip: &str) -> String {
     format!("{} web sshd[7]: Failed password for root from {ip} port 22 ssh2\n", iso(0))
 }
 
-fn append(path: &Path, text: &str) {
+pub(crate) fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
 
 /// A configuration tree with one jail, `sshd`, on `root/auth.log`, using
 /// the shipped sshd filter; `extra` goes into jail.local.
-fn tree(root: &Path, extra: &str) {
+pub(crate) fn tree(root: &Path, extra: &str) {
     let conf = root.join("conf");
     std::fs::create_dir_all(conf.join("filter.d")).unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/sshd.conf");

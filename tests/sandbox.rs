@@ -98,6 +98,24 @@ fn reading_files_through_wasi_fails() {
     }
 }
 
+/// wasi:sockets is linked (Python components import it) but every use is
+/// refused: a listener on loopback never sees a connection.
+#[test]
+fn connecting_through_wasi_sockets_fails() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rt = runtime();
+    let plugin = load_fixture(&rt, "hostile-filter", QUICK).unwrap();
+    let mut filter = plugin.filter(vec![]).unwrap();
+    for target in [addr.to_string(), "localhost:22".to_string(), "[::1]:22".to_string()] {
+        let scan = filter.feed(&format!("connect {target}"), 0.0, false).unwrap();
+        let outcome = field(&scan, "connect");
+        assert!(outcome.starts_with("error:"), "{target} was reachable: {outcome}");
+    }
+    assert!(listener.accept().is_err(), "the plugin's connection reached the listener");
+}
+
 #[test]
 fn environment_is_empty() {
     // The test process has PATH, HOME and more; the plugin sees none of it.

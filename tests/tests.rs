@@ -13,6 +13,7 @@ mod e2e;
 mod filters;
 mod grants;
 mod iptables;
+mod languages;
 mod mail;
 mod nftables;
 mod regex_cli;

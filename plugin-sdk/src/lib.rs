@@ -291,6 +291,17 @@ pub mod whois {
     }
 }
 
+/// HTTP and HTTPS requests to the destinations the grant lists (actions
+/// only).
+pub mod http {
+    pub use crate::wit::action_world::wasmban::plugin::http::{Request, Response};
+    /// Send `request`; an error means no answer (refused, unreachable,
+    /// timed out), while any HTTP status is an answer.
+    pub fn send(request: &Request, timeout_ms: u32) -> Result<Response, String> {
+        crate::wit::action_world::wasmban::plugin::http::send(request, timeout_ms)
+    }
+}
+
 /// Shell command lines (fail2ban's classic actions only, when granted).
 pub mod shell {
     pub use crate::wit::action_world::wasmban::plugin::firewall::Output;

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod firewall;
+pub mod http;
 pub mod log;
 pub mod mail;
 pub mod process;
@@ -38,12 +39,20 @@ pub enum Capability {
     Whois,
     /// Run shell command lines.
     Shell,
+    /// Send HTTP requests to allow-listed destinations.
+    Http,
 }
 
 impl Capability {
     /// Every capability, in a stable order.
-    pub const ALL: [Capability; 5] =
-        [Capability::Log, Capability::Firewall, Capability::Mail, Capability::Whois, Capability::Shell];
+    pub const ALL: [Capability; 6] = [
+        Capability::Log,
+        Capability::Firewall,
+        Capability::Mail,
+        Capability::Whois,
+        Capability::Shell,
+        Capability::Http,
+    ];
 
     /// The name used in grants and in WIT (`wasmban:plugin/<name>`).
     pub fn name(self) -> &'static str {
@@ -53,6 +62,7 @@ impl Capability {
             Capability::Mail => "mail",
             Capability::Whois => "whois",
             Capability::Shell => "shell",
+            Capability::Http => "http",
         }
     }
 

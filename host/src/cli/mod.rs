@@ -8,6 +8,7 @@ pub mod check;
 pub mod control;
 pub mod plugin;
 pub mod regex;
+pub mod scaffold;
 pub mod server;
 
 /// Where the configuration lives by default.

@@ -23,6 +23,37 @@ pub enum PluginCommand {
     },
     /// List the built-in plugins and those installed in plugin.d.
     List,
+    /// Make a plugin project that builds and tests as created.
+    New {
+        /// The language: rust (the SDK), python (componentize-py) or js
+        /// (componentize-js).
+        #[arg(long, value_enum)]
+        lang: crate::cli::scaffold::Lang,
+        /// The plugin's name (lower-case letters, digits, '-').
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Run an action once, as a jail would: create (with --option), start,
+    /// ban and unban the given addresses, stop. Its log lines are shown.
+    /// A `.wasm` file runs with the grants of the `.toml` beside it.
+    Try {
+        /// A `.wasm` file, or the name of a built-in or installed plugin.
+        plugin: String,
+        /// An option for `create`, KEY=VALUE (repeat it).
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// The jail name the action is told (option `name`).
+        #[arg(long, default_value = "test")]
+        jail: String,
+        /// Ban this address (repeat it).
+        #[arg(long = "ban", value_name = "IP")]
+        bans: Vec<String>,
+        /// Then lift the ban of this address (repeat it).
+        #[arg(long = "unban", value_name = "IP")]
+        unbans: Vec<String>,
+    },
 }
 
 fn registry(cli: &Cli) -> Registry {
@@ -34,13 +65,7 @@ pub fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<()> {
     match cmd {
         PluginCommand::Inspect { plugin, json } => {
             let reg = registry(cli);
-            // A path on the command line is taken as given, not relative to plugin.d.
-            let reference = if plugin.ends_with(".wasm") && Path::new(plugin).exists() {
-                std::fs::canonicalize(plugin).with_context(|| format!("cannot resolve {plugin}"))?.display().to_string()
-            } else {
-                plugin.clone()
-            };
-            let source = reg.resolve(&reference)?;
+            let source = reg.resolve(&resolve_reference(plugin)?)?;
             // Inspecting compiles but never caches: the file may be untrusted.
             let runtime = Runtime::new(RuntimeOptions::default())?;
             let report = inspect(&runtime, &source)?;
@@ -50,6 +75,19 @@ pub fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<()> {
                 println!("{report}");
             }
             Ok(())
+        }
+        PluginCommand::New { lang, name, dir } => {
+            let root = crate::cli::scaffold::create(*lang, name, dir.as_deref())?;
+            println!("created {}", root.display());
+            let next = match lang {
+                crate::cli::scaffold::Lang::Rust => "cargo test && cargo build --release --target wasm32-wasip2",
+                _ => "./test.sh",
+            };
+            println!("next: cd {} && {next} (see README.md)", root.display());
+            Ok(())
+        }
+        PluginCommand::Try { plugin, options, jail, bans, unbans } => {
+            try_action(cli, plugin, options, jail, bans, unbans)
         }
         PluginCommand::List => {
             for b in BUILTINS {
@@ -79,4 +117,79 @@ pub fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn resolve_reference(plugin: &str) -> anyhow::Result<String> {
+    // A path on the command line is taken as given, not relative to plugin.d.
+    Ok(if plugin.ends_with(".wasm") && Path::new(plugin).exists() {
+        std::fs::canonicalize(plugin).with_context(|| format!("cannot resolve {plugin}"))?.display().to_string()
+    } else {
+        plugin.to_string()
+    })
+}
+
+fn try_action(
+    cli: &Cli,
+    plugin: &str,
+    options: &[String],
+    jail: &str,
+    bans: &[String],
+    unbans: &[String],
+) -> anyhow::Result<()> {
+    let mut pairs = vec![("name".to_string(), jail.to_string())];
+    for option in options {
+        let (key, value) =
+            option.split_once('=').with_context(|| format!("--option {option:?}: write it as KEY=VALUE"))?;
+        pairs.push((key.trim().to_string(), value.to_string()));
+    }
+    // Mail and whois go where the configuration says, if there is one.
+    let settings = crate::daemon::settings::Settings::load(&cli.config_dir).unwrap_or_default();
+    let runtime =
+        Runtime::new(RuntimeOptions { mail: settings.mail, whois: settings.whois, ..RuntimeOptions::default() })?;
+    let reg = registry(cli);
+    let loaded = runtime.load_named(&reg, &resolve_reference(plugin)?)?;
+    let mut action = loaded.action(pairs)?;
+    let ticket = |ip: &str| crate::plugin::bindings::types::Ticket {
+        jail: jail.to_string(),
+        ip: ip.to_string(),
+        failures: 1,
+        matches: vec![],
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        bantime: 600,
+        ban_count: 0,
+        fields: vec![],
+    };
+    let mut failed = false;
+    let mut report = |what: String, result: Result<(), String>| match result {
+        Ok(()) => println!("{what}: ok"),
+        Err(e) => {
+            failed = true;
+            println!("{what}: error: {e}");
+        }
+    };
+    println!("create: ok");
+    report("start".into(), action.start().map_err(|e| e.to_string()));
+    for (verb, ips) in [("ban", bans), ("unban", unbans)] {
+        if ips.is_empty() {
+            continue;
+        }
+        let tickets: Vec<_> = ips.iter().map(|ip| ticket(ip)).collect();
+        let results = if verb == "ban" { action.ban(&tickets) } else { action.unban(&tickets) };
+        match results {
+            Ok(results) => {
+                for (ip, r) in ips.iter().zip(results) {
+                    report(format!("{verb} {ip}"), r);
+                }
+            }
+            Err(e) => report(verb.to_string(), Err(e.to_string())),
+        }
+    }
+    report("stop".into(), action.stop().map_err(|e| e.to_string()));
+    if failed {
+        anyhow::bail!("the action reported errors (above)");
+    }
+    Ok(())
 }

@@ -27,5 +27,5 @@ pub use action_world::ActionPluginPre;
 pub use filter_world::FilterPlugin;
 pub use filter_world::FilterPluginPre;
 
-pub use action_world::wasmban::plugin::{firewall, mail, shell, whois};
+pub use action_world::wasmban::plugin::{firewall, http, mail, shell, whois};
 pub use filter_world::wasmban::plugin::{log, types};

@@ -60,8 +60,13 @@ pub struct Report {
 }
 
 fn classify_import(name: &str) -> Import {
-    let (class, note) = if name.starts_with("wasi:sockets/") || name.starts_with("wasi:http/") {
-        (ImportClass::Refused, "network: never granted; the plugin will be refused".to_string())
+    let (class, note) = if name.starts_with("wasi:http/") {
+        (
+            ImportClass::Refused,
+            "wasi:http is never linked; the plugin will be refused (grant wasmban's `http`)".to_string(),
+        )
+    } else if name.starts_with("wasi:sockets/") {
+        (ImportClass::SandboxedWasi, "sandboxed: linked with every connection, lookup and address refused".to_string())
     } else if is_types_only(name) {
         (ImportClass::AlwaysAllowed, "type definitions only: reaches nothing".to_string())
     } else if name.starts_with("wasi:") {
@@ -149,6 +154,9 @@ impl std::fmt::Display for Report {
         let mut granted = Vec::new();
         if !g.firewall.is_empty() {
             granted.push(format!("firewall [{}]", g.firewall.join(", ")));
+        }
+        if !g.http.is_empty() {
+            granted.push(format!("http [{}]", g.http.join(", ")));
         }
         for (on, name) in [(g.mail, "mail"), (g.whois, "whois"), (g.shell, "shell")] {
             if on {

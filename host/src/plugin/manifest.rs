@@ -11,6 +11,7 @@
 //! [grants]                      # nothing is granted unless named here
 //! firewall = ["iptables", "ip6tables"]
 //! shell = false
+//! http = ["hooks.example.org"]     # host, or host:port
 //!
 //! [limits]
 //! memory-mb = 64
@@ -58,6 +59,10 @@ pub struct Grants {
     /// May run shell command lines (fail2ban's classic actions).
     #[serde(default)]
     pub shell: bool,
+    /// HTTP(S) destinations it may reach: `host` (the scheme's default
+    /// port) or `host:port`.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 /// Resource limits of each instance of a plugin.
@@ -110,6 +115,14 @@ impl Manifest {
             let bare = !program.is_empty() && !program.contains('/');
             if !(bare || program.starts_with('/')) {
                 return Err(format!("grants.firewall: {program:?} must be a bare program name or an absolute path"));
+            }
+        }
+        for entry in &manifest.grants.http {
+            let ok = !entry.is_empty() && !entry.contains(['/', '@', '*']) && !entry.contains(char::is_whitespace);
+            if !ok {
+                return Err(format!(
+                    "grants.http: {entry:?} must be a host name or address, optionally with :port (no scheme, path or wildcard)"
+                ));
             }
         }
         Ok(manifest)

@@ -11,6 +11,7 @@ use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use crate::capability::Capability;
 use crate::capability::HostServices;
 use crate::capability::firewall::FirewallCtx;
+use crate::capability::http::HttpCtx;
 use crate::capability::log::LogCtx;
 use crate::capability::mail::MailCtx;
 use crate::capability::shell::ShellCtx;
@@ -98,12 +99,17 @@ pub fn check_imports(
         Err(PluginError::Refused { plugin: plugin.to_string(), import: import.to_string(), reason })
     };
     for import in imports {
-        if import.starts_with("wasi:sockets/") || import.starts_with("wasi:http/") {
-            return refuse(import, "and plugins are never given network access".into());
+        if import.starts_with("wasi:http/") {
+            return refuse(
+                import,
+                "and plugins are never given wasi:http; an action may be granted wasmban's `http` instead".into(),
+            );
         }
         if import.starts_with("wasi:") {
             // Linked against an empty context: no files, environment,
-            // network or clock to reach.
+            // network or clock to reach. wasi:sockets is linked too
+            // (CPython's runtime imports it whether or not the code uses
+            // it), with every address, lookup and protocol refused.
             continue;
         }
         if is_types_only(import) {
@@ -112,7 +118,7 @@ pub fn check_imports(
         let Some(capability) = Capability::from_import(import) else {
             return refuse(
                 import,
-                "which wasmban does not provide: plugins may import wasi:* (sandboxed) and wasmban:plugin/{log,firewall,mail,whois,shell}".into(),
+                "which wasmban does not provide: plugins may import wasi:* (sandboxed) and wasmban:plugin/{log,firewall,mail,whois,shell,http}".into(),
             );
         };
         let version = import.split('@').nth(1).unwrap_or("");
@@ -134,12 +140,14 @@ pub fn check_imports(
             Capability::Mail => grants.mail,
             Capability::Whois => grants.whois,
             Capability::Shell => grants.shell,
+            Capability::Http => !grants.http.is_empty(),
         };
         if !granted {
             let line = match capability {
                 // Only there for the shell's types: the shell is what to grant.
                 Capability::Firewall if imports_shell(imports) => "shell = true".to_string(),
                 Capability::Firewall => "firewall = [\"PROGRAM\", ...]".to_string(),
+                Capability::Http => "http = [\"HOST\", \"HOST:PORT\", ...]".to_string(),
                 other => format!("{} = true", other.name()),
             };
             return refuse(
@@ -220,6 +228,7 @@ pub struct PluginState {
     shell: ShellCtx,
     mail: MailCtx,
     whois: WhoisCtx,
+    http: HttpCtx,
     /// The guest's stderr, for trap reports.
     pub stderr: GuestOutput,
 }
@@ -240,6 +249,10 @@ impl PluginState {
             .stdout(GuestOutput::new(plugin.clone(), "stdout"))
             .stderr(stderr.clone())
             .wall_clock(EpochClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
         PluginState {
             wasi,
@@ -250,6 +263,7 @@ impl PluginState {
             shell: ShellCtx::new(plugin.clone(), services.runner.clone()),
             mail: MailCtx::new(plugin.clone(), services.mail.clone(), services.runner.clone()),
             whois: WhoisCtx::new(plugin.clone(), services.whois.clone()),
+            http: HttpCtx::new(plugin.clone(), grants.http.clone()),
             stderr,
         }
     }
@@ -272,6 +286,9 @@ pub fn linker_for(engine: &Engine, kind: PluginKind, grants: &Grants) -> wasmtim
         }
         if grants.whois {
             crate::capability::whois::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.whois)?;
+        }
+        if !grants.http.is_empty() {
+            crate::capability::http::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.http)?;
         }
     }
     Ok(linker)
@@ -330,8 +347,9 @@ mod tests {
     #[test]
     fn network_and_unknown_imports_are_refused() {
         let g = Grants::default();
-        let err = check_imports("f", PluginKind::Action, &names(&["wasi:sockets/tcp@0.2.0"]), &g, "x").unwrap_err();
-        assert!(err.to_string().contains("network"));
+        let err =
+            check_imports("f", PluginKind::Action, &names(&["wasi:http/outgoing-handler@0.2.0"]), &g, "x").unwrap_err();
+        assert!(err.to_string().contains("`http`"), "{err}");
         let err = check_imports("f", PluginKind::Action, &names(&["acme:evil/api"]), &g, "x").unwrap_err();
         assert!(err.to_string().contains("does not provide"));
         check_imports("f", PluginKind::Filter, &names(&["wasi:io/streams@0.2.6", "wasmban:plugin/log@0.1.0"]), &g, "x")

@@ -16,6 +16,7 @@ mod iptables;
 mod languages;
 mod mail;
 mod nftables;
+mod packs;
 mod regex_cli;
 mod sandbox;
 mod store;

@@ -60,11 +60,31 @@ pub mod wit {
             additional_derives: [PartialEq, Clone],
         });
     }
+    /// The filter-pack world; shares the filter world's types and log.
+    pub mod pack_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "filter-pack",
+            pub_export_macro: true,
+            export_macro_name: "export_pack_world",
+            default_bindings_module: "wasmban_plugin_sdk::wit::pack_world",
+            runtime_path: "wasmban_plugin_sdk::wit::rt",
+            with: {
+                "wasmban:plugin/types@0.1.0": crate::wit::filter_world::wasmban::plugin::types,
+                "wasmban:plugin/log@0.1.0": crate::wit::filter_world::wasmban::plugin::log,
+            },
+            additional_derives: [PartialEq, Clone],
+        });
+    }
     pub use wit_bindgen::rt;
 }
 
 use wit::action_world::exports::wasmban::plugin::action as action_export;
 use wit::filter_world::exports::wasmban::plugin::filter as filter_export;
+use wit::pack_world::exports::wasmban::plugin::pack as pack_export;
+
+/// What a filter pack says about itself and its filters.
+pub use pack_export::{FilterInfo, PackInfo, Sample};
 use wit::filter_world::wasmban::plugin::types;
 
 pub use types::{Failure, LineNote, Scan, Ticket};
@@ -131,6 +151,18 @@ pub trait Filter: Sized + 'static {
     fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Scan;
 }
 
+/// A filter pack: several named filters in one component. `Self` is one
+/// configured filter of the pack (an enum, when the filters differ).
+pub trait FilterPack: Sized + 'static {
+    /// The pack's name, version and filters, with their samples.
+    fn describe() -> PackInfo;
+    /// The filter `filter` with the jail's options; an unknown name or a
+    /// bad option is an error naming it.
+    fn new(filter: &str, options: Options) -> Result<Self, String>;
+    /// Scan one batch, as [`Filter::feed`].
+    fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Scan;
+}
+
 /// An action: what a ban means. Errors are plain messages for the admin.
 pub trait Action: Sized + 'static {
     /// Build the action from its options. Change nothing on the system here.
@@ -174,6 +206,18 @@ impl<T: Filter> filter_export::GuestMatcher for FilterAdapter<T> {
 }
 
 #[doc(hidden)]
+pub struct PackAdapter<T: FilterPack>(RefCell<T>);
+
+impl<T: FilterPack> pack_export::GuestMatcher for PackAdapter<T> {
+    fn create(filter: String, options: Vec<(String, String)>) -> Result<pack_export::Matcher, String> {
+        T::new(&filter, Options(options)).map(|f| pack_export::Matcher::new(PackAdapter(RefCell::new(f))))
+    }
+    fn feed(&self, lines: String, now: f64, notes: bool) -> Scan {
+        self.0.borrow_mut().feed(&lines, now, notes)
+    }
+}
+
+#[doc(hidden)]
 pub struct ActionAdapter<T: Action>(RefCell<T>);
 
 impl<T: Action> action_export::GuestHandler for ActionAdapter<T> {
@@ -210,6 +254,28 @@ macro_rules! export_filter {
         }
         $crate::wit::filter_world::export_filter_world!(
             __WasmbanFilterExport with_types_in $crate::wit::filter_world
+        );
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "wasmban:sdk-version")]
+        #[used]
+        static __WASMBAN_SDK_VERSION: [u8; $crate::SDK_VERSION.len()] = $crate::SDK_VERSION_BYTES;
+    };
+}
+
+/// Export a [`FilterPack`] implementation as this component's pack.
+#[macro_export]
+macro_rules! export_pack {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WasmbanPackExport;
+        impl $crate::wit::pack_world::exports::wasmban::plugin::pack::Guest for __WasmbanPackExport {
+            type Matcher = $crate::PackAdapter<$ty>;
+            fn describe() -> $crate::PackInfo {
+                <$ty as $crate::FilterPack>::describe()
+            }
+        }
+        $crate::wit::pack_world::export_pack_world!(
+            __WasmbanPackExport with_types_in $crate::wit::pack_world
         );
         #[cfg(target_arch = "wasm32")]
         #[unsafe(link_section = "wasmban:sdk-version")]

@@ -26,10 +26,16 @@ fn check_jail(
     match &jail.filter {
         None => report(warnings, "no filter set: the jail will never find a failure".into()),
         Some((reference, def)) => {
-            let built = def.regex_plugin_options().map_err(|e| e.to_string()).and_then(|options| {
-                let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| e.to_string())?;
-                plugin.filter(options).map(|_| ()).map_err(|e| e.to_string())
-            });
+            let built = match def.pack_filter() {
+                Some(name) => runtime
+                    .load_named(registry, def.plugin())
+                    .and_then(|plugin| plugin.pack_filter(name, def.pack_options()).map(|_| ()))
+                    .map_err(|e| e.to_string()),
+                None => def.regex_plugin_options().map_err(|e| e.to_string()).and_then(|options| {
+                    let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| e.to_string())?;
+                    plugin.filter(options).map(|_| ()).map_err(|e| e.to_string())
+                }),
+            };
             if let Err(e) = built {
                 report(errors, format!("filter {} ({}): {e}", reference.name, def.where_()));
             }
@@ -70,7 +76,8 @@ fn check_jail(
         report(errors, format!("backend: {e}"));
     }
     let systemd = jail.backend.trim_start().starts_with("systemd");
-    if jail.logpath.is_empty() && !systemd {
+    let from_pack = jail.filter.as_ref().is_some_and(|(_, def)| def.pack_filter().is_some());
+    if jail.logpath.is_empty() && !systemd && !from_pack {
         report(warnings, format!("no logpath and backend {}: nothing to read", jail.backend));
     }
     for path in &jail.logpath {

@@ -23,6 +23,12 @@ pub enum PluginCommand {
     },
     /// List the built-in plugins and those installed in plugin.d.
     List,
+    /// Run a filter pack's own samples through its filters and compare the
+    /// verdicts with what the pack expects; exit 1 on any difference.
+    Test {
+        /// A pack `.wasm` file, or the name of an installed pack.
+        plugin: String,
+    },
     /// Make a plugin project that builds and tests as created.
     New {
         /// The language: rust (the SDK), python (componentize-py) or js
@@ -89,6 +95,7 @@ pub fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Try { plugin, options, jail, bans, unbans } => {
             try_action(cli, plugin, options, jail, bans, unbans)
         }
+        PluginCommand::Test { plugin } => test_pack(cli, plugin),
         PluginCommand::List => {
             for b in BUILTINS {
                 let description =
@@ -119,7 +126,7 @@ pub fn run(cli: &Cli, cmd: &PluginCommand) -> anyhow::Result<()> {
     }
 }
 
-fn resolve_reference(plugin: &str) -> anyhow::Result<String> {
+pub(crate) fn resolve_reference(plugin: &str) -> anyhow::Result<String> {
     // A path on the command line is taken as given, not relative to plugin.d.
     Ok(if plugin.ends_with(".wasm") && Path::new(plugin).exists() {
         std::fs::canonicalize(plugin).with_context(|| format!("cannot resolve {plugin}"))?.display().to_string()
@@ -190,6 +197,60 @@ fn try_action(
     report("stop".into(), action.stop().map_err(|e| e.to_string()));
     if failed {
         anyhow::bail!("the action reported errors (above)");
+    }
+    Ok(())
+}
+
+/// `plugin test`: each filter of the pack, fresh, fed its samples one line
+/// at a time in order (a filter may count across lines).
+fn test_pack(cli: &Cli, plugin: &str) -> anyhow::Result<()> {
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let loaded = runtime.load_named(&registry(cli), &resolve_reference(plugin)?)?;
+    let info = loaded.describe()?;
+    println!("pack {} {} ({} filter(s))", info.name, info.version, info.filters.len());
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let mut wrong = 0usize;
+    for filter in &info.filters {
+        if filter.samples.is_empty() {
+            wrong += 1;
+            println!("  {}: FAIL: no samples; a filter must show what it matches", filter.name);
+            continue;
+        }
+        let mut instance = loaded.pack_filter(&filter.name, Vec::new())?;
+        let mut failed = Vec::new();
+        for (i, sample) in filter.samples.iter().enumerate() {
+            let scan = instance.feed(&sample.line, now, false)?;
+            let found = scan.failures.iter().find(|f| f.line == 0).map(|f| f.host.clone());
+            if found != sample.expect {
+                failed.push(format!(
+                    "    sample {}: expected {}, found {}: {}",
+                    i + 1,
+                    sample.expect.as_deref().unwrap_or("no failure"),
+                    found.as_deref().unwrap_or("no failure"),
+                    sample.line
+                ));
+            }
+        }
+        let expecting = filter.samples.iter().filter(|s| s.expect.is_some()).count();
+        if failed.is_empty() {
+            println!(
+                "  {}: ok, {} samples ({expecting} failures, {} other lines) - {}",
+                filter.name,
+                filter.samples.len(),
+                filter.samples.len() - expecting,
+                filter.description
+            );
+        } else {
+            wrong += failed.len();
+            println!("  {}: FAIL", filter.name);
+            for f in failed {
+                println!("{f}");
+            }
+        }
+    }
+    if wrong > 0 {
+        anyhow::bail!("{wrong} sample(s) of pack {} did not get their verdict", info.name);
     }
     Ok(())
 }

@@ -61,6 +61,16 @@ fn parse_opts(opts: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 fn load_definition(cli: &Cli, filter: &str, params: &[(String, String)]) -> anyhow::Result<FilterDefinition> {
+    // PACK.wasm:FILTER or PACK:FILTER (installed in plugin.d).
+    if let Some((pack, _)) = filter.rsplit_once(':')
+        && (pack.ends_with(".wasm") || !(pack.contains('/') || pack.ends_with(".conf") || pack.ends_with(".local")))
+    {
+        let pack = crate::cli::plugin::resolve_reference(pack)?;
+        let name = filter.rsplit_once(':').map(|(_, f)| f).unwrap_or("");
+        if let Some(def) = FilterDefinition::from_pack(&format!("{pack}:{name}"), params) {
+            return Ok(def);
+        }
+    }
     let path = Path::new(filter);
     let looks_like_path = filter.contains('/') || filter.ends_with(".conf") || filter.ends_with(".local");
     if looks_like_path || path.is_file() {
@@ -110,7 +120,10 @@ fn failure_json(f: &Failure) -> Value {
 pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let params = parse_opts(&args.opts)?;
     let definition = load_definition(cli, &args.filter, &params)?;
-    let mut options = definition.regex_plugin_options()?;
+    let mut options = match definition.pack_filter() {
+        Some(_) => definition.pack_options(),
+        None => definition.regex_plugin_options()?,
+    };
     // fail2ban-regex tries every failregex on every line, so its hit counts
     // are per regex; the daemon stops at the first match.
     options.push(("check-all".into(), "1".into()));
@@ -126,8 +139,11 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let registry = Registry::new(Some(cli.plugin_dir()));
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
     let plugin = runtime.load_named(&registry, definition.plugin())?;
-    let mut filter =
-        plugin.filter(options).with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
+    let mut filter = match definition.pack_filter() {
+        Some(name) => plugin.pack_filter(name, options),
+        None => plugin.filter(options),
+    }
+    .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
 
     let now = args.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -175,9 +191,12 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
             // included); a line is matched when a hit meant a failure,
             // ignored when its hits were only helpers or were dropped.
             for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
-                if let Some(h) = hits.get_mut(*rule as usize) {
-                    *h += 1;
+                // A pack's filter has rules but no failregex list.
+                let rule = *rule as usize;
+                if rule >= hits.len() {
+                    hits.resize(rule + 1, 0);
                 }
+                hits[rule] += 1;
             }
             if note.is_some_and(|n| n.matched) || !failures.is_empty() {
                 matched.push(line);
@@ -198,9 +217,10 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     writeln!(out, "Results\n=======\n")?;
     writeln!(out, "Failregex: {} total", hits.iter().sum::<usize>())?;
     writeln!(out, "|-  #) [# of hits] regular expression")?;
-    for (i, (re, n)) in failregex.iter().zip(&hits).enumerate() {
+    for (i, n) in hits.iter().enumerate() {
         if *n > 0 {
-            writeln!(out, "|  {:>2}) [{n}] {re}", i + 1)?;
+            let rule = failregex.get(i).cloned().unwrap_or_else(|| format!("(rule {i} of {})", definition.name));
+            writeln!(out, "|  {:>2}) [{n}] {rule}", i + 1)?;
         }
     }
     writeln!(out, "`-\n")?;

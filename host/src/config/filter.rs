@@ -62,6 +62,36 @@ impl FilterDefinition {
         Ok(FilterDefinition { name: name.to_string(), files: ini.files, options })
     }
 
+    /// A filter of a filter pack, as a jail names it (`filter =
+    /// PACK:FILTER[key=value, ...]`): no file is read, the parameters are
+    /// the filter's options. `None` when `reference` names no pack.
+    pub fn from_pack(reference: &str, params: &[(String, String)]) -> Option<Self> {
+        let (pack, filter) = reference.rsplit_once(':')?;
+        let (pack, filter) = (pack.trim(), filter.trim());
+        if pack.is_empty() || filter.is_empty() {
+            return None;
+        }
+        let mut options: BTreeMap<String, String> = params.iter().cloned().collect();
+        options.insert("plugin".into(), pack.to_string());
+        options.insert("pack-filter".into(), filter.to_string());
+        Some(FilterDefinition { name: reference.to_string(), files: Vec::new(), options })
+    }
+
+    /// For a pack's filter: its name in the pack.
+    pub fn pack_filter(&self) -> Option<&str> {
+        self.get("pack-filter")
+    }
+
+    /// For a pack's filter: the options it is created with (the jail's
+    /// parameters, without what selects the pack).
+    pub fn pack_options(&self) -> Vec<(String, String)> {
+        self.options
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "plugin" | "pack-filter"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// A multi-line option as a list: one entry per non-empty line.
     pub fn list(&self, option: &str) -> Vec<String> {
         self.options
@@ -96,6 +126,9 @@ impl FilterDefinition {
 
     /// The files this definition came from, for messages.
     pub fn where_(&self) -> String {
+        if self.files.is_empty() {
+            return format!("filter pack {}", self.get("plugin").unwrap_or("?"));
+        }
         self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     }
 

@@ -223,7 +223,10 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
                 let journal = options.get("backend").is_some_and(|b| b.trim().starts_with("systemd"));
                 params.push(("logtype".into(), if journal { "journal" } else { "file" }.into()));
             }
-            let def = FilterDefinition::load_for_jail(confdir, &reference.name, &params, &seen)?;
+            let def = match FilterDefinition::from_pack(&reference.name, &reference.params) {
+                Some(def) => def,
+                None => FilterDefinition::load_for_jail(confdir, &reference.name, &params, &seen)?,
+            };
             Some((reference, def))
         }
         None => None,

@@ -245,20 +245,50 @@ impl Worker {
         let Some((reference, def)) = &jail.filter else {
             return Err("no filter set (filter = NAME in the jail)".into());
         };
+        let fail = |e: &dyn std::fmt::Display| format!("filter {} ({}): {e}", reference.name, def.where_());
+        // A pack's filter may bring the logpath and journalmatch to use when
+        // the jail gives none: the pack is asked before the source opens.
+        let mut logpath = jail.logpath.clone();
+        let mut journalmatch = def.get("journalmatch").map(str::to_string);
+        let mut pack = None;
+        if let Some(filter_name) = def.pack_filter() {
+            let plugin = shared.runtime.load_named(&registry, def.plugin()).map_err(|e| fail(&e))?;
+            let info = plugin.describe().map_err(|e| fail(&e))?;
+            let Some(meta) = info.filters.iter().find(|f| f.name == filter_name) else {
+                let names: Vec<&str> = info.filters.iter().map(|f| f.name.as_str()).collect();
+                return Err(fail(&format!(
+                    "the pack {} has no filter {filter_name:?}; it has: {}",
+                    info.name,
+                    names.join(", ")
+                )));
+            };
+            if logpath.is_empty()
+                && let Some(default) = &meta.logpath
+            {
+                logpath = vec![default.clone()];
+            }
+            if journalmatch.is_none() {
+                journalmatch = meta.journalmatch.clone();
+            }
+            pack = Some(plugin);
+        }
         // Positions first: lines logged while the plugins load are read.
         let source =
-            Source::open(&name, &jail.backend, &jail.logpath, def.get("journalmatch"), shared.store.clone(), waker)?;
-        let mut options = def.regex_plugin_options().map_err(|e| e.to_string())?;
-        if source.is_journal() {
-            // Journal entries carry their time: no date to look for.
-            options.push(("journal".into(), "1".into()));
-        }
-        let plugin = shared
-            .runtime
-            .load_named(&registry, def.plugin())
-            .map_err(|e| format!("filter {} ({}): {e}", reference.name, def.where_()))?;
-        let filter =
-            plugin.filter(options).map_err(|e| format!("filter {} ({}): {e}", reference.name, def.where_()))?;
+            Source::open(&name, &jail.backend, &logpath, journalmatch.as_deref(), shared.store.clone(), waker)?;
+        let filter = match (pack, def.pack_filter()) {
+            (Some(plugin), Some(filter_name)) => {
+                plugin.pack_filter(filter_name, def.pack_options()).map_err(|e| fail(&e))?
+            }
+            _ => {
+                let mut options = def.regex_plugin_options().map_err(|e| e.to_string())?;
+                if source.is_journal() {
+                    // Journal entries carry their time: no date to look for.
+                    options.push(("journal".into(), "1".into()));
+                }
+                let plugin = shared.runtime.load_named(&registry, def.plugin()).map_err(|e| fail(&e))?;
+                plugin.filter(options).map_err(|e| fail(&e))?
+            }
+        };
         let mut actions = Vec::new();
         for (reference, def) in &jail.actions {
             let Some(plugin_name) = def.plugin() else {

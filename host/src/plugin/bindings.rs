@@ -22,10 +22,25 @@ pub mod action_world {
     });
 }
 
+/// The filter-pack world: exports `pack`, imports `log`.
+pub mod pack_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "filter-pack",
+        with: {
+            "wasmban:plugin/types": super::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log": super::filter_world::wasmban::plugin::log,
+        },
+    });
+}
+
 pub use action_world::ActionPlugin;
 pub use action_world::ActionPluginPre;
 pub use filter_world::FilterPlugin;
 pub use filter_world::FilterPluginPre;
+pub use pack_world::FilterPack;
+pub use pack_world::FilterPackPre;
+pub use pack_world::exports::wasmban::plugin::pack::{FilterInfo, PackInfo, Sample};
 
 pub use action_world::wasmban::plugin::{firewall, http, mail, shell, whois};
 pub use filter_world::wasmban::plugin::{log, types};

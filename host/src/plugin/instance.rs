@@ -8,7 +8,7 @@ use wasmtime::{Store, Trap};
 
 use crate::plugin::PluginError;
 use crate::plugin::bindings::types::{Scan, Ticket};
-use crate::plugin::bindings::{ActionPlugin, FilterPlugin};
+use crate::plugin::bindings::{ActionPlugin, FilterPack, FilterPlugin, PackInfo};
 use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
 use crate::plugin::sandbox::PluginState;
@@ -27,6 +27,7 @@ pub struct InstanceStats {
 enum Bindings {
     Filter(FilterPlugin),
     Action(ActionPlugin),
+    Pack(FilterPack),
 }
 
 struct Live {
@@ -38,6 +39,8 @@ struct Live {
 /// What filter and action instances share: building, calling, rebuilding.
 struct Sandboxed {
     plugin: Plugin,
+    /// For a pack: which of its filters.
+    pack_filter: Option<String>,
     options: Vec<(String, String)>,
     live: Option<Live>,
     stats: InstanceStats,
@@ -45,7 +48,7 @@ struct Sandboxed {
 
 impl Sandboxed {
     fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Sandboxed, PluginError> {
-        let mut s = Sandboxed { plugin, options, live: None, stats: InstanceStats::default() };
+        let mut s = Sandboxed { plugin, pack_filter: None, options, live: None, stats: InstanceStats::default() };
         s.live = Some(s.build()?);
         Ok(s)
     }
@@ -57,11 +60,7 @@ impl Sandboxed {
 
     fn build(&self) -> Result<Live, PluginError> {
         let inner = &self.plugin.inner;
-        let state = PluginState::new(&inner.name, &inner.grants, &inner.limits, &inner.services);
-        let mut store = Store::new(&inner.engine, state);
-        store.limiter(|s| &mut s.memory);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.deadline_ticks());
+        let mut store = new_store(&self.plugin, self.deadline_ticks());
         let plugin = inner.name.to_string();
         let trap = |store: &mut Store<PluginState>, call, e| classify(&plugin, call, store, e);
         let (bindings, created) = match &inner.pre {
@@ -82,6 +81,16 @@ impl Sandboxed {
                     .call_create(&mut store, &self.options)
                     .map_err(|e| trap(&mut store, "create", e))?;
                 (Bindings::Action(b), created)
+            }
+            Pre::Pack(pre) => {
+                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let filter = self.pack_filter.as_deref().unwrap_or("");
+                let created = b
+                    .wasmban_plugin_pack()
+                    .matcher()
+                    .call_create(&mut store, filter, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::Pack(b), created)
             }
         };
         let handle = created.map_err(|message| PluginError::Create { plugin, message })?;
@@ -126,6 +135,29 @@ impl Sandboxed {
     }
 }
 
+/// A fresh Store for one instance of `plugin`: its sandbox, memory cap and
+/// CPU deadline.
+fn new_store(plugin: &Plugin, deadline_ticks: u64) -> Store<PluginState> {
+    let inner = &plugin.inner;
+    let state = PluginState::new(&inner.name, &inner.grants, &inner.limits, &inner.services);
+    let mut store = Store::new(&inner.engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(deadline_ticks);
+    store
+}
+
+/// Run a pack's `describe` in a sandbox of its own.
+pub(crate) fn describe_pack(plugin: &Plugin) -> Result<PackInfo, PluginError> {
+    let tick = EPOCH_TICK.as_millis() as u64;
+    let mut store = new_store(plugin, plugin.inner.limits.call_timeout_ms.div_ceil(tick) + 1);
+    let Pre::Pack(pre) = &plugin.inner.pre else {
+        return Err(PluginError::WrongKind { plugin: plugin.name().into(), message: "it is not a filter pack".into() });
+    };
+    let b = pre.instantiate(&mut store).map_err(|e| classify(plugin.name(), "instantiate", &mut store, e))?;
+    b.wasmban_plugin_pack().call_describe(&mut store).map_err(|e| classify(plugin.name(), "describe", &mut store, e))
+}
+
 /// Turn a wasmtime error into a report that says what happened, with the
 /// plugin's last stderr lines (a Rust panic message lands there).
 fn classify(plugin: &str, call: &'static str, store: &mut Store<PluginState>, e: wasmtime::Error) -> PluginError {
@@ -153,10 +185,27 @@ impl FilterInstance {
         Sandboxed::new(plugin, options).map(FilterInstance)
     }
 
+    pub(crate) fn new_in_pack(
+        plugin: Plugin,
+        filter: &str,
+        options: Vec<(String, String)>,
+    ) -> Result<Self, PluginError> {
+        let mut s = Sandboxed {
+            plugin,
+            pack_filter: Some(filter.to_string()),
+            options,
+            live: None,
+            stats: InstanceStats::default(),
+        };
+        s.live = Some(s.build()?);
+        Ok(FilterInstance(s))
+    }
+
     /// Scan `lines` (newline-separated) at host time `now`.
     pub fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Result<Scan, PluginError> {
         self.0.call("feed", |store, bindings, handle| match bindings {
             Bindings::Filter(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
+            Bindings::Pack(b) => b.wasmban_plugin_pack().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Action(_) => unreachable!("filter instances hold filter bindings"),
         })
     }
@@ -184,7 +233,7 @@ macro_rules! action_call {
     ($self:ident, $name:literal, $method:ident $(, $arg:expr)*) => {{
         let r = $self.0.call($name, |store, bindings, handle| match bindings {
             Bindings::Action(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
-            Bindings::Filter(_) => unreachable!("action instances hold action bindings"),
+            Bindings::Filter(_) | Bindings::Pack(_) => unreachable!("action instances hold action bindings"),
         })?;
         r
     }};

@@ -16,7 +16,7 @@ use crate::capability::HostServices;
 use crate::capability::mail::MailSettings;
 use crate::capability::process::{ProgramRunner, SystemRunner};
 use crate::capability::whois::WhoisSettings;
-use crate::plugin::bindings::{ActionPluginPre, FilterPluginPre};
+use crate::plugin::bindings::{ActionPluginPre, FilterPackPre, FilterPluginPre, PackInfo};
 use crate::plugin::cache::{CacheOutcome, CompiledCache, compile};
 use crate::plugin::instance::{ActionInstance, FilterInstance};
 use crate::plugin::manifest::{Grants, Limits};
@@ -172,6 +172,7 @@ impl Runtime {
         let pre = match kind {
             PluginKind::Filter => Pre::Filter(FilterPluginPre::new(instance_pre).map_err(fail)?),
             PluginKind::Action => Pre::Action(ActionPluginPre::new(instance_pre).map_err(fail)?),
+            PluginKind::Pack => Pre::Pack(FilterPackPre::new(instance_pre).map_err(fail)?),
         };
         Ok(Plugin {
             inner: Arc::new(PluginInner {
@@ -201,6 +202,7 @@ impl Runtime {
 pub(crate) enum Pre {
     Filter(FilterPluginPre<PluginState>),
     Action(ActionPluginPre<PluginState>),
+    Pack(FilterPackPre<PluginState>),
 }
 
 pub(crate) struct PluginInner {
@@ -256,8 +258,26 @@ impl Plugin {
 
     /// A new filter instance built from `options`.
     pub fn filter(&self, options: Vec<(String, String)>) -> Result<FilterInstance, PluginError> {
+        if self.inner.kind == PluginKind::Pack {
+            return Err(PluginError::WrongKind {
+                plugin: self.name().to_string(),
+                message: format!("it is a filter pack: name one of its filters, as {}:FILTER", self.name()),
+            });
+        }
         self.expect(PluginKind::Filter)?;
         FilterInstance::new(self.clone(), options)
+    }
+
+    /// A new instance of the filter `filter` of this pack.
+    pub fn pack_filter(&self, filter: &str, options: Vec<(String, String)>) -> Result<FilterInstance, PluginError> {
+        self.expect(PluginKind::Pack)?;
+        FilterInstance::new_in_pack(self.clone(), filter, options)
+    }
+
+    /// What this pack provides (its `describe`), run in a fresh sandbox.
+    pub fn describe(&self) -> Result<PackInfo, PluginError> {
+        self.expect(PluginKind::Pack)?;
+        crate::plugin::instance::describe_pack(self)
     }
 
     /// A new action instance built from `options`.
@@ -271,5 +291,6 @@ fn article(kind: PluginKind) -> &'static str {
     match kind {
         PluginKind::Action => "an",
         PluginKind::Filter => "a",
+        PluginKind::Pack => "a",
     }
 }

@@ -28,6 +28,8 @@ pub enum PluginKind {
     Filter,
     /// Exports `wasmban:plugin/action`.
     Action,
+    /// Exports `wasmban:plugin/pack`: several named filters.
+    Pack,
 }
 
 impl std::fmt::Display for PluginKind {
@@ -35,6 +37,7 @@ impl std::fmt::Display for PluginKind {
         f.write_str(match self {
             PluginKind::Filter => "filter",
             PluginKind::Action => "action",
+            PluginKind::Pack => "filter pack",
         })
     }
 }
@@ -52,7 +55,9 @@ fn our_interface<'a>(name: &'a str, interface: &str) -> Option<&'a str> {
 pub fn kind_of(plugin: &str, exports: &[String]) -> Result<PluginKind, PluginError> {
     let mut found = Vec::new();
     for name in exports {
-        for (iface, kind) in [("filter", PluginKind::Filter), ("action", PluginKind::Action)] {
+        for (iface, kind) in
+            [("filter", PluginKind::Filter), ("action", PluginKind::Action), ("pack", PluginKind::Pack)]
+        {
             if let Some(version) = our_interface(name, iface) {
                 if !version.starts_with(WIT_VERSION_PREFIX) {
                     return Err(PluginError::WrongKind {
@@ -71,13 +76,13 @@ pub fn kind_of(plugin: &str, exports: &[String]) -> Result<PluginKind, PluginErr
         [] => Err(PluginError::WrongKind {
             plugin: plugin.to_string(),
             message: format!(
-                "it exports neither wasmban:plugin/filter nor wasmban:plugin/action (it exports: {}); is it a wasmban plugin?",
+                "it exports none of wasmban:plugin/filter, action or pack (it exports: {}); is it a wasmban plugin?",
                 if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
             ),
         }),
         _ => Err(PluginError::WrongKind {
             plugin: plugin.to_string(),
-            message: "it exports both a filter and an action; a plugin is one or the other".into(),
+            message: "it exports more than one of filter, action and pack; a plugin is one of them".into(),
         }),
     }
 }
@@ -128,7 +133,7 @@ pub fn check_imports(
         if capability == Capability::Log {
             continue;
         }
-        if kind == PluginKind::Filter {
+        if matches!(kind, PluginKind::Filter | PluginKind::Pack) {
             return refuse(import, format!("but filters are granted only `log`, never `{}`", capability.name()));
         }
         let granted = match capability {
@@ -315,7 +320,7 @@ mod tests {
         assert_eq!(kind_of("p", &names(&["wasmban:plugin/filter@0.1.0"])).unwrap(), PluginKind::Filter);
         assert_eq!(kind_of("p", &names(&["wasmban:plugin/action@0.1.3"])).unwrap(), PluginKind::Action);
         let err = kind_of("p", &names(&["wasi:cli/run@0.2.0"])).unwrap_err().to_string();
-        assert!(err.contains("neither") && err.contains("wasi:cli/run"), "{err}");
+        assert!(err.contains("none of") && err.contains("wasi:cli/run"), "{err}");
         let err = kind_of("p", &names(&["wasmban:plugin/filter@0.2.0"])).unwrap_err().to_string();
         assert!(err.contains("rebuild"), "{err}");
     }
@@ -333,6 +338,16 @@ mod tests {
         .to_string();
         assert!(err.contains("pack") && err.contains("wasmban:plugin/shell@0.1.0"), "{err}");
         assert!(err.contains("shell = true") && err.contains("/etc/wasmban/plugin.d/pack.toml"), "{err}");
+    }
+
+    #[test]
+    fn packs_are_filters_and_get_log_only() {
+        assert_eq!(kind_of("p", &names(&["wasmban:plugin/pack@0.1.0"])).unwrap(), PluginKind::Pack);
+        let grants = Grants { firewall: vec!["iptables".into()], shell: true, ..Grants::default() };
+        let err = check_imports("p", PluginKind::Pack, &names(&["wasmban:plugin/shell@0.1.0"]), &grants, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only `log`"), "{err}");
     }
 
     #[test]

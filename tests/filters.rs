@@ -95,7 +95,11 @@ fn corpus(name: &str) -> Option<Vec<(String, Option<String>)>> {
     for line in text.lines() {
         if let Some(opts) = line.strip_prefix("# filterOptions:") {
             let opts: serde_json::Value = serde_json::from_str(opts.trim()).unwrap();
-            let modes: Vec<&serde_json::Value> = opts.as_array().map(|a| a.iter().collect()).unwrap_or_default();
+            // A list of option sets, or one set alone.
+            let modes: Vec<&serde_json::Value> = match opts.as_array() {
+                Some(list) => list.iter().collect(),
+                None => vec![&opts],
+            };
             default_mode = modes.is_empty() || modes.iter().any(|m| m.get("mode").is_none_or(|v| v == "normal"));
         } else if let Some(json) = line.strip_prefix("# failJSON:") {
             expect = Some(serde_json::from_str(json.trim()).unwrap());
@@ -135,4 +139,123 @@ fn agrees_with_the_corpus(name: &str) {
 fn nginx_filters_agree_with_fail2bans_sample_corpus() {
     agrees_with_the_corpus("nginx-http-auth");
     agrees_with_the_corpus("nginx-limit-req");
+}
+
+/// Ids and rule indices found per line, through `wasmban regex --json`.
+fn rules_and_hosts(log: &str, filter: &str, opts: &[String]) -> Vec<Vec<(String, u64)>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sample.log");
+    std::fs::write(&path, log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
+    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", "--json"]);
+    for o in opts {
+        cmd.args(["--opt", o]);
+    }
+    let out = cmd.arg(&path).arg(filter).output().unwrap();
+    assert!(out.status.success(), "{filter}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| (f["id"].as_str().unwrap().to_string(), f["regex"].as_u64().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+/// How many failregex lines the filter has in this mode.
+fn failregex_count(filter: &str, opts: &[String]) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
+    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", "--print-definition"]);
+    for o in opts {
+        cmd.args(["--opt", o]);
+    }
+    let out = cmd.arg(&empty).arg(filter).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text.lines().find_map(|l| l.strip_prefix("failregex\t")).unwrap_or("");
+    line.split("\\n").filter(|r| !r.trim().is_empty()).count()
+}
+
+/// A sample line and the id it must yield (none: no failure).
+type Case = (String, Option<String>);
+
+/// Every filter shipped in config/filter.d has a sample log in
+/// tests/filter-samples (format in its README); every sample line gets the
+/// verdict written above it, and every failregex of every mode is the rule
+/// that matched at least one sample line.
+#[test]
+fn every_shipped_filter_passes_its_samples_and_each_failregex_has_one() {
+    let filters = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d");
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filter-samples");
+    let mut names: Vec<String> = std::fs::read_dir(&filters)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".conf").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 13, "{names:?}");
+    for name in &names {
+        let text = std::fs::read_to_string(samples.join(format!("{name}.log")))
+            .unwrap_or_else(|_| panic!("filter {name} has no tests/filter-samples/{name}.log"));
+        let mut by_mode: Vec<(String, Vec<Case>)> = vec![("normal".into(), Vec::new())];
+        let mut expect: Option<Option<String>> = None;
+        for line in text.lines() {
+            if let Some(mode) = line.strip_prefix("# mode:") {
+                by_mode.push((mode.trim().to_string(), Vec::new()));
+            } else if let Some(e) = line.strip_prefix("# expect:") {
+                let e = e.trim();
+                expect = Some((e != "none").then(|| e.to_string()));
+            } else if !line.starts_with('#') && !line.trim().is_empty() {
+                let e = expect.take().unwrap_or_else(|| panic!("{name}: no `# expect:` above {line:?}"));
+                by_mode.last_mut().unwrap().1.push((line.to_string(), e));
+            }
+        }
+        let filter = shipped(&format!("{name}.conf"));
+        for (mode, cases) in by_mode.iter().filter(|(_, c)| !c.is_empty()) {
+            let opts = if mode == "normal" { Vec::new() } else { vec![format!("mode={mode}")] };
+            let log: String = cases.iter().map(|(l, _)| format!("{l}\n")).collect();
+            let found = rules_and_hosts(&log, &filter, &opts);
+            assert_eq!(found.len(), cases.len(), "{name} ({mode})");
+            let mut used = std::collections::BTreeSet::new();
+            for ((line, expected), got) in cases.iter().zip(&found) {
+                let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
+                match expected {
+                    Some(host) => assert!(
+                        ids.contains(&host.as_str()),
+                        "{name} ({mode}): expected {host} in {line:?}, found {ids:?}"
+                    ),
+                    None => assert!(ids.is_empty(), "{name} ({mode}): expected nothing in {line:?}, found {ids:?}"),
+                }
+                used.extend(got.iter().map(|(_, rule)| *rule));
+            }
+            let count = failregex_count(&filter, &opts);
+            assert!(count > 0, "{name} ({mode}): no failregex found");
+            let unused: Vec<usize> = (0..count).filter(|i| !used.contains(&(*i as u64))).collect();
+            assert!(unused.is_empty(), "{name} ({mode}): failregex #{unused:?} (0-based) matched no sample line");
+        }
+    }
+}
+
+#[test]
+fn the_new_filters_agree_with_fail2bans_sample_corpus() {
+    for name in [
+        "vsftpd",
+        "proftpd",
+        "pure-ftpd",
+        "mysqld-auth",
+        "nginx-botsearch",
+        "apache-badbots",
+        "apache-auth",
+        "dovecot",
+        "postfix",
+    ] {
+        agrees_with_the_corpus(name);
+    }
 }

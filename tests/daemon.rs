@@ -15,19 +15,10 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_wasmban");
 
 /// A civil UTC timestamp, ISO 8601, `offset` seconds from now.
-fn iso(offset: i64) -> String {
+pub(crate) fn iso(offset: i64) -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + offset;
-    let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = wasmban::timezone::civil_from_days(secs.div_euclid(86400));
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
@@ -57,6 +48,16 @@ pub(crate) fn tree(root: &Path, extra: &str) {
     )
     .unwrap();
     std::fs::write(conf.join("jail.local"), extra).unwrap();
+}
+
+/// The shipped action.d files, into the tree made by [`tree`].
+fn copy_shipped_actions(root: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    for f in std::fs::read_dir(shipped).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
+    }
 }
 
 pub(crate) struct Daemon {
@@ -415,12 +416,7 @@ fn bans_reach_the_firewall_and_sigterm_tears_it_down_in_a_namespace() {
 action = iptables-multiport[name=sshd, port=\"22,2222\"]
 ",
     );
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");
-    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
-    for f in std::fs::read_dir(shipped).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
-    }
+    copy_shipped_actions(root);
     let rules = |program: &str| ns.exec(&[program, "-w", "-S"]);
 
     let d = Daemon::start_ready(root, Some(&ns.name));
@@ -631,12 +627,7 @@ fn a_firewall_flushed_under_the_daemon_is_repaired_with_every_ban() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     tree(root, "[sshd]\naction = nftables-multiport[name=sshd]\n");
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");
-    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
-    for f in std::fs::read_dir(shipped).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
-    }
+    copy_shipped_actions(root);
     let set = || ns.exec(&["nft", "list", "ruleset"]);
     let d = Daemon::start_ready(root, Some(&ns.name));
     append(&root.join("auth.log"), &failure("192.0.2.50"));

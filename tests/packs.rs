@@ -40,25 +40,8 @@ fn install(plugin_dir: &Path) {
 fn access_line(addr: &str, status: u16, second: u32) -> String {
     format!(
         "{{\"time\":\"{}\",\"remote_addr\":\"{addr}\",\"request\":\"POST /login HTTP/1.1\",\"status\":{status}}}\n",
-        chrono_like(second)
+        crate::daemon::iso(i64::from(second))
     )
-}
-
-/// Now (UTC) plus `second` seconds, ISO 8601: the jail ignores old lines.
-fn chrono_like(second: u32) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let t = now + i64::from(second);
-    let (days, rem) = (t.div_euclid(86400), t.rem_euclid(86400));
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 #[test]

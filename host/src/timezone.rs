@@ -17,15 +17,21 @@ pub fn local_rule() -> String {
 /// The current calendar year (UTC), which decides the years `%ExY` accepts.
 pub fn current_year() -> i64 {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    // Civil year from days since the epoch (Howard Hinnant's algorithm).
-    let z = (secs / 86400) as i64 + 719468;
+    civil_from_days(secs as i64 / 86400).0
+}
+
+/// Year, month (1-12) and day (1-31) of a day counted from 1970-01-01
+/// (Howard Hinnant's algorithm; any day, before the epoch too).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719468;
     let era = z.div_euclid(146097);
     let doe = z - era * 146097;
     let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    yoe + era * 400 + i64::from(month <= 2)
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// The rule for one `TZ` value.

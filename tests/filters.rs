@@ -7,26 +7,40 @@ fn shipped(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d").join(name).display().to_string()
 }
 
-/// Hosts found per line, through `wasmban regex --json`.
-fn hosts(log: &str, filter: &str, opts: &[&str]) -> Vec<Vec<String>> {
+/// What `wasmban regex FLAG` prints for `log` under `filter`.
+fn regex_output(log: &str, filter: &str, opts: &[&str], flag: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.log");
     std::fs::write(&path, log).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
-    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", "--json"]);
+    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", flag]);
     for o in opts {
         cmd.args(["--opt", o]);
     }
     let out = cmd.arg(&path).arg(filter).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
+    assert!(out.status.success(), "{filter}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Ids and rule indices found per line, through `wasmban regex --json`.
+fn rules_and_hosts(log: &str, filter: &str, opts: &[&str]) -> Vec<Vec<(String, u64)>> {
+    regex_output(log, filter, opts, "--json")
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["failures"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_string()).collect()
+            v["failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| (f["id"].as_str().unwrap().to_string(), f["regex"].as_u64().unwrap()))
+                .collect()
         })
         .collect()
+}
+
+/// Hosts found per line.
+fn hosts(log: &str, filter: &str, opts: &[&str]) -> Vec<Vec<String>> {
+    rules_and_hosts(log, filter, opts).into_iter().map(|line| line.into_iter().map(|(id, _)| id).collect()).collect()
 }
 
 const SSHD: &str = "\
@@ -141,45 +155,9 @@ fn nginx_filters_agree_with_fail2bans_sample_corpus() {
     agrees_with_the_corpus("nginx-limit-req");
 }
 
-/// Ids and rule indices found per line, through `wasmban regex --json`.
-fn rules_and_hosts(log: &str, filter: &str, opts: &[String]) -> Vec<Vec<(String, u64)>> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sample.log");
-    std::fs::write(&path, log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
-    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", "--json"]);
-    for o in opts {
-        cmd.args(["--opt", o]);
-    }
-    let out = cmd.arg(&path).arg(filter).output().unwrap();
-    assert!(out.status.success(), "{filter}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["failures"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| (f["id"].as_str().unwrap().to_string(), f["regex"].as_u64().unwrap()))
-                .collect()
-        })
-        .collect()
-}
-
 /// How many failregex lines the filter has in this mode.
-fn failregex_count(filter: &str, opts: &[String]) -> usize {
-    let dir = tempfile::tempdir().unwrap();
-    let empty = dir.path().join("empty.log");
-    std::fs::write(&empty, "").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
-    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", "--print-definition"]);
-    for o in opts {
-        cmd.args(["--opt", o]);
-    }
-    let out = cmd.arg(&empty).arg(filter).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+fn failregex_count(filter: &str, opts: &[&str]) -> usize {
+    let text = regex_output("", filter, opts, "--print-definition");
     let line = text.lines().find_map(|l| l.strip_prefix("failregex\t")).unwrap_or("");
     line.split("\\n").filter(|r| !r.trim().is_empty()).count()
 }
@@ -219,7 +197,8 @@ fn every_shipped_filter_passes_its_samples_and_each_failregex_has_one() {
         }
         let filter = shipped(&format!("{name}.conf"));
         for (mode, cases) in by_mode.iter().filter(|(_, c)| !c.is_empty()) {
-            let opts = if mode == "normal" { Vec::new() } else { vec![format!("mode={mode}")] };
+            let mode_opt = format!("mode={mode}");
+            let opts: Vec<&str> = if mode == "normal" { Vec::new() } else { vec![mode_opt.as_str()] };
             let log: String = cases.iter().map(|(l, _)| format!("{l}\n")).collect();
             let found = rules_and_hosts(&log, &filter, &opts);
             assert_eq!(found.len(), cases.len(), "{name} ({mode})");

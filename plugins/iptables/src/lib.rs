@@ -214,17 +214,7 @@ impl Iptables {
 
     fn run_ok(&self, family: Family, args: &[String]) -> Result<(), String> {
         let out = self.run(family, args)?;
-        if out.status == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "`{} {}` exited with status {}: {}",
-                family.program(),
-                args.join(" "),
-                out.status,
-                out.stderr.trim()
-            ))
-        }
+        if out.status == 0 { Ok(()) } else { Err(exit_error(family, args, &out)) }
     }
 
     fn start_family(&mut self, family: Family) -> Result<(), String> {
@@ -259,6 +249,11 @@ impl Iptables {
     }
 }
 
+/// What a firewall command that failed says, for the daemon log.
+fn exit_error(family: Family, args: &[String], out: &firewall::Output) -> String {
+    format!("`{} {}` exited with status {}: {}", family.program(), args.join(" "), out.status, out.stderr.trim())
+}
+
 /// Whether a listed source (`192.0.2.7/32`) is the address or range `ip`.
 fn same_source(listed: &str, ip: &str) -> bool {
     listed == ip || listed.strip_suffix("/32").or_else(|| listed.strip_suffix("/128")) == Some(ip)
@@ -270,13 +265,7 @@ impl Iptables {
         let args = argv(&["-w", "-S", &self.plan.jail_chain()]);
         let out = self.run(family, &args)?;
         if out.status != 0 {
-            return Err(format!(
-                "`{} {}` exited with status {}: {}",
-                family.program(),
-                args.join(" "),
-                out.status,
-                out.stderr.trim()
-            ));
+            return Err(exit_error(family, &args, &out));
         }
         Ok(out
             .stdout

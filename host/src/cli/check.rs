@@ -26,16 +26,10 @@ fn check_jail(
     match &jail.filter {
         None => report(warnings, "no filter set: the jail will never find a failure".into()),
         Some((reference, def)) => {
-            let built = match def.pack_filter() {
-                Some(name) => runtime
-                    .load_named(registry, def.plugin())
-                    .and_then(|plugin| plugin.pack_filter(name, def.pack_options()).map(|_| ()))
-                    .map_err(|e| e.to_string()),
-                None => def.regex_plugin_options().map_err(|e| e.to_string()).and_then(|options| {
-                    let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| e.to_string())?;
-                    plugin.filter(options).map(|_| ()).map_err(|e| e.to_string())
-                }),
-            };
+            let built = def.component_options().map_err(|e| e.to_string()).and_then(|options| {
+                let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| e.to_string())?;
+                plugin.filter_for(def.pack_filter(), options).map(|_| ()).map_err(|e| e.to_string())
+            });
             if let Err(e) = built {
                 report(errors, format!("filter {} ({}): {e}", reference.name, def.where_()));
             }

@@ -120,10 +120,7 @@ fn failure_json(f: &Failure) -> Value {
 pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let params = parse_opts(&args.opts)?;
     let definition = load_definition(cli, &args.filter, &params)?;
-    let mut options = match definition.pack_filter() {
-        Some(_) => definition.pack_options(),
-        None => definition.regex_plugin_options()?,
-    };
+    let mut options = definition.component_options()?;
     // fail2ban-regex tries every failregex on every line, so its hit counts
     // are per regex; the daemon stops at the first match.
     options.push(("check-all".into(), "1".into()));
@@ -139,11 +136,9 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let registry = Registry::new(Some(cli.plugin_dir()));
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
     let plugin = runtime.load_named(&registry, definition.plugin())?;
-    let mut filter = match definition.pack_filter() {
-        Some(name) => plugin.pack_filter(name, options),
-        None => plugin.filter(options),
-    }
-    .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
+    let mut filter = plugin
+        .filter_for(definition.pack_filter(), options)
+        .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
 
     let now = args.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)

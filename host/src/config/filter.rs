@@ -92,6 +92,15 @@ impl FilterDefinition {
             .collect()
     }
 
+    /// The options its component is created with: a pack filter's
+    /// parameters, or the regex filter's definition.
+    pub fn component_options(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        match self.pack_filter() {
+            Some(_) => Ok(self.pack_options()),
+            None => self.regex_plugin_options(),
+        }
+    }
+
     /// A multi-line option as a list: one entry per non-empty line.
     pub fn list(&self, option: &str) -> Vec<String> {
         self.options

@@ -275,20 +275,16 @@ impl Worker {
         // Positions first: lines logged while the plugins load are read.
         let source =
             Source::open(&name, &jail.backend, &logpath, journalmatch.as_deref(), shared.store.clone(), waker)?;
-        let filter = match (pack, def.pack_filter()) {
-            (Some(plugin), Some(filter_name)) => {
-                plugin.pack_filter(filter_name, def.pack_options()).map_err(|e| fail(&e))?
-            }
-            _ => {
-                let mut options = def.regex_plugin_options().map_err(|e| e.to_string())?;
-                if source.is_journal() {
-                    // Journal entries carry their time: no date to look for.
-                    options.push(("journal".into(), "1".into()));
-                }
-                let plugin = shared.runtime.load_named(&registry, def.plugin()).map_err(|e| fail(&e))?;
-                plugin.filter(options).map_err(|e| fail(&e))?
-            }
+        let mut options = def.component_options().map_err(|e| e.to_string())?;
+        if source.is_journal() && def.pack_filter().is_none() {
+            // Journal entries carry their time: no date to look for.
+            options.push(("journal".into(), "1".into()));
+        }
+        let plugin = match pack {
+            Some(plugin) => plugin,
+            None => shared.runtime.load_named(&registry, def.plugin()).map_err(|e| fail(&e))?,
         };
+        let filter = plugin.filter_for(def.pack_filter(), options).map_err(|e| fail(&e))?;
         let mut actions = Vec::new();
         for (reference, def) in &jail.actions {
             let Some(plugin_name) = def.plugin() else {

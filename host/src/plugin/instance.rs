@@ -47,8 +47,13 @@ struct Sandboxed {
 }
 
 impl Sandboxed {
-    fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Sandboxed, PluginError> {
-        let mut s = Sandboxed { plugin, pack_filter: None, options, live: None, stats: InstanceStats::default() };
+    fn new(
+        plugin: Plugin,
+        pack_filter: Option<&str>,
+        options: Vec<(String, String)>,
+    ) -> Result<Sandboxed, PluginError> {
+        let pack_filter = pack_filter.map(str::to_string);
+        let mut s = Sandboxed { plugin, pack_filter, options, live: None, stats: InstanceStats::default() };
         s.live = Some(s.build()?);
         Ok(s)
     }
@@ -182,7 +187,7 @@ pub struct FilterInstance(Sandboxed);
 
 impl FilterInstance {
     pub(crate) fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Self, PluginError> {
-        Sandboxed::new(plugin, options).map(FilterInstance)
+        Sandboxed::new(plugin, None, options).map(FilterInstance)
     }
 
     pub(crate) fn new_in_pack(
@@ -190,15 +195,7 @@ impl FilterInstance {
         filter: &str,
         options: Vec<(String, String)>,
     ) -> Result<Self, PluginError> {
-        let mut s = Sandboxed {
-            plugin,
-            pack_filter: Some(filter.to_string()),
-            options,
-            live: None,
-            stats: InstanceStats::default(),
-        };
-        s.live = Some(s.build()?);
-        Ok(FilterInstance(s))
+        Sandboxed::new(plugin, Some(filter), options).map(FilterInstance)
     }
 
     /// Scan `lines` (newline-separated) at host time `now`.
@@ -241,7 +238,7 @@ macro_rules! action_call {
 
 impl ActionInstance {
     pub(crate) fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Self, PluginError> {
-        Sandboxed::new(plugin, options).map(ActionInstance)
+        Sandboxed::new(plugin, None, options).map(ActionInstance)
     }
 
     /// Set up what bans need.

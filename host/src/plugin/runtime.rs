@@ -274,6 +274,19 @@ impl Plugin {
         FilterInstance::new_in_pack(self.clone(), filter, options)
     }
 
+    /// The filter a definition names: `pack_filter` of this pack when
+    /// given, else this plugin as a filter.
+    pub fn filter_for(
+        &self,
+        pack_filter: Option<&str>,
+        options: Vec<(String, String)>,
+    ) -> Result<FilterInstance, PluginError> {
+        match pack_filter {
+            Some(name) => self.pack_filter(name, options),
+            None => self.filter(options),
+        }
+    }
+
     /// What this pack provides (its `describe`), run in a fresh sandbox.
     pub fn describe(&self) -> Result<PackInfo, PluginError> {
         self.expect(PluginKind::Pack)?;

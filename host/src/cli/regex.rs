@@ -80,22 +80,65 @@ fn load_definition(cli: &Cli, filter: &str, params: &[(String, String)]) -> anyh
     }
 }
 
+/// A line of the log: its 1-based number and where it lies in the text.
 struct Line {
     number: usize,
-    text: String,
+    start: usize,
+    end: usize,
 }
 
-fn read_lines(path: &Path) -> anyhow::Result<Vec<Line>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read log {}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    Ok(text
-        .split('\n')
-        .enumerate()
-        .filter_map(|(i, l)| {
-            let l = l.trim_end_matches(['\r', '\n']);
-            (!l.is_empty() && !l.starts_with('#')).then(|| Line { number: i + 1, text: l.to_string() })
-        })
-        .collect())
+/// The log as text (invalid UTF-8 replaced) and the lines fed to the
+/// filter: empty lines and `#` comments are left out, trailing `\r` and
+/// `\n` stripped, as fail2ban-regex does.
+struct Log {
+    text: String,
+    lines: Vec<Line>,
+}
+
+impl Log {
+    fn read(path: &Path) -> anyhow::Result<Log> {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read log {}", path.display()))?;
+        // Valid UTF-8 (the usual case) is checked in one fast pass and kept
+        // as it is; only a log with invalid bytes is copied with them replaced.
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        let mut lines = Vec::with_capacity(text.len() / 80);
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+        for (i, end) in ends.enumerate() {
+            let line = text[start..end].trim_end_matches(['\r', '\n']);
+            if !line.is_empty() && !line.starts_with('#') {
+                lines.push(Line { number: i + 1, start, end: start + line.len() });
+            }
+            start = end + 1;
+        }
+        Ok(Log { text, lines })
+    }
+
+    fn text_of(&self, line: &Line) -> &str {
+        &self.text[line.start..line.end]
+    }
+
+    /// The lines of `chunk` joined by newlines: a slice of the log itself
+    /// when they follow one another in it (nothing skipped or stripped in
+    /// between), a copy otherwise.
+    fn batch<'a>(&'a self, chunk: &[Line], scratch: &'a mut String) -> &'a str {
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return "" };
+        let contiguous = chunk.windows(2).all(|w| w[1].start == w[0].end + 1);
+        if contiguous {
+            return &self.text[first.start..last.end];
+        }
+        scratch.clear();
+        for (i, line) in chunk.iter().enumerate() {
+            if i > 0 {
+                scratch.push('\n');
+            }
+            scratch.push_str(self.text_of(line));
+        }
+        scratch
+    }
 }
 
 fn failure_json(f: &Failure) -> Value {
@@ -143,16 +186,18 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let now = args.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
     });
-    let lines = read_lines(&args.log)?;
+    let log = Log::read(&args.log)?;
+    let lines = &log.lines;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let failregex = definition.list("failregex");
     let mut hits = vec![0usize; failregex.len()];
     let (mut matched, mut ignored, mut missed, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
 
+    let mut scratch = String::new();
     for chunk in lines.chunks(BATCH_LINES) {
-        let batch: String = chunk.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n");
-        let scan = match filter.feed(&batch, now, true) {
+        let batch = log.batch(chunk, &mut scratch);
+        let scan = match filter.feed(batch, now, true) {
             Ok(scan) => scan,
             Err(e) => {
                 // One bad batch must not end the run: report and go on.
@@ -231,7 +276,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let mut print = |title: &str, set: &[&Line]| -> std::io::Result<()> {
         writeln!(out, "|- {title} line(s):")?;
         for l in set {
-            writeln!(out, "|  {}", l.text)?;
+            writeln!(out, "|  {}", log.text_of(l))?;
         }
         writeln!(out, "`-")
     };

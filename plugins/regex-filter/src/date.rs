@@ -4,11 +4,12 @@
 //! to which template matched before, and turned into unix time with the
 //! year, day and zone defaults of fail2ban's strptime.
 
-use std::rc::Rc;
+use std::cell::OnceCell;
 
 use fancy_regex::Regex;
 
-use crate::dialect::{relax, translate};
+use crate::backtrack::{self, Outcome, Program};
+use crate::dialect::translate;
 use crate::tz::{TzRule, civil_from_days, days_from_civil, days_in_month};
 
 /// What a template is anchored to, as fail2ban flags it.
@@ -211,30 +212,123 @@ enum Reader {
 /// One date template.
 pub struct Template {
     pub name: String,
-    regex: Regex,
-    /// The template without its word-boundary look-aheads, for the `regex`
-    /// crate; a match is exact once the boundaries are checked by hand.
-    fast: Option<regex::Regex>,
-    /// A superset of the template for the `regex` crate, to reject lines
-    /// cheaply when the template needs fancy features.
-    quick: Option<regex::Regex>,
+    /// Unique in its detector (templates move as they are reordered).
+    id: usize,
+    /// The template's regex in fancy-regex's syntax.
+    translated: String,
+    /// Built on first use: of the default set's templates, a log needs one
+    /// or two.
+    engines: OnceCell<Engines>,
     flags: u8,
     weight: f64,
     reader: Reader,
-    /// The last fast-path match: its text and what the captures gave, so a
-    /// repeated timestamp (many lines a second) costs one DFA search.
-    memo: std::cell::RefCell<Option<FastMemo>>,
     hits: u64,
     last_used: f64,
     distance: usize,
 }
 
-/// A template's last fast-path match: its text, the date's offsets in it,
-/// and the named groups.
-type FastMemo = (String, usize, usize, Rc<[(String, String)]>);
+/// What runs a template: the backtracker on ASCII lines, fancy-regex on
+/// the others (built when the first one comes).
+struct Engines {
+    program: Option<Program>,
+    fancy: OnceCell<Result<Regex, String>>,
+    /// Named groups: (index, name).
+    names: Vec<(usize, String)>,
+}
 
 /// The last date read: template name, date text, host time bits, result.
 type ReadMemo = (String, String, u64, Option<f64>);
+
+impl Template {
+    fn engines(&self) -> &Engines {
+        self.engines.get_or_init(|| {
+            let names = match fancy_regex::Expr::parse_tree(&self.translated) {
+                Ok(tree) => {
+                    let mut names: Vec<(usize, String)> = tree
+                        .named_groups
+                        .iter()
+                        .flat_map(|(n, idx)| idx.iter().map(move |i| (*i, n.clone())))
+                        .collect();
+                    names.sort();
+                    names
+                }
+                Err(_) => Vec::new(),
+            };
+            Engines { program: Program::new(&self.translated).ok(), fancy: OnceCell::new(), names }
+        })
+    }
+
+    /// Build its engines now and report a regex they cannot build.
+    fn check(&self) -> Result<(), String> {
+        let engines = self.engines();
+        if engines.program.is_none() {
+            self.fancy()?;
+        }
+        Ok(())
+    }
+
+    fn fancy(&self) -> Result<&Regex, String> {
+        self.engines()
+            .fancy
+            .get_or_init(|| Regex::new(&self.translated).map_err(|e| format!("date pattern {:?}: {e}", self.name)))
+            .as_ref()
+            .map_err(String::clone)
+    }
+
+    /// Search `hay` from `from`; on a match, the span of every group
+    /// (group 0 the whole match) in `spans`.
+    /// Also returns how much of `hay` the answer depends on (see
+    /// `Program::search_reach`) when `want_reach` and it is known.
+    fn captures(
+        &self,
+        hay: &str,
+        ascii: bool,
+        from: usize,
+        want_reach: bool,
+        spans: &mut Vec<Option<(usize, usize)>>,
+        scratch: &mut Scratch,
+    ) -> (bool, Option<usize>) {
+        spans.clear();
+        let engines = self.engines();
+        if ascii && let Some(program) = &engines.program {
+            let (outcome, reach) = if want_reach {
+                let (outcome, reach) =
+                    program.search_reach(hay.as_bytes(), from, &mut scratch.slots, &mut scratch.backtrack);
+                (outcome, Some(reach))
+            } else {
+                (program.search(hay.as_bytes(), from, &mut scratch.slots, &mut scratch.backtrack), None)
+            };
+            match outcome {
+                Outcome::Match => {
+                    let slots = &scratch.slots;
+                    spans.extend((0..program.group_count()).map(|g| {
+                        let (s, e) = (slots[2 * g], slots[2 * g + 1]);
+                        (s != backtrack::NONE && e != backtrack::NONE).then_some((s, e))
+                    }));
+                    return (true, reach);
+                }
+                Outcome::NoMatch => return (false, reach),
+                Outcome::GaveUp => {}
+            }
+        }
+        let Ok(re) = self.fancy() else { return (false, None) };
+        match re.captures_from_pos(hay, from) {
+            Ok(Some(caps)) => {
+                spans.extend((0..caps.len()).map(|g| caps.get(g).map(|m| (m.start(), m.end()))));
+                (true, None)
+            }
+            _ => (false, None),
+        }
+    }
+}
+
+/// Reusable memory for template searches.
+#[derive(Default)]
+struct Scratch {
+    slots: Vec<usize>,
+    backtrack: backtrack::Scratch,
+    spans: Vec<Option<(usize, usize)>>,
+}
 
 /// How the begin of a template is bounded.
 #[derive(Clone, Copy, PartialEq)]
@@ -263,7 +357,6 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
     }
     let mut flags = 0;
     let mut name = name;
-    let mut unbounded_core = regex.clone();
     if bound_begin {
         if begin == Begin::Word {
             flags |= WORD_BEGIN;
@@ -271,7 +364,6 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
         } else {
             flags |= LINE_BEGIN;
             regex = format!(r"^(?:\W{{0,2}})?{regex}");
-            unbounded_core = regex.clone();
             if !name.starts_with("{^LN-BEG}") {
                 name = format!("{{^LN-BEG}}{name}");
             }
@@ -290,20 +382,15 @@ fn build(name: String, regex: &str, begin: Begin, end: bool, reader: Reader) -> 
     let regex = regex.replace("**", "");
     let full = format!("{flags_group}{regex}");
     let translated = translate(&full, false);
-    let compiled = Regex::new(&translated).map_err(|e| format!("date pattern {name:?}: {e}"))?;
-    let unbounded = format!("{flags_group}{}", unbounded_core.replace("**", ""));
-    let unbounded = translate(&unbounded, false);
-    let fast = (relax(&unbounded) == unbounded).then(|| regex::Regex::new(&unbounded).ok()).flatten();
-    let quick = if fast.is_none() { regex::Regex::new(&relax(&translated)).ok() } else { None };
+    fancy_regex::Expr::parse_tree(&translated).map_err(|e| format!("date pattern {name:?}: {e}"))?;
     Ok(Template {
         name,
-        regex: compiled,
-        fast,
-        quick,
+        id: 0,
+        translated,
+        engines: OnceCell::new(),
         flags,
         weight: 1.0,
         reader,
-        memo: std::cell::RefCell::new(None),
         hits: 0,
         last_used: 0.0,
         distance: usize::MAX,
@@ -441,20 +528,6 @@ fn unbound(pattern: &str) -> &str {
     p.strip_prefix("{^LN-BEG}").unwrap_or(p)
 }
 
-fn is_word(c: Option<char>) -> bool {
-    c.is_some_and(|c| c.is_alphanumeric() || c == '_')
-}
-
-/// `(?=^|\b|\W)` at `at`: false only between two word characters.
-fn word_begin_ok(hay: &str, at: usize) -> bool {
-    !(is_word(hay[..at].chars().next_back()) && is_word(hay[at..].chars().next()))
-}
-
-/// `(?=\b|\W|$)` at `at`: the same test.
-fn word_end_ok(hay: &str, at: usize) -> bool {
-    word_begin_ok(hay, at)
-}
-
 /// A template's match in a line.
 pub struct DateMatch {
     /// The whole match.
@@ -463,8 +536,48 @@ pub struct DateMatch {
     /// The date text (the template's first group).
     pub ds: usize,
     pub de: usize,
-    /// Named groups that took part.
-    groups: Rc<[(String, String)]>,
+    /// Where the search ran (`line[..to]`, from `from`), to find the
+    /// groups again when the date must be read.
+    from: usize,
+    to: usize,
+    /// Found by `search_line`, whose memo holds the spans of its groups.
+    remembered: bool,
+}
+
+impl DateMatch {
+    /// The match whose group spans are `spans` (0: whole, 1: the date).
+    fn of(spans: &[Option<(usize, usize)>], from: usize, to: usize) -> Option<DateMatch> {
+        let whole = spans.first().copied().flatten()?;
+        let date = spans.get(1).copied().flatten().unwrap_or(whole);
+        Some(DateMatch { start: whole.0, end: whole.1, ds: date.0, de: date.1, from, to, remembered: false })
+    }
+}
+
+/// What the last whole-line search of a template looked at, and found.
+struct SearchMemo {
+    template: usize,
+    /// The line up to `reach` (the whole line when the search looked at
+    /// where it ends).
+    text: String,
+    reach: usize,
+    len: usize,
+    /// What it found: the span of every group (empty: no match).
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+impl SearchMemo {
+    /// Whether a search of `line` must give the same answer: it starts
+    /// with everything the remembered search looked at (and, if that
+    /// search looked at the end of its line, ends there too). Only ASCII
+    /// lines: the remembered answer is the backtracker's.
+    fn applies_to(&self, line: &str) -> bool {
+        let same = if self.reach <= self.len {
+            line.len() >= self.reach && line.as_bytes()[..self.reach] == *self.text.as_bytes()
+        } else {
+            line.len() == self.len && line == self.text
+        };
+        same && line.is_ascii()
+    }
 }
 
 /// The date detector of one filter.
@@ -477,7 +590,9 @@ pub struct Detector {
     /// Zone for timestamps without one (`logtimezone`), minutes east.
     pub default_offset: Option<i64>,
     /// The last date read: template, text and host time, and the result.
-    read_memo: std::cell::RefCell<Option<ReadMemo>>,
+    read_memo: Option<ReadMemo>,
+    search_memo: Option<SearchMemo>,
+    scratch: Scratch,
 }
 
 impl Detector {
@@ -521,10 +636,15 @@ impl Detector {
                     } else if upper == "{NONE}" {
                         add(template("{UNB}^", year_prefix)?, &mut templates);
                     } else {
-                        add(template(pattern, year_prefix)?, &mut templates);
+                        let t = template(pattern, year_prefix)?;
+                        t.check()?;
+                        add(t, &mut templates);
                     }
                 }
             }
+        }
+        for (id, t) in templates.iter_mut().enumerate() {
+            t.id = id;
         }
         Ok(Detector {
             templates,
@@ -533,50 +653,54 @@ impl Detector {
             last_index: usize::MAX,
             first_unused: 0,
             default_offset: None,
-            read_memo: std::cell::RefCell::new(None),
+            read_memo: None,
+            search_memo: None,
+            scratch: Scratch::default(),
         })
     }
 
-    fn search(t: &Template, line: &str, from: usize, to: usize) -> Option<DateMatch> {
-        let hay = &line[..to.min(line.len())];
+    fn search(t: &Template, scratch: &mut Scratch, line: &str, from: usize, to: usize) -> Option<DateMatch> {
+        let to = to.min(line.len());
+        let hay = &line[..to];
         let from = from.min(hay.len());
-        if let Some(fast) = &t.fast {
-            let whole = fast.find_at(hay, from)?;
-            let begin_ok = t.flags & WORD_BEGIN == 0 || word_begin_ok(hay, whole.start());
-            let end_ok = t.flags & WORD_END == 0 || word_end_ok(hay, whole.end());
-            if begin_ok && end_ok {
-                let (s, e) = (whole.start(), whole.end());
-                if let Some((text, ds, de, groups)) = t.memo.borrow().as_ref()
-                    && text == whole.as_str()
-                {
-                    return Some(DateMatch { start: s, end: e, ds: s + ds, de: s + de, groups: groups.clone() });
-                }
-                let caps = fast.captures_at(hay, from)?;
-                let date = caps.get(1).unwrap_or(whole);
-                let groups: Rc<[(String, String)]> = fast
-                    .capture_names()
-                    .flatten()
-                    .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
-                    .collect();
-                *t.memo.borrow_mut() =
-                    Some((whole.as_str().to_string(), date.start() - s, date.end() - s, groups.clone()));
-                return Some(DateMatch { start: s, end: e, ds: date.start(), de: date.end(), groups });
-            }
-        } else if let Some(quick) = &t.quick
-            && !quick.is_match_at(hay, from)
+        let mut spans = std::mem::take(&mut scratch.spans);
+        let (found, _) = t.captures(hay, hay.is_ascii(), from, false, &mut spans, scratch);
+        let m = found.then(|| DateMatch::of(&spans, from, to)).flatten();
+        scratch.spans = spans;
+        m
+    }
+
+    /// `search` of a template over a whole line, answered without a search
+    /// when the line starts with what the last one of the same template
+    /// looked at (lines of one second share their timestamp).
+    fn search_line(
+        t: &Template,
+        scratch: &mut Scratch,
+        memo: &mut Option<SearchMemo>,
+        line: &str,
+    ) -> Option<DateMatch> {
+        let to = line.len();
+        if let Some(memo) = memo.as_ref()
+            && memo.template == t.id
+            && memo.applies_to(line)
         {
-            return None;
+            return DateMatch::of(&memo.spans, 0, to).map(|m| DateMatch { remembered: true, ..m });
         }
-        let caps = t.regex.captures_from_pos(hay, from).ok()??;
-        let whole = caps.get(0)?;
-        let date = caps.get(1).unwrap_or(whole);
-        let groups: Rc<[(String, String)]> = t
-            .regex
-            .capture_names()
-            .flatten()
-            .filter_map(|n| caps.name(n).map(|m| (n.to_string(), m.as_str().to_string())))
-            .collect();
-        Some(DateMatch { start: whole.start(), end: whole.end(), ds: date.start(), de: date.end(), groups })
+        let (mut text, mut spans) = match memo.take() {
+            Some(m) => (m.text, m.spans),
+            None => Default::default(),
+        };
+        let (found, reach) = t.captures(line, line.is_ascii(), 0, true, &mut spans, scratch);
+        if !found {
+            spans.clear();
+        }
+        let m = DateMatch::of(&spans, 0, to);
+        if let Some(reach) = reach {
+            text.clear();
+            text.push_str(if reach <= line.len() { &line[..reach] } else { line });
+            *memo = Some(SearchMemo { template: t.id, text, reach, len: line.len(), spans });
+        }
+        m.map(|m| DateMatch { remembered: reach.is_some(), ..m })
     }
 
     fn char_before(line: &str, at: usize) -> Option<char> {
@@ -605,7 +729,7 @@ impl Detector {
             let t = &self.templates[i];
             let m = if t.flags & (LINE_BEGIN | LINE_END) != 0 {
                 skip = i;
-                Self::search(t, line, 0, line.len())
+                Self::search_line(t, &mut self.scratch, &mut self.search_memo, line)
             } else {
                 let (distance, end) = (self.last_pos.0, self.last_end.0);
                 let begin_ok = Self::char_before(line, distance) == self.last_pos.1
@@ -621,10 +745,10 @@ impl Detector {
                     && line.is_char_boundary(distance)
                     && line.is_char_boundary(end)
                 {
-                    Self::search(t, line, distance, end)
+                    Self::search(t, &mut self.scratch, line, distance, end)
                 } else {
                     skip = i;
-                    Self::search(t, line, 0, line.len())
+                    Self::search(t, &mut self.scratch, line, 0, line.len())
                 }
             };
             if let Some(m) = m {
@@ -646,7 +770,7 @@ impl Detector {
                     continue;
                 }
                 let t = &self.templates[idx];
-                if let Some(m) = Self::search(t, line, 0, line.len()) {
+                if let Some(m) = Self::search(t, &mut self.scratch, line, 0, line.len()) {
                     let s = m.start;
                     if idx + 1 >= n || t.flags & (LINE_BEGIN | LINE_END) != 0 {
                         found = Some((m, idx));
@@ -724,22 +848,34 @@ impl Detector {
     }
 
     /// The unix time of the date the template at `index` matched in `line`.
-    pub fn read(&self, index: usize, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
+    pub fn read(&mut self, index: usize, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
         let t = self.templates.get(index)?;
         let text = &line[m.ds..m.de];
-        if let Some((name, memo_text, memo_now, time)) = self.read_memo.borrow().as_ref()
+        if let Some((name, memo_text, memo_now, time)) = &self.read_memo
             && *name == t.name
             && memo_text == text
             && *memo_now == now.to_bits()
         {
             return *time;
         }
-        let time = self.read_uncached(t, m, line, now, tz);
-        *self.read_memo.borrow_mut() = Some((t.name.clone(), text.to_string(), now.to_bits(), time));
+        let time = self.read_uncached(index, m, line, now, tz);
+        let t = &self.templates[index];
+        match &mut self.read_memo {
+            Some((name, memo_text, memo_now, memo_time)) => {
+                name.clear();
+                name.push_str(&t.name);
+                memo_text.clear();
+                memo_text.push_str(text);
+                *memo_now = now.to_bits();
+                *memo_time = time;
+            }
+            None => self.read_memo = Some((t.name.clone(), text.to_string(), now.to_bits(), time)),
+        }
         time
     }
 
-    fn read_uncached(&self, t: &Template, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
+    fn read_uncached(&mut self, index: usize, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
+        let t = &self.templates[index];
         match t.reader {
             Reader::Epoch { long, group } => {
                 // The epoch digits: the date group, or (for {EPOCH} inside a
@@ -763,7 +899,31 @@ impl Detector {
                 let v = &line[m.ds..m.de];
                 i64::from_str_radix(v.get(2..17)?, 16).ok().map(|s| s as f64)
             }
-            Reader::Strptime => strptime(&m.groups, now, tz, self.default_offset),
+            Reader::Strptime => {
+                // The groups: remembered by the search, or found again.
+                let hay = &line[..m.to];
+                let mut spans = std::mem::take(&mut self.scratch.spans);
+                let found = match &self.search_memo {
+                    Some(memo) if m.remembered => {
+                        spans.clear();
+                        spans.extend_from_slice(&memo.spans);
+                        true
+                    }
+                    _ => t.captures(hay, hay.is_ascii(), m.from, false, &mut spans, &mut self.scratch).0,
+                };
+                let groups: Vec<(&str, &str)> = if found {
+                    t.engines()
+                        .names
+                        .iter()
+                        .filter_map(|(i, n)| spans.get(*i).copied().flatten().map(|(s, e)| (n.as_str(), &hay[s..e])))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let time = strptime(&groups, now, tz, self.default_offset);
+                self.scratch.spans = spans;
+                time
+            }
         }
     }
 }
@@ -850,8 +1010,8 @@ fn month_of(name: &str) -> Option<u32> {
 }
 
 /// fail2ban's strptime: the time of the named groups of a date match.
-fn strptime(groups: &[(String, String)], now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
-    let get = |name: &str| groups.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+fn strptime(groups: &[(&str, &str)], now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
+    let get = |name: &str| groups.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let num = |name: &str| get(name).and_then(|v| v.trim().parse::<i64>().ok());
     let mut year = num("Y");
     if let Some(y) = num("y") {

@@ -8,21 +8,26 @@
 //! (`<F-NOFAIL>`, `<F-MLFFORGET>`, `<F-MLFGAINED>`). With `maxlines > 1`
 //! the regexes run in multi-line mode over a buffer of recent lines.
 
+mod backtrack;
 mod date;
 mod dialect;
 mod tz;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cell::OnceCell;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 use fancy_regex::Regex;
 use wasmban_plugin_sdk::{Failure, Filter, LineNote, Options, Scan};
 
+use backtrack::{Outcome, Program};
 use date::Detector;
 use tz::TzRule;
 
-/// A compiled fail2ban regex with its group bookkeeping.
-/// The engine that gives the exact answer.
+/// The general engines, for what the backtracker does not run: buffers
+/// with non-ASCII text, patterns it refuses, searches it gives up on.
+/// Built on first use: most logs never need them, and building them costs
+/// more than reading a million ASCII lines.
 enum Engine {
     /// Needs look-around, backreferences or conditionals.
     Fancy(Regex),
@@ -30,59 +35,158 @@ enum Engine {
     Plain(regex::Regex),
 }
 
-struct Compiled {
+struct Fallback {
     re: Engine,
     /// The relaxed superset, when the exact regex needs fancy features:
     /// "no match" from it is exact and cheap.
     quick: Option<regex::Regex>,
-    /// The relaxed superset's text, for the failregex set.
-    relaxed: String,
-    /// For a plain pattern: the same pattern without Unicode classes, used
-    /// on ASCII buffers, where every class (`\w`, `\S`, `.`, `\b`, case
-    /// folding) means the same either way. Its automata are far smaller,
-    /// which is what capture search time is made of.
-    ascii: Option<regex::bytes::Regex>,
-    names: Vec<String>,
-    /// `alt_NAME[_N]` groups folded into NAME.
-    alt: Vec<(String, String)>,
-    /// `tuple_NAME[_N]` groups combined into NAME.
-    tuple: Vec<(String, String)>,
-    skiplines: usize,
 }
 
-/// A line split around its date: the buffer sees `pre + post`, matches
-/// report `pre + date + post`.
-#[derive(Clone, Debug, Default)]
+/// A compiled fail2ban regex with its group bookkeeping.
+struct Compiled {
+    /// The pattern in fancy-regex's syntax.
+    translated: String,
+    /// Python's semantics over ASCII bytes; None when the pattern needs
+    /// something it does not do.
+    program: Option<Program>,
+    fallback: OnceCell<Result<Fallback, String>>,
+    /// The relaxed superset's text, for the failregex set.
+    relaxed: String,
+    /// Named groups: (group index, name).
+    names: Vec<(usize, Rc<str>)>,
+    /// `alt_NAME[_N]` groups folded into NAME.
+    alt: Vec<(Rc<str>, Rc<str>)>,
+    /// `tuple_NAME[_N]` groups combined into NAME.
+    tuple: Vec<(Rc<str>, Rc<str>)>,
+    /// Group indices of `<SKIPLINES>` (skiplines0, skiplines1, ...).
+    skiplines: Vec<usize>,
+}
+
+/// A log line split around its date: the buffer sees `pre + post`, matches
+/// report the whole text.
+#[derive(Clone, Debug)]
 struct TupleLine {
-    pre: String,
-    date: String,
-    post: String,
+    text: Rc<str>,
+    /// The date's span in `text`.
+    ds: usize,
+    de: usize,
+}
+
+/// A line as the search sees it: borrowed from the batch while it is only
+/// looked at, or one already kept in the multi-line buffer.
+#[derive(Clone, Copy, Debug)]
+enum LineRef<'a> {
+    Borrowed { text: &'a str, ds: usize, de: usize },
+    Kept(&'a TupleLine),
 }
 
 impl TupleLine {
-    fn original(&self) -> String {
-        format!("{}{}{}", self.pre, self.date, self.post)
-    }
-    fn without_date(&self) -> String {
-        format!("{}{}", self.pre, self.post)
+    fn as_ref(&self) -> LineRef<'_> {
+        LineRef::Kept(self)
     }
 }
 
-fn buffer_of(lines: &[TupleLine]) -> String {
-    let mut buf = String::new();
+impl<'a> LineRef<'a> {
+    fn parts(&self) -> (&'a str, usize, usize) {
+        match *self {
+            LineRef::Borrowed { text, ds, de } => (text, ds, de),
+            LineRef::Kept(t) => (&t.text, t.ds, t.de),
+        }
+    }
+    fn push_without_date(&self, buf: &mut String) {
+        let (text, ds, de) = self.parts();
+        buf.push_str(&text[..ds]);
+        buf.push_str(&text[de..]);
+    }
+    fn without_date_is(&self, other: &str) -> bool {
+        let (text, ds, de) = self.parts();
+        other.len() == ds + (text.len() - de) && other.starts_with(&text[..ds]) && other.ends_with(&text[de..])
+    }
+    fn to_owned(self) -> TupleLine {
+        match self {
+            LineRef::Borrowed { text, ds, de } => TupleLine { text: Rc::from(text), ds, de },
+            LineRef::Kept(t) => t.clone(),
+        }
+    }
+}
+
+/// The regex buffer of some lines: each without its date, each ending in
+/// a newline (fail2ban's buffer).
+fn fill_buffer(buf: &mut String, lines: &[LineRef<'_>]) {
+    buf.clear();
     for l in lines {
-        buf.push_str(&l.pre);
-        buf.push_str(&l.post);
+        l.push_without_date(buf);
         buf.push('\n');
     }
-    buf
 }
 
-/// A match of one regex against a buffer.
+/// The named groups of a match. A handful per match: a vector searched by
+/// name costs less than a map.
+#[derive(Clone, Debug, Default)]
+struct Groups(Vec<(Rc<str>, String)>);
+
+impl Groups {
+    fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+    }
+    fn truthy(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| !v.is_empty())
+    }
+    fn insert(&mut self, key: &Rc<str>, value: String) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((key.clone(), value)),
+        }
+    }
+    fn insert_str(&mut self, key: &str, value: String) {
+        match self.0.iter_mut().find(|(k, _)| &**k == key) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((Rc::from(key), value)),
+        }
+    }
+    fn remove(&mut self, key: &str) -> Option<String> {
+        let i = self.0.iter().position(|(k, _)| &**k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+    /// Add `other`'s groups; its values win.
+    fn extend(&mut self, other: Groups) {
+        for (k, v) in other.0 {
+            match self.0.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, value)) => *value = v,
+                None => self.0.push((k, v)),
+            }
+        }
+    }
+    /// `self`'s groups, then `other`'s (whose values win).
+    fn with(&self, other: Groups) -> Groups {
+        let mut both = Groups(Vec::with_capacity(self.0.len() + other.0.len()));
+        both.0.extend(self.0.iter().cloned());
+        both.extend(other);
+        both
+    }
+    /// (name, value) pairs in name order, as fail2ban's dict is reported.
+    fn sorted(&self) -> Vec<(&str, &str)> {
+        let mut v: Vec<(&str, &str)> = self.0.iter().map(|(k, v)| (&**k, v.as_str())).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+}
+
+/// A match of one regex against a buffer. Lines are indices into the
+/// lines the buffer was made of.
 struct Hit {
-    groups: BTreeMap<String, String>,
-    matched: Vec<TupleLine>,
-    unmatched: Vec<TupleLine>,
+    groups: Groups,
+    matched: Vec<usize>,
+    unmatched: Vec<usize>,
+}
+
+/// Reusable memory for searches.
+#[derive(Default)]
+struct SearchScratch {
+    slots: Vec<usize>,
+    backtrack: backtrack::Scratch,
+    /// The spans of the last match's groups, by group index.
+    spans: Vec<Option<(usize, usize)>>,
 }
 
 impl Compiled {
@@ -92,99 +196,184 @@ impl Compiled {
             return Err(format!("option `{option}`, pattern {}: empty regex", index + 1));
         }
         let translated = dialect::translate(&expanded, multiline);
-        let re = Regex::new(&translated)
-            .map_err(|e| format!("option `{option}`, pattern {} ({python:?}): {e}", index + 1))?;
+        let bad = |e: &dyn std::fmt::Display| format!("option `{option}`, pattern {} ({python:?}): {e}", index + 1);
+        let tree = fancy_regex::Expr::parse_tree(&translated).map_err(|e| bad(&e))?;
         let relaxed = dialect::relax(&translated);
-        let quick = if relaxed != translated { regex::Regex::new(&relaxed).ok() } else { None };
-        let names: Vec<String> = re.capture_names().flatten().map(str::to_string).collect();
-        let (re, ascii) = match regex::Regex::new(&translated) {
-            Ok(plain) if relaxed == translated => {
-                let ascii = regex::bytes::RegexBuilder::new(&translated).unicode(false).build().ok();
-                (Engine::Plain(plain), ascii)
+        let program = match Program::new(&translated) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                debug_log(&format!("option `{option}`, pattern {}: runs in the general engine ({})", index + 1, why.0));
+                None
             }
-            _ => (Engine::Fancy(re), None),
         };
-        let mut alt = Vec::new();
-        let mut tuple = Vec::new();
-        for name in &names {
-            for (prefix, list) in [("alt_", &mut alt), ("tuple_", &mut tuple)] {
+        let compiled = Compiled {
+            program,
+            fallback: OnceCell::new(),
+            relaxed,
+            names: Vec::new(),
+            alt: Vec::new(),
+            tuple: Vec::new(),
+            skiplines: Vec::new(),
+            translated,
+        };
+        if compiled.program.is_none() {
+            // Only the general engines can run it: build them now, so that
+            // a pattern they reject is an error at load, not at the first line.
+            if let Err(e) = compiled.fallback() {
+                return Err(bad(&e));
+            }
+        }
+        let mut names: Vec<(usize, Rc<str>)> = Vec::new();
+        for (name, indices) in tree.named_groups.iter() {
+            for &i in indices {
+                names.push((i, Rc::from(name.as_str())));
+            }
+        }
+        names.sort_by_key(|(i, _)| *i);
+        let mut compiled = compiled;
+        for (_, name) in &names {
+            for (prefix, list) in [("alt_", &mut compiled.alt), ("tuple_", &mut compiled.tuple)] {
                 if let Some(rest) = name.strip_prefix(prefix).filter(|r| !r.is_empty()) {
                     let base = match rest.rsplit_once('_') {
                         Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => b,
                         _ => rest,
                     };
-                    list.push((name.clone(), dialect::group_name(base)));
+                    list.push((name.clone(), Rc::from(dialect::group_name(base))));
                 }
             }
         }
-        alt.sort();
-        tuple.sort();
-        let skiplines = names.iter().filter(|n| n.starts_with("skiplines")).count();
-        Ok(Compiled { re, quick, relaxed, ascii, names, alt, tuple, skiplines })
+        compiled.alt.sort();
+        compiled.tuple.sort();
+        // skiplines{n} in order of n, as group indices.
+        let mut skip: Vec<(usize, usize)> = names
+            .iter()
+            .filter_map(|(i, n)| n.strip_prefix("skiplines").and_then(|k| k.parse().ok()).map(|k: usize| (k, *i)))
+            .collect();
+        skip.sort();
+        compiled.skiplines = skip.into_iter().map(|(_, i)| i).collect();
+        compiled.names = names;
+        Ok(compiled)
+    }
+
+    /// The general engines, built on first use.
+    fn fallback(&self) -> Result<&Fallback, &str> {
+        self.fallback
+            .get_or_init(|| {
+                let re = Regex::new(&self.translated).map_err(|e| e.to_string())?;
+                let quick = if self.relaxed != self.translated { regex::Regex::new(&self.relaxed).ok() } else { None };
+                let re = match regex::Regex::new(&self.translated) {
+                    Ok(plain) if self.relaxed == self.translated => Engine::Plain(plain),
+                    _ => Engine::Fancy(re),
+                };
+                Ok(Fallback { re, quick })
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     fn has_any(&self, groups: &[&str]) -> bool {
-        groups.iter().any(|g| self.names.iter().any(|n| n == g))
+        groups.iter().any(|g| self.names.iter().any(|(_, n)| &**n == *g))
     }
 
-    /// Search `buf`; `org` are the lines it was built from.
-    fn search(&self, buf: &str, org: &[TupleLine]) -> Option<Hit> {
-        if let Some(quick) = &self.quick
+    /// Search `buf`. On a match, `scratch.spans` holds the span of every
+    /// group by index (group 0: the whole match).
+    fn find(&self, buf: &str, ascii: bool, scratch: &mut SearchScratch) -> bool {
+        let spans = &mut scratch.spans;
+        spans.clear();
+        if ascii && let Some(program) = &self.program {
+            match program.search(buf.as_bytes(), 0, &mut scratch.slots, &mut scratch.backtrack) {
+                Outcome::Match => {
+                    let slots = &scratch.slots;
+                    spans.extend((0..program.group_count()).map(|g| {
+                        let (s, e) = (slots[2 * g], slots[2 * g + 1]);
+                        (s != backtrack::NONE && e != backtrack::NONE).then_some((s, e))
+                    }));
+                    return true;
+                }
+                Outcome::NoMatch => return false,
+                // Its budget ran out: the general engines decide.
+                Outcome::GaveUp => {}
+            }
+        }
+        let fallback = match self.fallback() {
+            Ok(f) => f,
+            Err(e) => {
+                gave_up(&format!("the regex cannot be built by the general engine: {e}"));
+                return false;
+            }
+        };
+        if let Some(quick) = &fallback.quick
             && !quick.is_match(buf)
         {
-            return None;
+            return false;
         }
-        // The two engines answer with different capture types; both are
-        // read through `group`: (start, end, text) of a named group.
-        let collect = |whole: (usize, usize), group: &dyn Fn(&str) -> Option<String>| {
-            let groups: BTreeMap<String, String> =
-                self.names.iter().filter_map(|n| group(n).map(|v| (n.clone(), v))).collect();
-            let skipped: String = (0..self.skiplines).filter_map(|n| group(&format!("skiplines{n}"))).collect();
-            (whole.0, whole.1, groups, skipped)
-        };
-        let (whole_start, whole_end, mut groups, skipped) = match &self.re {
-            Engine::Plain(_) if self.ascii.is_some() && buf.is_ascii() => {
-                let re = self.ascii.as_ref()?;
-                let caps = re.captures(buf.as_bytes())?;
-                let whole = caps.get(0)?;
-                // An ASCII buffer: every span is valid UTF-8.
-                let text = |m: regex::bytes::Match<'_>| String::from_utf8_lossy(m.as_bytes()).into_owned();
-                collect((whole.start(), whole.end()), &|n| caps.name(n).map(text))
-            }
+        match &fallback.re {
             Engine::Plain(re) => {
-                let caps = re.captures(buf)?;
-                let whole = caps.get(0)?;
-                collect((whole.start(), whole.end()), &|n| caps.name(n).map(|m| m.as_str().to_string()))
+                let Some(caps) = re.captures(buf) else { return false };
+                spans.extend((0..caps.len()).map(|g| caps.get(g).map(|m| (m.start(), m.end()))));
             }
             Engine::Fancy(re) => {
                 // A pattern that backtracks past fancy-regex's limit counts
                 // as no match; the admin is told, at most once per 1000.
                 let caps = match re.captures(buf) {
-                    Ok(caps) => caps?,
+                    Ok(Some(caps)) => caps,
+                    Ok(None) => return false,
                     Err(e) => {
                         gave_up(&e.to_string());
-                        return None;
+                        return false;
                     }
                 };
-                let whole = caps.get(0)?;
-                collect((whole.start(), whole.end()), &|n| caps.name(n).map(|m| m.as_str().to_string()))
+                spans.extend((0..caps.len()).map(|g| caps.get(g).map(|m| (m.start(), m.end()))));
             }
-        };
+        }
+        spans.first().copied().flatten().is_some()
+    }
+
+    /// The named groups of a match found by `find` (with `alt_` and
+    /// `tuple_` groups folded as fail2ban folds them).
+    fn groups_of(&self, buf: &str, spans: &[Option<(usize, usize)>]) -> Groups {
+        let text = |g: usize| spans.get(g).copied().flatten().map(|(s, e)| &buf[s..e]);
+        let mut groups = Groups(Vec::with_capacity(self.names.len()));
+        for (i, name) in &self.names {
+            if let Some(v) = text(*i) {
+                groups.0.push((name.clone(), v.to_string()));
+            }
+        }
         for (k, n) in &self.alt {
             if let Some(v) = groups.get(k).filter(|v| !v.is_empty()).cloned()
                 && groups.get(n).is_none_or(|v| v.is_empty())
             {
-                groups.insert(n.clone(), v);
+                groups.insert(n, v);
             }
         }
         for (k, n) in &self.tuple {
             let v = groups.get(k).cloned().unwrap_or_default();
             let t = groups.get(n).cloned().unwrap_or_default();
-            groups.insert(n.clone(), format!("{t},{v}"));
+            groups.insert(n, format!("{t},{v}"));
         }
+        groups
+    }
+
+    /// The span of a named group of a match found by `find`.
+    fn span_of(&self, name: &str, spans: &[Option<(usize, usize)>]) -> Option<(usize, usize)> {
+        let (i, _) = self.names.iter().find(|(_, n)| &**n == name)?;
+        spans.get(*i).copied().flatten()
+    }
+
+    /// Search `buf`, made of the lines `org`: the groups, and which lines
+    /// the match covers.
+    fn search(&self, buf: &str, ascii: bool, org: &[LineRef<'_>], scratch: &mut SearchScratch) -> Option<Hit> {
+        if !self.find(buf, ascii, scratch) {
+            return None;
+        }
+        let spans = &scratch.spans;
+        let groups = self.groups_of(buf, spans);
         if org.len() <= 1 {
-            return Some(Hit { groups, matched: org.to_vec(), unmatched: Vec::new() });
+            return Some(Hit { groups, matched: (0..org.len()).collect(), unmatched: Vec::new() });
         }
+        let (whole_start, whole_end) = spans.first().copied().flatten()?;
+        let text = |g: usize| spans.get(g).copied().flatten().map(|(s, e)| &buf[s..e]);
+        let skipped: String = self.skiplines.iter().filter_map(|&g| text(g)).collect();
         let start = buf[..whole_start + 1.min(buf.len() - whole_start)].rfind('\n').map(|p| p + 1).unwrap_or(0);
         let end = match buf[whole_end.saturating_sub(1)..].find('\n') {
             Some(p) => whole_end.saturating_sub(1) + p + 1,
@@ -192,18 +381,27 @@ impl Compiled {
         };
         let first = buf[..start].matches('\n').count().min(org.len());
         let last = buf[..end].matches('\n').count().min(org.len()).max(first);
-        let mut matched: Vec<TupleLine> = org[first..last].to_vec();
-        let mut unmatched: Vec<TupleLine> = org[..first].to_vec();
+        let mut matched: Vec<usize> = (first..last).collect();
+        let mut unmatched: Vec<usize> = (0..first).collect();
         let mut from = 0;
         for line in skipped.lines() {
-            if let Some(pos) = matched[from..].iter().position(|t| t.without_date() == line) {
+            if let Some(pos) = matched[from..].iter().position(|&t| org[t].without_date_is(line)) {
                 unmatched.push(matched.remove(from + pos));
                 from += pos;
             }
         }
-        unmatched.extend(org[last..].iter().cloned());
+        unmatched.extend(last..org.len());
         Some(Hit { groups, matched, unmatched })
     }
+}
+
+/// A debug line in the daemon log (nowhere when the filter runs natively,
+/// in its unit tests, where there is no host to log to).
+fn debug_log(message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    wasmban_plugin_sdk::log::debug(message);
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = message;
 }
 
 /// Count a regex that gave up on a line, and say so in the daemon log for
@@ -220,14 +418,10 @@ fn gave_up(why: &str) {
     }
 }
 
-fn truthy(groups: &BTreeMap<String, String>, key: &str) -> bool {
-    groups.get(key).is_some_and(|v| !v.is_empty())
-}
-
 /// What fail2ban keeps per failure while merging the lines of one connection.
 #[derive(Clone, Debug, Default)]
 struct Fail {
-    groups: BTreeMap<String, String>,
+    groups: Groups,
     users: Option<BTreeSet<String>>,
     matches: Option<Vec<TupleLine>>,
     nofail_matches: Option<Vec<TupleLine>>,
@@ -257,49 +451,73 @@ struct LineOutcome {
 
 /// fail2ban's connection cache: at most 100 entries, five minutes each.
 struct MlfidCache {
-    entries: HashMap<String, (f64, Fail)>,
-    order: VecDeque<String>,
+    entries: HashMap<String, CacheEntry>,
+    /// Insertion counter: the oldest entry goes first when the cache is full.
+    next_seq: u64,
+}
+
+struct CacheEntry {
+    expires: f64,
+    seq: u64,
+    fail: Fail,
+}
+
+/// Where a failure goes back into the cache once it is merged.
+enum CacheSlot {
+    /// The entry it was taken from: same key, age and place in line.
+    Existing {
+        key: String,
+        expires: f64,
+        seq: u64,
+    },
+    New {
+        key: String,
+    },
 }
 
 impl MlfidCache {
     const MAX: usize = 100;
     const MAX_AGE: f64 = 300.0;
 
-    fn get(&mut self, key: &str, now: f64) -> Option<Fail> {
-        match self.entries.get(key) {
-            Some((expires, _)) if *expires <= now => {
-                self.unset(key);
-                None
-            }
-            Some((_, f)) => Some(f.clone()),
-            None => None,
-        }
+    /// Take the live entry of `key` out (an expired one is dropped).
+    fn take(&mut self, key: &str, now: f64) -> Option<(String, CacheEntry)> {
+        let (key, entry) = self.entries.remove_entry(key)?;
+        (entry.expires > now).then_some((key, entry))
     }
-    fn set(&mut self, key: &str, fail: Fail, now: f64) {
-        if !self.entries.contains_key(key) {
-            if self.entries.len() >= Self::MAX {
-                self.entries.retain(|_, (e, _)| *e > now);
-                self.order.retain(|k| self.entries.contains_key(k));
-                while self.entries.len() >= Self::MAX {
-                    let Some(old) = self.order.pop_front() else { break };
-                    self.entries.remove(&old);
+
+    fn store(&mut self, slot: CacheSlot, fail: Fail, now: f64) {
+        match slot {
+            CacheSlot::Existing { key, expires, seq } => {
+                self.entries.insert(key, CacheEntry { expires, seq, fail });
+            }
+            CacheSlot::New { key } => {
+                if self.entries.len() >= Self::MAX {
+                    self.entries.retain(|_, e| e.expires > now);
+                    while self.entries.len() >= Self::MAX {
+                        let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.seq).map(|(k, _)| k.clone())
+                        else {
+                            break;
+                        };
+                        self.entries.remove(&oldest);
+                    }
                 }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.entries.insert(key, CacheEntry { expires: now + Self::MAX_AGE, seq, fail });
             }
-            self.order.push_back(key.to_string());
         }
-        let expires = self.entries.get(key).map(|(e, _)| *e).unwrap_or(now + Self::MAX_AGE);
-        self.entries.insert(key.to_string(), (expires, fail));
-    }
-    fn unset(&mut self, key: &str) {
-        self.entries.remove(key);
-        self.order.retain(|k| k != key);
     }
 }
 
 /// An id as fail2ban prints it: a valid IP in canonical form (an
 /// IPv4-mapped IPv6 as IPv4), any other text as captured.
 fn canonical_id(id: &str) -> String {
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv4Addr};
+    // A dotted quad that parses is already canonical (the parser refuses
+    // leading zeros): no need to format it again.
+    if id.parse::<Ipv4Addr>().is_ok() {
+        return id.to_string();
+    }
     match id.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),
@@ -356,14 +574,24 @@ impl Candidates {
     }
 }
 
-pub struct RegexFilter {
-    prefregex: Option<Compiled>,
-    failregex: Vec<Compiled>,
+/// The candidate set and the gate (see `RegexFilter::sets`).
+struct Sets {
     candidates: Option<Candidates>,
     /// Single-line filters: the failregexes unanchored and relaxed, in one
     /// ASCII set over the whole buffer. No match means no failregex can
     /// match any part of it, so the prefregex and failregexes are skipped.
     gate: Option<regex::bytes::RegexSet>,
+}
+
+pub struct RegexFilter {
+    prefregex: Option<Compiled>,
+    failregex: Vec<Compiled>,
+    /// Whether every regex has a backtracking program, so ASCII buffers
+    /// never need the regex sets.
+    all_programs: bool,
+    /// The regex sets, for buffers the backtracker does not take. Built on
+    /// first use.
+    sets: OnceCell<Sets>,
     ignoreregex: Vec<Compiled>,
     maxlines: usize,
     buffer: Vec<TupleLine>,
@@ -374,6 +602,16 @@ pub struct RegexFilter {
     last_date: Option<f64>,
     last_time_text: String,
     mlfid: MlfidCache,
+    scratch: SearchScratch,
+    /// The regex buffer, kept between lines for its memory.
+    text: String,
+    /// The prefregex's content and the spans of its match (single-line
+    /// filters), kept for their memory.
+    content: String,
+    pre_spans: Vec<Option<(usize, usize)>>,
+    /// Single-line filters whose failregexes all have programs: for each
+    /// first byte of a buffer, the failregexes that can match it, in order.
+    by_first_byte: Option<Rc<[Box<[usize]>]>>,
 }
 
 fn compile_list(options: &Options, key: &str, multiline: bool) -> Result<Vec<Compiled>, String> {
@@ -439,17 +677,26 @@ impl Filter for RegexFilter {
             }
             None => TzRule::utc(),
         };
-        let candidates = Candidates::new(&failregex);
-        let gate = if maxlines == 1 && failregex.iter().all(|r| r.skiplines == 0) {
-            let patterns: Vec<String> = failregex.iter().map(|r| dialect::unanchor(&r.relaxed)).collect();
-            regex::bytes::RegexSetBuilder::new(&patterns).unicode(false).size_limit(64 << 20).build().ok()
-        } else {
-            None
-        };
+        let all_programs = prefregex.iter().chain(&failregex).chain(&ignoreregex).all(|c| c.program.is_some());
+        let by_first_byte = all_programs.then(|| {
+            (0..256)
+                .map(|byte| {
+                    failregex
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, re)| {
+                            let first = re.program.as_ref().and_then(Program::first_bytes_when_anchored);
+                            first.is_none_or(|f| f[byte])
+                        })
+                        .map(|(i, _)| i)
+                        .collect()
+                })
+                .collect::<Rc<[Box<[usize]>]>>()
+        });
         Ok(RegexFilter {
             prefregex,
-            candidates,
-            gate,
+            all_programs,
+            sets: OnceCell::new(),
             failregex,
             ignoreregex,
             maxlines,
@@ -460,20 +707,33 @@ impl Filter for RegexFilter {
             check_all: options.get("check-all").is_some_and(|v| v == "1" || v == "true"),
             last_date: None,
             last_time_text: String::new(),
-            mlfid: MlfidCache { entries: HashMap::new(), order: VecDeque::new() },
+            mlfid: MlfidCache { entries: HashMap::new(), next_seq: 0 },
+            scratch: SearchScratch::default(),
+            text: String::new(),
+            content: String::new(),
+            pre_spans: Vec::new(),
+            by_first_byte,
         })
     }
 
     fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Scan {
         let mut scan = Scan::default();
-        for (index, line) in lines.split('\n').enumerate() {
+        if notes {
+            scan.notes.reserve(lines.len() / 64);
+        }
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', lines.as_bytes()).chain(std::iter::once(lines.len()));
+        for (index, end) in ends.enumerate() {
+            let line = &lines[start..end];
+            start = end + 1;
             let (time, outcome) = self.process_line(line, now);
             for (rule, id, fail) in outcome.failures {
                 let mut fields: Vec<(String, String)> = fail
                     .groups
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "content")
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .sorted()
+                    .into_iter()
+                    .filter(|(k, _)| *k != "content")
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 if let Some(users) = &fail.users {
                     fields.extend(users.iter().map(|u| ("users".to_string(), u.clone())));
@@ -484,7 +744,7 @@ impl Filter for RegexFilter {
                     time,
                     rule: rule as u32,
                     fields,
-                    matches: fail.matches.unwrap_or_default().iter().map(TupleLine::original).collect(),
+                    matches: fail.matches.unwrap_or_default().iter().map(|t| t.text.to_string()).collect(),
                 });
             }
             if notes {
@@ -501,16 +761,30 @@ impl Filter for RegexFilter {
 }
 
 impl RegexFilter {
+    /// The regex sets, built on first use.
+    fn sets(&self) -> &Sets {
+        self.sets.get_or_init(|| {
+            let candidates = Candidates::new(&self.failregex);
+            let gate = if self.maxlines == 1 && self.failregex.iter().all(|r| r.skiplines.is_empty()) {
+                let patterns: Vec<String> = self.failregex.iter().map(|r| dialect::unanchor(&r.relaxed)).collect();
+                regex::bytes::RegexSetBuilder::new(&patterns).unicode(false).size_limit(64 << 20).build().ok()
+            } else {
+                None
+            };
+            Sets { candidates, gate }
+        })
+    }
+
     /// Date handling of one line, then the search.
     fn process_line(&mut self, line: &str, now: f64) -> (Option<f64>, LineOutcome) {
         if self.journal {
-            let tuple = TupleLine { pre: String::new(), date: String::new(), post: line.to_string() };
             self.last_date = Some(now);
-            return (Some(now), self.find_failure(tuple, now));
+            let line = LineRef::Borrowed { text: line, ds: 0, de: 0 };
+            return (Some(now), self.find_failure(line, now));
         }
         let mut date: Option<f64> = None;
-        // The line split around its date; None: the line whole, undated.
-        let mut split: Option<TupleLine> = None;
+        // The date's span; None: the line whole, undated.
+        let mut split: Option<(usize, usize)> = None;
         // Whether the line takes the last date (and its text).
         let mut inherit = false;
         let recent = |last: Option<f64>| last.is_some_and(|d| d > now - 60.0);
@@ -522,56 +796,60 @@ impl RegexFilter {
                 inherit = true;
                 date = self.last_date;
             } else {
-                let tuple = TupleLine {
-                    pre: line[..ds].to_string(),
-                    date: line[ds..de].to_string(),
-                    post: line[de..].to_string(),
-                };
                 if ds < de {
-                    date = self.detector.as_ref().and_then(|d| d.read(index, &m, line, now, &self.tz));
+                    date = self.detector.as_mut().and_then(|d| d.read(index, &m, line, now, &self.tz));
                     if let Some(d) = date {
-                        self.last_time_text = tuple.date.clone();
+                        if self.last_time_text != line[ds..de] {
+                            self.last_time_text.clear();
+                            self.last_time_text.push_str(&line[ds..de]);
+                        }
                         self.last_date = Some(d);
                     }
                 } else {
                     date = Some(now);
                 }
-                split = Some(tuple);
+                split = Some((ds, de));
             }
         }
         if date.is_none() && recent(self.last_date) {
             inherit = true;
             date = self.last_date;
         }
-        let tuple = if inherit {
-            TupleLine { pre: String::new(), date: self.last_time_text.clone(), post: line.to_string() }
+        let outcome = if inherit {
+            // fail2ban reports such a line with the inherited date in front.
+            let text = format!("{}{line}", self.last_time_text);
+            let de = self.last_time_text.len();
+            self.find_failure(LineRef::Borrowed { text: &text, ds: 0, de }, date.unwrap_or(now))
         } else {
-            split.unwrap_or_else(|| TupleLine { pre: String::new(), date: String::new(), post: line.to_string() })
+            let (ds, de) = split.unwrap_or((0, 0));
+            self.find_failure(LineRef::Borrowed { text: line, ds, de }, date.unwrap_or(now))
         };
-        let outcome = self.find_failure(tuple, date.unwrap_or(now));
         (date, outcome)
     }
 
     /// Search the ignoreregexes; on a match in multi-line mode (or when not
     /// checking every regex) the matched lines leave the buffer.
-    fn ignore_line(&mut self, buf: &str, org: &[TupleLine], hit: Option<&Hit>) -> bool {
-        let (buf_owned, org_owned);
-        let (buf, org) = match hit {
+    fn ignore_line(&mut self, buf: &str, ascii: bool, org: &[LineRef<'_>], hit: Option<&Hit>) -> bool {
+        let matched_org: Vec<LineRef<'_>>;
+        let matched_buf: String;
+        let (buf, ascii, org) = match hit {
             Some(h) if self.maxlines > 1 => {
-                org_owned = h.matched.clone();
-                buf_owned = buffer_of(&org_owned);
-                (buf_owned.as_str(), org_owned.as_slice())
+                matched_org = h.matched.iter().map(|&i| org[i]).collect();
+                let mut b = String::new();
+                fill_buffer(&mut b, &matched_org);
+                matched_buf = b;
+                (matched_buf.as_str(), matched_buf.is_ascii(), matched_org.as_slice())
             }
-            _ => (buf, org),
+            _ => (buf, ascii, org),
         };
         let mut found = false;
         for re in &self.ignoreregex {
-            if re.search(buf, org).is_some() {
+            if re.search(buf, ascii, org, &mut self.scratch).is_some() {
                 found = true;
                 if (!self.check_all || self.maxlines > 1)
                     && let Some(h) = hit
                 {
-                    self.buffer = h.unmatched.clone();
+                    self.buffer = h.unmatched.iter().map(|&i| org[i].to_owned()).collect();
                 }
                 if !self.check_all {
                     break;
@@ -581,157 +859,335 @@ impl RegexFilter {
         found
     }
 
-    fn find_failure(&mut self, tuple: TupleLine, date: f64) -> LineOutcome {
+    fn find_failure(&mut self, line: LineRef<'_>, date: f64) -> LineOutcome {
+        if self.maxlines == 1 {
+            let mut buf = std::mem::take(&mut self.text);
+            let mut content = std::mem::take(&mut self.content);
+            let mut pre_spans = std::mem::take(&mut self.pre_spans);
+            let out = self.find_single(line, date, &mut buf, &mut content, &mut pre_spans);
+            self.text = buf;
+            self.content = content;
+            self.pre_spans = pre_spans;
+            return out;
+        }
         let mut out = LineOutcome::default();
-        if self.maxlines > 1 {
-            self.buffer.push(tuple);
+        let multi = self.maxlines > 1;
+        // The lines of the buffer (what a match reports).
+        let kept: Vec<TupleLine>;
+        let org_multi: Vec<LineRef<'_>>;
+        let org_single = [line];
+        let org: &[LineRef<'_>] = if multi {
+            self.buffer.push(line.to_owned());
             let excess = self.buffer.len().saturating_sub(self.maxlines);
             self.buffer.drain(..excess);
+            kept = self.buffer.clone();
+            org_multi = kept.iter().map(TupleLine::as_ref).collect();
+            &org_multi
         } else {
-            self.buffer = vec![tuple];
-        }
-        let org = self.buffer.clone();
-        // Shared, so that handing it to each failregex costs no copy.
-        let mut buf: Option<Rc<str>> = Some(Rc::from(buffer_of(&org)));
+            &org_single
+        };
+        // The buffer the regexes see: the lines without their dates, or
+        // later what the prefregex or a match left of it. A single-line
+        // filter never rebuilds it from `self.buffer`: there it can only
+        // become the prefregex's content.
+        let mut buf = std::mem::take(&mut self.text);
+        fill_buffer(&mut buf, org);
+        let mut ascii = buf.is_ascii();
+        let mut stale = false;
+        self.find_in_buffer(&mut buf, &mut ascii, &mut stale, org, date, &mut out);
+        self.text = buf;
+        out
+    }
 
-        if !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len() {
-            let b = buf.clone().unwrap_or_else(|| Rc::from(""));
-            if self.ignore_line(&b, &org, None) {
-                out.ignored = true;
-                return out;
-            }
+    /// `find_failure` for single-line filters (nearly all of them): no
+    /// buffer of past lines, so nothing is copied but the line without its
+    /// date and the prefregex's content, and the prefregex's groups are
+    /// only read when a failregex matches.
+    fn find_single(
+        &mut self,
+        line: LineRef<'_>,
+        date: f64,
+        buf: &mut String,
+        content: &mut String,
+        pre_spans: &mut Vec<Option<(usize, usize)>>,
+    ) -> LineOutcome {
+        let mut out = LineOutcome::default();
+        let org = [line];
+        fill_buffer(buf, &org);
+        let ascii = buf.is_ascii();
+        if !self.ignoreregex.is_empty()
+            && self.ignoreregex.len() + 2 < self.failregex.len()
+            && self.ignoreregex.iter().any(|re| re.find(buf, ascii, &mut self.scratch))
+        {
+            out.ignored = true;
+            return out;
         }
-        if let (Some(gate), Some(b)) = (&self.gate, &buf)
-            && b.is_ascii()
-            && !gate.is_match(b.as_bytes())
+        // ASCII text that some regex has no program for: the gate.
+        if ascii
+            && !self.all_programs
+            && let Some(gate) = &self.sets().gate
+            && !gate.is_match(buf.as_bytes())
         {
             return out;
         }
-        let mut pre_groups: BTreeMap<String, String> = BTreeMap::new();
+        pre_spans.clear();
+        let mut in_content = false;
         if let Some(pref) = &self.prefregex {
-            let b = buf.clone().unwrap_or_else(|| Rc::from(""));
-            let Some(hit) = pref.search(&b, &org) else { return out };
-            pre_groups = hit.groups;
-            if let Some(content) = pre_groups.remove("content").filter(|c| !c.is_empty()) {
-                self.buffer = vec![TupleLine { pre: String::new(), date: String::new(), post: content }];
-                buf = None;
+            if !pref.find(buf, ascii, &mut self.scratch) {
+                return out;
+            }
+            pre_spans.extend_from_slice(&self.scratch.spans);
+            if let Some((s, e)) = pref.span_of("content", pre_spans)
+                && s < e
+            {
+                content.clear();
+                content.push_str(&buf[s..e]);
+                content.push('\n');
+                in_content = true;
             }
         }
+        let (text, text_ascii): (&str, bool) =
+            if in_content { (content, ascii || content.is_ascii()) } else { (buf, ascii) };
         let count = self.failregex.len();
-        // The candidates of the current buffer; rebuilt whenever it changes.
-        let mut possible: Option<Vec<bool>> = None;
-        for index in 0..count {
-            let b = match &buf {
-                Some(b) => b.clone(),
-                None => {
-                    possible = None;
-                    let b: Rc<str> = Rc::from(buffer_of(&self.buffer));
-                    buf = Some(b.clone());
-                    b
-                }
-            };
-            if let Some(c) = &self.candidates {
-                let p = possible.get_or_insert_with(|| c.of(&b, count));
-                if !p[index] {
-                    continue;
-                }
+        let all: Vec<usize>;
+        let table = self.by_first_byte.clone();
+        let order: &[usize] = match &table {
+            Some(table) if text_ascii => &table[text.as_bytes().first().map_or(0, |b| *b as usize)],
+            _ => {
+                all = (0..count).collect();
+                &all
             }
-            let Some(hit) = self.failregex[index].search(&b, &org) else { continue };
-            if !self.ignoreregex.is_empty() && self.ignore_line(&b, &org, Some(&hit)) {
+        };
+        let possible = if text_ascii && self.all_programs {
+            None
+        } else {
+            self.sets().candidates.as_ref().map(|c| c.of(text, count))
+        };
+        // The prefregex's groups, read once a failregex matches.
+        let mut pre_groups: Option<Groups> = None;
+        for &index in order {
+            if possible.as_ref().is_some_and(|p| !p[index]) {
+                continue;
+            }
+            let re = &self.failregex[index];
+            if !re.find(text, text_ascii, &mut self.scratch) {
+                continue;
+            }
+            let hit_groups = re.groups_of(text, &self.scratch.spans);
+            if !self.ignoreregex.is_empty()
+                && self.ignoreregex.iter().any(|re| re.find(text, text_ascii, &mut self.scratch))
+            {
                 out.ignored = true;
-                buf = None;
                 if !self.check_all {
                     break;
                 }
                 continue;
             }
-            if !self.check_all || self.maxlines > 1 {
-                self.buffer = hit.unmatched.clone();
-                buf = None;
-            }
-            let mut groups = pre_groups.clone();
-            groups.extend(hit.groups.clone());
-            let mut fail = Fail { groups, ..Fail::default() };
-            let mlfid = fail.groups.get("mlfid").cloned();
-            let mut cached = false;
-            if let Some(key) = &mlfid {
-                let (merged, keep) = self.merge_failure(key, fail, &hit, date);
-                fail = merged;
-                cached = keep;
-                if truthy(&fail.groups, "nofail") && !self.check_all {
-                    if cached {
-                        self.mlfid.set(key, fail.clone(), date);
-                    }
-                    return out;
+            let pre = pre_groups.get_or_insert_with(|| match &self.prefregex {
+                Some(pref) => {
+                    let mut g = pref.groups_of(buf, pre_spans);
+                    g.remove("content");
+                    g
                 }
-            } else {
-                let mut m = fail.matches.take().unwrap_or_default();
-                m.extend(hit.matched.iter().cloned());
-                fail.matches = Some(m);
-            }
-            let fid = fail.groups.get("fid").cloned();
-            let ip = ["ip4", "ip6", "dns"].iter().find_map(|g| fail.groups.get(*g).cloned());
-            let ip = match ip {
-                Some(ip) => Some(ip),
-                None if fid.is_none() && mlfid.is_none() => None,
-                None => fid.clone(),
-            };
-            let id = match ip {
-                None => {
-                    fail.pending = true;
-                    None
-                }
-                Some(ip) => match &fid {
-                    Some(f) if *f != ip => {
-                        fail.groups.insert("ip".into(), canonical_id(&ip));
-                        Some(canonical_id(f))
-                    }
-                    _ => Some(canonical_id(&ip)),
-                },
-            };
-            if let (Some(key), true) = (&mlfid, cached) {
-                self.mlfid.set(key, fail.clone(), date);
-            }
-            // fail2ban's failure list holds this match: helpers (NOFAIL) and
-            // matches still waiting for their address count as hits too.
-            out.hits.push(index as u32);
-            if truthy(&fail.groups, "nofail") {
-                out.ignored = true;
-            } else {
-                out.matched = true;
-                if let Some(id) = id {
-                    out.failures.push((index, id, fail));
-                }
-            }
-            if !self.check_all {
+                None => Groups::default(),
+            });
+            let groups = pre.with(hit_groups);
+            if self.record_hit(index, groups, &[0], &org, date, &mut out) {
                 break;
             }
         }
         out
     }
 
+    /// The body of `find_failure`, with the buffer lent to it.
+    #[allow(clippy::too_many_arguments)]
+    fn find_in_buffer(
+        &mut self,
+        buf: &mut String,
+        ascii: &mut bool,
+        stale: &mut bool,
+        org: &[LineRef<'_>],
+        date: f64,
+        out: &mut LineOutcome,
+    ) {
+        let multi = self.maxlines > 1;
+        let use_sets = !(*ascii && self.all_programs);
+        if !self.ignoreregex.is_empty()
+            && self.ignoreregex.len() + 2 < self.failregex.len()
+            && self.ignore_line(buf, *ascii, org, None)
+        {
+            out.ignored = true;
+            return;
+        }
+        if use_sets
+            && *ascii
+            && let Some(gate) = &self.sets().gate
+            && !gate.is_match(buf.as_bytes())
+        {
+            return;
+        }
+        let mut pre_groups = Groups::default();
+        if let Some(pref) = &self.prefregex {
+            let Some(hit) = pref.search(buf, *ascii, org, &mut self.scratch) else { return };
+            pre_groups = hit.groups;
+            if let Some(content) = pre_groups.remove("content").filter(|c| !c.is_empty()) {
+                if multi {
+                    self.buffer = vec![TupleLine { text: Rc::from(content.as_str()), ds: 0, de: 0 }];
+                    *stale = true;
+                } else {
+                    buf.clear();
+                    buf.push_str(&content);
+                    buf.push('\n');
+                    *ascii = content.is_ascii();
+                }
+            }
+        }
+        let count = self.failregex.len();
+        // The candidates of the current buffer; found again whenever it changes.
+        let mut possible: Option<Vec<bool>> = None;
+        for index in 0..count {
+            if *stale {
+                *stale = false;
+                possible = None;
+                let lines: Vec<LineRef<'_>> = self.buffer.iter().map(TupleLine::as_ref).collect();
+                fill_buffer(buf, &lines);
+                *ascii = buf.is_ascii();
+            }
+            if !(*ascii && self.all_programs)
+                && let Some(c) = &self.sets().candidates
+            {
+                let p = possible.get_or_insert_with(|| c.of(buf, count));
+                if !p[index] {
+                    continue;
+                }
+            }
+            let Some(hit) = self.failregex[index].search(buf, *ascii, org, &mut self.scratch) else { continue };
+            if !self.ignoreregex.is_empty() && self.ignore_line(buf, *ascii, org, Some(&hit)) {
+                out.ignored = true;
+                *stale = multi;
+                if !self.check_all {
+                    break;
+                }
+                continue;
+            }
+            if !self.check_all || multi {
+                self.buffer = hit.unmatched.iter().map(|&i| org[i].to_owned()).collect();
+                *stale = multi;
+            }
+            let groups = pre_groups.with(hit.groups);
+            if self.record_hit(index, groups, &hit.matched, org, date, out) {
+                return;
+            }
+        }
+    }
+
+    /// Record a failregex match of `groups` (the prefregex's and its own)
+    /// over the lines `matched` of `org`: merged with its connection's
+    /// earlier lines, counted as a hit, reported as a failure once it has
+    /// an address. Returns whether the line is done with.
+    fn record_hit(
+        &mut self,
+        index: usize,
+        groups: Groups,
+        matched: &[usize],
+        org: &[LineRef<'_>],
+        date: f64,
+        out: &mut LineOutcome,
+    ) -> bool {
+        let mut fail = Fail { groups, ..Fail::default() };
+        let mlfid = fail.groups.get("mlfid").cloned();
+        // Where the merged failure goes back into the connection cache.
+        let mut slot: Option<CacheSlot> = None;
+        if let Some(key) = &mlfid {
+            let (merged, keep) = self.merge_failure(key, fail, matched, org, date);
+            fail = merged;
+            slot = keep;
+            if fail.groups.truthy("nofail") && !self.check_all {
+                if let Some(slot) = slot {
+                    self.mlfid.store(slot, fail, date);
+                }
+                return true;
+            }
+        } else {
+            let mut m = fail.matches.take().unwrap_or_default();
+            m.extend(matched.iter().map(|&i| org[i].to_owned()));
+            fail.matches = Some(m);
+        }
+        // The id: the address (else the <F-ID>, or for a connection
+        // merge, nothing yet); an <F-ID> that differs from the address
+        // is the id, and the address goes in `ip`.
+        let (id, ip_field) = {
+            let groups = &fail.groups;
+            let fid = groups.get("fid");
+            let ip = ["ip4", "ip6", "dns"].iter().find_map(|g| groups.get(g));
+            let ip = ip.or(if fid.is_none() && mlfid.is_none() { None } else { fid });
+            match (ip, fid) {
+                (None, _) => (None, None),
+                (Some(ip), Some(f)) if f != ip => (Some(canonical_id(f)), Some(canonical_id(ip))),
+                (Some(ip), _) => (Some(canonical_id(ip)), None),
+            }
+        };
+        if id.is_none() {
+            fail.pending = true;
+        }
+        if let Some(ip) = ip_field {
+            fail.groups.insert_str("ip", ip);
+        }
+        // fail2ban's failure list holds this match: helpers (NOFAIL) and
+        // matches still waiting for their address count as hits too.
+        out.hits.push(index as u32);
+        let nofail = fail.groups.truthy("nofail");
+        if nofail {
+            out.ignored = true;
+        } else {
+            out.matched = true;
+        }
+        match id.filter(|_| !nofail) {
+            Some(id) => {
+                if let Some(slot) = slot {
+                    self.mlfid.store(slot, fail.clone(), date);
+                }
+                out.failures.push((index, id, fail));
+            }
+            None => {
+                if let Some(slot) = slot {
+                    self.mlfid.store(slot, fail, date);
+                }
+            }
+        }
+        !self.check_all
+    }
+
     /// Merge a failure of connection `key` with what is known of it.
     /// Returns the merged failure and whether it stays cached.
-    fn merge_failure(&mut self, key: &str, mut fail: Fail, hit: &Hit, date: f64) -> (Fail, bool) {
-        let known = self.mlfid.get(key, date);
+    fn merge_failure(
+        &mut self,
+        key: &str,
+        mut fail: Fail,
+        matched: &[usize],
+        org: &[LineRef<'_>],
+        date: f64,
+    ) -> (Fail, Option<CacheSlot>) {
+        let known = self.mlfid.take(key, date);
         let mut flags = 0u8;
-        if truthy(&fail.groups, "mlfgained") {
+        if fail.groups.truthy("mlfgained") {
             flags |= 8 | 1;
-            if !truthy(&fail.groups, "nofail")
+            if !fail.groups.truthy("nofail")
                 && let Some(g) = fail.groups.get("mlfgained").cloned()
             {
-                fail.groups.insert("nofail".into(), g);
+                fail.groups.insert_str("nofail", g);
             }
-        } else if truthy(&fail.groups, "nofail") {
+        } else if fail.groups.truthy("nofail") {
             flags |= 1;
         }
         if fail.groups.remove("mlfforget").is_some_and(|v| !v.is_empty()) {
             flags |= 2;
         }
         let users_len;
-        let mut keep = true;
+        let keep;
+        let matched = || matched.iter().map(|&i| org[i].to_owned());
         let mut fail = match known {
-            Some(mut entry) => {
+            Some((cached_key, CacheEntry { expires, seq, fail: mut entry })) => {
                 if let Some(user) = fail.groups.get("user").filter(|u| !u.is_empty()).cloned() {
                     entry.users.get_or_insert_with(BTreeSet::new).insert(user);
                 }
@@ -747,22 +1203,19 @@ impl RegexFilter {
                 if flags & 4 == 0 && !entry.pending {
                     entry.matches = None;
                 }
-                for (k, v) in fail.groups {
-                    entry.groups.insert(k, v);
-                }
-                if flags & 2 != 0 {
-                    self.mlfid.unset(key);
-                    keep = false;
-                }
+                entry.groups.extend(std::mem::take(&mut fail.groups));
+                // Forgotten: it is not put back.
+                keep = (flags & 2 == 0).then_some(CacheSlot::Existing { key: cached_key, expires, seq });
                 users_len = entry.users.as_ref().map_or(0, BTreeSet::len);
                 entry
             }
             None if flags & 2 == 0 => {
+                keep = Some(CacheSlot::New { key: key.to_string() });
                 users_len = fail.update_users().map_or(0, BTreeSet::len);
                 fail
             }
             None => {
-                keep = false;
+                keep = None;
                 users_len = 0;
                 fail
             }
@@ -776,12 +1229,12 @@ impl RegexFilter {
             let mut m = fail.nofail_matches.take().unwrap_or_default();
             m.extend(fail.matches.take().unwrap_or_default());
             if flags & 8 == 0 {
-                m.extend(hit.matched.iter().cloned());
+                m.extend(matched());
             }
             fail.matches = Some(m);
         } else if flags & 3 == 1 {
             let mut m = fail.nofail_matches.take().unwrap_or_default();
-            m.extend(hit.matched.iter().cloned());
+            m.extend(matched());
             fail.nofail_matches = Some(m);
         }
         (fail, keep)

@@ -1,0 +1,1396 @@
+//! A backtracking matcher with Python `re` semantics, for ASCII haystacks.
+//!
+//! Log lines are almost always ASCII, and on ASCII text every Unicode class
+//! (`\w`, `\s`, `\d`, case folding) means one fixed set of bytes. This
+//! engine runs a pattern over bytes with the same priorities as Python's
+//! backtracking (greedy and lazy repetition, alternation in order,
+//! look-around, backreferences, conditionals on groups), so one search
+//! costs a walk over the line instead of an NFA simulation: it is what
+//! makes captures cheap. Patterns are parsed by fancy-regex's parser, the
+//! same one behind the exact fallback, and character classes are resolved
+//! by regex-syntax. Anything it cannot run exactly (non-ASCII text, a
+//! construct it does not know, a search that exceeds its step budget) is
+//! reported, and the caller falls back to the general engines.
+
+use fancy_regex::{Assertion, Expr, LookAround};
+
+/// A slot that holds no position.
+pub const NONE: usize = usize::MAX;
+
+/// Steps (instructions plus backtracks) one search may take before it
+/// gives up, as fancy-regex's backtrack limit does.
+const STEP_BUDGET: u64 = 5_000_000;
+
+/// A program larger than this is not built (bounded repetition is unrolled).
+const MAX_INSTS: usize = 20_000;
+
+/// What a search found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Match,
+    NoMatch,
+    /// The step budget ran out: the answer is unknown.
+    GaveUp,
+}
+
+/// Why a pattern cannot be run by this engine.
+#[derive(Debug)]
+pub struct Unsupported(pub String);
+
+type ByteSet = [bool; 256];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Look {
+    StartText,
+    EndText,
+    StartLine,
+    EndLine,
+    WordBoundary,
+    NotWordBoundary,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SubKind {
+    Ahead,
+    NotAhead,
+    Behind,
+    NotBehind,
+    Atomic,
+}
+
+/// A set index meaning "no set known".
+const NO_SET: u32 = u32::MAX;
+
+#[derive(Clone, Debug)]
+enum Inst {
+    /// The end of the program or of a sub-program.
+    Match,
+    Byte(u8),
+    /// A literal in the pool: `start..start + len`.
+    Lit {
+        start: u32,
+        len: u32,
+    },
+    /// A literal compared ASCII case-insensitively (the pool holds it
+    /// lower-cased).
+    LitFold {
+        start: u32,
+        len: u32,
+    },
+    Class(u32),
+    /// A repetition of one byte class: `min..=max` bytes, greedy or lazy.
+    /// `next` is the set the byte after the run must be in (from the
+    /// instruction that follows), and `possessive` says that giving back
+    /// bytes can never help (the run's class and `next` are disjoint).
+    Run {
+        class: u32,
+        min: u32,
+        max: u32,
+        greedy: bool,
+        next: u32,
+        possessive: bool,
+    },
+    /// Try `primary`, then `secondary`. `*_first` are the sets the first
+    /// byte of each branch must be in (NO_SET: a branch that may match
+    /// empty or that is not known).
+    Split {
+        primary: u32,
+        secondary: u32,
+        primary_first: u32,
+        secondary_first: u32,
+    },
+    Jmp(u32),
+    /// An alternation of several branches: `table` maps the next byte
+    /// (256: the end of the text) to the branches that can start with it,
+    /// in order, so only those are tried.
+    Dispatch {
+        branches: Box<[u32]>,
+        table: u32,
+    },
+    /// Record the position in a slot (capture bounds or loop marks).
+    Save(u32),
+    Assert(Look),
+    /// Loop again from `head` unless the iteration that just ended
+    /// consumed nothing (Python's guard against empty iterations).
+    LoopIfProgress {
+        mark: u32,
+        head: u32,
+    },
+    Sub {
+        kind: SubKind,
+        start: u32,
+        width: u32,
+    },
+    Backref {
+        group: u32,
+        fold: bool,
+    },
+    /// Continue if the group took part in the match so far, else jump.
+    IfGroup {
+        group: u32,
+        otherwise: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Frame {
+    Alt {
+        pc: u32,
+        pos: usize,
+    },
+    Restore {
+        slot: u32,
+        old: usize,
+    },
+    /// A greedy run at `run` may still end anywhere in `low..at`.
+    Greedy {
+        run: u32,
+        low: usize,
+        at: usize,
+    },
+    /// A lazy run at `run` may still end anywhere in `at + 1..=high`.
+    Lazy {
+        run: u32,
+        at: usize,
+        high: usize,
+    },
+}
+
+/// A compiled pattern.
+#[derive(Debug)]
+pub struct Program {
+    insts: Vec<Inst>,
+    sets: Vec<ByteSet>,
+    pool: Vec<u8>,
+    /// For each `Dispatch`: byte (or 256, the end) to an index in `lists`.
+    tables: Vec<[u32; 257]>,
+    /// Lists of branch starts, in priority order.
+    lists: Vec<Box<[u32]>>,
+    /// Capture slots (two per group, group 0 included), then loop marks.
+    slot_count: usize,
+    groups: usize,
+    /// Only position 0 can start a match.
+    anchored: bool,
+    /// Matches can start only at the beginning of a line.
+    line_anchored: bool,
+    /// The set every match's first byte is in (NO_SET: unknown or empty).
+    first: u32,
+    /// The classes of `.` and `(?s).`, when the pattern uses them.
+    any_but_newline: u32,
+    any_byte: u32,
+}
+
+/// Reusable memory for searches.
+#[derive(Default)]
+pub struct Scratch {
+    stack: Vec<Frame>,
+}
+
+impl Program {
+    /// Compile a pattern written in fancy-regex's syntax (what
+    /// `dialect::translate` produces).
+    pub fn new(pattern: &str) -> Result<Program, Unsupported> {
+        let tree = Expr::parse_tree(pattern).map_err(|e| Unsupported(e.to_string()))?;
+        if tree.contains_subroutines {
+            return Err(Unsupported("subroutine calls".into()));
+        }
+        let mut c = Compiler::default();
+        c.sets.push([false; 256]);
+        // Group 0 is recorded by `search`, not by instructions.
+        c.expr(&tree.expr)?;
+        c.insts.push(Inst::Match);
+        if c.insts.len() > MAX_INSTS {
+            return Err(Unsupported(format!("program of {} instructions", c.insts.len())));
+        }
+        let groups = c.groups + 1;
+        let slot_count = groups * 2 + c.marks;
+        // Marks live after the capture slots.
+        for inst in &mut c.insts {
+            match inst {
+                Inst::Save(s) if *s >= MARK_BASE => *s = *s - MARK_BASE + groups as u32 * 2,
+                Inst::LoopIfProgress { mark, .. } => *mark = *mark - MARK_BASE + groups as u32 * 2,
+                _ => {}
+            }
+        }
+        let mut program = Program {
+            insts: c.insts,
+            sets: c.sets,
+            pool: c.pool,
+            tables: Vec::new(),
+            lists: Vec::new(),
+            slot_count,
+            groups,
+            anchored: false,
+            line_anchored: false,
+            first: NO_SET,
+            any_but_newline: NO_SET,
+            any_byte: NO_SET,
+        };
+        let mut dot = [true; 256];
+        dot[b'\n' as usize] = false;
+        program.any_but_newline = program.sets.iter().position(|s| *s == dot).map_or(NO_SET, |i| i as u32);
+        program.any_byte = program.sets.iter().position(|s| *s == [true; 256]).map_or(NO_SET, |i| i as u32);
+        program.link();
+        Ok(program)
+    }
+
+    /// For a pattern anchored at the start of the text: the bytes a match
+    /// can begin with (the text's first byte must be one of them).
+    pub fn first_bytes_when_anchored(&self) -> Option<&[bool; 256]> {
+        (self.anchored && self.first != NO_SET).then(|| &self.sets[self.first as usize])
+    }
+
+    /// Number of capture groups, group 0 (the whole match) included.
+    pub fn group_count(&self) -> usize {
+        self.groups
+    }
+
+    /// Fill in what can only be known once the program is whole: first
+    /// byte sets of branches, what follows each run, anchoring.
+    fn link(&mut self) {
+        for pc in 0..self.insts.len() {
+            match self.insts[pc].clone() {
+                Inst::Split { primary, secondary, .. } => {
+                    let primary_first = self.first_set(primary as usize);
+                    let secondary_first = self.first_set(secondary as usize);
+                    self.insts[pc] = Inst::Split { primary, secondary, primary_first, secondary_first };
+                }
+                Inst::Dispatch { branches, .. } => {
+                    let firsts: Vec<u32> = branches.iter().map(|&b| self.first_set(b as usize)).collect();
+                    let mut table = [0u32; 257];
+                    for (byte, entry) in table.iter_mut().enumerate() {
+                        let list: Vec<u32> = branches
+                            .iter()
+                            .zip(&firsts)
+                            .filter(|(_, f)| **f == NO_SET || (byte < 256 && self.sets[**f as usize][byte]))
+                            .map(|(b, _)| *b)
+                            .collect();
+                        let index = match self.lists.iter().position(|l| **l == *list) {
+                            Some(i) => i,
+                            None => {
+                                self.lists.push(list.into_boxed_slice());
+                                self.lists.len() - 1
+                            }
+                        };
+                        *entry = index as u32;
+                    }
+                    self.tables.push(table);
+                    let table = (self.tables.len() - 1) as u32;
+                    self.insts[pc] = Inst::Dispatch { branches, table };
+                }
+                Inst::Run { class, min, max, greedy, .. } => {
+                    let next = self.first_set_of_next_byte(pc + 1);
+                    let possessive = greedy
+                        && next != NO_SET
+                        && (0..256).all(|b| !(self.sets[class as usize][b] && self.sets[next as usize][b]));
+                    self.insts[pc] = Inst::Run { class, min, max, greedy, next, possessive };
+                }
+                _ => {}
+            }
+        }
+        let mut pc = 0;
+        while let Inst::Save(_) = self.insts[pc] {
+            pc += 1;
+        }
+        match self.insts[pc] {
+            Inst::Assert(Look::StartText) => self.anchored = true,
+            Inst::Assert(Look::StartLine) => self.line_anchored = true,
+            _ => {}
+        }
+        self.first = self.first_set(0);
+    }
+
+    /// The set of bytes the instruction at `pc` needs next, when it is one
+    /// that consumes a byte at once (a literal, a class, a run of at least
+    /// one): what a run before it can use to skip useless give-backs.
+    fn first_set_of_next_byte(&mut self, mut pc: usize) -> u32 {
+        for _ in 0..64 {
+            match self.insts.get(pc) {
+                Some(Inst::Save(_)) => pc += 1,
+                Some(Inst::Jmp(t)) => pc = *t as usize,
+                _ => break,
+            }
+        }
+        match self.insts.get(pc) {
+            Some(Inst::Byte(_) | Inst::Lit { .. } | Inst::LitFold { .. } | Inst::Class(_)) => self.first_set(pc),
+            Some(Inst::Run { min, .. }) if *min > 0 => self.first_set(pc),
+            _ => NO_SET,
+        }
+    }
+
+    /// The set of bytes any match from `pc` starts with, if every path from
+    /// there consumes a byte before anything that could end or look around.
+    fn first_set(&mut self, pc: usize) -> u32 {
+        let mut set = [false; 256];
+        let mut seen = Vec::new();
+        if !self.collect_first(pc, &mut set, &mut seen, 0) {
+            return NO_SET;
+        }
+        if let Some(i) = self.sets.iter().position(|s| *s == set) {
+            return i as u32;
+        }
+        self.sets.push(set);
+        (self.sets.len() - 1) as u32
+    }
+
+    fn collect_first(&self, pc: usize, set: &mut ByteSet, seen: &mut Vec<usize>, depth: usize) -> bool {
+        // A join of two branches: already counted. (A cycle cannot come
+        // back here without consuming: loops whose body can be empty go
+        // through `LoopIfProgress`, which stops the walk.)
+        if seen.contains(&pc) {
+            return true;
+        }
+        // Bounded: a set found by a long walk is not worth the compile time.
+        if depth > 64 || seen.len() > 256 {
+            return false;
+        }
+        seen.push(pc);
+        match &self.insts[pc] {
+            Inst::Byte(b) => set[*b as usize] = true,
+            Inst::Lit { start, .. } => set[self.pool[*start as usize] as usize] = true,
+            Inst::LitFold { start, .. } => {
+                let b = self.pool[*start as usize];
+                set[b as usize] = true;
+                set[b.to_ascii_uppercase() as usize] = true;
+            }
+            Inst::Class(c) => union(set, &self.sets[*c as usize]),
+            Inst::Run { class, min, .. } => {
+                union(set, &self.sets[*class as usize]);
+                if *min == 0 {
+                    return self.collect_first(pc + 1, set, seen, depth + 1);
+                }
+            }
+            Inst::Split { primary, secondary, .. } => {
+                return self.collect_first(*primary as usize, set, seen, depth + 1)
+                    && self.collect_first(*secondary as usize, set, seen, depth + 1);
+            }
+            Inst::Jmp(t) => return self.collect_first(*t as usize, set, seen, depth + 1),
+            Inst::Dispatch { branches, .. } => {
+                return branches.iter().all(|&b| self.collect_first(b as usize, set, seen, depth + 1));
+            }
+            // Zero-width: they only narrow what may follow, so what follows
+            // still says which byte comes first.
+            Inst::Save(_) | Inst::Assert(_) => return self.collect_first(pc + 1, set, seen, depth + 1),
+            Inst::Sub { kind, .. } if *kind != SubKind::Atomic => {
+                return self.collect_first(pc + 1, set, seen, depth + 1);
+            }
+            Inst::IfGroup { otherwise, .. } => {
+                return self.collect_first(pc + 1, set, seen, depth + 1)
+                    && self.collect_first(*otherwise as usize, set, seen, depth + 1);
+            }
+            Inst::LoopIfProgress { head, .. } => {
+                return self.collect_first(pc + 1, set, seen, depth + 1)
+                    && self.collect_first(*head as usize, set, seen, depth + 1);
+            }
+            // The end (a match may be empty here), or not known.
+            Inst::Match | Inst::Sub { .. } | Inst::Backref { .. } => return false,
+        }
+        true
+    }
+
+    /// Search `hay` (which must be ASCII) from `from`. On a match, `slots`
+    /// holds the start and end of every group (`NONE` where a group did
+    /// not take part): group `g` at `2g` and `2g + 1`.
+    pub fn search(&self, hay: &[u8], from: usize, slots: &mut Vec<usize>, scratch: &mut Scratch) -> Outcome {
+        self.search_with::<false>(hay, from, slots, scratch, &mut 0)
+    }
+
+    /// `search`, also telling how far into `hay` it looked: the answer
+    /// depends on `hay[..reach]` only (`reach` past the end: on where the
+    /// text ends too), so a text that starts with those bytes gets the
+    /// same answer without a search.
+    pub fn search_reach(
+        &self,
+        hay: &[u8],
+        from: usize,
+        slots: &mut Vec<usize>,
+        scratch: &mut Scratch,
+    ) -> (Outcome, usize) {
+        let mut reach = from;
+        let outcome = self.search_with::<true>(hay, from, slots, scratch, &mut reach);
+        (outcome, reach)
+    }
+
+    fn search_with<const TRACK: bool>(
+        &self,
+        hay: &[u8],
+        from: usize,
+        slots: &mut Vec<usize>,
+        scratch: &mut Scratch,
+        reach: &mut usize,
+    ) -> Outcome {
+        let first = (self.first != NO_SET).then(|| &self.sets[self.first as usize]);
+        // Most searches of an anchored pattern end at its first byte.
+        if self.anchored && (from > 0 || first.is_some_and(|f| hay.is_empty() || !f[hay[0] as usize])) {
+            if TRACK {
+                *reach = (*reach).max(1);
+            }
+            return Outcome::NoMatch;
+        }
+        slots.clear();
+        slots.resize(self.slot_count, NONE);
+        let mut budget = STEP_BUDGET;
+        let mut start = from;
+        while start <= hay.len() {
+            if self.anchored && start > 0 {
+                break;
+            }
+            let viable = (!self.line_anchored || start == 0 || hay[start - 1] == b'\n')
+                && first.is_none_or(|f| start < hay.len() && f[hay[start] as usize]);
+            if TRACK {
+                *reach = (*reach).max(start + 1);
+            }
+            if viable {
+                scratch.stack.clear();
+                if start > from {
+                    // A failed attempt may leave writes made before its
+                    // first choice.
+                    slots.fill(NONE);
+                }
+                match self.exec::<TRACK>(hay, 0, start, slots, &mut scratch.stack, 0, &mut budget, reach) {
+                    Some(end) => {
+                        slots[0] = start;
+                        slots[1] = end;
+                        return Outcome::Match;
+                    }
+                    None if budget == 0 => return Outcome::GaveUp,
+                    None => {}
+                }
+            }
+            start += 1;
+        }
+        Outcome::NoMatch
+    }
+
+    /// Run from `pc` at `pos` until `Match` (the end position) or until
+    /// every choice made since `stack`'s current height has failed.
+    #[allow(clippy::too_many_arguments)]
+    fn exec<const TRACK: bool>(
+        &self,
+        hay: &[u8],
+        mut pc: usize,
+        mut pos: usize,
+        slots: &mut [usize],
+        stack: &mut Vec<Frame>,
+        depth: usize,
+        budget: &mut u64,
+        reach: &mut usize,
+    ) -> Option<usize> {
+        // What an instruction at `pos` looked at, up to `end` (exclusive).
+        macro_rules! looked {
+            ($end:expr) => {
+                if TRACK {
+                    *reach = (*reach).max($end);
+                }
+            };
+        }
+        let bottom = stack.len();
+        let insts = &self.insts[..];
+        // Choices this call has pushed and not yet taken back. Before the
+        // first one (at the top level), a failure ends the search, so slot
+        // writes need no undo record.
+        let mut choices = 0usize;
+        'run: loop {
+            // Forward: run instructions until one fails.
+            let failed = loop {
+                match &insts[pc] {
+                    Inst::Match => return Some(pos),
+                    Inst::Byte(b) => {
+                        looked!(pos + 1);
+                        if pos < hay.len() && hay[pos] == *b {
+                            pos += 1;
+                            pc += 1;
+                        } else {
+                            break true;
+                        }
+                    }
+                    Inst::Lit { start, len } => {
+                        let lit = &self.pool[*start as usize..(*start + *len) as usize];
+                        looked!(if hay.len() - pos >= lit.len() { pos + lit.len() } else { hay.len() + 1 });
+                        if hay.len() - pos >= lit.len() && &hay[pos..pos + lit.len()] == lit {
+                            pos += lit.len();
+                            pc += 1;
+                        } else {
+                            break true;
+                        }
+                    }
+                    Inst::LitFold { start, len } => {
+                        let lit = &self.pool[*start as usize..(*start + *len) as usize];
+                        looked!(if hay.len() - pos >= lit.len() { pos + lit.len() } else { hay.len() + 1 });
+                        if hay.len() - pos >= lit.len()
+                            && hay[pos..pos + lit.len()].iter().zip(lit).all(|(h, l)| h.to_ascii_lowercase() == *l)
+                        {
+                            pos += lit.len();
+                            pc += 1;
+                        } else {
+                            break true;
+                        }
+                    }
+                    Inst::Class(c) => {
+                        looked!(pos + 1);
+                        if pos < hay.len() && self.sets[*c as usize][hay[pos] as usize] {
+                            pos += 1;
+                            pc += 1;
+                        } else {
+                            break true;
+                        }
+                    }
+                    Inst::Run { class, min, max, greedy, next, possessive } => {
+                        let set = &self.sets[*class as usize];
+                        let limit = hay.len().min(pos.saturating_add(*max as usize));
+                        let min_end = pos + *min as usize;
+                        if *greedy {
+                            let end = self.run_end(set, *class, hay, pos, limit);
+                            looked!(end + 1);
+                            if end < min_end {
+                                break true;
+                            }
+                            let next = (*next != NO_SET).then(|| &self.sets[*next as usize]);
+                            let fits = |p: usize| next.is_none_or(|n| p < hay.len() && n[hay[p] as usize]);
+                            if !*possessive {
+                                // The best give-back below `end` is found when popped.
+                                if end > min_end {
+                                    stack.push(Frame::Greedy { run: pc as u32, low: min_end, at: end });
+                                    choices += 1;
+                                }
+                            }
+                            if !fits(end) {
+                                break true;
+                            }
+                            pos = end;
+                            pc += 1;
+                        } else {
+                            if min_end > limit || !hay[pos..min_end].iter().all(|b| set[*b as usize]) {
+                                looked!(min_end.min(hay.len() + 1));
+                                break true;
+                            }
+                            let high = self.run_end(set, *class, hay, min_end, limit);
+                            looked!(high + 1);
+                            if high > min_end {
+                                stack.push(Frame::Lazy { run: pc as u32, at: min_end, high });
+                                choices += 1;
+                            }
+                            let next = (*next != NO_SET).then(|| &self.sets[*next as usize]);
+                            if next.is_some_and(|n| min_end >= hay.len() || !n[hay[min_end] as usize]) {
+                                break true;
+                            }
+                            pos = min_end;
+                            pc += 1;
+                        }
+                    }
+                    Inst::Split { primary, secondary, primary_first, secondary_first } => {
+                        looked!(pos + 1);
+                        let byte = hay.get(pos).copied();
+                        let can = |set: u32| set == NO_SET || byte.is_some_and(|b| self.sets[set as usize][b as usize]);
+                        match (can(*primary_first), can(*secondary_first)) {
+                            (true, true) => {
+                                stack.push(Frame::Alt { pc: *secondary, pos });
+                                choices += 1;
+                                pc = *primary as usize;
+                            }
+                            (true, false) => pc = *primary as usize,
+                            (false, true) => pc = *secondary as usize,
+                            (false, false) => break true,
+                        }
+                    }
+                    Inst::Jmp(t) => pc = *t as usize,
+                    Inst::Dispatch { table, .. } => {
+                        looked!(pos + 1);
+                        let byte = hay.get(pos).map_or(256, |b| *b as usize);
+                        let list = &self.lists[self.tables[*table as usize][byte] as usize];
+                        let Some((&first, rest)) = list.split_first() else { break true };
+                        for &alt in rest.iter().rev() {
+                            stack.push(Frame::Alt { pc: alt, pos });
+                        }
+                        choices += rest.len();
+                        pc = first as usize;
+                    }
+                    Inst::Save(s) => {
+                        if choices > 0 || depth > 0 {
+                            stack.push(Frame::Restore { slot: *s, old: slots[*s as usize] });
+                        }
+                        slots[*s as usize] = pos;
+                        pc += 1;
+                    }
+                    Inst::Assert(look) => {
+                        looked!(if *look == Look::StartText { 0 } else { pos + 1 });
+                        let ok = match look {
+                            Look::StartText => pos == 0,
+                            Look::EndText => pos == hay.len(),
+                            Look::StartLine => pos == 0 || hay[pos - 1] == b'\n',
+                            Look::EndLine => pos == hay.len() || hay[pos] == b'\n',
+                            Look::WordBoundary | Look::NotWordBoundary => {
+                                let before = pos > 0 && is_word(hay[pos - 1]);
+                                let after = pos < hay.len() && is_word(hay[pos]);
+                                (before != after) == (*look == Look::WordBoundary)
+                            }
+                        };
+                        if !ok {
+                            break true;
+                        }
+                        pc += 1;
+                    }
+                    Inst::LoopIfProgress { mark, head } => {
+                        if slots[*mark as usize] != pos {
+                            pc = *head as usize;
+                        } else {
+                            pc += 1;
+                        }
+                    }
+                    Inst::Backref { group, fold } => {
+                        let (s, e) = (slots[*group as usize * 2], slots[*group as usize * 2 + 1]);
+                        // Python: a reference to a group that did not match fails.
+                        if s == NONE || e == NONE || e < s {
+                            break true;
+                        }
+                        let want = &hay[s..e];
+                        looked!(if hay.len() - pos >= want.len() { pos + want.len() } else { hay.len() + 1 });
+                        if hay.len() - pos < want.len() {
+                            break true;
+                        }
+                        let got = &hay[pos..pos + want.len()];
+                        let same = if *fold { got.eq_ignore_ascii_case(want) } else { got == want };
+                        if !same {
+                            break true;
+                        }
+                        pos += want.len();
+                        pc += 1;
+                    }
+                    Inst::IfGroup { group, otherwise } => {
+                        let matched = slots[*group as usize * 2 + 1] != NONE;
+                        pc = if matched { pc + 1 } else { *otherwise as usize };
+                    }
+                    Inst::Sub { kind, start, width } => {
+                        *budget = budget.saturating_sub(1);
+                        if depth > 32 {
+                            *budget = 0;
+                            break true;
+                        }
+                        let at = match kind {
+                            SubKind::Behind | SubKind::NotBehind => pos.checked_sub(*width as usize),
+                            _ => Some(pos),
+                        };
+                        let sub_bottom = stack.len();
+                        let found = match at {
+                            Some(at) => {
+                                self.exec::<TRACK>(hay, *start as usize, at, slots, stack, depth + 1, budget, reach)
+                            }
+                            None => None,
+                        };
+                        if *budget == 0 {
+                            break true;
+                        }
+                        let positive = matches!(kind, SubKind::Ahead | SubKind::Behind | SubKind::Atomic);
+                        match (found, positive) {
+                            (Some(end), true) => {
+                                // No going back into it; its captures stay
+                                // (and are undone if this path fails later).
+                                keep_restores(stack, sub_bottom);
+                                if *kind == SubKind::Atomic {
+                                    pos = end;
+                                }
+                                pc += 1;
+                            }
+                            (None, false) => pc += 1,
+                            (Some(_), false) => {
+                                unwind(stack, sub_bottom, slots);
+                                break true;
+                            }
+                            (None, true) => break true,
+                        }
+                    }
+                }
+            };
+            debug_assert!(failed);
+            // Backward: resume the most recent choice.
+            loop {
+                if stack.len() <= bottom || *budget == 0 {
+                    unwind(stack, bottom, slots);
+                    return None;
+                }
+                *budget -= 1;
+                let top = stack.len() - 1;
+                match stack[top] {
+                    Frame::Restore { slot, old } => {
+                        slots[slot as usize] = old;
+                        stack.pop();
+                    }
+                    Frame::Alt { pc: alt, pos: at } => {
+                        stack.pop();
+                        choices -= 1;
+                        pc = alt as usize;
+                        pos = at;
+                        continue 'run;
+                    }
+                    Frame::Greedy { run, low, at } => {
+                        let Inst::Run { next, .. } = &insts[run as usize] else { unreachable!() };
+                        let next = (*next != NO_SET).then(|| &self.sets[*next as usize]);
+                        let mut end = at;
+                        let found = loop {
+                            if end <= low {
+                                break None;
+                            }
+                            end -= 1;
+                            if next.is_none_or(|n| end < hay.len() && n[hay[end] as usize]) {
+                                break Some(end);
+                            }
+                        };
+                        match found {
+                            Some(end) => {
+                                if end > low {
+                                    stack[top] = Frame::Greedy { run, low, at: end };
+                                } else {
+                                    stack.pop();
+                                    choices -= 1;
+                                }
+                                pc = run as usize + 1;
+                                pos = end;
+                                continue 'run;
+                            }
+                            None => {
+                                stack.pop();
+                                choices -= 1;
+                            }
+                        }
+                    }
+                    Frame::Lazy { run, at, high } => {
+                        let Inst::Run { next, .. } = &insts[run as usize] else { unreachable!() };
+                        let next = (*next != NO_SET).then(|| &self.sets[*next as usize]);
+                        let mut end = at;
+                        let found = loop {
+                            if end >= high {
+                                break None;
+                            }
+                            end += 1;
+                            if next.is_none_or(|n| end < hay.len() && n[hay[end] as usize]) {
+                                break Some(end);
+                            }
+                        };
+                        match found {
+                            Some(end) => {
+                                if end < high {
+                                    stack[top] = Frame::Lazy { run, at: end, high };
+                                } else {
+                                    stack.pop();
+                                    choices -= 1;
+                                }
+                                pc = run as usize + 1;
+                                pos = end;
+                                continue 'run;
+                            }
+                            None => {
+                                stack.pop();
+                                choices -= 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Program {
+    /// Where a run of `class` bytes starting at `from` ends (at most at
+    /// `limit`). `.` and `(?s).` are the common classes of long runs
+    /// (`.+`, `.*?`): found by memchr instead of a byte at a time.
+    fn run_end(&self, set: &ByteSet, class: u32, hay: &[u8], from: usize, limit: usize) -> usize {
+        if from >= limit {
+            return from;
+        }
+        if class == self.any_but_newline {
+            return memchr::memchr(b'\n', &hay[from..limit]).map_or(limit, |i| from + i);
+        }
+        if class == self.any_byte {
+            return limit;
+        }
+        let mut end = from;
+        while end < limit && set[hay[end] as usize] {
+            end += 1;
+        }
+        end
+    }
+}
+
+/// Drop every choice above `bottom`, keeping the slot restores (so that a
+/// later failure still undoes the captures made there).
+fn keep_restores(stack: &mut Vec<Frame>, bottom: usize) {
+    let mut write = bottom;
+    for read in bottom..stack.len() {
+        if let Frame::Restore { .. } = stack[read] {
+            stack[write] = stack[read];
+            write += 1;
+        }
+    }
+    stack.truncate(write);
+}
+
+/// Pop everything above `bottom`, undoing captures.
+fn unwind(stack: &mut Vec<Frame>, bottom: usize, slots: &mut [usize]) {
+    while stack.len() > bottom {
+        if let Some(Frame::Restore { slot, old }) = stack.pop() {
+            slots[slot as usize] = old;
+        }
+    }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn union(into: &mut ByteSet, from: &ByteSet) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a |= *b;
+    }
+}
+
+/// Loop marks are numbered from here until the program is linked.
+const MARK_BASE: u32 = 1 << 30;
+
+#[derive(Default)]
+struct Compiler {
+    insts: Vec<Inst>,
+    sets: Vec<ByteSet>,
+    pool: Vec<u8>,
+    groups: usize,
+    marks: usize,
+}
+
+impl Compiler {
+    fn too_big(&self) -> Result<(), Unsupported> {
+        if self.insts.len() > MAX_INSTS {
+            return Err(Unsupported("pattern too large once repetitions are unrolled".into()));
+        }
+        Ok(())
+    }
+
+    fn set(&mut self, set: ByteSet) -> u32 {
+        if let Some(i) = self.sets.iter().position(|s| *s == set) {
+            return i as u32;
+        }
+        self.sets.push(set);
+        (self.sets.len() - 1) as u32
+    }
+
+    /// The byte class of an expression that matches exactly one byte of
+    /// an ASCII haystack, if it is one.
+    fn single_byte(&mut self, e: &Expr) -> Result<Option<u32>, Unsupported> {
+        Ok(match e {
+            Expr::Any { newline, crlf: false } => {
+                let mut s = [true; 256];
+                if !newline {
+                    s[b'\n' as usize] = false;
+                }
+                Some(self.set(s))
+            }
+            Expr::Delegate { inner, casei } => Some(self.class(inner, *casei)?),
+            Expr::Literal { val, casei } if val.len() == 1 => {
+                let b = val.as_bytes()[0];
+                let mut s = [false; 256];
+                s[b as usize] = true;
+                if *casei {
+                    s[b.to_ascii_lowercase() as usize] = true;
+                    s[b.to_ascii_uppercase() as usize] = true;
+                }
+                Some(self.set(s))
+            }
+            _ => None,
+        })
+    }
+
+    /// A class written in regex syntax, restricted to ASCII.
+    fn class(&mut self, inner: &str, casei: bool) -> Result<u32, Unsupported> {
+        use regex_syntax::hir::{Class, HirKind};
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(true)
+            .case_insensitive(casei)
+            .build()
+            .parse(inner)
+            .map_err(|e| Unsupported(format!("class {inner}: {e}")))?;
+        let mut set = [false; 256];
+        match hir.kind() {
+            HirKind::Class(Class::Unicode(c)) => {
+                for r in c.ranges() {
+                    let (lo, hi) = (r.start() as u32, (r.end() as u32).min(127));
+                    for b in lo..=hi {
+                        set[b as usize] = true;
+                    }
+                }
+            }
+            HirKind::Class(Class::Bytes(c)) => {
+                for r in c.ranges() {
+                    for b in r.start()..=r.end().min(127) {
+                        set[b as usize] = true;
+                    }
+                }
+            }
+            HirKind::Literal(lit) => {
+                if lit.0.len() == 1 && lit.0[0] < 128 {
+                    set[lit.0[0] as usize] = true;
+                }
+            }
+            _ => return Err(Unsupported(format!("class {inner}"))),
+        }
+        Ok(self.set(set))
+    }
+
+    fn emit(&mut self, inst: Inst) -> usize {
+        self.insts.push(inst);
+        self.insts.len() - 1
+    }
+
+    fn literal(&mut self, val: &str, casei: bool) -> Result<(), Unsupported> {
+        if !val.is_ascii() {
+            if casei {
+                // Unicode case folding can map a non-ASCII letter onto an
+                // ASCII one (the Kelvin sign and k): not for this engine.
+                return Err(Unsupported("case-insensitive non-ASCII literal".into()));
+            }
+            // It can never match ASCII text.
+            let never = self.set([false; 256]);
+            self.emit(Inst::Class(never));
+            return Ok(());
+        }
+        let bytes = val.as_bytes();
+        let folds = casei && bytes.iter().any(u8::is_ascii_alphabetic);
+        if bytes.len() == 1 && !folds {
+            self.emit(Inst::Byte(bytes[0]));
+            return Ok(());
+        }
+        let start = self.pool.len() as u32;
+        if folds {
+            self.pool.extend(bytes.iter().map(u8::to_ascii_lowercase));
+            self.emit(Inst::LitFold { start, len: bytes.len() as u32 });
+        } else {
+            self.pool.extend_from_slice(bytes);
+            self.emit(Inst::Lit { start, len: bytes.len() as u32 });
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self, e: &Expr) -> Result<(), Unsupported> {
+        self.too_big()?;
+        match e {
+            Expr::Empty => {}
+            Expr::Literal { val, casei } => self.literal(val, *casei)?,
+            Expr::Any { crlf: true, .. } => return Err(Unsupported("CRLF mode".into())),
+            Expr::Any { .. } | Expr::Delegate { .. } => {
+                let class = self.single_byte(e)?.ok_or_else(|| Unsupported("class".into()))?;
+                self.emit(Inst::Class(class));
+            }
+            Expr::Assertion(a) => {
+                let look = match a {
+                    Assertion::StartText => Look::StartText,
+                    Assertion::EndText => Look::EndText,
+                    Assertion::StartLine { crlf: false } => Look::StartLine,
+                    Assertion::EndLine { crlf: false } => Look::EndLine,
+                    Assertion::WordBoundary => Look::WordBoundary,
+                    Assertion::NotWordBoundary => Look::NotWordBoundary,
+                    other => return Err(Unsupported(format!("assertion {other:?}"))),
+                };
+                self.emit(Inst::Assert(look));
+            }
+            Expr::Concat(parts) => {
+                // The parser gives one literal per character: join them, so
+                // that a word costs one step.
+                let mut i = 0;
+                while i < parts.len() {
+                    if let Expr::Literal { casei, .. } = &parts[i] {
+                        let mut text = String::new();
+                        while let Some(Expr::Literal { val, casei: c }) = parts.get(i)
+                            && c == casei
+                        {
+                            text.push_str(val);
+                            i += 1;
+                        }
+                        self.literal(&text, *casei)?;
+                        continue;
+                    }
+                    self.expr(&parts[i])?;
+                    i += 1;
+                }
+            }
+            Expr::Alt(branches) if branches.len() >= 3 => {
+                let dispatch = self.emit(Inst::Dispatch { branches: Box::new([]), table: 0 });
+                let mut starts = Vec::new();
+                let mut to_end = Vec::new();
+                for b in branches {
+                    starts.push(self.insts.len() as u32);
+                    self.expr(b)?;
+                    to_end.push(self.emit(Inst::Jmp(0)));
+                }
+                let end = self.insts.len() as u32;
+                for j in to_end {
+                    self.insts[j] = Inst::Jmp(end);
+                }
+                self.insts[dispatch] = Inst::Dispatch { branches: starts.into_boxed_slice(), table: 0 };
+            }
+            Expr::Alt(branches) => {
+                let mut to_end = Vec::new();
+                for (i, b) in branches.iter().enumerate() {
+                    if i + 1 < branches.len() {
+                        let split = self.emit(Inst::Split {
+                            primary: 0,
+                            secondary: 0,
+                            primary_first: NO_SET,
+                            secondary_first: NO_SET,
+                        });
+                        let primary = self.insts.len() as u32;
+                        self.expr(b)?;
+                        to_end.push(self.emit(Inst::Jmp(0)));
+                        let secondary = self.insts.len() as u32;
+                        self.insts[split] =
+                            Inst::Split { primary, secondary, primary_first: NO_SET, secondary_first: NO_SET };
+                    } else {
+                        self.expr(b)?;
+                    }
+                }
+                let end = self.insts.len() as u32;
+                for j in to_end {
+                    self.insts[j] = Inst::Jmp(end);
+                }
+            }
+            Expr::Group(inner) => {
+                self.groups += 1;
+                let g = self.groups as u32;
+                self.emit(Inst::Save(2 * g));
+                self.expr(inner)?;
+                self.emit(Inst::Save(2 * g + 1));
+            }
+            Expr::LookAround(inner, kind) => {
+                let kind = match kind {
+                    LookAround::LookAhead => SubKind::Ahead,
+                    LookAround::LookAheadNeg => SubKind::NotAhead,
+                    LookAround::LookBehind => SubKind::Behind,
+                    LookAround::LookBehindNeg => SubKind::NotBehind,
+                };
+                self.sub(kind, inner)?;
+            }
+            Expr::AtomicGroup(inner) => self.sub(SubKind::Atomic, inner)?,
+            Expr::Repeat { child, lo, hi, greedy } => self.repeat(child, *lo, *hi, *greedy)?,
+            Expr::Backref { group, casei } => {
+                self.emit(Inst::Backref { group: *group as u32, fold: *casei });
+            }
+            Expr::Conditional { condition, true_branch, false_branch } => {
+                let Expr::BackrefExistsCondition { group, relative_recursion_level: None } = condition.as_ref() else {
+                    return Err(Unsupported("conditional on something other than a group".into()));
+                };
+                let test = self.emit(Inst::IfGroup { group: *group as u32, otherwise: 0 });
+                self.expr(true_branch)?;
+                let skip = self.emit(Inst::Jmp(0));
+                let otherwise = self.insts.len() as u32;
+                self.expr(false_branch)?;
+                let end = self.insts.len() as u32;
+                self.insts[test] = Inst::IfGroup { group: *group as u32, otherwise };
+                self.insts[skip] = Inst::Jmp(end);
+            }
+            Expr::BackrefExistsCondition { group, relative_recursion_level: None } => {
+                // `(?(1))` alone: succeeds when the group matched.
+                let test = self.emit(Inst::IfGroup { group: *group as u32, otherwise: 0 });
+                let skip = self.emit(Inst::Jmp(0));
+                let never = self.set([false; 256]);
+                let otherwise = self.emit(Inst::Class(never)) as u32;
+                let end = self.insts.len() as u32;
+                self.insts[test] = Inst::IfGroup { group: *group as u32, otherwise };
+                self.insts[skip] = Inst::Jmp(end);
+            }
+            other => return Err(Unsupported(format!("{other:?}"))),
+        }
+        Ok(())
+    }
+
+    /// A look-around or atomic group: its body follows inline, ends in
+    /// `Match`, and is skipped over by the main path.
+    fn sub(&mut self, kind: SubKind, inner: &Expr) -> Result<(), Unsupported> {
+        let width = match kind {
+            SubKind::Behind | SubKind::NotBehind => {
+                fixed_width(inner).ok_or_else(|| Unsupported("look-behind of varying width".into()))?
+            }
+            _ => 0,
+        };
+        let at = self.emit(Inst::Sub { kind, start: 0, width: width as u32 });
+        let skip = self.emit(Inst::Jmp(0));
+        let start = self.insts.len() as u32;
+        self.expr(inner)?;
+        self.emit(Inst::Match);
+        let end = self.insts.len() as u32;
+        self.insts[at] = Inst::Sub { kind, start, width: width as u32 };
+        self.insts[skip] = Inst::Jmp(end);
+        Ok(())
+    }
+
+    fn repeat(&mut self, child: &Expr, lo: usize, hi: usize, greedy: bool) -> Result<(), Unsupported> {
+        if let Some(class) = self.single_byte(child)? {
+            let max = if hi == usize::MAX { u32::MAX } else { hi.min(u32::MAX as usize - 1) as u32 };
+            self.emit(Inst::Run { class, min: lo as u32, max, greedy, next: NO_SET, possessive: false });
+            return Ok(());
+        }
+        let nullable = can_be_empty(child);
+        if nullable && has_group(child) {
+            return Err(Unsupported("repetition of a group that can match empty".into()));
+        }
+        let groups_before = self.groups;
+        for _ in 0..lo {
+            self.groups = groups_before;
+            self.expr(child)?;
+        }
+        if hi == usize::MAX {
+            // head: Split(body, exit); body; loop back
+            let head =
+                self.emit(Inst::Split { primary: 0, secondary: 0, primary_first: NO_SET, secondary_first: NO_SET });
+            let body = self.insts.len() as u32;
+            let mark = if nullable {
+                let m = MARK_BASE + self.marks as u32;
+                self.marks += 1;
+                self.emit(Inst::Save(m));
+                Some(m)
+            } else {
+                None
+            };
+            self.groups = groups_before;
+            self.expr(child)?;
+            match mark {
+                Some(mark) => {
+                    self.emit(Inst::LoopIfProgress { mark, head: head as u32 });
+                }
+                None => {
+                    self.emit(Inst::Jmp(head as u32));
+                }
+            }
+            let exit = self.insts.len() as u32;
+            let (primary, secondary) = if greedy { (body, exit) } else { (exit, body) };
+            self.insts[head] = Inst::Split { primary, secondary, primary_first: NO_SET, secondary_first: NO_SET };
+        } else {
+            let mut splits = Vec::new();
+            for _ in lo..hi {
+                splits.push(self.emit(Inst::Split {
+                    primary: 0,
+                    secondary: 0,
+                    primary_first: NO_SET,
+                    secondary_first: NO_SET,
+                }));
+                self.groups = groups_before;
+                self.expr(child)?;
+            }
+            let exit = self.insts.len() as u32;
+            for s in splits {
+                let body = s as u32 + 1;
+                let (primary, secondary) = if greedy { (body, exit) } else { (exit, body) };
+                self.insts[s] = Inst::Split { primary, secondary, primary_first: NO_SET, secondary_first: NO_SET };
+            }
+        }
+        if lo == 0 && hi == 0 {
+            // Nothing was emitted, but the groups inside still count.
+            let mut probe = Compiler { groups: groups_before, ..Compiler::default() };
+            probe.sets.push([false; 256]);
+            probe.expr(child)?;
+            self.groups = probe.groups;
+        }
+        Ok(())
+    }
+}
+
+fn has_group(e: &Expr) -> bool {
+    matches!(e, Expr::Group(_)) || (!e.is_leaf_node() && e.children_iter().any(has_group))
+}
+
+/// Whether an expression can match the empty string (conservative: true
+/// when not sure).
+fn can_be_empty(e: &Expr) -> bool {
+    match e {
+        Expr::Literal { val, .. } => val.is_empty(),
+        Expr::Any { .. } | Expr::Delegate { .. } | Expr::LiteralBytes { .. } => false,
+        Expr::Concat(parts) => parts.iter().all(can_be_empty),
+        Expr::Alt(branches) => branches.iter().any(can_be_empty),
+        Expr::Group(inner) => can_be_empty(inner),
+        Expr::AtomicGroup(inner) => can_be_empty(inner),
+        Expr::Repeat { child, lo, .. } => *lo == 0 || can_be_empty(child),
+        _ => true,
+    }
+}
+
+/// The number of characters an expression always matches, if fixed.
+fn fixed_width(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Empty | Expr::Assertion(_) | Expr::LookAround(..) | Expr::KeepOut => Some(0),
+        Expr::Literal { val, .. } => Some(val.chars().count()),
+        Expr::Any { .. } | Expr::Delegate { .. } => Some(1),
+        Expr::Concat(parts) => parts.iter().map(fixed_width).sum(),
+        Expr::Alt(branches) => {
+            let first = fixed_width(branches.first()?)?;
+            branches.iter().all(|b| fixed_width(b) == Some(first)).then_some(first)
+        }
+        Expr::Group(inner) => fixed_width(inner),
+        Expr::AtomicGroup(inner) => fixed_width(inner),
+        Expr::Repeat { child, lo, hi, .. } if lo == hi => fixed_width(child).map(|w| w * lo),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our answer next to fancy-regex's, group by group.
+    fn compare(pattern: &str, hay: &str) {
+        let fancy = fancy_regex::Regex::new(pattern).unwrap();
+        let program = Program::new(pattern).unwrap_or_else(|e| panic!("{pattern}: {e:?}"));
+        assert_eq!(program.group_count(), fancy.captures_len(), "{pattern}");
+        let mut slots = Vec::new();
+        let mut scratch = Scratch::default();
+        let ours = program.search(hay.as_bytes(), 0, &mut slots, &mut scratch);
+        match fancy.captures(hay).unwrap() {
+            None => assert_eq!(ours, Outcome::NoMatch, "{pattern} on {hay:?}: {slots:?}"),
+            Some(caps) => {
+                assert_eq!(ours, Outcome::Match, "{pattern} on {hay:?}");
+                for g in 0..caps.len() {
+                    let theirs = caps.get(g).map(|m| (m.start(), m.end()));
+                    let mine =
+                        (slots[2 * g] != NONE && slots[2 * g + 1] != NONE).then(|| (slots[2 * g], slots[2 * g + 1]));
+                    assert_eq!(mine, theirs, "{pattern} on {hay:?}, group {g}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn priorities_follow_backtracking() {
+        let cases: &[(&str, &[&str])] = &[
+            (r"(a|ab)(c|bcd)(d*)", &["abcd", "abc", "xabcdd"]),
+            (r"a*?b", &["aaab", "b", "c"]),
+            (r"(a+?)(a*)", &["aaaa"]),
+            (r"(?:a|b)*c", &["ababc", "abab"]),
+            (r"x{2,3}?(x*)", &["xxxxx"]),
+            (r"(?:ab){1,3}(.*)", &["abababab", "abx"]),
+            (r"(|a)b", &["ab", "b"]),
+            (r"(\w+)\s+(\d{1,3})", &["abc  12345", "x 1", "x y"]),
+            (r"^[^:]+:(.*)$", &["key: value", "novalue"]),
+            (r"(a)|b", &["b", "a"]),
+            (r"(?:(a)|b)+", &["ab", "ba"]),
+            (r"(?:a?)*b", &["aab", "c"]),
+            (r".+", &["ab\ncd"]),
+            (r"(?s).+", &["ab\ncd"]),
+            (r"(?m)^b$", &["a\nb\nc", "b"]),
+            (r"^b$", &["a\nb\nc", "b"]),
+            (r"(?i)HeLLo [a-c]+", &["hello ABC", "HELLO d"]),
+            (r"\bfoo\b", &["a foo b", "afoo", "foo_"]),
+            (r"\Bo\B", &["foo", "o"]),
+            (r"a\z", &["a", "a\n"]),
+        ];
+        for (pattern, hays) in cases {
+            for hay in *hays {
+                compare(pattern, hay);
+            }
+        }
+    }
+
+    #[test]
+    fn look_around_backreferences_and_conditionals() {
+        let cases: &[(&str, &[&str])] = &[
+            (r"foo(?=bar)", &["foobar", "foobaz"]),
+            (r"foo(?!bar)", &["foobar", "foobaz"]),
+            (r"(?<=x)y", &["xy", "zy"]),
+            (r"(?<!x)y", &["xy", "zy", "y"]),
+            (r"(?<=ab|cd)e", &["abe", "cde", "xe"]),
+            (r"^(?:(?! from ).)*? from (\S+)", &["user x from 1.2.3.4 y", "a from b from c"]),
+            (r"(?=(\w+))\w", &["abc"]),
+            (r"(\w)\1", &["abccd", "abcd"]),
+            (r"(?i)(a)\1", &["aA", "ab"]),
+            (r"^(?P<a>x)?(?(<a>)y|z)$", &["xy", "z", "xz", "y"]),
+            (r"(?P<u>\S+)(?(<u>): |(?:.*)$)", &["user: x", "user x"]),
+            (r"(?>a+)a", &["aaaa"]),
+            (r"(?>a|ab)c", &["abc", "ac"]),
+            (r"(a)(?(1))b", &["ab"]),
+        ];
+        for (pattern, hays) in cases {
+            for hay in *hays {
+                compare(pattern, hay);
+            }
+        }
+    }
+
+    #[test]
+    fn fail2ban_shaped_patterns() {
+        let ip4 = r"(?:::f{4,6}:)?(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})";
+        let ip6 = r"(?P<ip6>(?:[0-9a-fA-F]{1,4}::?|::){1,7}(?:[0-9a-fA-F]{1,4}|:))";
+        let host = format!(r"\[?(?:{ip4}|{ip6})\]?");
+        let failed = format!(
+            r"^Failed (?:(?P<nofail>publickey)|\S+) for (?P<cond_inv>invalid user )?(?P<user>(?P<cond_user>\S+)|(?(<cond_inv>)(?:(?! from ).)*?|[^:]+)) from {host}(?: (?:port \d+|on \S+)){{0,2}}(?: ssh\d*)?(?(<cond_user>): |(?:(?:(?! from ).)*)$)"
+        );
+        let pref = r"^(?P<mlfid>(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:\S+\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?(?:(?:(?:\[\d+\])?:\s+[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?|[\[\(]?sshd(?:\(\S+\))?[\]\)]?:?(?:\[\d+\])?:?)\s+)?(?:\[ID \d+ \S+\]\s+)?)(?:(?:error|fatal): (?:PAM: )?)?(?P<content>.+)(?:\n?\z)";
+        let lines = [
+            "Failed password for root from 192.0.2.4 port 22 ssh2\n",
+            "Failed password for invalid user admin from 2001:db8::5 port 1 ssh2\n",
+            "Failed publickey for bob from ::ffff:192.0.2.7 port 22 ssh2: RSA SHA256:abc\n",
+            "Failed password for invalid user a from b from 192.0.2.9 port 4\n",
+            "Failed none for user: with colon from 192.0.2.1\n",
+            "Failed password for root from 192.0.2.4 port 22 ssh2 trailing from 1.2.3.4\n",
+            "srv sshd[123]: error: PAM: Authentication failure for x from 192.0.2.1\n",
+            "srv01 CRON[20081]: pam_unix(cron:session): session opened\n",
+            "[] <auth.info> host kernel: [ 12.5]: sshd[1]: x\n",
+        ];
+        for hay in lines {
+            compare(&failed, hay);
+            compare(pref, hay);
+            compare(&format!("from {host}"), hay);
+        }
+    }
+
+    #[test]
+    fn an_answer_depends_only_on_what_the_search_looked_at() {
+        let patterns = [
+            r"^(?:\W{0,2})?(?i:(?:(?P<a>mon|tue) )?(?P<b>jan|nov|november) (?P<d>[12]\d|[0 ]?[1-9]) ?(?P<H>[0-2]?\d):(?P<M>[0-5]?\d):(?P<S>[0-5]?\d)(?:\.(?P<f>\d{1,6}))?(?: (?P<Y>20\d\d))?)(?=\b|\W|$)",
+            r"^(?P<mlfid>(?:\S+\s+)?(?:sshd(?:\[\d+\])?:?\s+)?)(?P<content>.+)(?:\n?\z)",
+            r"^Failed \S+ for (?P<user>.*?) from (?P<ip>(?:\d{1,3}\.){3}\d{1,3})(?: port \d+)?(?: ssh\d*)?$",
+            r"a.*?b(?!c)",
+            r"(?<=x)\d+",
+            r"(\w+) \1",
+        ];
+        let hays = [
+            "Nov  2 00:00:01 srv01 sshd[1]: x",
+            "Nov  2 00:00:01.5 2005 x",
+            "Nov  2 00:00:01",
+            "srv01 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            "Failed password for root from 192.0.2.1 port 22 ssh2",
+            "Failed password for root from 192.0.2.1",
+            "aab abbc x12 y12 ab ab",
+            "",
+        ];
+        let mut scratch = Scratch::default();
+        for pattern in patterns {
+            let program = Program::new(pattern).unwrap();
+            for hay in hays {
+                let mut slots = Vec::new();
+                let (outcome, reach) = program.search_reach(hay.as_bytes(), 0, &mut slots, &mut scratch);
+                if reach > hay.len() {
+                    continue;
+                }
+                for tail in ["", "x", " 2005", ".25", "\n", " ", "c", "Z9 from 1.2.3.4"] {
+                    let other = format!("{}{tail}", &hay[..reach]);
+                    let mut other_slots = Vec::new();
+                    let again = program.search(other.as_bytes(), 0, &mut other_slots, &mut scratch);
+                    assert_eq!(again, outcome, "{pattern} on {hay:?} looked at {reach} bytes; then {other:?}");
+                    if outcome == Outcome::Match {
+                        assert_eq!(other_slots, slots, "{pattern} on {hay:?} then {other:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn what_it_cannot_run_exactly_is_refused() {
+        assert!(Program::new(r"(a?)*").is_err());
+        assert!(Program::new(r"(?<=a+)b").is_err());
+        assert!(Program::new(r"(?i)\u{212a}").is_err());
+    }
+
+    #[test]
+    fn a_runaway_search_gives_up() {
+        let program = Program::new(r"^(?:a|a)*(?:a|a)*(?:a|a)*b").unwrap();
+        let hay = "a".repeat(40);
+        let mut slots = Vec::new();
+        let outcome = program.search(hay.as_bytes(), 0, &mut slots, &mut Scratch::default());
+        assert_eq!(outcome, Outcome::GaveUp);
+    }
+}

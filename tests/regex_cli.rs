@@ -125,3 +125,66 @@ fn the_summary_counts_like_fail2ban_regex() {
     let missed = |l: &str| l.split(", ").find(|p| p.ends_with("missed")).map(str::to_string);
     assert_eq!(missed(&our_lines), missed(&their_lines), "{our_lines} / {their_lines}");
 }
+
+/// A filter that can split its work (the regex filter) runs as two
+/// instances on two threads by default; the answers must be exactly those
+/// of one instance, line by line, on a log of many batches.
+#[test]
+fn two_instances_answer_exactly_as_one() {
+    let generator = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_authlog.py");
+    let corpus = std::path::Path::new("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs");
+    if !generator.is_file() || !corpus.is_dir() {
+        eprintln!("SKIPPED two_instances_answer_exactly_as_one: needs shared/bench and fail2ban");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.log");
+    let status = Command::new("python3")
+        .arg(&generator)
+        .args(["--lines", "30000", "--seed", "7", "--attackers", "300", "--out"])
+        .arg(&auth)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // fail2ban's whole sample corpus in one file, eight times over (so that
+    // it fills several batches): every date format, IPv6, undated lines,
+    // non-ASCII text, in one stream through one filter.
+    let mixed = dir.path().join("mixed.log");
+    let mut all = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(corpus).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for _ in 0..8 {
+        for name in names.iter().filter(|p| p.is_file()) {
+            all.extend(std::fs::read(name).unwrap());
+            all.push(b'\n');
+        }
+    }
+    std::fs::write(&mixed, all).unwrap();
+    let state = dir.path().join("state");
+    let run = |log: &std::path::Path, filter: &str, extra: &[&str]| -> Vec<u8> {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmban"))
+            .args(["--state-dir", state.to_str().unwrap(), "regex", "--json", "--now", "1124013600"])
+            .args(extra)
+            .arg(log)
+            .arg(filter)
+            .env("TZ", "CET-01CEST-02,M3.5.0,M10.5.0")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let cases: [(&std::path::Path, &str, &[&str]); 5] = [
+        (&auth, "/etc/fail2ban/filter.d/sshd.conf", &[]),
+        (&auth, "/etc/fail2ban/filter.d/sshd.conf", &["--opt", "mode=aggressive"]),
+        (&mixed, "/etc/fail2ban/filter.d/sshd.conf", &["--opt", "mode=aggressive"]),
+        (&mixed, "/etc/fail2ban/filter.d/sendmail-reject.conf", &[]),
+        (&mixed, "/etc/fail2ban/filter.d/apache-auth.conf", &[]),
+    ];
+    for (log, filter, extra) in cases {
+        let two = run(log, filter, extra);
+        let one = run(log, filter, &[extra, &["--threads", "1"]].concat());
+        let failures = String::from_utf8_lossy(&one).matches("\"id\"").count();
+        assert!(failures > 10, "{filter} {extra:?} finds failures in {}", log.display());
+        assert!(two == one, "{filter} {extra:?} on {}: two instances differ from one", log.display());
+    }
+}

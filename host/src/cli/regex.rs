@@ -2,6 +2,7 @@
 //! does, through the same component the daemon uses. `--json` follows the
 //! conformance contract: one JSON object per processed line.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::cli::Cli;
 use crate::config::filter::FilterDefinition;
-use crate::plugin::bindings::types::Failure;
-use crate::plugin::{Registry, Runtime, RuntimeOptions};
+use crate::plugin::bindings::types::{Failure, Scan};
+use crate::plugin::{PluginError, Registry, Runtime, RuntimeOptions, split};
 
 /// Lines sent to the filter per call.
 const BATCH_LINES: usize = 4096;
@@ -41,6 +42,11 @@ pub struct RegexArgs {
     /// Print the lines that matched.
     #[arg(long)]
     pub print_all_matched: bool,
+    /// Cores to use: with 2 (the default, when the machine has them) a
+    /// filter that can split its work runs as two instances on two
+    /// threads; 1 runs one instance. The answers are the same.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub threads: usize,
     /// Print the resolved filter definition (one `key<TAB>value` line per
     /// option handed to the filter, newlines as \n) and exit.
     #[arg(long)]
@@ -124,20 +130,20 @@ impl Log {
     /// The lines of `chunk` joined by newlines: a slice of the log itself
     /// when they follow one another in it (nothing skipped or stripped in
     /// between), a copy otherwise.
-    fn batch<'a>(&'a self, chunk: &[Line], scratch: &'a mut String) -> &'a str {
-        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return "" };
+    fn batch(&self, chunk: &[Line]) -> Cow<'_, str> {
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return Cow::Borrowed("") };
         let contiguous = chunk.windows(2).all(|w| w[1].start == w[0].end + 1);
         if contiguous {
-            return &self.text[first.start..last.end];
+            return Cow::Borrowed(&self.text[first.start..last.end]);
         }
-        scratch.clear();
+        let mut joined = String::new();
         for (i, line) in chunk.iter().enumerate() {
             if i > 0 {
-                scratch.push('\n');
+                joined.push('\n');
             }
-            scratch.push_str(self.text_of(line));
+            joined.push_str(self.text_of(line));
         }
-        scratch
+        Cow::Owned(joined)
     }
 }
 
@@ -157,6 +163,11 @@ fn failure_json(f: &Failure) -> Value {
         fields.insert("users".into(), json!(users));
     }
     json!({ "id": f.host, "regex": f.rule, "fields": fields, "matches": f.matches })
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
 }
 
 /// Run `wasmban regex`.
@@ -180,7 +191,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
     let plugin = runtime.load_named(&registry, definition.plugin())?;
     let mut filter = plugin
-        .filter_for(definition.pack_filter(), options)
+        .filter_for(definition.pack_filter(), options.clone())
         .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
 
     let now = args.now.unwrap_or_else(|| {
@@ -194,10 +205,10 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let mut hits = vec![0usize; failregex.len()];
     let (mut matched, mut ignored, mut missed, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
 
-    let mut scratch = String::new();
-    for chunk in lines.chunks(BATCH_LINES) {
-        let batch = log.batch(chunk, &mut scratch);
-        let scan = match filter.feed(batch, now, true) {
+    let chunks: Vec<&[Line]> = lines.chunks(BATCH_LINES).collect();
+    let mut each = |k: usize, scan: Result<Scan, PluginError>| -> anyhow::Result<()> {
+        let chunk = chunks[k];
+        let scan = match scan {
             Ok(scan) => scan,
             Err(e) => {
                 // One bad batch must not end the run: report and go on.
@@ -207,7 +218,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                     chunk.last().map(|l| l.number).unwrap_or(0)
                 );
                 skipped += chunk.len();
-                continue;
+                return Ok(());
             }
         };
         let mut per_line: Vec<Vec<&Failure>> = vec![Vec::new(); chunk.len()];
@@ -244,6 +255,24 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                 ignored.push(line);
             } else {
                 missed.push(line);
+            }
+        }
+        Ok(())
+    };
+    // A filter that can split its work runs on two instances, on two
+    // cores, when there is more than one batch to share.
+    let second = (filter.can_prepare() && chunks.len() > 1 && args.threads > 1 && cores() > 1)
+        .then(|| plugin.filter_for(definition.pack_filter(), options.clone()).ok())
+        .flatten();
+    match second {
+        Some(preparer) => {
+            let batch = |k: usize| log.batch(chunks[k]);
+            split::feed_split(&mut filter, preparer, chunks.len(), &batch, now, true, &mut each)?;
+        }
+        None => {
+            for (k, chunk) in chunks.iter().enumerate() {
+                let scan = filter.feed(&log.batch(chunk), now, true);
+                each(k, scan)?;
             }
         }
     }

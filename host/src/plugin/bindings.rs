@@ -22,6 +22,20 @@ pub mod action_world {
     });
 }
 
+/// The prepared-filter world: a filter that also exports `prepare` (its
+/// work can be split between two instances). Shares the filter world's
+/// `types` and `log`.
+pub mod prepared_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "prepared-filter",
+        with: {
+            "wasmban:plugin/types": super::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log": super::filter_world::wasmban::plugin::log,
+        },
+    });
+}
+
 /// The filter-pack world: exports `pack`, imports `log`.
 pub mod pack_world {
     wasmtime::component::bindgen!({
@@ -41,6 +55,8 @@ pub use filter_world::FilterPluginPre;
 pub use pack_world::FilterPack;
 pub use pack_world::FilterPackPre;
 pub use pack_world::exports::wasmban::plugin::pack::{FilterInfo, PackInfo, Sample};
+pub use prepared_world::PreparedFilter;
+pub use prepared_world::PreparedFilterPre;
 
 pub use action_world::wasmban::plugin::{firewall, http, mail, shell, whois};
 pub use filter_world::wasmban::plugin::{log, types};

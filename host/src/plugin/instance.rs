@@ -8,7 +8,7 @@ use wasmtime::{Store, Trap};
 
 use crate::plugin::PluginError;
 use crate::plugin::bindings::types::{Scan, Ticket};
-use crate::plugin::bindings::{ActionPlugin, FilterPack, FilterPlugin, PackInfo};
+use crate::plugin::bindings::{ActionPlugin, FilterPack, FilterPlugin, PackInfo, PreparedFilter};
 use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
 use crate::plugin::sandbox::PluginState;
@@ -26,6 +26,8 @@ pub struct InstanceStats {
 
 enum Bindings {
     Filter(FilterPlugin),
+    /// A filter that also exports `prepare`.
+    Prepared(PreparedFilter),
     Action(ActionPlugin),
     Pack(FilterPack),
 }
@@ -69,7 +71,16 @@ impl Sandboxed {
         let plugin = inner.name.to_string();
         let trap = |store: &mut Store<PluginState>, call, e| classify(&plugin, call, store, e);
         let (bindings, created) = match &inner.pre {
-            Pre::Filter(pre) => {
+            Pre::Filter(_, Some(pre)) => {
+                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let created = b
+                    .wasmban_plugin_filter()
+                    .matcher()
+                    .call_create(&mut store, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::Prepared(b), created)
+            }
+            Pre::Filter(pre, None) => {
                 let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
                 let created = b
                     .wasmban_plugin_filter()
@@ -202,8 +213,38 @@ impl FilterInstance {
     pub fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Result<Scan, PluginError> {
         self.0.call("feed", |store, bindings, handle| match bindings {
             Bindings::Filter(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
+            Bindings::Prepared(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Pack(b) => b.wasmban_plugin_pack().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Action(_) => unreachable!("filter instances hold filter bindings"),
+        })
+    }
+
+    /// Whether the filter exports `prepare`: its work on a batch can be
+    /// split between two instances (see WIT `prepare`).
+    pub fn can_prepare(&self) -> bool {
+        matches!(self.0.plugin.inner.pre, Pre::Filter(_, Some(_)))
+    }
+
+    /// Work out ahead what `feed_prepared` of another instance of the same
+    /// filter needs for `lines` (every batch, in order, before that one
+    /// gets it). Errors when the filter does not export `prepare`.
+    pub fn prepare(&mut self, lines: &str, now: f64, full: bool) -> Result<Vec<u32>, PluginError> {
+        let plugin = self.0.plugin.name().to_string();
+        self.0.call("prepare", |store, bindings, handle| match bindings {
+            Bindings::Prepared(b) => b.wasmban_plugin_prepare().call_prepare(store, handle, lines, now, full),
+            _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/prepare"))),
+        })
+    }
+
+    /// `feed` with what `prepare` of another instance found for `lines`.
+    /// Once fed this way, an instance must be fed this way from then on.
+    pub fn feed_prepared(&mut self, lines: &str, now: f64, notes: bool, prepared: &[u32]) -> Result<Scan, PluginError> {
+        let plugin = self.0.plugin.name().to_string();
+        self.0.call("feed-prepared", |store, bindings, handle| match bindings {
+            Bindings::Prepared(b) => {
+                b.wasmban_plugin_prepare().call_feed_prepared(store, handle, lines, now, notes, prepared)
+            }
+            _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/prepare"))),
         })
     }
 
@@ -230,7 +271,9 @@ macro_rules! action_call {
     ($self:ident, $name:literal, $method:ident $(, $arg:expr)*) => {{
         let r = $self.0.call($name, |store, bindings, handle| match bindings {
             Bindings::Action(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
-            Bindings::Filter(_) | Bindings::Pack(_) => unreachable!("action instances hold action bindings"),
+            Bindings::Filter(_) | Bindings::Prepared(_) | Bindings::Pack(_) => {
+                unreachable!("action instances hold action bindings")
+            }
         })?;
         r
     }};

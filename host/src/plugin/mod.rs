@@ -3,7 +3,8 @@
 //! `registry` finds a component and its manifest; `runtime` compiles it
 //! (with the on-disk `cache`), checks its imports against its grants and
 //! links only those (`sandbox`); `instance` runs calls with a CPU deadline
-//! and a memory cap, rebuilding an instance after a trap.
+//! and a memory cap, rebuilding an instance after a trap; `split` runs a
+//! filter that exports `prepare` on two cores.
 pub mod bindings;
 pub mod cache;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod output;
 pub mod registry;
 pub mod runtime;
 pub mod sandbox;
+pub mod split;
 
 pub use error::{PluginError, TrapKind};
 pub use instance::{ActionInstance, FilterInstance, InstanceStats};

@@ -16,7 +16,7 @@ use crate::capability::HostServices;
 use crate::capability::mail::MailSettings;
 use crate::capability::process::{ProgramRunner, SystemRunner};
 use crate::capability::whois::WhoisSettings;
-use crate::plugin::bindings::{ActionPluginPre, FilterPackPre, FilterPluginPre, PackInfo};
+use crate::plugin::bindings::{ActionPluginPre, FilterPackPre, FilterPluginPre, PackInfo, PreparedFilterPre};
 use crate::plugin::cache::{CacheOutcome, CompiledCache, compile};
 use crate::plugin::instance::{ActionInstance, FilterInstance};
 use crate::plugin::manifest::{Grants, Limits};
@@ -170,7 +170,12 @@ impl Runtime {
         let linker = linker_for(&self.engine, kind, &grants).map_err(fail)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(fail)?;
         let pre = match kind {
-            PluginKind::Filter => Pre::Filter(FilterPluginPre::new(instance_pre).map_err(fail)?),
+            PluginKind::Filter => {
+                // A filter that also exports `prepare` is instantiated
+                // through the world that has it.
+                let prepared = PreparedFilterPre::new(instance_pre.clone()).ok();
+                Pre::Filter(FilterPluginPre::new(instance_pre).map_err(fail)?, prepared)
+            }
             PluginKind::Action => Pre::Action(ActionPluginPre::new(instance_pre).map_err(fail)?),
             PluginKind::Pack => Pre::Pack(FilterPackPre::new(instance_pre).map_err(fail)?),
         };
@@ -200,7 +205,7 @@ impl Runtime {
 }
 
 pub(crate) enum Pre {
-    Filter(FilterPluginPre<PluginState>),
+    Filter(FilterPluginPre<PluginState>, Option<PreparedFilterPre<PluginState>>),
     Action(ActionPluginPre<PluginState>),
     Pack(FilterPackPre<PluginState>),
 }

@@ -190,11 +190,27 @@ impl Program {
     /// Compile a pattern written in fancy-regex's syntax (what
     /// `dialect::translate` produces).
     pub fn new(pattern: &str) -> Result<Program, Unsupported> {
+        Program::build(pattern, false)
+    }
+
+    /// Like `new`, but unnamed groups that no backreference or conditional
+    /// reads are not recorded (they report no span): fail2ban reads named
+    /// groups only, and each recorded group costs two steps.
+    pub fn named_groups_only(pattern: &str) -> Result<Program, Unsupported> {
+        Program::build(pattern, true)
+    }
+
+    fn build(pattern: &str, named_only: bool) -> Result<Program, Unsupported> {
         let tree = Expr::parse_tree(pattern).map_err(|e| Unsupported(e.to_string()))?;
         if tree.contains_subroutines {
             return Err(Unsupported("subroutine calls".into()));
         }
         let mut c = Compiler::default();
+        if named_only {
+            let mut record: Vec<usize> = tree.named_groups.values().flatten().copied().collect();
+            record.extend(referenced_groups(&tree.expr));
+            c.record_only = Some(record);
+        }
         c.sets.push([false; 256]);
         // Group 0 is recorded by `search`, not by instructions.
         c.expr(&tree.expr)?;
@@ -248,6 +264,32 @@ impl Program {
     /// Fill in what can only be known once the program is whole: first
     /// byte sets of branches, what follows each run, anchoring.
     fn link(&mut self) {
+        // Jumps to jumps (the end of a branch in a branch) go straight on.
+        let through = |insts: &[Inst], mut t: u32| {
+            for _ in 0..insts.len() {
+                match insts[t as usize] {
+                    Inst::Jmp(u) if u != t => t = u,
+                    _ => break,
+                }
+            }
+            t
+        };
+        for pc in 0..self.insts.len() {
+            let threaded = match &self.insts[pc] {
+                Inst::Jmp(t) => Inst::Jmp(through(&self.insts, *t)),
+                Inst::Split { primary, secondary, .. } => Inst::Split {
+                    primary: through(&self.insts, *primary),
+                    secondary: through(&self.insts, *secondary),
+                    primary_first: NO_SET,
+                    secondary_first: NO_SET,
+                },
+                Inst::IfGroup { group, otherwise } => {
+                    Inst::IfGroup { group: *group, otherwise: through(&self.insts, *otherwise) }
+                }
+                _ => continue,
+            };
+            self.insts[pc] = threaded;
+        }
         for pc in 0..self.insts.len() {
             match self.insts[pc].clone() {
                 Inst::Split { primary, secondary, .. } => {
@@ -507,7 +549,7 @@ impl Program {
                     Inst::Lit { start, len } => {
                         let lit = &self.pool[*start as usize..(*start + *len) as usize];
                         looked!(if hay.len() - pos >= lit.len() { pos + lit.len() } else { hay.len() + 1 });
-                        if hay.len() - pos >= lit.len() && &hay[pos..pos + lit.len()] == lit {
+                        if hay.len() - pos >= lit.len() && same_bytes(&hay[pos..pos + lit.len()], lit) {
                             pos += lit.len();
                             pc += 1;
                         } else {
@@ -649,7 +691,7 @@ impl Program {
                             break true;
                         }
                         let got = &hay[pos..pos + want.len()];
-                        let same = if *fold { got.eq_ignore_ascii_case(want) } else { got == want };
+                        let same = if *fold { got.eq_ignore_ascii_case(want) } else { same_bytes(got, want) };
                         if !same {
                             break true;
                         }
@@ -793,22 +835,33 @@ impl Program {
 impl Program {
     /// Where a run of `class` bytes starting at `from` ends (at most at
     /// `limit`). `.` and `(?s).` are the common classes of long runs
-    /// (`.+`, `.*?`): found by memchr instead of a byte at a time.
+    /// (`.+`, `.*?`): found by memchr instead of a byte at a time. Inlined:
+    /// most runs are a few bytes (`\d{1,3}`, `\s+`), where a call costs
+    /// more than the loop.
+    #[inline(always)]
     fn run_end(&self, set: &ByteSet, class: u32, hay: &[u8], from: usize, limit: usize) -> usize {
-        if from >= limit {
-            return from;
-        }
         if class == self.any_but_newline {
-            return memchr::memchr(b'\n', &hay[from..limit]).map_or(limit, |i| from + i);
+            return self.newline_or(hay, from, limit);
         }
         if class == self.any_byte {
-            return limit;
+            return limit.max(from);
         }
+        let bytes = &hay[..limit.max(from)];
         let mut end = from;
-        while end < limit && set[hay[end] as usize] {
+        while let Some(&b) = bytes.get(end)
+            && set[b as usize]
+        {
             end += 1;
         }
         end
+    }
+
+    #[inline(never)]
+    fn newline_or(&self, hay: &[u8], from: usize, limit: usize) -> usize {
+        if from >= limit {
+            return from;
+        }
+        memchr::memchr(b'\n', &hay[from..limit]).map_or(limit, |i| from + i)
     }
 }
 
@@ -834,6 +887,26 @@ fn unwind(stack: &mut Vec<Frame>, bottom: usize, slots: &mut [usize]) {
     }
 }
 
+/// Byte-wise equality without a call to `memcmp` (in WASM a byte loop
+/// behind a call): the texts compared here are short.
+#[inline]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut left = a.chunks_exact(8);
+    let mut right = b.chunks_exact(8);
+    for (x, y) in (&mut left).zip(&mut right) {
+        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        if u64::from_ne_bytes(wx) != u64::from_ne_bytes(wy) {
+            return false;
+        }
+    }
+    left.remainder().iter().zip(right.remainder()).all(|(x, y)| x == y)
+}
+
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -849,6 +922,8 @@ const MARK_BASE: u32 = 1 << 30;
 
 #[derive(Default)]
 struct Compiler {
+    /// The groups to record (None: all).
+    record_only: Option<Vec<usize>>,
     insts: Vec<Inst>,
     sets: Vec<ByteSet>,
     pool: Vec<u8>,
@@ -1053,9 +1128,14 @@ impl Compiler {
             Expr::Group(inner) => {
                 self.groups += 1;
                 let g = self.groups as u32;
-                self.emit(Inst::Save(2 * g));
+                let record = self.record_only.as_ref().is_none_or(|r| r.contains(&(g as usize)));
+                if record {
+                    self.emit(Inst::Save(2 * g));
+                }
                 self.expr(inner)?;
-                self.emit(Inst::Save(2 * g + 1));
+                if record {
+                    self.emit(Inst::Save(2 * g + 1));
+                }
             }
             Expr::LookAround(inner, kind) => {
                 let kind = match kind {
@@ -1188,6 +1268,21 @@ impl Compiler {
         }
         Ok(())
     }
+}
+
+/// The groups a backreference or a conditional reads.
+fn referenced_groups(e: &Expr) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
+        if let Expr::Backref { group, .. } | Expr::BackrefExistsCondition { group, .. } = e {
+            found.push(*group);
+        }
+        if !e.is_leaf_node() {
+            todo.extend(e.children_iter());
+        }
+    }
+    found
 }
 
 fn has_group(e: &Expr) -> bool {

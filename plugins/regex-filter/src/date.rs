@@ -8,7 +8,7 @@ use std::cell::OnceCell;
 
 use fancy_regex::Regex;
 
-use crate::backtrack::{self, Outcome, Program};
+use crate::backtrack::{self, Outcome, Program, same_bytes};
 use crate::dialect::translate;
 use crate::tz::{TzRule, civil_from_days, days_from_civil, days_in_month};
 
@@ -237,7 +237,7 @@ struct Engines {
 }
 
 /// The last date read: template name, date text, host time bits, result.
-type ReadMemo = (String, String, u64, Option<f64>);
+type ReadMemo = (usize, String, u64, Option<f64>);
 
 impl Template {
     fn engines(&self) -> &Engines {
@@ -529,6 +529,7 @@ fn unbound(pattern: &str) -> &str {
 }
 
 /// A template's match in a line.
+#[derive(Clone, Debug)]
 pub struct DateMatch {
     /// The whole match.
     pub start: usize,
@@ -570,13 +571,13 @@ impl SearchMemo {
     /// with everything the remembered search looked at (and, if that
     /// search looked at the end of its line, ends there too). Only ASCII
     /// lines: the remembered answer is the backtracker's.
-    fn applies_to(&self, line: &str) -> bool {
-        let same = if self.reach <= self.len {
-            line.len() >= self.reach && line.as_bytes()[..self.reach] == *self.text.as_bytes()
-        } else {
-            line.len() == self.len && line == self.text
-        };
-        same && line.is_ascii()
+    fn applies_to(&self, line: &str, ascii: bool) -> bool {
+        ascii
+            && if self.reach <= self.len {
+                line.len() >= self.reach && same_bytes(&line.as_bytes()[..self.reach], self.text.as_bytes())
+            } else {
+                line.len() == self.len && same_bytes(line.as_bytes(), self.text.as_bytes())
+            }
     }
 }
 
@@ -592,7 +593,18 @@ pub struct Detector {
     /// The last date read: template, text and host time, and the result.
     read_memo: Option<ReadMemo>,
     search_memo: Option<SearchMemo>,
+    /// The last answer of `date_of`, when a line like the last one gets it
+    /// again (see there).
+    repeat: Option<Repeat>,
     scratch: Scratch,
+}
+
+/// What `date_of` answered for the last line.
+struct Repeat {
+    index: usize,
+    now: u64,
+    found: DateMatch,
+    time: Option<f64>,
 }
 
 impl Detector {
@@ -655,6 +667,7 @@ impl Detector {
             default_offset: None,
             read_memo: None,
             search_memo: None,
+            repeat: None,
             scratch: Scratch::default(),
         })
     }
@@ -678,11 +691,12 @@ impl Detector {
         scratch: &mut Scratch,
         memo: &mut Option<SearchMemo>,
         line: &str,
+        ascii: bool,
     ) -> Option<DateMatch> {
         let to = line.len();
         if let Some(memo) = memo.as_ref()
             && memo.template == t.id
-            && memo.applies_to(line)
+            && memo.applies_to(line, ascii)
         {
             return DateMatch::of(&memo.spans, 0, to).map(|m| DateMatch { remembered: true, ..m });
         }
@@ -690,7 +704,7 @@ impl Detector {
             Some(m) => (m.text, m.spans),
             None => Default::default(),
         };
-        let (found, reach) = t.captures(line, line.is_ascii(), 0, true, &mut spans, scratch);
+        let (found, reach) = t.captures(line, ascii || line.is_ascii(), 0, true, &mut spans, scratch);
         if !found {
             spans.clear();
         }
@@ -716,7 +730,56 @@ impl Detector {
     }
 
     /// Find the date in `line`; `now` is unix seconds (for template use).
-    pub fn find(&mut self, line: &str, now: f64) -> Option<(DateMatch, usize)> {
+    /// Find the date of `line` and read it: the match, the template's
+    /// index and the time (None: a date that does not read).
+    ///
+    /// Lines of the same second mostly look the same up to past their
+    /// date: when the last line's answer came from the remembered search
+    /// of the template found last, and this line starts with everything
+    /// that search looked at, the answer is the same, and so is the time
+    /// (same date text, same `now`). Only the counters `find` keeps move.
+    pub fn date_of(
+        &mut self,
+        line: &str,
+        ascii: bool,
+        now: f64,
+        tz: &TzRule,
+    ) -> Option<(DateMatch, usize, Option<f64>)> {
+        if let Some(repeat) = &self.repeat
+            && repeat.index == self.last_index
+            && repeat.now == now.to_bits()
+            && let Some(t) = self.templates.get(repeat.index)
+            && let Some(memo) = &self.search_memo
+            && memo.template == t.id
+            && memo.applies_to(line, ascii)
+        {
+            let (i, time) = (repeat.index, repeat.time);
+            let m = DateMatch { to: line.len(), ..repeat.found };
+            let t = &mut self.templates[i];
+            t.hits += 1;
+            t.last_used = now;
+            if self.first_unused == i {
+                self.first_unused += 1;
+            }
+            self.last_pos = (m.start, Self::char_before(line, m.start), Self::char_at(line, m.start));
+            self.last_end = (
+                m.end,
+                if m.end == 0 { line.chars().next_back() } else { Self::char_before(line, m.end) },
+                Self::char_at(line, m.end),
+            );
+            return Some((m, i, time));
+        }
+        self.repeat = None;
+        let (m, i) = self.find(line, ascii, now)?;
+        let time = if m.ds < m.de { self.read(i, &m, line, now, tz) } else { None };
+        if m.remembered && i == self.last_index {
+            self.repeat = Some(Repeat { index: i, now: now.to_bits(), found: m.clone(), time });
+        }
+        Some((m, i, time))
+    }
+
+    /// `ascii`: the line is ASCII (false: not known).
+    pub fn find(&mut self, line: &str, ascii: bool, now: f64) -> Option<(DateMatch, usize)> {
         let n = self.templates.len();
         if n == 0 {
             return None;
@@ -729,7 +792,7 @@ impl Detector {
             let t = &self.templates[i];
             let m = if t.flags & (LINE_BEGIN | LINE_END) != 0 {
                 skip = i;
-                Self::search_line(t, &mut self.scratch, &mut self.search_memo, line)
+                Self::search_line(t, &mut self.scratch, &mut self.search_memo, line, ascii)
             } else {
                 let (distance, end) = (self.last_pos.0, self.last_end.0);
                 let begin_ok = Self::char_before(line, distance) == self.last_pos.1
@@ -851,25 +914,24 @@ impl Detector {
     pub fn read(&mut self, index: usize, m: &DateMatch, line: &str, now: f64, tz: &TzRule) -> Option<f64> {
         let t = self.templates.get(index)?;
         let text = &line[m.ds..m.de];
-        if let Some((name, memo_text, memo_now, time)) = &self.read_memo
-            && *name == t.name
-            && memo_text == text
+        if let Some((id, memo_text, memo_now, time)) = &self.read_memo
+            && *id == t.id
+            && same_bytes(memo_text.as_bytes(), text.as_bytes())
             && *memo_now == now.to_bits()
         {
             return *time;
         }
         let time = self.read_uncached(index, m, line, now, tz);
-        let t = &self.templates[index];
+        let id = self.templates[index].id;
         match &mut self.read_memo {
-            Some((name, memo_text, memo_now, memo_time)) => {
-                name.clear();
-                name.push_str(&t.name);
+            Some((memo_id, memo_text, memo_now, memo_time)) => {
+                *memo_id = id;
                 memo_text.clear();
                 memo_text.push_str(text);
                 *memo_now = now.to_bits();
                 *memo_time = time;
             }
-            None => self.read_memo = Some((t.name.clone(), text.to_string(), now.to_bits(), time)),
+            None => self.read_memo = Some((id, text.to_string(), now.to_bits(), time)),
         }
         time
     }
@@ -1096,7 +1158,7 @@ mod tests {
 
     fn detect(d: &mut Detector, line: &str) -> Option<(String, f64)> {
         let tz = TzRule::parse(TZ).unwrap();
-        let (m, i) = d.find(line, NOW)?;
+        let (m, i) = d.find(line, line.is_ascii(), NOW)?;
         Some((line[m.ds..m.de].to_string(), d.read(i, &m, line, NOW, &tz)?))
     }
 

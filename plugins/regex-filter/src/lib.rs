@@ -199,7 +199,7 @@ impl Compiled {
         let bad = |e: &dyn std::fmt::Display| format!("option `{option}`, pattern {} ({python:?}): {e}", index + 1);
         let tree = fancy_regex::Expr::parse_tree(&translated).map_err(|e| bad(&e))?;
         let relaxed = dialect::relax(&translated);
-        let program = match Program::new(&translated) {
+        let program = match Program::named_groups_only(&translated) {
             Ok(p) => Some(p),
             Err(why) => {
                 debug_log(&format!("option `{option}`, pattern {}: runs in the general engine ({})", index + 1, why.0));
@@ -440,7 +440,7 @@ impl Fail {
 /// What one line produced, for the line note.
 #[derive(Default)]
 struct LineOutcome {
-    failures: Vec<(usize, String, Fail)>,
+    failures: Vec<(usize, String, Rc<Fail>)>,
     /// Rules that matched (fail2ban's failure list, helpers included).
     hits: Vec<u32>,
     /// A match that is not a helper (NOFAIL).
@@ -459,7 +459,9 @@ struct MlfidCache {
 struct CacheEntry {
     expires: f64,
     seq: u64,
-    fail: Fail,
+    /// Shared with the failure reported for the same line, if any (gone
+    /// by the time the entry is taken again, so it is not copied).
+    fail: Rc<Fail>,
 }
 
 /// Where a failure goes back into the cache once it is merged.
@@ -485,7 +487,7 @@ impl MlfidCache {
         (entry.expires > now).then_some((key, entry))
     }
 
-    fn store(&mut self, slot: CacheSlot, fail: Fail, now: f64) {
+    fn store(&mut self, slot: CacheSlot, fail: Rc<Fail>, now: f64) {
         match slot {
             CacheSlot::Existing { key, expires, seq } => {
                 self.entries.insert(key, CacheEntry { expires, seq, fail });
@@ -574,6 +576,139 @@ impl Candidates {
     }
 }
 
+/// What the date detector said of a line.
+#[derive(Clone, Copy, Debug)]
+struct Detected {
+    /// The date's span (None: no template matched).
+    span: Option<(usize, usize)>,
+    /// Its time, when it reads.
+    time: Option<f64>,
+}
+
+/// Where a line's date is, for the regex buffer.
+enum DateSplit {
+    At((usize, usize)),
+    /// Undated, inheriting the last date (and its text).
+    Inherit,
+}
+
+/// Where `find_single` gets its search answers.
+enum Answers<'a> {
+    /// It runs the regexes.
+    Live,
+    /// It reads what `prepare` of another instance found for this line,
+    /// in the order it asks: [ignored up front], [prefregex matched, its
+    /// spans], then per candidate failregex: matched, [its spans,
+    /// ignored]. Anything unreadable turns it to `Live`.
+    Replay(Cursor<'a>),
+    /// `prepare` found that nothing matches: no search to make.
+    Nothing,
+}
+
+/// A reader of `prepare`'s words.
+struct Cursor<'a> {
+    words: &'a [u32],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn word(&mut self) -> Option<u32> {
+        let w = *self.words.get(self.at)?;
+        self.at += 1;
+        Some(w)
+    }
+
+    /// A search answer for `re` over `text`: whether it matched and, if it
+    /// did, its named groups' spans into `spans`. None: not readable.
+    fn answer(&mut self, re: &Compiled, text: &str, spans: &mut Vec<Option<(usize, usize)>>) -> Option<bool> {
+        match self.word()? {
+            0 => return Some(false),
+            1 => {}
+            _ => return None,
+        }
+        spans.clear();
+        spans.resize(re.names.iter().map(|(i, _)| i + 1).max().unwrap_or(1), None);
+        for (i, _) in &re.names {
+            let (start, end) = (self.word()?, self.word()? as usize);
+            if start == 0 {
+                continue;
+            }
+            let start = start as usize - 1;
+            if start > end || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+                return None;
+            }
+            spans[*i] = Some((start, end));
+        }
+        Some(true)
+    }
+}
+
+/// Write the named groups' spans of a match of `re` (see `Cursor::answer`).
+fn write_spans(re: &Compiled, spans: &[Option<(usize, usize)>], out: &mut Vec<u32>) {
+    for (i, _) in &re.names {
+        match spans.get(*i).copied().flatten() {
+            Some((s, e)) => out.extend([s as u32 + 1, e as u32]),
+            None => out.extend([0, 0]),
+        }
+    }
+}
+
+/// `prepare`'s answer starts with this word (then the line count).
+const PREPARED: u32 = u32::from_be_bytes(*b"wbp1");
+/// Per line: the record length, then flags, then what they announce.
+const DATE_SPAN: u32 = 1;
+const DATE_TIME: u32 = 2;
+const SEARCHED: u32 = 4;
+/// Searched, and nothing matched that could make the line a hit or an
+/// ignored line: the feeder has nothing to do for it but date it.
+const NOTHING: u32 = 8;
+
+/// The records of `prepare`'s answer, one per line.
+struct Records<'a> {
+    words: &'a [u32],
+    at: usize,
+}
+
+impl<'a> Records<'a> {
+    /// None when the answer is not one for `lines` lines.
+    fn new(words: &'a [u32], lines: usize) -> Option<Records<'a>> {
+        (words.len() >= 2 && words[0] == PREPARED && words[1] as usize == lines).then_some(Records { words, at: 2 })
+    }
+
+    /// The next line's detected date and search answers (None: unreadable).
+    fn next(&mut self) -> Option<(Detected, Option<Answers<'a>>)> {
+        let len = *self.words.get(self.at)? as usize;
+        let record = self.words.get(self.at + 1..self.at + 1 + len)?;
+        self.at += 1 + len;
+        let (&flags, mut rest) = record.split_first()?;
+        let mut take = |n: usize| -> Option<&'a [u32]> {
+            let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+            rest = tail;
+            Some(head)
+        };
+        let span = if flags & DATE_SPAN != 0 {
+            let w = take(2)?;
+            Some((w[0] as usize, w[1] as usize))
+        } else {
+            None
+        };
+        let time = if flags & DATE_TIME != 0 {
+            let w = take(2)?;
+            Some(f64::from_bits(u64::from(w[0]) | (u64::from(w[1]) << 32)))
+        } else {
+            None
+        };
+        let answers = if flags & NOTHING != 0 {
+            Some(Answers::Nothing)
+        } else if flags & SEARCHED != 0 {
+            Some(Answers::Replay(Cursor { words: rest, at: 0 }))
+        } else {
+            None
+        };
+        Some((Detected { span, time }, answers))
+    }
+}
+
 /// The candidate set and the gate (see `RegexFilter::sets`).
 struct Sets {
     candidates: Option<Candidates>,
@@ -612,6 +747,9 @@ pub struct RegexFilter {
     /// Single-line filters whose failregexes all have programs: for each
     /// first byte of a buffer, the failregexes that can match it, in order.
     by_first_byte: Option<Rc<[Box<[usize]>]>>,
+    /// Prepared answers (see `feed_prepared`) that could not be read, so
+    /// that this instance did the work itself.
+    unreadable_prepared: u64,
 }
 
 fn compile_list(options: &Options, key: &str, multiline: bool) -> Result<Vec<Compiled>, String> {
@@ -713,20 +851,111 @@ impl Filter for RegexFilter {
             content: String::new(),
             pre_spans: Vec::new(),
             by_first_byte,
+            unreadable_prepared: 0,
         })
     }
 
     fn feed(&mut self, lines: &str, now: f64, notes: bool) -> Scan {
+        self.feed_lines(lines, now, notes, None)
+    }
+}
+
+impl RegexFilter {
+    /// What another instance's `feed_prepared` needs for `lines` (see WIT
+    /// `prepare`): the date detector's answer for every line (it must
+    /// follow every line in order), and with `full`, for single-line
+    /// filters, the answers of every search `find_single` will make.
+    pub fn prepare(&mut self, lines: &str, now: f64, full: bool) -> Vec<u32> {
+        let mut out = Vec::with_capacity(lines.len() / 8);
+        out.extend([PREPARED, 0]);
+        let batch_ascii = lines.is_ascii();
+        let mut count = 0u32;
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', lines.as_bytes()).chain(std::iter::once(lines.len()));
+        for end in ends {
+            let line = &lines[start..end];
+            start = end + 1;
+            count += 1;
+            let ascii = batch_ascii || line.is_ascii();
+            let at = out.len();
+            out.extend([0, 0]);
+            let mut flags = 0;
+            let split = if self.journal {
+                DateSplit::At((0, 0))
+            } else {
+                let detected = self.detect(line, ascii, now);
+                if let Some((ds, de)) = detected.span {
+                    flags |= DATE_SPAN;
+                    out.extend([ds as u32, de as u32]);
+                }
+                if let Some(t) = detected.time {
+                    flags |= DATE_TIME;
+                    let bits = t.to_bits();
+                    out.extend([bits as u32, (bits >> 32) as u32]);
+                }
+                self.date_line(line, now, detected).1
+            };
+            if full && self.maxlines == 1 && ascii && self.all_programs {
+                let searches = out.len();
+                let something = match split {
+                    DateSplit::At((ds, de)) => {
+                        self.record_searches(LineRef::Borrowed { text: line, ds, de }, ascii, &mut out)
+                    }
+                    DateSplit::Inherit => {
+                        let text = format!("{}{line}", self.last_time_text);
+                        let de = self.last_time_text.len();
+                        self.record_searches(LineRef::Borrowed { text: &text, ds: 0, de }, ascii, &mut out)
+                    }
+                };
+                if something {
+                    flags |= SEARCHED;
+                } else {
+                    flags |= NOTHING;
+                    out.truncate(searches);
+                }
+            }
+            out[at] = (out.len() - at - 1) as u32;
+            out[at + 1] = flags;
+        }
+        out[1] = count;
+        out
+    }
+
+    /// `feed`, with what `prepare` of another instance found for the same
+    /// lines. An answer that does not fit (not made for these lines) is
+    /// not used: the lines are then dated by this instance's own detector.
+    pub fn feed_prepared(&mut self, lines: &str, now: f64, notes: bool, prepared: &[u32]) -> Scan {
+        self.feed_lines(lines, now, notes, Some(prepared))
+    }
+
+    fn feed_lines(&mut self, lines: &str, now: f64, notes: bool, prepared: Option<&[u32]>) -> Scan {
         let mut scan = Scan::default();
         if notes {
             scan.notes.reserve(lines.len() / 64);
+        }
+        // Checked once for the batch: an ASCII batch has ASCII lines.
+        let ascii = lines.is_ascii();
+        let line_count = memchr::memchr_iter(b'\n', lines.as_bytes()).count() + 1;
+        let mut records = prepared.and_then(|p| Records::new(p, line_count));
+        if prepared.is_some() && records.is_none() {
+            self.unreadable_prepared += 1;
         }
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', lines.as_bytes()).chain(std::iter::once(lines.len()));
         for (index, end) in ends.enumerate() {
             let line = &lines[start..end];
             start = end + 1;
-            let (time, outcome) = self.process_line(line, now);
+            let prepared = match records.as_mut() {
+                Some(r) => {
+                    let next = r.next();
+                    if next.is_none() {
+                        self.unreadable_prepared += 1;
+                    }
+                    next
+                }
+                None => None,
+            };
+            let (time, outcome) = self.process_line(line, ascii || line.is_ascii(), now, prepared);
             for (rule, id, fail) in outcome.failures {
                 let mut fields: Vec<(String, String)> = fail
                     .groups
@@ -744,7 +973,7 @@ impl Filter for RegexFilter {
                     time,
                     rule: rule as u32,
                     fields,
-                    matches: fail.matches.unwrap_or_default().iter().map(|t| t.text.to_string()).collect(),
+                    matches: fail.matches.iter().flatten().map(|t| t.text.to_string()).collect(),
                 });
             }
             if notes {
@@ -758,9 +987,7 @@ impl Filter for RegexFilter {
         }
         scan
     }
-}
 
-impl RegexFilter {
     /// The regex sets, built on first use.
     fn sets(&self) -> &Sets {
         self.sets.get_or_init(|| {
@@ -775,31 +1002,34 @@ impl RegexFilter {
         })
     }
 
-    /// Date handling of one line, then the search.
-    fn process_line(&mut self, line: &str, now: f64) -> (Option<f64>, LineOutcome) {
-        if self.journal {
-            self.last_date = Some(now);
-            let line = LineRef::Borrowed { text: line, ds: 0, de: 0 };
-            return (Some(now), self.find_failure(line, now));
+    /// What the date detector says of `line`.
+    fn detect(&mut self, line: &str, ascii: bool, now: f64) -> Detected {
+        match self.detector.as_mut().and_then(|d| d.date_of(line, ascii, now, &self.tz)) {
+            Some((m, _, time)) => Detected { span: Some((m.ds, m.de)), time },
+            None => Detected { span: None, time: None },
         }
+    }
+
+    /// A line's time and where its date is, from what the detector said of
+    /// it, with fail2ban's rules for lines without one (they inherit the
+    /// last date if it is recent).
+    fn date_line(&mut self, line: &str, now: f64, detected: Detected) -> (Option<f64>, DateSplit) {
         let mut date: Option<f64> = None;
         // The date's span; None: the line whole, undated.
         let mut split: Option<(usize, usize)> = None;
         // Whether the line takes the last date (and its text).
         let mut inherit = false;
         let recent = |last: Option<f64>| last.is_some_and(|d| d > now - 60.0);
-        let detected = self.detector.as_mut().and_then(|d| d.find(line, now));
-        if let Some((m, index)) = detected {
-            let (ds, de) = (m.ds, m.de);
+        if let Some((ds, de)) = detected.span.filter(|(ds, de)| ds <= de && *de <= line.len()) {
             if ds == de && recent(self.last_date) {
                 // An optional date that is absent: the last one, if recent.
                 inherit = true;
                 date = self.last_date;
             } else {
                 if ds < de {
-                    date = self.detector.as_mut().and_then(|d| d.read(index, &m, line, now, &self.tz));
+                    date = detected.time;
                     if let Some(d) = date {
-                        if self.last_time_text != line[ds..de] {
+                        if !backtrack::same_bytes(self.last_time_text.as_bytes(), &line.as_bytes()[ds..de]) {
                             self.last_time_text.clear();
                             self.last_time_text.push_str(&line[ds..de]);
                         }
@@ -815,14 +1045,53 @@ impl RegexFilter {
             inherit = true;
             date = self.last_date;
         }
-        let outcome = if inherit {
-            // fail2ban reports such a line with the inherited date in front.
-            let text = format!("{}{line}", self.last_time_text);
-            let de = self.last_time_text.len();
-            self.find_failure(LineRef::Borrowed { text: &text, ds: 0, de }, date.unwrap_or(now))
-        } else {
-            let (ds, de) = split.unwrap_or((0, 0));
-            self.find_failure(LineRef::Borrowed { text: line, ds, de }, date.unwrap_or(now))
+        let split = if inherit { DateSplit::Inherit } else { DateSplit::At(split.unwrap_or((0, 0))) };
+        (date, split)
+    }
+
+    /// Date handling of one line, then the search. With `prepared`, the
+    /// date is what the preparing instance detected, and its search
+    /// answers are used where it gave them.
+    fn process_line(
+        &mut self,
+        line: &str,
+        ascii: bool,
+        now: f64,
+        prepared: Option<(Detected, Option<Answers<'_>>)>,
+    ) -> (Option<f64>, LineOutcome) {
+        let (detected, answers) = match prepared {
+            Some((detected, answers)) => (Some(detected), answers),
+            None => (None, None),
+        };
+        let mut answers = answers.unwrap_or(Answers::Live);
+        if self.journal {
+            self.last_date = Some(now);
+            let line = LineRef::Borrowed { text: line, ds: 0, de: 0 };
+            return (Some(now), self.find_failure(line, ascii, now, &mut answers));
+        }
+        let detected = match detected {
+            Some(d) => d,
+            None => self.detect(line, ascii, now),
+        };
+        let (date, split) = self.date_line(line, now, detected);
+        if let Answers::Nothing = answers {
+            return (date, LineOutcome::default());
+        }
+        let outcome = match split {
+            DateSplit::Inherit => {
+                // fail2ban reports such a line with the inherited date in front.
+                let text = format!("{}{line}", self.last_time_text);
+                let de = self.last_time_text.len();
+                self.find_failure(
+                    LineRef::Borrowed { text: &text, ds: 0, de },
+                    ascii,
+                    date.unwrap_or(now),
+                    &mut answers,
+                )
+            }
+            DateSplit::At((ds, de)) => {
+                self.find_failure(LineRef::Borrowed { text: line, ds, de }, ascii, date.unwrap_or(now), &mut answers)
+            }
         };
         (date, outcome)
     }
@@ -859,12 +1128,14 @@ impl RegexFilter {
         found
     }
 
-    fn find_failure(&mut self, line: LineRef<'_>, date: f64) -> LineOutcome {
+    /// `ascii`: the line is ASCII (a line without its date then is too;
+    /// false only means "not known").
+    fn find_failure(&mut self, line: LineRef<'_>, ascii: bool, date: f64, answers: &mut Answers<'_>) -> LineOutcome {
         if self.maxlines == 1 {
             let mut buf = std::mem::take(&mut self.text);
             let mut content = std::mem::take(&mut self.content);
             let mut pre_spans = std::mem::take(&mut self.pre_spans);
-            let out = self.find_single(line, date, &mut buf, &mut content, &mut pre_spans);
+            let out = self.find_single(line, ascii, date, &mut buf, &mut content, &mut pre_spans, answers);
             self.text = buf;
             self.content = content;
             self.pre_spans = pre_spans;
@@ -903,22 +1174,22 @@ impl RegexFilter {
     /// buffer of past lines, so nothing is copied but the line without its
     /// date and the prefregex's content, and the prefregex's groups are
     /// only read when a failregex matches.
+    #[allow(clippy::too_many_arguments)]
     fn find_single(
         &mut self,
         line: LineRef<'_>,
+        line_ascii: bool,
         date: f64,
         buf: &mut String,
         content: &mut String,
         pre_spans: &mut Vec<Option<(usize, usize)>>,
+        answers: &mut Answers<'_>,
     ) -> LineOutcome {
         let mut out = LineOutcome::default();
         let org = [line];
         fill_buffer(buf, &org);
-        let ascii = buf.is_ascii();
-        if !self.ignoreregex.is_empty()
-            && self.ignoreregex.len() + 2 < self.failregex.len()
-            && self.ignoreregex.iter().any(|re| re.find(buf, ascii, &mut self.scratch))
-        {
+        let ascii = line_ascii || buf.is_ascii();
+        if self.ignores_up_front() && self.ignored(answers, buf, ascii) {
             out.ignored = true;
             return out;
         }
@@ -932,12 +1203,11 @@ impl RegexFilter {
         }
         pre_spans.clear();
         let mut in_content = false;
-        if let Some(pref) = &self.prefregex {
-            if !pref.find(buf, ascii, &mut self.scratch) {
+        if self.prefregex.is_some() {
+            if !self.prefregex_matches(answers, buf, ascii, pre_spans) {
                 return out;
             }
-            pre_spans.extend_from_slice(&self.scratch.spans);
-            if let Some((s, e)) = pref.span_of("content", pre_spans)
+            if let Some((s, e)) = self.prefregex.as_ref().and_then(|p| p.span_of("content", pre_spans))
                 && s < e
             {
                 content.clear();
@@ -969,14 +1239,11 @@ impl RegexFilter {
             if possible.as_ref().is_some_and(|p| !p[index]) {
                 continue;
             }
-            let re = &self.failregex[index];
-            if !re.find(text, text_ascii, &mut self.scratch) {
+            if !self.failregex_matches(answers, index, text, text_ascii) {
                 continue;
             }
-            let hit_groups = re.groups_of(text, &self.scratch.spans);
-            if !self.ignoreregex.is_empty()
-                && self.ignoreregex.iter().any(|re| re.find(text, text_ascii, &mut self.scratch))
-            {
+            let hit_groups = self.failregex[index].groups_of(text, &self.scratch.spans);
+            if !self.ignoreregex.is_empty() && self.ignored(answers, text, text_ascii) {
                 out.ignored = true;
                 if !self.check_all {
                     break;
@@ -999,7 +1266,129 @@ impl RegexFilter {
         out
     }
 
-    /// The body of `find_failure`, with the buffer lent to it.
+    /// Whether the ignoreregexes are tried on the whole line before
+    /// anything else (fail2ban does when there are far fewer of them than
+    /// failregexes).
+    fn ignores_up_front(&self) -> bool {
+        !self.ignoreregex.is_empty() && self.ignoreregex.len() + 2 < self.failregex.len()
+    }
+
+    /// Whether an ignoreregex matches `text`.
+    fn ignored(&mut self, answers: &mut Answers<'_>, text: &str, ascii: bool) -> bool {
+        if let Answers::Replay(cursor) = answers {
+            match cursor.word() {
+                Some(w) => return w == 1,
+                None => {
+                    self.unreadable_prepared += 1;
+                    *answers = Answers::Live;
+                }
+            }
+        }
+        self.ignoreregex.iter().any(|re| re.find(text, ascii, &mut self.scratch))
+    }
+
+    /// Whether the prefregex matches `buf`; its groups' spans in `spans`.
+    fn prefregex_matches(
+        &mut self,
+        answers: &mut Answers<'_>,
+        buf: &str,
+        ascii: bool,
+        spans: &mut Vec<Option<(usize, usize)>>,
+    ) -> bool {
+        let Some(pref) = &self.prefregex else { return true };
+        if let Answers::Replay(cursor) = answers {
+            match cursor.answer(pref, buf, spans) {
+                Some(found) => return found,
+                None => {
+                    self.unreadable_prepared += 1;
+                    *answers = Answers::Live;
+                }
+            }
+        }
+        let found = pref.find(buf, ascii, &mut self.scratch);
+        spans.clear();
+        spans.extend_from_slice(&self.scratch.spans);
+        found
+    }
+
+    /// Whether failregex `index` matches `text`; its groups' spans in
+    /// `self.scratch.spans`.
+    fn failregex_matches(&mut self, answers: &mut Answers<'_>, index: usize, text: &str, ascii: bool) -> bool {
+        let re = &self.failregex[index];
+        if let Answers::Replay(cursor) = answers {
+            match cursor.answer(re, text, &mut self.scratch.spans) {
+                Some(found) => return found,
+                None => {
+                    self.unreadable_prepared += 1;
+                    *answers = Answers::Live;
+                }
+            }
+        }
+        re.find(text, ascii, &mut self.scratch)
+    }
+
+    /// What `find_single` will search for on `line`, searched now and
+    /// written to `out` in the order it will ask (see `Answers`): every
+    /// failregex that could match is tried, whether or not `feed` would go
+    /// on after a match.
+    /// Returns whether anything matched that can make the line a hit or
+    /// an ignored line.
+    fn record_searches(&mut self, line: LineRef<'_>, ascii: bool, out: &mut Vec<u32>) -> bool {
+        let mut something = false;
+        let mut buf = std::mem::take(&mut self.text);
+        fill_buffer(&mut buf, &[line]);
+        let ascii = ascii || buf.is_ascii();
+        'line: {
+            if self.ignores_up_front() {
+                let ignored = self.ignoreregex.iter().any(|re| re.find(&buf, ascii, &mut self.scratch));
+                out.push(ignored as u32);
+                if ignored {
+                    something = true;
+                    break 'line;
+                }
+            }
+            let mut content_span = None;
+            if let Some(pref) = &self.prefregex {
+                let found = pref.find(&buf, ascii, &mut self.scratch);
+                out.push(found as u32);
+                if !found {
+                    break 'line;
+                }
+                write_spans(pref, &self.scratch.spans, out);
+                content_span = pref.span_of("content", &self.scratch.spans).filter(|(s, e)| s < e);
+            }
+            let mut content = std::mem::take(&mut self.content);
+            let text: &str = match content_span {
+                Some((s, e)) => {
+                    content.clear();
+                    content.push_str(&buf[s..e]);
+                    content.push('\n');
+                    &content
+                }
+                None => &buf,
+            };
+            let table = self.by_first_byte.clone();
+            let order = table.as_ref().map(|t| &t[text.as_bytes().first().map_or(0, |b| *b as usize)]);
+            for &index in order.map(|o| &o[..]).unwrap_or_default() {
+                let re = &self.failregex[index];
+                let found = re.find(text, ascii, &mut self.scratch);
+                out.push(found as u32);
+                if found {
+                    something = true;
+                    write_spans(re, &self.scratch.spans, out);
+                    if !self.ignoreregex.is_empty() {
+                        let ignored = self.ignoreregex.iter().any(|re| re.find(text, ascii, &mut self.scratch));
+                        out.push(ignored as u32);
+                    }
+                }
+            }
+            self.content = content;
+        }
+        self.text = buf;
+        something
+    }
+
+    /// The body of `find_failure`, with the buffer lent to it.    /// The body of `find_failure`, with the buffer lent to it.
     #[allow(clippy::too_many_arguments)]
     fn find_in_buffer(
         &mut self,
@@ -1104,7 +1493,7 @@ impl RegexFilter {
             slot = keep;
             if fail.groups.truthy("nofail") && !self.check_all {
                 if let Some(slot) = slot {
-                    self.mlfid.store(slot, fail, date);
+                    self.mlfid.store(slot, Rc::new(fail), date);
                 }
                 return true;
             }
@@ -1142,18 +1531,12 @@ impl RegexFilter {
         } else {
             out.matched = true;
         }
-        match id.filter(|_| !nofail) {
-            Some(id) => {
-                if let Some(slot) = slot {
-                    self.mlfid.store(slot, fail.clone(), date);
-                }
-                out.failures.push((index, id, fail));
-            }
-            None => {
-                if let Some(slot) = slot {
-                    self.mlfid.store(slot, fail, date);
-                }
-            }
+        let fail = Rc::new(fail);
+        if let Some(slot) = slot {
+            self.mlfid.store(slot, fail.clone(), date);
+        }
+        if let Some(id) = id.filter(|_| !nofail) {
+            out.failures.push((index, id, fail));
         }
         !self.check_all
     }
@@ -1187,7 +1570,8 @@ impl RegexFilter {
         let keep;
         let matched = || matched.iter().map(|&i| org[i].to_owned());
         let mut fail = match known {
-            Some((cached_key, CacheEntry { expires, seq, fail: mut entry })) => {
+            Some((cached_key, CacheEntry { expires, seq, fail: entry })) => {
+                let mut entry = Rc::unwrap_or_clone(entry);
                 if let Some(user) = fail.groups.get("user").filter(|u| !u.is_empty()).cloned() {
                     entry.users.get_or_insert_with(BTreeSet::new).insert(user);
                 }
@@ -1241,8 +1625,67 @@ impl RegexFilter {
     }
 }
 
+/// The component: the `filter` interface, and `prepare`, which lets the
+/// host split a filter's work between two instances (the SDK's
+/// `export_filter!` exports `filter` only).
 #[cfg(target_arch = "wasm32")]
-wasmban_plugin_sdk::export_filter!(RegexFilter);
+mod component {
+    use std::cell::RefCell;
+
+    use wasmban_plugin_sdk::{Filter, Options, Scan};
+
+    use super::RegexFilter;
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "prepared-filter",
+        runtime_path: "wasmban_plugin_sdk::wit::rt",
+        with: {
+            "wasmban:plugin/types@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::log,
+        },
+    });
+
+    use exports::wasmban::plugin::{filter, prepare};
+
+    struct Component;
+
+    struct Matcher(RefCell<RegexFilter>);
+
+    impl filter::Guest for Component {
+        type Matcher = Matcher;
+    }
+
+    impl filter::GuestMatcher for Matcher {
+        fn create(options: Vec<(String, String)>) -> Result<filter::Matcher, String> {
+            RegexFilter::new(Options::new(options)).map(|f| filter::Matcher::new(Matcher(RefCell::new(f))))
+        }
+        fn feed(&self, lines: String, now: f64, notes: bool) -> Scan {
+            self.0.borrow_mut().feed(&lines, now, notes)
+        }
+    }
+
+    impl prepare::Guest for Component {
+        fn prepare(m: filter::MatcherBorrow<'_>, lines: String, now: f64, full: bool) -> Vec<u32> {
+            m.get::<Matcher>().0.borrow_mut().prepare(&lines, now, full)
+        }
+        fn feed_prepared(
+            m: filter::MatcherBorrow<'_>,
+            lines: String,
+            now: f64,
+            notes: bool,
+            prepared: Vec<u32>,
+        ) -> Scan {
+            m.get::<Matcher>().0.borrow_mut().feed_prepared(&lines, now, notes, &prepared)
+        }
+    }
+
+    export!(Component);
+
+    #[unsafe(link_section = "wasmban:sdk-version")]
+    #[used]
+    static SDK_VERSION: [u8; wasmban_plugin_sdk::SDK_VERSION.len()] = wasmban_plugin_sdk::SDK_VERSION_BYTES;
+}
 
 #[cfg(test)]
 mod tests {
@@ -1301,6 +1744,103 @@ mod tests {
         assert_eq!(scan.failures[0].host, "192.0.2.3");
         assert_eq!(scan.failures[0].line, 1);
         assert_eq!(scan.failures[0].matches.len(), 2);
+    }
+
+    /// A log in the shape of an sshd one: connections with several lines,
+    /// undated lines, a line with non-ASCII text, noise.
+    fn sshd_like_log() -> Vec<String> {
+        let mut lines = Vec::new();
+        for i in 0..600u32 {
+            let (sec, pid, ip) = (i / 7, 1000 + i / 3, format!("192.0.2.{}", i % 50));
+            let ts = format!("Aug 14 11:{:02}:{:02}", 50 + sec / 60 % 10, sec % 60);
+            lines.push(match i % 9 {
+                0 => format!("{ts} srv sshd[{pid}]: Connection from {ip} port 22"),
+                1 => format!("{ts} srv sshd[{pid}]: Failed password for root from {ip} port 22 ssh2"),
+                2 => format!("{ts} srv sshd[{pid}]: Failed password for invalid user bob{i} from {ip} port 1 ssh2"),
+                3 => format!("{ts} srv sshd[{pid}]: Accepted password for alice from {ip} port 22 ssh2"),
+                4 => format!("{ts} srv CRON[{pid}]: pam_unix(cron:session): session opened for user root"),
+                5 => "an undated line about nothing".to_string(),
+                6 => format!("{ts} srv sshd[{pid}]: Failed password for j\u{00fc}rgen from {ip} port 22 ssh2"),
+                7 => format!("{ts} srv sshd[{pid}]: Disconnected from {ip} port 22"),
+                _ => format!("{ts} srv sshd[{pid}]: error: Received disconnect from {ip}: 3: x: Auth fail"),
+            });
+        }
+        lines
+    }
+
+    fn sshd_like_filter(check_all: bool) -> RegexFilter {
+        let mut v: Vec<(String, String)> = vec![
+            ("prefregex".into(), r"^<F-MLFID>\s*\S+ \S+\[\d+\]: </F-MLFID>(?:error: )?<F-CONTENT>.+</F-CONTENT>$".into()),
+            (
+                "failregex".into(),
+                [
+                    r"^<F-NOFAIL>Connection from</F-NOFAIL> <HOST>",
+                    r"^Connection closed by <HOST>",
+                    r"^Failed \S+ for invalid user <F-USER>\S+</F-USER> from <HOST>",
+                    r"^Failed \S+ for (?P<cond_inv>invalid user )?<F-USER>(?P<cond_user>\S+)|(?(cond_inv)(?:(?! from ).)*?|[^:]+)</F-USER> from <HOST>(?: port \d+)?(?: ssh\d*)?(?(cond_user): |(?:(?:(?! from ).)*)$)",
+                    r"^<F-MLFFORGET><F-MLFGAINED>Accepted \w+</F-MLFGAINED></F-MLFFORGET> for <F-USER>\S+</F-USER> from <HOST>",
+                    r"^<F-NOFAIL><F-MLFFORGET>Disconnected</F-MLFFORGET></F-NOFAIL> from <HOST>",
+                    r"^Received disconnect from <HOST>: 3: .*: Auth fail",
+                ]
+                .join("\n"),
+            ),
+            ("ignoreregex".into(), r"for invalid user bob7\d ".into()),
+            ("timezone".into(), "CET-01CEST-02,M3.5.0,M10.5.0".into()),
+        ];
+        if check_all {
+            v.push(("check-all".into(), "1".into()));
+        }
+        RegexFilter::new(Options::new(v)).unwrap()
+    }
+
+    #[test]
+    fn two_instances_with_prepare_answer_as_one() {
+        let lines = sshd_like_log();
+        let batches: Vec<String> = lines.chunks(37).map(|c| c.join("\n")).collect();
+        let now = 1124013600.0;
+        for check_all in [true, false] {
+            let mut alone = sshd_like_filter(check_all);
+            let expected: Vec<Scan> = batches.iter().map(|b| alone.feed(b, now, true)).collect();
+            // Full, dates only, and a mix: the feeder's answers are the same.
+            for pattern in [[true, true], [false, false], [true, false]] {
+                let (mut preparer, mut feeder) = (sshd_like_filter(check_all), sshd_like_filter(check_all));
+                for (k, batch) in batches.iter().enumerate() {
+                    let prepared = preparer.prepare(batch, now, pattern[k % 2]);
+                    let scan = feeder.feed_prepared(batch, now, true, &prepared);
+                    assert!(scan == expected[k], "batch {k}, check_all {check_all}, pattern {pattern:?}");
+                }
+                assert_eq!(feeder.unreadable_prepared, 0, "every prepared answer was used");
+            }
+        }
+        // The log exercises what matters: failures, helpers, connections.
+        let mut alone = sshd_like_filter(true);
+        let failures: usize = batches.iter().map(|b| alone.feed(b, now, false).failures.len()).sum();
+        assert!(failures > 100, "{failures}");
+    }
+
+    #[test]
+    fn prepared_answers_that_do_not_fit_are_not_used() {
+        let lines = sshd_like_log();
+        let batch = lines[..200].join("\n");
+        let now = 1124013600.0;
+        let expected = sshd_like_filter(true).feed(&batch, now, true);
+        let mut preparer = sshd_like_filter(true);
+        let good = preparer.prepare(&batch, now, true);
+        let garbage: Vec<Vec<u32>> = vec![
+            vec![],
+            vec![1, 2, 3],
+            good[..good.len() / 2].to_vec(),
+            good.iter().map(|w| w.wrapping_mul(2654435761)).collect(),
+            good.iter().enumerate().map(|(i, w)| if i > 2 && i % 5 == 0 { u32::MAX } else { *w }).collect(),
+        ];
+        for prepared in garbage {
+            // Never a panic; where the answer is unreadable the feeder does
+            // the work itself (its own detector: here, as fresh as the other).
+            let mut feeder = sshd_like_filter(true);
+            let scan = feeder.feed_prepared(&batch, now, true, &prepared);
+            assert_eq!(scan.notes.len(), expected.notes.len());
+            assert!(feeder.unreadable_prepared > 0);
+        }
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! Running a filter over many batches on two cores: a second instance of
+//! the same filter (the preparer) goes through every batch first, on its
+//! own thread, and works out what it can ahead (WIT `prepare`); the first
+//! (the feeder) then finishes each batch with that help, in order. The
+//! answers are the feeder's alone would be.
+//!
+//! The preparer adapts to whichever side is slower: when the feeder is
+//! waiting for the next batch, the preparer does only what must follow the
+//! lines in order (dates), so the feeder can start at once and do the rest
+//! itself; when the feeder has batches queued, the preparer does all it
+//! can.
+
+use std::borrow::Cow;
+use std::sync::{Condvar, Mutex, PoisonError};
+
+use crate::plugin::PluginError;
+use crate::plugin::bindings::types::Scan;
+use crate::plugin::instance::FilterInstance;
+
+/// How far the preparer may run ahead of the feeder, in batches (the
+/// prepared answers wait in memory).
+const MAX_AHEAD: usize = 32;
+
+/// The preparer does a batch fully when the feeder will not reach it
+/// before this many batches are done.
+const FULL_WHEN_AHEAD: usize = 0;
+
+struct Progress {
+    /// What the preparer found for each batch, until the feeder takes it.
+    prepared: Vec<Option<Result<Vec<u32>, PluginError>>>,
+    /// Batches the feeder has taken.
+    taken: usize,
+    /// The feeder has stopped (an error of its own): the preparer stops too.
+    stopped: bool,
+}
+
+/// Feed batches `0..count` (`batch(k)` gives the text of batch `k`) to
+/// `feeder` in order, with `preparer` (an instance of the same filter with
+/// the same options, that exports `prepare`) working ahead on another
+/// thread, and hand each batch's answer to `each` in order. A preparer
+/// that fails leaves the rest to the feeder alone (with a warning: dates
+/// of later lines then come from the feeder's own detector, which missed
+/// the earlier ones). An error from `each` ends the run.
+pub fn feed_split<'a, E>(
+    feeder: &mut FilterInstance,
+    mut preparer: FilterInstance,
+    count: usize,
+    batch: &(dyn Fn(usize) -> Cow<'a, str> + Sync),
+    now: f64,
+    notes: bool,
+    mut each: impl FnMut(usize, Result<Scan, PluginError>) -> Result<(), E>,
+) -> Result<(), E> {
+    let progress = Mutex::new(Progress { prepared: (0..count).map(|_| None).collect(), taken: 0, stopped: false });
+    let changed = Condvar::new();
+    let lock = || progress.lock().unwrap_or_else(PoisonError::into_inner);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for k in 0..count {
+                let full = {
+                    let mut p = lock();
+                    while k >= p.taken + MAX_AHEAD && !p.stopped {
+                        p = changed.wait(p).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if p.stopped {
+                        return;
+                    }
+                    k >= p.taken + FULL_WHEN_AHEAD
+                };
+                let result = preparer.prepare(&batch(k), now, full);
+                let failed = result.is_err();
+                lock().prepared[k] = Some(result);
+                changed.notify_all();
+                if failed {
+                    return;
+                }
+            }
+        });
+        // Once the preparer has failed, the feeder goes on alone.
+        let mut alone = false;
+        let outcome = (|| {
+            for k in 0..count {
+                let prepared = if alone {
+                    None
+                } else {
+                    let mut p = lock();
+                    let prepared = loop {
+                        if let Some(r) = p.prepared[k].take() {
+                            break r;
+                        }
+                        p = changed.wait(p).unwrap_or_else(PoisonError::into_inner);
+                    };
+                    p.taken = k + 1;
+                    drop(p);
+                    changed.notify_all();
+                    match prepared {
+                        Ok(prepared) => Some(prepared),
+                        Err(e) => {
+                            tracing::warn!(
+                                "the filter's second instance failed ({e}); going on with one: dates from here on may differ from a run with one"
+                            );
+                            alone = true;
+                            None
+                        }
+                    }
+                };
+                let text = batch(k);
+                let scan = match prepared {
+                    Some(prepared) => feeder.feed_prepared(&text, now, notes, &prepared),
+                    None => feeder.feed(&text, now, notes),
+                };
+                each(k, scan)?;
+            }
+            Ok(())
+        })();
+        lock().stopped = true;
+        changed.notify_all();
+        outcome
+    })
+}

@@ -267,7 +267,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     match second {
         Some(preparer) => {
             let batch = |k: usize| log.batch(chunks[k]);
-            split::feed_split(&mut filter, preparer, chunks.len(), &batch, now, true, &mut each)?;
+            split::feed_split(&mut filter, preparer, chunks.len(), BATCH_LINES as u32, &batch, now, true, &mut each)?;
         }
         None => {
             for (k, chunk) in chunks.iter().enumerate() {

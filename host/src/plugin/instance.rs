@@ -227,11 +227,12 @@ impl FilterInstance {
 
     /// Work out ahead what `feed_prepared` of another instance of the same
     /// filter needs for `lines` (every batch, in order, before that one
-    /// gets it). Errors when the filter does not export `prepare`.
-    pub fn prepare(&mut self, lines: &str, now: f64, full: bool) -> Result<Vec<u32>, PluginError> {
+    /// gets it): all it can for the first `ahead` lines. Errors when the
+    /// filter does not export `prepare`.
+    pub fn prepare(&mut self, lines: &str, now: f64, ahead: u32) -> Result<Vec<u32>, PluginError> {
         let plugin = self.0.plugin.name().to_string();
         self.0.call("prepare", |store, bindings, handle| match bindings {
-            Bindings::Prepared(b) => b.wasmban_plugin_prepare().call_prepare(store, handle, lines, now, full),
+            Bindings::Prepared(b) => b.wasmban_plugin_prepare().call_prepare(store, handle, lines, now, ahead),
             _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/prepare"))),
         })
     }

@@ -4,11 +4,11 @@
 //! (the feeder) then finishes each batch with that help, in order. The
 //! answers are the feeder's alone would be.
 //!
-//! The preparer adapts to whichever side is slower: when the feeder is
-//! waiting for the next batch, the preparer does only what must follow the
-//! lines in order (dates), so the feeder can start at once and do the rest
-//! itself; when the feeder has batches queued, the preparer does all it
-//! can.
+//! The preparer must follow every line (dates), but how much more it does
+//! is the host's choice: the first `ahead` lines of each batch, where
+//! `ahead` moves after every batch toward the point where neither waits:
+//! down when the feeder had to wait for the preparer, up when the preparer
+//! is more than a batch ahead.
 
 use std::borrow::Cow;
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -21,42 +21,48 @@ use crate::plugin::instance::FilterInstance;
 /// prepared answers wait in memory).
 const MAX_AHEAD: usize = 32;
 
-/// The preparer does a batch fully when the feeder will not reach it
-/// before this many batches are done.
-const FULL_WHEN_AHEAD: usize = 0;
-
 struct Progress {
     /// What the preparer found for each batch, until the feeder takes it.
     prepared: Vec<Option<Result<Vec<u32>, PluginError>>>,
     /// Batches the feeder has taken.
     taken: usize,
+    /// Lines of each batch the preparer does all it can for.
+    ahead: u32,
     /// The feeder has stopped (an error of its own): the preparer stops too.
     stopped: bool,
 }
 
-/// Feed batches `0..count` (`batch(k)` gives the text of batch `k`) to
-/// `feeder` in order, with `preparer` (an instance of the same filter with
-/// the same options, that exports `prepare`) working ahead on another
-/// thread, and hand each batch's answer to `each` in order. A preparer
-/// that fails leaves the rest to the feeder alone (with a warning: dates
-/// of later lines then come from the feeder's own detector, which missed
-/// the earlier ones). An error from `each` ends the run.
+/// Feed batches `0..count` of up to `batch_lines` lines (`batch(k)` gives
+/// the text of batch `k`) to `feeder` in order, with `preparer` (an
+/// instance of the same filter with the same options, that exports
+/// `prepare`) working ahead on another thread, and hand each batch's answer
+/// to `each` in order. A preparer that fails leaves the rest to the feeder
+/// alone (with a warning: dates of later lines then come from the feeder's
+/// own detector, which missed the earlier ones). An error from `each` ends
+/// the run.
+#[allow(clippy::too_many_arguments)]
 pub fn feed_split<'a, E>(
     feeder: &mut FilterInstance,
     mut preparer: FilterInstance,
     count: usize,
+    batch_lines: u32,
     batch: &(dyn Fn(usize) -> Cow<'a, str> + Sync),
     now: f64,
     notes: bool,
     mut each: impl FnMut(usize, Result<Scan, PluginError>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let progress = Mutex::new(Progress { prepared: (0..count).map(|_| None).collect(), taken: 0, stopped: false });
+    let progress = Mutex::new(Progress {
+        prepared: (0..count).map(|_| None).collect(),
+        taken: 0,
+        ahead: batch_lines,
+        stopped: false,
+    });
     let changed = Condvar::new();
     let lock = || progress.lock().unwrap_or_else(PoisonError::into_inner);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for k in 0..count {
-                let full = {
+                let ahead = {
                     let mut p = lock();
                     while k >= p.taken + MAX_AHEAD && !p.stopped {
                         p = changed.wait(p).unwrap_or_else(PoisonError::into_inner);
@@ -64,9 +70,9 @@ pub fn feed_split<'a, E>(
                     if p.stopped {
                         return;
                     }
-                    k >= p.taken + FULL_WHEN_AHEAD
+                    p.ahead
                 };
-                let result = preparer.prepare(&batch(k), now, full);
+                let result = preparer.prepare(&batch(k), now, ahead);
                 let failed = result.is_err();
                 lock().prepared[k] = Some(result);
                 changed.notify_all();
@@ -77,19 +83,30 @@ pub fn feed_split<'a, E>(
         });
         // Once the preparer has failed, the feeder goes on alone.
         let mut alone = false;
+        let step = (batch_lines / 32).max(1);
         let outcome = (|| {
             for k in 0..count {
                 let prepared = if alone {
                     None
                 } else {
                     let mut p = lock();
+                    let mut waited = false;
                     let prepared = loop {
                         if let Some(r) = p.prepared[k].take() {
                             break r;
                         }
+                        waited = true;
                         p = changed.wait(p).unwrap_or_else(PoisonError::into_inner);
                     };
                     p.taken = k + 1;
+                    // Balance: the preparer does less when the feeder
+                    // waits for it, more when it is well ahead.
+                    let well_ahead = p.prepared.get(k + 2).is_some_and(Option::is_some);
+                    if waited {
+                        p.ahead = p.ahead.saturating_sub(step);
+                    } else if well_ahead {
+                        p.ahead = (p.ahead + step).min(batch_lines);
+                    }
                     drop(p);
                     changed.notify_all();
                     match prepared {

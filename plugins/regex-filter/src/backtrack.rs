@@ -156,10 +156,28 @@ enum Frame {
     },
 }
 
+/// An instruction as it runs: what to do, where to go next when it
+/// succeeds (jumps are resolved away), and a capture slot to record first
+/// (a group boundary folded into the instruction after it).
+#[derive(Clone, Debug)]
+struct Op {
+    inst: Inst,
+    next: u32,
+    save: u32,
+}
+
+/// `Op::save` when there is nothing to record.
+const NO_SLOT: u32 = u32::MAX;
+
 /// A compiled pattern.
 #[derive(Debug)]
 pub struct Program {
+    /// The instructions as compiled (until `finish`).
     insts: Vec<Inst>,
+    /// What runs.
+    ops: Vec<Op>,
+    /// Where a search starts in `ops`.
+    entry: u32,
     sets: Vec<ByteSet>,
     pool: Vec<u8>,
     /// For each `Dispatch`: byte (or 256, the end) to an index in `lists`.
@@ -230,6 +248,8 @@ impl Program {
         }
         let mut program = Program {
             insts: c.insts,
+            ops: Vec::new(),
+            entry: 0,
             sets: c.sets,
             pool: c.pool,
             tables: Vec::new(),
@@ -247,6 +267,7 @@ impl Program {
         program.any_but_newline = program.sets.iter().position(|s| *s == dot).map_or(NO_SET, |i| i as u32);
         program.any_byte = program.sets.iter().position(|s| *s == [true; 256]).map_or(NO_SET, |i| i as u32);
         program.link();
+        program.finish();
         Ok(program)
     }
 
@@ -340,6 +361,124 @@ impl Program {
             _ => {}
         }
         self.first = self.first_set(0);
+    }
+
+    /// Turn the linked instructions into what runs: each instruction gets
+    /// its successor (through any jumps, which are then never run), and a
+    /// `Save` whose successor has no other way in is folded into it. Fewer
+    /// dispatches: an interpreter's cost is mostly per instruction.
+    fn finish(&mut self) {
+        let insts = std::mem::take(&mut self.insts);
+        let n = insts.len();
+        let through = |mut t: usize| {
+            for _ in 0..n {
+                match insts.get(t) {
+                    Some(Inst::Jmp(u)) if *u as usize != t => t = *u as usize,
+                    _ => break,
+                }
+            }
+            t
+        };
+        let falls_through =
+            |inst: &Inst| !matches!(inst, Inst::Jmp(_) | Inst::Match | Inst::Split { .. } | Inst::Dispatch { .. });
+        let mut ops: Vec<Op> = insts
+            .iter()
+            .enumerate()
+            .map(|(pc, inst)| Op { inst: inst.clone(), next: through((pc + 1).min(n - 1)) as u32, save: NO_SLOT })
+            .collect();
+        for op in &mut ops {
+            match &mut op.inst {
+                Inst::Split { primary, secondary, .. } => {
+                    *primary = through(*primary as usize) as u32;
+                    *secondary = through(*secondary as usize) as u32;
+                }
+                Inst::IfGroup { otherwise, .. } => *otherwise = through(*otherwise as usize) as u32,
+                Inst::LoopIfProgress { head, .. } => *head = through(*head as usize) as u32,
+                Inst::Sub { start, .. } => *start = through(*start as usize) as u32,
+                _ => {}
+            }
+        }
+        for list in &mut self.lists {
+            for b in list.iter_mut() {
+                *b = through(*b as usize) as u32;
+            }
+        }
+        // How many ways into each instruction (jumps aside: nothing reaches
+        // them any more).
+        let mut ways_in = vec![0u32; n];
+        ways_in[through(0)] += 1;
+        for (pc, op) in ops.iter().enumerate() {
+            if matches!(insts[pc], Inst::Jmp(_)) {
+                continue;
+            }
+            if falls_through(&op.inst) {
+                ways_in[op.next as usize] += 1;
+            }
+            match &op.inst {
+                Inst::Split { primary, secondary, .. } => {
+                    ways_in[*primary as usize] += 1;
+                    ways_in[*secondary as usize] += 1;
+                }
+                Inst::IfGroup { otherwise, .. } => ways_in[*otherwise as usize] += 1,
+                Inst::LoopIfProgress { head, .. } => ways_in[*head as usize] += 1,
+                Inst::Sub { start, .. } => ways_in[*start as usize] += 1,
+                Inst::Dispatch { table, .. } => {
+                    let mut seen: Vec<u32> = Vec::new();
+                    for &list in self.tables[*table as usize].iter() {
+                        for &b in self.lists[list as usize].iter() {
+                            if !seen.contains(&b) {
+                                seen.push(b);
+                                ways_in[b as usize] += 1;
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Fold saves into their successors, from the end (a run of saves
+        // folds its last one).
+        let mut forward: Vec<u32> = (0..n as u32).collect();
+        let resolve = |forward: &[u32], mut t: u32| {
+            while forward[t as usize] != t {
+                t = forward[t as usize];
+            }
+            t
+        };
+        for pc in (0..n).rev() {
+            let Inst::Save(slot) = ops[pc].inst else { continue };
+            if ops[pc].save != NO_SLOT {
+                continue;
+            }
+            let after = resolve(&forward, ops[pc].next) as usize;
+            if ways_in[pc] > 0 && after != pc && ways_in[after] == 1 && ops[after].save == NO_SLOT {
+                ops[after].save = slot;
+                forward[pc] = after as u32;
+                // The save's ways in now lead to its successor.
+                ways_in[after] = ways_in[pc];
+            }
+        }
+        let resolve = |t: u32| resolve(&forward, t);
+        for op in &mut ops {
+            op.next = resolve(op.next);
+            match &mut op.inst {
+                Inst::Split { primary, secondary, .. } => {
+                    *primary = resolve(*primary);
+                    *secondary = resolve(*secondary);
+                }
+                Inst::IfGroup { otherwise, .. } => *otherwise = resolve(*otherwise),
+                Inst::LoopIfProgress { head, .. } => *head = resolve(*head),
+                Inst::Sub { start, .. } => *start = resolve(*start),
+                _ => {}
+            }
+        }
+        for list in &mut self.lists {
+            for b in list.iter_mut() {
+                *b = resolve(*b);
+            }
+        }
+        self.entry = resolve(through(0) as u32);
+        self.ops = ops;
     }
 
     /// The set of bytes the instruction at `pc` needs next, when it is one
@@ -489,7 +628,16 @@ impl Program {
                     // first choice.
                     slots.fill(NONE);
                 }
-                match self.exec::<TRACK>(hay, 0, start, slots, &mut scratch.stack, 0, &mut budget, reach) {
+                match self.exec::<TRACK>(
+                    hay,
+                    self.entry as usize,
+                    start,
+                    slots,
+                    &mut scratch.stack,
+                    0,
+                    &mut budget,
+                    reach,
+                ) {
                     Some(end) => {
                         slots[0] = start;
                         slots[1] = end;
@@ -527,7 +675,7 @@ impl Program {
             };
         }
         let bottom = stack.len();
-        let insts = &self.insts[..];
+        let ops = &self.ops[..];
         // Choices this call has pushed and not yet taken back. Before the
         // first one (at the top level), a failure ends the search, so slot
         // writes need no undo record.
@@ -535,13 +683,21 @@ impl Program {
         'run: loop {
             // Forward: run instructions until one fails.
             let failed = loop {
-                match &insts[pc] {
+                let op = &ops[pc];
+                if op.save != NO_SLOT {
+                    let s = op.save as usize;
+                    if choices > 0 || depth > 0 {
+                        stack.push(Frame::Restore { slot: op.save, old: slots[s] });
+                    }
+                    slots[s] = pos;
+                }
+                match &op.inst {
                     Inst::Match => return Some(pos),
                     Inst::Byte(b) => {
                         looked!(pos + 1);
                         if pos < hay.len() && hay[pos] == *b {
                             pos += 1;
-                            pc += 1;
+                            pc = op.next as usize;
                         } else {
                             break true;
                         }
@@ -551,7 +707,7 @@ impl Program {
                         looked!(if hay.len() - pos >= lit.len() { pos + lit.len() } else { hay.len() + 1 });
                         if hay.len() - pos >= lit.len() && same_bytes(&hay[pos..pos + lit.len()], lit) {
                             pos += lit.len();
-                            pc += 1;
+                            pc = op.next as usize;
                         } else {
                             break true;
                         }
@@ -563,7 +719,7 @@ impl Program {
                             && hay[pos..pos + lit.len()].iter().zip(lit).all(|(h, l)| h.to_ascii_lowercase() == *l)
                         {
                             pos += lit.len();
-                            pc += 1;
+                            pc = op.next as usize;
                         } else {
                             break true;
                         }
@@ -572,7 +728,7 @@ impl Program {
                         looked!(pos + 1);
                         if pos < hay.len() && self.sets[*c as usize][hay[pos] as usize] {
                             pos += 1;
-                            pc += 1;
+                            pc = op.next as usize;
                         } else {
                             break true;
                         }
@@ -600,7 +756,7 @@ impl Program {
                                 break true;
                             }
                             pos = end;
-                            pc += 1;
+                            pc = op.next as usize;
                         } else {
                             if min_end > limit || !hay[pos..min_end].iter().all(|b| set[*b as usize]) {
                                 looked!(min_end.min(hay.len() + 1));
@@ -617,7 +773,7 @@ impl Program {
                                 break true;
                             }
                             pos = min_end;
-                            pc += 1;
+                            pc = op.next as usize;
                         }
                     }
                     Inst::Split { primary, secondary, primary_first, secondary_first } => {
@@ -652,7 +808,7 @@ impl Program {
                             stack.push(Frame::Restore { slot: *s, old: slots[*s as usize] });
                         }
                         slots[*s as usize] = pos;
-                        pc += 1;
+                        pc = op.next as usize;
                     }
                     Inst::Assert(look) => {
                         looked!(if *look == Look::StartText { 0 } else { pos + 1 });
@@ -670,13 +826,13 @@ impl Program {
                         if !ok {
                             break true;
                         }
-                        pc += 1;
+                        pc = op.next as usize;
                     }
                     Inst::LoopIfProgress { mark, head } => {
                         if slots[*mark as usize] != pos {
                             pc = *head as usize;
                         } else {
-                            pc += 1;
+                            pc = op.next as usize;
                         }
                     }
                     Inst::Backref { group, fold } => {
@@ -696,11 +852,13 @@ impl Program {
                             break true;
                         }
                         pos += want.len();
-                        pc += 1;
+                        pc = op.next as usize;
                     }
                     Inst::IfGroup { group, otherwise } => {
-                        let matched = slots[*group as usize * 2 + 1] != NONE;
-                        pc = if matched { pc + 1 } else { *otherwise as usize };
+                        // Python: both ends set, in order.
+                        let (s, e) = (slots[*group as usize * 2], slots[*group as usize * 2 + 1]);
+                        let matched = s != NONE && e != NONE && e >= s;
+                        pc = if matched { op.next as usize } else { *otherwise as usize };
                     }
                     Inst::Sub { kind, start, width } => {
                         *budget = budget.saturating_sub(1);
@@ -731,9 +889,9 @@ impl Program {
                                 if *kind == SubKind::Atomic {
                                     pos = end;
                                 }
-                                pc += 1;
+                                pc = op.next as usize;
                             }
-                            (None, false) => pc += 1,
+                            (None, false) => pc = op.next as usize,
                             (Some(_), false) => {
                                 unwind(stack, sub_bottom, slots);
                                 break true;
@@ -765,7 +923,7 @@ impl Program {
                         continue 'run;
                     }
                     Frame::Greedy { run, low, at } => {
-                        let Inst::Run { next, .. } = &insts[run as usize] else { unreachable!() };
+                        let Inst::Run { next, .. } = &ops[run as usize].inst else { unreachable!() };
                         let next = (*next != NO_SET).then(|| &self.sets[*next as usize]);
                         let mut end = at;
                         let found = loop {
@@ -785,7 +943,7 @@ impl Program {
                                     stack.pop();
                                     choices -= 1;
                                 }
-                                pc = run as usize + 1;
+                                pc = ops[run as usize].next as usize;
                                 pos = end;
                                 continue 'run;
                             }
@@ -796,7 +954,7 @@ impl Program {
                         }
                     }
                     Frame::Lazy { run, at, high } => {
-                        let Inst::Run { next, .. } = &insts[run as usize] else { unreachable!() };
+                        let Inst::Run { next, .. } = &ops[run as usize].inst else { unreachable!() };
                         let next = (*next != NO_SET).then(|| &self.sets[*next as usize]);
                         let mut end = at;
                         let found = loop {
@@ -816,7 +974,7 @@ impl Program {
                                     stack.pop();
                                     choices -= 1;
                                 }
-                                pc = run as usize + 1;
+                                pc = ops[run as usize].next as usize;
                                 pos = end;
                                 continue 'run;
                             }
@@ -905,6 +1063,24 @@ pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
         }
     }
     left.remainder().iter().zip(right.remainder()).all(|(x, y)| x == y)
+}
+
+/// Whether `text` is ASCII, sixteen bytes a step (the standard library's
+/// check goes four at a time on wasm32, and every step of a loop costs an
+/// interruption check there).
+#[inline]
+pub fn is_ascii(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+        lo.copy_from_slice(&chunk[..8]);
+        hi.copy_from_slice(&chunk[8..]);
+        if (u64::from_ne_bytes(lo) | u64::from_ne_bytes(hi)) & 0x8080_8080_8080_8080 != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().is_ascii()
 }
 
 fn is_word(b: u8) -> bool {
@@ -1380,6 +1556,29 @@ mod tests {
     }
 
     #[test]
+    fn group_boundaries_between_branches_and_repeats() {
+        let patterns = [
+            r"(a)(b)?(c|d)",
+            r"((a)|b)+",
+            r"(?:(x)|(y))(z)",
+            r"(a(b)?)+c",
+            r"(a|ab)(c|bcd)(d*)",
+            r"((a)(b))((c)|(d))",
+            r"(?:(a)|(b)|(c))*(d)",
+            r"^(\w+?)(\d*)(?:-(\w+))?$",
+            r"(?P<x>a)?(?P<y>(?(<x>)b|c))",
+            r"(x)?(?(1)(y)|(z))(w)?",
+        ];
+        let hays =
+            ["abd", "ac", "abab", "xz", "yz", "ababc", "abcd", "abd", "abcabd", "ab12-cd", "ab", "c", "xyw", "zw", ""];
+        for pattern in patterns {
+            for hay in hays {
+                compare(pattern, hay);
+            }
+        }
+    }
+
+    #[test]
     fn look_around_backreferences_and_conditionals() {
         let cases: &[(&str, &[&str])] = &[
             (r"foo(?=bar)", &["foobar", "foobaz"]),
@@ -1470,6 +1669,24 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn ascii_and_byte_equality_agree_with_the_standard_library() {
+        for len in 0..40 {
+            let plain = "a".repeat(len);
+            assert!(is_ascii(&plain));
+            for at in 0..len {
+                let mut s = plain.clone();
+                s.replace_range(at..at + 1, "é");
+                assert_eq!(is_ascii(&s), s.is_ascii(), "{s:?}");
+                assert!(!same_bytes(s.as_bytes(), format!("{plain}x").as_bytes()));
+                let mut other = plain.clone().into_bytes();
+                other[at] = b'b';
+                assert!(!same_bytes(plain.as_bytes(), &other));
+            }
+            assert!(same_bytes(plain.as_bytes(), plain.clone().as_bytes()));
         }
     }
 

@@ -677,7 +677,7 @@ impl Detector {
         let hay = &line[..to];
         let from = from.min(hay.len());
         let mut spans = std::mem::take(&mut scratch.spans);
-        let (found, _) = t.captures(hay, hay.is_ascii(), from, false, &mut spans, scratch);
+        let (found, _) = t.captures(hay, backtrack::is_ascii(hay), from, false, &mut spans, scratch);
         let m = found.then(|| DateMatch::of(&spans, from, to)).flatten();
         scratch.spans = spans;
         m
@@ -704,7 +704,7 @@ impl Detector {
             Some(m) => (m.text, m.spans),
             None => Default::default(),
         };
-        let (found, reach) = t.captures(line, ascii || line.is_ascii(), 0, true, &mut spans, scratch);
+        let (found, reach) = t.captures(line, ascii || backtrack::is_ascii(line), 0, true, &mut spans, scratch);
         if !found {
             spans.clear();
         }
@@ -971,7 +971,7 @@ impl Detector {
                         spans.extend_from_slice(&memo.spans);
                         true
                     }
-                    _ => t.captures(hay, hay.is_ascii(), m.from, false, &mut spans, &mut self.scratch).0,
+                    _ => t.captures(hay, backtrack::is_ascii(hay), m.from, false, &mut spans, &mut self.scratch).0,
                 };
                 let groups: Vec<(&str, &str)> = if found {
                     t.engines()

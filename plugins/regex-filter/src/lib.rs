@@ -15,6 +15,7 @@ mod tz;
 
 use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use fancy_regex::Regex;
@@ -60,6 +61,94 @@ struct Compiled {
     tuple: Vec<(Rc<str>, Rc<str>)>,
     /// Group indices of `<SKIPLINES>` (skiplines0, skiplines1, ...).
     skiplines: Vec<usize>,
+    /// For a prefregex of the usual shape: where its content starts,
+    /// found by a DFA (see `Head`).
+    head: Option<Head>,
+}
+
+/// The part of a prefregex before `<F-CONTENT>.+</F-CONTENT>$`, as a DFA.
+///
+/// Such a prefregex is `^HEAD(?P<content>.+)$`; on a one-line buffer (the
+/// line and its newline) the content is everything after the first way
+/// HEAD matches (in Python's order) that leaves a character for `.+`. The
+/// DFA's leftmost-first match of `^HEAD` is exactly that first way, so,
+/// when it leaves a character, it says where the content starts without a
+/// search for the groups: most lines need them only if a failregex matches.
+struct Head {
+    dfa: regex_automata::dfa::dense::DFA<Vec<u32>>,
+    /// Where every search starts (anchored, at the start of the text).
+    start: regex_automata::util::primitives::StateID,
+}
+
+/// How a prefregex of that shape ends, translated.
+const CONTENT_TAIL: &str = r"(?P<content>.+)(?:\n?\z)";
+
+impl Head {
+    fn new(translated: &str) -> Option<Head> {
+        use regex_automata::dfa::{StartKind, dense};
+        use regex_automata::nfa::thompson;
+        use regex_automata::{MatchKind, util::syntax};
+        let head = translated.strip_suffix(CONTENT_TAIL)?;
+        // Anchored, plain (no look-around, backreference or conditional:
+        // what a DFA runs), and a sequence at the top (not `^a|b`).
+        if !head.starts_with('^') || dialect::relax(head) != head {
+            return None;
+        }
+        if matches!(fancy_regex::Expr::parse_tree(head).ok()?.expr, fancy_regex::Expr::Alt(_)) {
+            return None;
+        }
+        use regex_automata::dfa::Automaton;
+        use regex_automata::util::start;
+        let dfa = dense::Builder::new()
+            .configure(dense::Config::new().start_kind(StartKind::Anchored).match_kind(MatchKind::LeftmostFirst))
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            // Bytes, not UTF-8: no work around empty matches inside a
+            // character (the buffers it sees are ASCII).
+            .thompson(thompson::Config::new().utf8(false))
+            .build(head)
+            .ok()?;
+        // `^` and no look-behind: the start state never depends on what
+        // precedes the text.
+        let start = dfa.start_state(&start::Config::new().anchored(regex_automata::Anchored::Yes)).ok()?;
+        Some(Head { dfa, start })
+    }
+
+    /// On an ASCII one-line buffer: Some(Some(start)) where the content
+    /// starts, Some(None) when the prefregex cannot match, None when only a
+    /// search can tell (the head took the whole line).
+    ///
+    /// The search loop is the DFA's own, without the general search's
+    /// bookkeeping: a state per byte until the dead state; a match state
+    /// is entered one byte after the match ends.
+    fn content_start(&self, buf: &str) -> Option<Option<usize>> {
+        use regex_automata::dfa::Automaton;
+        let bytes = buf.as_bytes();
+        let dfa = &self.dfa;
+        let mut state = self.start;
+        let mut end = None;
+        let mut dead = false;
+        for (at, &b) in bytes.iter().enumerate() {
+            state = dfa.next_state(state, b);
+            if dfa.is_special_state(state) {
+                if dfa.is_match_state(state) {
+                    end = Some(at);
+                } else if dfa.is_dead_state(state) {
+                    dead = true;
+                    break;
+                } else if dfa.is_quit_state(state) {
+                    return None;
+                }
+            }
+        }
+        if !dead && dfa.is_match_state(dfa.next_eoi_state(state)) {
+            end = Some(bytes.len());
+        }
+        match end {
+            None => Some(None),
+            Some(end) if end + 1 < bytes.len() => Some(Some(end)),
+            Some(_) => None,
+        }
+    }
 }
 
 /// A log line split around its date: the buffer sees `pre + post`, matches
@@ -122,29 +211,31 @@ fn fill_buffer(buf: &mut String, lines: &[LineRef<'_>]) {
 
 /// The named groups of a match. A handful per match: a vector searched by
 /// name costs less than a map.
+/// Values are shared: a failure merged from several lines and the
+/// connection cache hold the same text.
 #[derive(Clone, Debug, Default)]
-struct Groups(Vec<(Rc<str>, String)>);
+struct Groups(Vec<(Rc<str>, Rc<str>)>);
 
 impl Groups {
-    fn get(&self, key: &str) -> Option<&String> {
+    fn get(&self, key: &str) -> Option<&Rc<str>> {
         self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
     }
     fn truthy(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| !v.is_empty())
     }
-    fn insert(&mut self, key: &Rc<str>, value: String) {
+    fn insert(&mut self, key: &Rc<str>, value: Rc<str>) {
         match self.0.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value,
             None => self.0.push((key.clone(), value)),
         }
     }
-    fn insert_str(&mut self, key: &str, value: String) {
+    fn insert_str(&mut self, key: &str, value: Rc<str>) {
         match self.0.iter_mut().find(|(k, _)| &**k == key) {
             Some((_, v)) => *v = value,
             None => self.0.push((Rc::from(key), value)),
         }
     }
-    fn remove(&mut self, key: &str) -> Option<String> {
+    fn remove(&mut self, key: &str) -> Option<Rc<str>> {
         let i = self.0.iter().position(|(k, _)| &**k == key)?;
         Some(self.0.swap_remove(i).1)
     }
@@ -157,16 +248,22 @@ impl Groups {
             }
         }
     }
-    /// `self`'s groups, then `other`'s (whose values win).
-    fn with(&self, other: Groups) -> Groups {
+    /// `self`'s groups, then `other`'s (whose values win); `other` is
+    /// left empty.
+    fn with(&self, other: &mut Groups) -> Groups {
         let mut both = Groups(Vec::with_capacity(self.0.len() + other.0.len()));
         both.0.extend(self.0.iter().cloned());
-        both.extend(other);
+        for (k, v) in other.0.drain(..) {
+            match both.0.iter_mut().find(|(key, _)| *key == k) {
+                Some((_, value)) => *value = v,
+                None => both.0.push((k, v)),
+            }
+        }
         both
     }
     /// (name, value) pairs in name order, as fail2ban's dict is reported.
     fn sorted(&self) -> Vec<(&str, &str)> {
-        let mut v: Vec<(&str, &str)> = self.0.iter().map(|(k, v)| (&**k, v.as_str())).collect();
+        let mut v: Vec<(&str, &str)> = self.0.iter().map(|(k, v)| (&**k, &**v)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v
     }
@@ -206,6 +303,7 @@ impl Compiled {
                 None
             }
         };
+        let head = if option == "prefregex" && program.is_some() { Head::new(&translated) } else { None };
         let compiled = Compiled {
             program,
             fallback: OnceCell::new(),
@@ -214,6 +312,7 @@ impl Compiled {
             alt: Vec::new(),
             tuple: Vec::new(),
             skiplines: Vec::new(),
+            head,
             translated,
         };
         if compiled.program.is_none() {
@@ -332,11 +431,20 @@ impl Compiled {
     /// The named groups of a match found by `find` (with `alt_` and
     /// `tuple_` groups folded as fail2ban folds them).
     fn groups_of(&self, buf: &str, spans: &[Option<(usize, usize)>]) -> Groups {
-        let text = |g: usize| spans.get(g).copied().flatten().map(|(s, e)| &buf[s..e]);
         let mut groups = Groups(Vec::with_capacity(self.names.len()));
+        self.groups_into(buf, spans, None, &mut groups);
+        groups
+    }
+
+    /// `groups_of` into `groups` (emptied first), leaving out `skip`.
+    fn groups_into(&self, buf: &str, spans: &[Option<(usize, usize)>], skip: Option<&str>, groups: &mut Groups) {
+        groups.0.clear();
+        let text = |g: usize| spans.get(g).copied().flatten().map(|(s, e)| &buf[s..e]);
         for (i, name) in &self.names {
-            if let Some(v) = text(*i) {
-                groups.0.push((name.clone(), v.to_string()));
+            if let Some(v) = text(*i)
+                && skip.is_none_or(|skip| **name != *skip)
+            {
+                groups.0.push((name.clone(), Rc::from(v)));
             }
         }
         for (k, n) in &self.alt {
@@ -349,9 +457,8 @@ impl Compiled {
         for (k, n) in &self.tuple {
             let v = groups.get(k).cloned().unwrap_or_default();
             let t = groups.get(n).cloned().unwrap_or_default();
-            groups.insert(n, format!("{t},{v}"));
+            groups.insert(n, Rc::from(format!("{t},{v}")));
         }
-        groups
     }
 
     /// The span of a named group of a match found by `find`.
@@ -422,14 +529,14 @@ fn gave_up(why: &str) {
 #[derive(Clone, Debug, Default)]
 struct Fail {
     groups: Groups,
-    users: Option<BTreeSet<String>>,
+    users: Option<BTreeSet<Rc<str>>>,
     matches: Option<Vec<TupleLine>>,
     nofail_matches: Option<Vec<TupleLine>>,
     pending: bool,
 }
 
 impl Fail {
-    fn update_users(&mut self) -> Option<&BTreeSet<String>> {
+    fn update_users(&mut self) -> Option<&BTreeSet<Rc<str>>> {
         if let Some(user) = self.groups.get("user").filter(|u| !u.is_empty()).cloned() {
             self.users.get_or_insert_with(BTreeSet::new).insert(user);
         }
@@ -440,7 +547,7 @@ impl Fail {
 /// What one line produced, for the line note.
 #[derive(Default)]
 struct LineOutcome {
-    failures: Vec<(usize, String, Rc<Fail>)>,
+    failures: Vec<(usize, Rc<str>, Rc<Fail>)>,
     /// Rules that matched (fail2ban's failure list, helpers included).
     hits: Vec<u32>,
     /// A match that is not a helper (NOFAIL).
@@ -451,7 +558,7 @@ struct LineOutcome {
 
 /// fail2ban's connection cache: at most 100 entries, five minutes each.
 struct MlfidCache {
-    entries: HashMap<String, CacheEntry>,
+    entries: HashMap<Rc<str>, CacheEntry, BuildHasherDefault<FxHasher>>,
     /// Insertion counter: the oldest entry goes first when the cache is full.
     next_seq: u64,
 }
@@ -468,12 +575,12 @@ struct CacheEntry {
 enum CacheSlot {
     /// The entry it was taken from: same key, age and place in line.
     Existing {
-        key: String,
+        key: Rc<str>,
         expires: f64,
         seq: u64,
     },
     New {
-        key: String,
+        key: Rc<str>,
     },
 }
 
@@ -482,7 +589,7 @@ impl MlfidCache {
     const MAX_AGE: f64 = 300.0;
 
     /// Take the live entry of `key` out (an expired one is dropped).
-    fn take(&mut self, key: &str, now: f64) -> Option<(String, CacheEntry)> {
+    fn take(&mut self, key: &str, now: f64) -> Option<(Rc<str>, CacheEntry)> {
         let (key, entry) = self.entries.remove_entry(key)?;
         (entry.expires > now).then_some((key, entry))
     }
@@ -511,23 +618,98 @@ impl MlfidCache {
     }
 }
 
+/// The connection cache's hash: a plain multiply-rotate hash (FxHash's)
+/// at a fraction of SipHash's cost. Keys come from log lines, but the cache
+/// holds at most 100 entries, so colliding keys cost 100 comparisons at
+/// worst.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// An id as fail2ban prints it: a valid IP in canonical form (an
 /// IPv4-mapped IPv6 as IPv4), any other text as captured.
-fn canonical_id(id: &str) -> String {
-    use std::net::{IpAddr, Ipv4Addr};
-    // A dotted quad that parses is already canonical (the parser refuses
-    // leading zeros): no need to format it again.
-    if id.parse::<Ipv4Addr>().is_ok() {
-        return id.to_string();
+fn canonical_id(id: &Rc<str>) -> Rc<str> {
+    use std::net::IpAddr;
+    // A dotted quad is already canonical: no need to parse and format it.
+    if is_canonical_ipv4(id) {
+        return id.clone();
     }
     match id.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
+            Some(v4) => Rc::from(v4.to_string()),
+            None => Rc::from(v6.to_string()),
         },
-        Ok(ip) => ip.to_string(),
-        Err(_) => id.to_string(),
+        Ok(ip) => Rc::from(ip.to_string()),
+        Err(_) => id.clone(),
     }
+}
+
+/// Canonical forms of the ids seen last: an address is mostly seen again
+/// (several lines per connection, several connections per attacker), and
+/// putting an IPv6 address in canonical form means parsing and printing it.
+struct CanonicalIds {
+    slots: Vec<Option<(Rc<str>, Rc<str>)>>,
+}
+
+impl CanonicalIds {
+    const SLOTS: usize = 256;
+
+    fn new() -> CanonicalIds {
+        CanonicalIds { slots: vec![None; Self::SLOTS] }
+    }
+
+    fn canonical(&mut self, id: &Rc<str>) -> Rc<str> {
+        if is_canonical_ipv4(id) {
+            return id.clone();
+        }
+        let mut hasher = FxHasher::default();
+        hasher.write(id.as_bytes());
+        let slot = &mut self.slots[hasher.finish() as usize % Self::SLOTS];
+        if let Some((seen, canonical)) = slot
+            && **seen == **id
+        {
+            return canonical.clone();
+        }
+        let canonical = canonical_id(id);
+        *slot = Some((id.clone(), canonical.clone()));
+        canonical
+    }
+}
+
+/// Four decimal numbers up to 255 without leading zeros, dot-separated:
+/// what `Ipv4Addr` parses and prints back unchanged.
+fn is_canonical_ipv4(text: &str) -> bool {
+    let mut parts = 0;
+    for part in text.split('.') {
+        parts += 1;
+        let b = part.as_bytes();
+        let fits = !b.is_empty()
+            && b.len() <= 3
+            && b.iter().all(u8::is_ascii_digit)
+            && (b.len() == 1 || b[0] != b'0')
+            && part.parse::<u16>().is_ok_and(|v| v <= 255);
+        if parts > 4 || !fits {
+            return false;
+        }
+    }
+    parts == 4
 }
 
 /// Which failregexes can possibly match a buffer, found in one pass.
@@ -562,7 +744,7 @@ impl Candidates {
     }
 
     fn of(&self, buf: &str, count: usize) -> Vec<bool> {
-        if !buf.is_ascii() {
+        if !backtrack::is_ascii(buf) {
             return vec![true; count];
         }
         let mut possible = vec![false; count];
@@ -750,6 +932,9 @@ pub struct RegexFilter {
     /// Prepared answers (see `feed_prepared`) that could not be read, so
     /// that this instance did the work itself.
     unreadable_prepared: u64,
+    /// A failregex match's groups, kept for their memory.
+    hit_groups: Groups,
+    ids: CanonicalIds,
 }
 
 fn compile_list(options: &Options, key: &str, multiline: bool) -> Result<Vec<Compiled>, String> {
@@ -845,13 +1030,15 @@ impl Filter for RegexFilter {
             check_all: options.get("check-all").is_some_and(|v| v == "1" || v == "true"),
             last_date: None,
             last_time_text: String::new(),
-            mlfid: MlfidCache { entries: HashMap::new(), next_seq: 0 },
+            mlfid: MlfidCache { entries: HashMap::default(), next_seq: 0 },
             scratch: SearchScratch::default(),
             text: String::new(),
             content: String::new(),
             pre_spans: Vec::new(),
             by_first_byte,
             unreadable_prepared: 0,
+            hit_groups: Groups::default(),
+            ids: CanonicalIds::new(),
         })
     }
 
@@ -863,12 +1050,13 @@ impl Filter for RegexFilter {
 impl RegexFilter {
     /// What another instance's `feed_prepared` needs for `lines` (see WIT
     /// `prepare`): the date detector's answer for every line (it must
-    /// follow every line in order), and with `full`, for single-line
-    /// filters, the answers of every search `find_single` will make.
-    pub fn prepare(&mut self, lines: &str, now: f64, full: bool) -> Vec<u32> {
+    /// follow every line in order), and for the first `ahead` lines of a
+    /// single-line filter, the answers of every search `find_single` will
+    /// make.
+    pub fn prepare(&mut self, lines: &str, now: f64, ahead: u32) -> Vec<u32> {
         let mut out = Vec::with_capacity(lines.len() / 8);
         out.extend([PREPARED, 0]);
-        let batch_ascii = lines.is_ascii();
+        let batch_ascii = backtrack::is_ascii(lines);
         let mut count = 0u32;
         let mut start = 0;
         let ends = memchr::memchr_iter(b'\n', lines.as_bytes()).chain(std::iter::once(lines.len()));
@@ -876,7 +1064,7 @@ impl RegexFilter {
             let line = &lines[start..end];
             start = end + 1;
             count += 1;
-            let ascii = batch_ascii || line.is_ascii();
+            let ascii = batch_ascii || backtrack::is_ascii(line);
             let at = out.len();
             out.extend([0, 0]);
             let mut flags = 0;
@@ -895,7 +1083,7 @@ impl RegexFilter {
                 }
                 self.date_line(line, now, detected).1
             };
-            if full && self.maxlines == 1 && ascii && self.all_programs {
+            if count <= ahead && self.maxlines == 1 && ascii && self.all_programs {
                 let searches = out.len();
                 let something = match split {
                     DateSplit::At((ds, de)) => {
@@ -933,8 +1121,10 @@ impl RegexFilter {
         if notes {
             scan.notes.reserve(lines.len() / 64);
         }
-        // Checked once for the batch: an ASCII batch has ASCII lines.
-        let ascii = lines.is_ascii();
+        // Checked once for the batch: an ASCII batch has ASCII lines. A
+        // prepared batch is not checked: the preparer only answers the
+        // searches of ASCII lines (see `find_single`).
+        let ascii = prepared.is_none() && backtrack::is_ascii(lines);
         let line_count = memchr::memchr_iter(b'\n', lines.as_bytes()).count() + 1;
         let mut records = prepared.and_then(|p| Records::new(p, line_count));
         if prepared.is_some() && records.is_none() {
@@ -955,7 +1145,8 @@ impl RegexFilter {
                 }
                 None => None,
             };
-            let (time, outcome) = self.process_line(line, ascii || line.is_ascii(), now, prepared);
+            let line_ascii = ascii || (records.is_none() && backtrack::is_ascii(line));
+            let (time, outcome) = self.process_line(line, line_ascii, now, prepared);
             for (rule, id, fail) in outcome.failures {
                 let mut fields: Vec<(String, String)> = fail
                     .groups
@@ -965,11 +1156,11 @@ impl RegexFilter {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 if let Some(users) = &fail.users {
-                    fields.extend(users.iter().map(|u| ("users".to_string(), u.clone())));
+                    fields.extend(users.iter().map(|u| ("users".to_string(), u.to_string())));
                 }
                 scan.failures.push(Failure {
                     line: index as u32,
-                    host: id,
+                    host: id.to_string(),
                     time,
                     rule: rule as u32,
                     fields,
@@ -1107,7 +1298,7 @@ impl RegexFilter {
                 let mut b = String::new();
                 fill_buffer(&mut b, &matched_org);
                 matched_buf = b;
-                (matched_buf.as_str(), matched_buf.is_ascii(), matched_org.as_slice())
+                (matched_buf.as_str(), backtrack::is_ascii(&matched_buf), matched_org.as_slice())
             }
             _ => (buf, ascii, org),
         };
@@ -1163,7 +1354,7 @@ impl RegexFilter {
         // become the prefregex's content.
         let mut buf = std::mem::take(&mut self.text);
         fill_buffer(&mut buf, org);
-        let mut ascii = buf.is_ascii();
+        let mut ascii = backtrack::is_ascii(&buf);
         let mut stale = false;
         self.find_in_buffer(&mut buf, &mut ascii, &mut stale, org, date, &mut out);
         self.text = buf;
@@ -1188,7 +1379,8 @@ impl RegexFilter {
         let mut out = LineOutcome::default();
         let org = [line];
         fill_buffer(buf, &org);
-        let ascii = line_ascii || buf.is_ascii();
+        // The preparer answers for ASCII lines only.
+        let ascii = line_ascii || matches!(answers, Answers::Replay(_)) || backtrack::is_ascii(buf);
         if self.ignores_up_front() && self.ignored(answers, buf, ascii) {
             out.ignored = true;
             return out;
@@ -1203,21 +1395,40 @@ impl RegexFilter {
         }
         pre_spans.clear();
         let mut in_content = false;
-        if self.prefregex.is_some() {
-            if !self.prefregex_matches(answers, buf, ascii, pre_spans) {
-                return out;
-            }
-            if let Some((s, e)) = self.prefregex.as_ref().and_then(|p| p.span_of("content", pre_spans))
-                && s < e
-            {
-                content.clear();
-                content.push_str(&buf[s..e]);
-                content.push('\n');
-                in_content = true;
+        // The prefregex's groups are not known yet (only where its content
+        // starts): found when a failregex matches.
+        let mut pre_pending = false;
+        if let Some(pref) = &self.prefregex {
+            let quick = match (&answers, &pref.head) {
+                (Answers::Live, Some(head)) if ascii => head.content_start(buf),
+                _ => None,
+            };
+            match quick {
+                Some(None) => return out,
+                Some(Some(start)) => {
+                    content.clear();
+                    content.push_str(&buf[start..buf.len() - 1]);
+                    content.push('\n');
+                    in_content = true;
+                    pre_pending = true;
+                }
+                None => {
+                    if !self.prefregex_matches(answers, buf, ascii, pre_spans) {
+                        return out;
+                    }
+                    if let Some((s, e)) = self.prefregex.as_ref().and_then(|p| p.span_of("content", pre_spans))
+                        && s < e
+                    {
+                        content.clear();
+                        content.push_str(&buf[s..e]);
+                        content.push('\n');
+                        in_content = true;
+                    }
+                }
             }
         }
         let (text, text_ascii): (&str, bool) =
-            if in_content { (content, ascii || content.is_ascii()) } else { (buf, ascii) };
+            if in_content { (content, ascii || backtrack::is_ascii(content)) } else { (buf, ascii) };
         let count = self.failregex.len();
         let all: Vec<usize>;
         let table = self.by_first_byte.clone();
@@ -1235,6 +1446,7 @@ impl RegexFilter {
         };
         // The prefregex's groups, read once a failregex matches.
         let mut pre_groups: Option<Groups> = None;
+        let mut kept_line: Option<TupleLine> = None;
         for &index in order {
             if possible.as_ref().is_some_and(|p| !p[index]) {
                 continue;
@@ -1242,24 +1454,37 @@ impl RegexFilter {
             if !self.failregex_matches(answers, index, text, text_ascii) {
                 continue;
             }
-            let hit_groups = self.failregex[index].groups_of(text, &self.scratch.spans);
+            let mut hit_groups = std::mem::take(&mut self.hit_groups);
+            self.failregex[index].groups_into(text, &self.scratch.spans, None, &mut hit_groups);
             if !self.ignoreregex.is_empty() && self.ignored(answers, text, text_ascii) {
                 out.ignored = true;
+                self.hit_groups = hit_groups;
                 if !self.check_all {
                     break;
                 }
                 continue;
             }
-            let pre = pre_groups.get_or_insert_with(|| match &self.prefregex {
-                Some(pref) => {
-                    let mut g = pref.groups_of(buf, pre_spans);
-                    g.remove("content");
-                    g
+            if pre_pending {
+                pre_pending = false;
+                // It matches (the head did); were it not to, the line would
+                // have nothing, as without the head.
+                if !self.prefregex_matches(&mut Answers::Live, buf, ascii, pre_spans) {
+                    return LineOutcome::default();
                 }
-                None => Groups::default(),
+            }
+            let pre = pre_groups.get_or_insert_with(|| {
+                let mut g = Groups::default();
+                if let Some(pref) = &self.prefregex {
+                    pref.groups_into(buf, pre_spans, Some("content"), &mut g);
+                }
+                g
             });
-            let groups = pre.with(hit_groups);
-            if self.record_hit(index, groups, &[0], &org, date, &mut out) {
+            let groups = pre.with(&mut hit_groups);
+            self.hit_groups = hit_groups;
+            // The line is kept (matches report it) once, however many
+            // failregexes match it.
+            let kept = kept_line.get_or_insert_with(|| line.to_owned());
+            if self.record_hit(index, groups, &[0], &[kept.as_ref()], date, &mut out) {
                 break;
             }
         }
@@ -1281,6 +1506,7 @@ impl RegexFilter {
                 None => {
                     self.unreadable_prepared += 1;
                     *answers = Answers::Live;
+                    return self.ignored(answers, text, backtrack::is_ascii(text));
                 }
             }
         }
@@ -1302,6 +1528,7 @@ impl RegexFilter {
                 None => {
                     self.unreadable_prepared += 1;
                     *answers = Answers::Live;
+                    return self.prefregex_matches(answers, buf, backtrack::is_ascii(buf), spans);
                 }
             }
         }
@@ -1321,6 +1548,7 @@ impl RegexFilter {
                 None => {
                     self.unreadable_prepared += 1;
                     *answers = Answers::Live;
+                    return self.failregex_matches(answers, index, text, backtrack::is_ascii(text));
                 }
             }
         }
@@ -1337,7 +1565,7 @@ impl RegexFilter {
         let mut something = false;
         let mut buf = std::mem::take(&mut self.text);
         fill_buffer(&mut buf, &[line]);
-        let ascii = ascii || buf.is_ascii();
+        let ascii = ascii || backtrack::is_ascii(&buf);
         'line: {
             if self.ignores_up_front() {
                 let ignored = self.ignoreregex.iter().any(|re| re.find(&buf, ascii, &mut self.scratch));
@@ -1348,14 +1576,33 @@ impl RegexFilter {
                 }
             }
             let mut content_span = None;
+            // Where the prefregex's answer goes once known: with its head's
+            // DFA it is only searched for when a failregex matches.
+            let mut pre_pending = None;
             if let Some(pref) = &self.prefregex {
-                let found = pref.find(&buf, ascii, &mut self.scratch);
-                out.push(found as u32);
-                if !found {
-                    break 'line;
+                let quick = match &pref.head {
+                    Some(head) if ascii => head.content_start(&buf),
+                    _ => None,
+                };
+                match quick {
+                    Some(None) => {
+                        out.push(0);
+                        break 'line;
+                    }
+                    Some(Some(start)) => {
+                        content_span = Some((start, buf.len() - 1));
+                        pre_pending = Some(out.len());
+                    }
+                    None => {
+                        let found = pref.find(&buf, ascii, &mut self.scratch);
+                        out.push(found as u32);
+                        if !found {
+                            break 'line;
+                        }
+                        write_spans(pref, &self.scratch.spans, out);
+                        content_span = pref.span_of("content", &self.scratch.spans).filter(|(s, e)| s < e);
+                    }
                 }
-                write_spans(pref, &self.scratch.spans, out);
-                content_span = pref.span_of("content", &self.scratch.spans).filter(|(s, e)| s < e);
             }
             let mut content = std::mem::take(&mut self.content);
             let text: &str = match content_span {
@@ -1383,6 +1630,15 @@ impl RegexFilter {
                 }
             }
             self.content = content;
+            if let (Some(at), true, Some(pref)) = (pre_pending, something, &self.prefregex) {
+                // A failregex matched: the prefregex's groups are needed.
+                let found = pref.find(&buf, ascii, &mut self.scratch);
+                let mut answer = vec![found as u32];
+                if found {
+                    write_spans(pref, &self.scratch.spans, &mut answer);
+                }
+                out.splice(at..at, answer);
+            }
         }
         self.text = buf;
         something
@@ -1421,13 +1677,13 @@ impl RegexFilter {
             pre_groups = hit.groups;
             if let Some(content) = pre_groups.remove("content").filter(|c| !c.is_empty()) {
                 if multi {
-                    self.buffer = vec![TupleLine { text: Rc::from(content.as_str()), ds: 0, de: 0 }];
+                    self.buffer = vec![TupleLine { text: content.clone(), ds: 0, de: 0 }];
                     *stale = true;
                 } else {
                     buf.clear();
                     buf.push_str(&content);
                     buf.push('\n');
-                    *ascii = content.is_ascii();
+                    *ascii = backtrack::is_ascii(&content);
                 }
             }
         }
@@ -1440,7 +1696,7 @@ impl RegexFilter {
                 possible = None;
                 let lines: Vec<LineRef<'_>> = self.buffer.iter().map(TupleLine::as_ref).collect();
                 fill_buffer(buf, &lines);
-                *ascii = buf.is_ascii();
+                *ascii = backtrack::is_ascii(buf);
             }
             if !(*ascii && self.all_programs)
                 && let Some(c) = &self.sets().candidates
@@ -1463,7 +1719,8 @@ impl RegexFilter {
                 self.buffer = hit.unmatched.iter().map(|&i| org[i].to_owned()).collect();
                 *stale = multi;
             }
-            let groups = pre_groups.with(hit.groups);
+            let mut hit_groups = hit.groups;
+            let groups = pre_groups.with(&mut hit_groups);
             if self.record_hit(index, groups, &hit.matched, org, date, out) {
                 return;
             }
@@ -1512,8 +1769,8 @@ impl RegexFilter {
             let ip = ip.or(if fid.is_none() && mlfid.is_none() { None } else { fid });
             match (ip, fid) {
                 (None, _) => (None, None),
-                (Some(ip), Some(f)) if f != ip => (Some(canonical_id(f)), Some(canonical_id(ip))),
-                (Some(ip), _) => (Some(canonical_id(ip)), None),
+                (Some(ip), Some(f)) if f != ip => (Some(self.ids.canonical(f)), Some(self.ids.canonical(ip))),
+                (Some(ip), _) => (Some(self.ids.canonical(ip)), None),
             }
         };
         if id.is_none() {
@@ -1545,7 +1802,7 @@ impl RegexFilter {
     /// Returns the merged failure and whether it stays cached.
     fn merge_failure(
         &mut self,
-        key: &str,
+        key: &Rc<str>,
         mut fail: Fail,
         matched: &[usize],
         org: &[LineRef<'_>],
@@ -1594,7 +1851,7 @@ impl RegexFilter {
                 entry
             }
             None if flags & 2 == 0 => {
-                keep = Some(CacheSlot::New { key: key.to_string() });
+                keep = Some(CacheSlot::New { key: key.clone() });
                 users_len = fail.update_users().map_or(0, BTreeSet::len);
                 fail
             }
@@ -1666,8 +1923,8 @@ mod component {
     }
 
     impl prepare::Guest for Component {
-        fn prepare(m: filter::MatcherBorrow<'_>, lines: String, now: f64, full: bool) -> Vec<u32> {
-            m.get::<Matcher>().0.borrow_mut().prepare(&lines, now, full)
+        fn prepare(m: filter::MatcherBorrow<'_>, lines: String, now: f64, ahead: u32) -> Vec<u32> {
+            m.get::<Matcher>().0.borrow_mut().prepare(&lines, now, ahead)
         }
         fn feed_prepared(
             m: filter::MatcherBorrow<'_>,
@@ -1801,8 +2058,8 @@ mod tests {
         for check_all in [true, false] {
             let mut alone = sshd_like_filter(check_all);
             let expected: Vec<Scan> = batches.iter().map(|b| alone.feed(b, now, true)).collect();
-            // Full, dates only, and a mix: the feeder's answers are the same.
-            for pattern in [[true, true], [false, false], [true, false]] {
+            // Full, dates only, and a part: the feeder's answers are the same.
+            for pattern in [[u32::MAX, u32::MAX], [0, 0], [u32::MAX, 0], [13, 29]] {
                 let (mut preparer, mut feeder) = (sshd_like_filter(check_all), sshd_like_filter(check_all));
                 for (k, batch) in batches.iter().enumerate() {
                     let prepared = preparer.prepare(batch, now, pattern[k % 2]);
@@ -1819,13 +2076,41 @@ mod tests {
     }
 
     #[test]
+    fn a_prefregex_head_finds_the_content_the_search_finds() {
+        let lines = sshd_like_log();
+        let batches: Vec<String> = lines.chunks(50).map(|c| c.join("\n")).collect();
+        let heads = [
+            r"^<F-MLFID>\s*\S+ \S+\[\d+\]: </F-MLFID>(?:error: )?<F-CONTENT>.+</F-CONTENT>$",
+            // The head can take the whole line: then the search decides.
+            r"^(?:\s*\S+)*?<F-MLFID>\s*\S*</F-MLFID><F-CONTENT>.+</F-CONTENT>$",
+            r"^\s*(?P<a>\S+)?\s*(?P<b>\S+ )?<F-CONTENT>.+</F-CONTENT>$",
+        ];
+        for prefregex in heads {
+            let make = |head: bool| {
+                let mut f = sshd_like_filter(true);
+                let mut pref = Compiled::new("prefregex", 0, prefregex, false).unwrap();
+                assert!(pref.head.is_some(), "{prefregex} has a head");
+                if !head {
+                    pref.head = None;
+                }
+                f.prefregex = Some(pref);
+                f
+            };
+            let (mut with, mut without) = (make(true), make(false));
+            for b in &batches {
+                assert!(with.feed(b, 1124013600.0, true) == without.feed(b, 1124013600.0, true), "{prefregex}");
+            }
+        }
+    }
+
+    #[test]
     fn prepared_answers_that_do_not_fit_are_not_used() {
         let lines = sshd_like_log();
         let batch = lines[..200].join("\n");
         let now = 1124013600.0;
         let expected = sshd_like_filter(true).feed(&batch, now, true);
         let mut preparer = sshd_like_filter(true);
-        let good = preparer.prepare(&batch, now, true);
+        let good = preparer.prepare(&batch, now, u32::MAX);
         let garbage: Vec<Vec<u32>> = vec![
             vec![],
             vec![1, 2, 3],
@@ -1840,6 +2125,27 @@ mod tests {
             let scan = feeder.feed_prepared(&batch, now, true, &prepared);
             assert_eq!(scan.notes.len(), expected.notes.len());
             assert!(feeder.unreadable_prepared > 0);
+        }
+    }
+
+    #[test]
+    fn canonical_dotted_quads_are_what_the_address_parser_prints() {
+        for text in [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.09",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "a.b.c.d",
+            "",
+            "1..2.3",
+            "01.2.3.4",
+            "1.2.3.4 ",
+        ] {
+            let std = text.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.to_string() == text);
+            assert_eq!(is_canonical_ipv4(text), std, "{text:?}");
         }
     }
 

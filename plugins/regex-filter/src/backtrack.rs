@@ -58,6 +58,14 @@ enum SubKind {
     Atomic,
 }
 
+/// One alternative of a `Peek`.
+#[derive(Clone, Copy, Debug)]
+enum PeekAlt {
+    Lit { start: u32, len: u32, fold: bool },
+    Class(u32),
+    Assert(Look),
+}
+
 /// A set index meaning "no set known".
 const NO_SET: u32 = u32::MAX;
 
@@ -119,6 +127,15 @@ enum Inst {
     Sub {
         kind: SubKind,
         start: u32,
+        width: u32,
+    },
+    /// A look-around whose body is a choice of literals, single-byte
+    /// classes and assertions (`(?! from )`, `(?=\b|\W|$)`): checked in
+    /// place, without a nested run. `width` is how far back a look-behind
+    /// starts.
+    Peek {
+        kind: SubKind,
+        alts: u32,
         width: u32,
     },
     Backref {
@@ -184,6 +201,11 @@ pub struct Program {
     tables: Vec<[u32; 257]>,
     /// Lists of branch starts, in priority order.
     lists: Vec<Box<[u32]>>,
+    /// The alternatives of each `Peek`.
+    peeks: Vec<Box<[PeekAlt]>>,
+    /// What every match starts with (anchored programs): checked before
+    /// a search is run at all.
+    prefix: Box<[u8]>,
     /// Capture slots (two per group, group 0 included), then loop marks.
     slot_count: usize,
     groups: usize,
@@ -254,6 +276,8 @@ impl Program {
             pool: c.pool,
             tables: Vec::new(),
             lists: Vec::new(),
+            peeks: c.peeks,
+            prefix: Box::new([]),
             slot_count,
             groups,
             anchored: false,
@@ -478,6 +502,26 @@ impl Program {
             }
         }
         self.entry = resolve(through(0) as u32);
+        // The literal every match of an anchored program starts with: the
+        // instructions run straight after the start, while they are text.
+        let mut prefix = Vec::new();
+        if self.anchored {
+            let mut pc = self.entry as usize;
+            if let Inst::Assert(Look::StartText) = ops[pc].inst {
+                pc = ops[pc].next as usize;
+            }
+            while prefix.len() < 64 {
+                match &ops[pc].inst {
+                    Inst::Byte(b) => prefix.push(*b),
+                    Inst::Lit { start, len } => {
+                        prefix.extend_from_slice(&self.pool[*start as usize..(*start + *len) as usize])
+                    }
+                    _ => break,
+                }
+                pc = ops[pc].next as usize;
+            }
+        }
+        self.prefix = prefix.into_boxed_slice();
         self.ops = ops;
     }
 
@@ -555,6 +599,7 @@ impl Program {
             Inst::Sub { kind, .. } if *kind != SubKind::Atomic => {
                 return self.collect_first(pc + 1, set, seen, depth + 1);
             }
+            Inst::Peek { .. } => return self.collect_first(pc + 1, set, seen, depth + 1),
             Inst::IfGroup { otherwise, .. } => {
                 return self.collect_first(pc + 1, set, seen, depth + 1)
                     && self.collect_first(*otherwise as usize, set, seen, depth + 1);
@@ -601,10 +646,16 @@ impl Program {
         reach: &mut usize,
     ) -> Outcome {
         let first = (self.first != NO_SET).then(|| &self.sets[self.first as usize]);
-        // Most searches of an anchored pattern end at its first byte.
-        if self.anchored && (from > 0 || first.is_some_and(|f| hay.is_empty() || !f[hay[0] as usize])) {
+        // Most searches of an anchored pattern end at its first byte, or
+        // at the literal it starts with.
+        if self.anchored
+            && (from > 0
+                || first.is_some_and(|f| hay.is_empty() || !f[hay[0] as usize])
+                || hay.len() < self.prefix.len()
+                || !same_bytes(&hay[..self.prefix.len()], &self.prefix))
+        {
             if TRACK {
-                *reach = (*reach).max(1);
+                *reach = (*reach).max(self.prefix.len().max(1).min(hay.len() + 1));
             }
             return Outcome::NoMatch;
         }
@@ -812,18 +863,45 @@ impl Program {
                     }
                     Inst::Assert(look) => {
                         looked!(if *look == Look::StartText { 0 } else { pos + 1 });
-                        let ok = match look {
-                            Look::StartText => pos == 0,
-                            Look::EndText => pos == hay.len(),
-                            Look::StartLine => pos == 0 || hay[pos - 1] == b'\n',
-                            Look::EndLine => pos == hay.len() || hay[pos] == b'\n',
-                            Look::WordBoundary | Look::NotWordBoundary => {
-                                let before = pos > 0 && is_word(hay[pos - 1]);
-                                let after = pos < hay.len() && is_word(hay[pos]);
-                                (before != after) == (*look == Look::WordBoundary)
-                            }
+                        if !holds(*look, hay, pos) {
+                            break true;
+                        }
+                        pc = op.next as usize;
+                    }
+                    Inst::Peek { kind, alts, width } => {
+                        let at = match kind {
+                            SubKind::Behind | SubKind::NotBehind => pos.checked_sub(*width as usize),
+                            _ => Some(pos),
                         };
-                        if !ok {
+                        let found = at.is_some_and(|at| {
+                            self.peeks[*alts as usize].iter().any(|alt| match *alt {
+                                PeekAlt::Lit { start, len, fold } => {
+                                    let lit = &self.pool[start as usize..(start + len) as usize];
+                                    looked!(if hay.len() - at.min(hay.len()) >= lit.len() {
+                                        at + lit.len()
+                                    } else {
+                                        hay.len() + 1
+                                    });
+                                    at <= hay.len()
+                                        && hay.len() - at >= lit.len()
+                                        && if fold {
+                                            hay[at..at + lit.len()].eq_ignore_ascii_case(lit)
+                                        } else {
+                                            same_bytes(&hay[at..at + lit.len()], lit)
+                                        }
+                                }
+                                PeekAlt::Class(c) => {
+                                    looked!(at + 1);
+                                    at < hay.len() && self.sets[c as usize][hay[at] as usize]
+                                }
+                                PeekAlt::Assert(look) => {
+                                    looked!(at + 1);
+                                    holds(look, hay, at)
+                                }
+                            })
+                        });
+                        let positive = matches!(kind, SubKind::Ahead | SubKind::Behind);
+                        if found != positive {
                             break true;
                         }
                         pc = op.next as usize;
@@ -1083,6 +1161,22 @@ pub fn is_ascii(text: &str) -> bool {
     chunks.remainder().is_ascii()
 }
 
+/// Whether a zero-width assertion holds at `pos`.
+#[inline]
+fn holds(look: Look, hay: &[u8], pos: usize) -> bool {
+    match look {
+        Look::StartText => pos == 0,
+        Look::EndText => pos == hay.len(),
+        Look::StartLine => pos == 0 || hay[pos - 1] == b'\n',
+        Look::EndLine => pos == hay.len() || hay[pos] == b'\n',
+        Look::WordBoundary | Look::NotWordBoundary => {
+            let before = pos > 0 && is_word(hay[pos - 1]);
+            let after = pos < hay.len() && is_word(hay[pos]);
+            (before != after) == (look == Look::WordBoundary)
+        }
+    }
+}
+
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
@@ -1103,6 +1197,7 @@ struct Compiler {
     insts: Vec<Inst>,
     sets: Vec<ByteSet>,
     pool: Vec<u8>,
+    peeks: Vec<Box<[PeekAlt]>>,
     groups: usize,
     marks: usize,
 }
@@ -1358,6 +1453,27 @@ impl Compiler {
     /// A look-around or atomic group: its body follows inline, ends in
     /// `Match`, and is skipped over by the main path.
     fn sub(&mut self, kind: SubKind, inner: &Expr) -> Result<(), Unsupported> {
+        if kind != SubKind::Atomic
+            && let Some(alts) = self.peek_alts(inner)?
+        {
+            let widths: Vec<usize> = alts
+                .iter()
+                .map(|a| match a {
+                    PeekAlt::Lit { len, .. } => *len as usize,
+                    PeekAlt::Class(_) => 1,
+                    PeekAlt::Assert(_) => 0,
+                })
+                .collect();
+            let behind = matches!(kind, SubKind::Behind | SubKind::NotBehind);
+            // A look-behind needs one width (Python refuses others).
+            if !behind || widths.windows(2).all(|w| w[0] == w[1]) {
+                let width = if behind { widths.first().copied().unwrap_or(0) } else { 0 };
+                self.peeks.push(alts.into_boxed_slice());
+                let alts = (self.peeks.len() - 1) as u32;
+                self.emit(Inst::Peek { kind, alts, width: width as u32 });
+                return Ok(());
+            }
+        }
         let width = match kind {
             SubKind::Behind | SubKind::NotBehind => {
                 fixed_width(inner).ok_or_else(|| Unsupported("look-behind of varying width".into()))?
@@ -1373,6 +1489,63 @@ impl Compiler {
         self.insts[at] = Inst::Sub { kind, start, width: width as u32 };
         self.insts[skip] = Inst::Jmp(end);
         Ok(())
+    }
+
+    /// The alternatives of a look-around body that is a choice of
+    /// literals, single-byte classes and assertions; None for any other.
+    fn peek_alts(&mut self, e: &Expr) -> Result<Option<Vec<PeekAlt>>, Unsupported> {
+        let branches: &[Expr] = match e {
+            Expr::Alt(branches) => branches,
+            other => std::slice::from_ref(other),
+        };
+        let mut alts = Vec::new();
+        for b in branches {
+            let alt = match b {
+                Expr::Assertion(a) => match a {
+                    Assertion::StartText => PeekAlt::Assert(Look::StartText),
+                    Assertion::EndText => PeekAlt::Assert(Look::EndText),
+                    Assertion::StartLine { crlf: false } => PeekAlt::Assert(Look::StartLine),
+                    Assertion::EndLine { crlf: false } => PeekAlt::Assert(Look::EndLine),
+                    Assertion::WordBoundary => PeekAlt::Assert(Look::WordBoundary),
+                    Assertion::NotWordBoundary => PeekAlt::Assert(Look::NotWordBoundary),
+                    _ => return Ok(None),
+                },
+                Expr::Any { crlf: false, .. } | Expr::Delegate { .. } => match self.single_byte(b)? {
+                    Some(class) => PeekAlt::Class(class),
+                    None => return Ok(None),
+                },
+                Expr::Literal { .. } | Expr::Concat(_) => {
+                    // Literal text: one literal, or characters in a row.
+                    let parts: &[Expr] = match b {
+                        Expr::Concat(parts) => parts,
+                        other => std::slice::from_ref(other),
+                    };
+                    let mut text = String::new();
+                    let mut fold = None;
+                    for p in parts {
+                        let Expr::Literal { val, casei } = p else { return Ok(None) };
+                        if *fold.get_or_insert(*casei) != *casei || !val.is_ascii() {
+                            return Ok(None);
+                        }
+                        text.push_str(val);
+                    }
+                    if text.is_empty() {
+                        return Ok(None);
+                    }
+                    let fold = fold.unwrap_or(false) && text.bytes().any(|b| b.is_ascii_alphabetic());
+                    let start = self.pool.len() as u32;
+                    if fold {
+                        self.pool.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                    } else {
+                        self.pool.extend_from_slice(text.as_bytes());
+                    }
+                    PeekAlt::Lit { start, len: text.len() as u32, fold }
+                }
+                _ => return Ok(None),
+            };
+            alts.push(alt);
+        }
+        Ok(Some(alts))
     }
 
     fn repeat(&mut self, child: &Expr, lo: usize, hi: usize, greedy: bool) -> Result<(), Unsupported> {
@@ -1595,6 +1768,12 @@ mod tests {
             (r"(?>a+)a", &["aaaa"]),
             (r"(?>a|ab)c", &["abc", "ac"]),
             (r"(a)(?(1))b", &["ab"]),
+            (r"x(?=\b|\W|$)", &["x", "x.", "xy", "ax y", "xx"]),
+            (r"(?i)a(?=B|\d)", &["ab", "aB", "a1", "ac"]),
+            (r"a(?!b|\d)", &["ab", "a1", "ac", "a"]),
+            (r"(?<!ab)c", &["abc", "xbc", "c"]),
+            (r"(?<=\d)x", &["1x", "ax"]),
+            (r"^(?:(?! from ).)*(?= from )", &["user a from b", "no from", "x  from  y from z"]),
         ];
         for (pattern, hays) in cases {
             for hay in *hays {

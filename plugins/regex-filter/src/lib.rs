@@ -696,20 +696,31 @@ impl CanonicalIds {
 /// Four decimal numbers up to 255 without leading zeros, dot-separated:
 /// what `Ipv4Addr` parses and prints back unchanged.
 fn is_canonical_ipv4(text: &str) -> bool {
-    let mut parts = 0;
-    for part in text.split('.') {
-        parts += 1;
-        let b = part.as_bytes();
-        let fits = !b.is_empty()
-            && b.len() <= 3
-            && b.iter().all(u8::is_ascii_digit)
-            && (b.len() == 1 || b[0] != b'0')
-            && part.parse::<u16>().is_ok_and(|v| v <= 255);
-        if parts > 4 || !fits {
-            return false;
+    let mut octets = 0;
+    let mut value: u32 = 0;
+    let mut digits = 0;
+    for &byte in text.as_bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                // A leading zero makes the text not what the parser prints.
+                if digits == 1 && value == 0 {
+                    return false;
+                }
+                value = value * 10 + u32::from(byte - b'0');
+                digits += 1;
+                if value > 255 {
+                    return false;
+                }
+            }
+            b'.' if digits > 0 && octets < 3 => {
+                octets += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return false,
         }
     }
-    parts == 4
+    octets == 3 && digits > 0
 }
 
 /// Which failregexes can possibly match a buffer, found in one pass.
@@ -2143,6 +2154,13 @@ mod tests {
             "1..2.3",
             "01.2.3.4",
             "1.2.3.4 ",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.1000",
+            "00.1.2.3",
+            "10.0.0.100",
+            "10.200.0.250",
+            "1.2.3.0",
         ] {
             let std = text.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.to_string() == text);
             assert_eq!(is_canonical_ipv4(text), std, "{text:?}");

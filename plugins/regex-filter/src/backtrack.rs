@@ -206,6 +206,8 @@ pub struct Program {
     /// What every match starts with (anchored programs): checked before
     /// a search is run at all.
     prefix: Box<[u8]>,
+    /// A literal every match holds past its prefix (see `required_literal`).
+    required: Option<memchr::memmem::Finder<'static>>,
     /// Capture slots (two per group, group 0 included), then loop marks.
     slot_count: usize,
     groups: usize,
@@ -278,6 +280,7 @@ impl Program {
             lists: Vec::new(),
             peeks: c.peeks,
             prefix: Box::new([]),
+            required: None,
             slot_count,
             groups,
             anchored: false,
@@ -505,10 +508,13 @@ impl Program {
         // The literal every match of an anchored program starts with: the
         // instructions run straight after the start, while they are text.
         let mut prefix = Vec::new();
+        // Instructions from the entry that the prefix stands for.
+        let mut prefix_ops = 0;
         if self.anchored {
             let mut pc = self.entry as usize;
             if let Inst::Assert(Look::StartText) = ops[pc].inst {
                 pc = ops[pc].next as usize;
+                prefix_ops += 1;
             }
             while prefix.len() < 64 {
                 match &ops[pc].inst {
@@ -518,11 +524,70 @@ impl Program {
                     }
                     _ => break,
                 }
+                prefix_ops += 1;
                 pc = ops[pc].next as usize;
             }
         }
         self.prefix = prefix.into_boxed_slice();
+        self.required = self.required_literal(&ops, prefix_ops);
         self.ops = ops;
+    }
+
+    /// The longest literal (past the prefix) that every match contains:
+    /// one that every way from the entry to the end runs through. A text
+    /// without it cannot match, which one substring search tells sooner
+    /// than a backtracking search.
+    fn required_literal(&self, ops: &[Op], prefix_ops: usize) -> Option<memchr::memmem::Finder<'static>> {
+        let end = ops.len().checked_sub(1)?;
+        let mut prefix_pcs = Vec::new();
+        let mut pc = self.entry as usize;
+        for _ in 0..prefix_ops {
+            prefix_pcs.push(pc);
+            pc = ops[pc].next as usize;
+        }
+        let mut best: Option<&[u8]> = None;
+        for (pc, op) in ops.iter().enumerate() {
+            let Inst::Lit { start, len } = op.inst else { continue };
+            let lit = &self.pool[start as usize..(start + len) as usize];
+            if lit.len() < 2 || best.is_some_and(|b| b.len() >= lit.len()) || prefix_pcs.contains(&pc) {
+                continue;
+            }
+            if !self.reaches_without(ops, self.entry as usize, end, pc) {
+                best = Some(lit);
+            }
+        }
+        best.map(|lit| memchr::memmem::Finder::new(lit).into_owned())
+    }
+
+    /// Whether `end` can be reached from `from` without running `avoid`
+    /// (look-around bodies aside: they are not on the way).
+    fn reaches_without(&self, ops: &[Op], from: usize, end: usize, avoid: usize) -> bool {
+        let mut seen = vec![false; ops.len()];
+        let mut todo = vec![from];
+        while let Some(pc) = todo.pop() {
+            if pc == avoid || seen[pc] {
+                continue;
+            }
+            if pc == end {
+                return true;
+            }
+            seen[pc] = true;
+            let op = &ops[pc];
+            match &op.inst {
+                Inst::Match => {}
+                Inst::Jmp(t) => todo.push(*t as usize),
+                Inst::Split { primary, secondary, .. } => todo.extend([*primary as usize, *secondary as usize]),
+                Inst::Dispatch { table, .. } => {
+                    for &list in self.tables[*table as usize].iter() {
+                        todo.extend(self.lists[list as usize].iter().map(|b| *b as usize));
+                    }
+                }
+                Inst::IfGroup { otherwise, .. } => todo.extend([op.next as usize, *otherwise as usize]),
+                Inst::LoopIfProgress { head, .. } => todo.extend([op.next as usize, *head as usize]),
+                _ => todo.push(op.next as usize),
+            }
+        }
+        false
     }
 
     /// The set of bytes the instruction at `pc` needs next, when it is one
@@ -658,6 +723,14 @@ impl Program {
                 *reach = (*reach).max(self.prefix.len().max(1).min(hay.len() + 1));
             }
             return Outcome::NoMatch;
+        }
+        // (Not when the caller wants to know how far the search looked:
+        // this looks at everything.)
+        if !TRACK && let Some(required) = &self.required {
+            let past = if self.anchored { self.prefix.len() } else { from };
+            if hay.get(past..).is_none_or(|rest| required.find(rest).is_none()) {
+                return Outcome::NoMatch;
+            }
         }
         slots.clear();
         slots.resize(self.slot_count, NONE);
@@ -1806,6 +1879,41 @@ mod tests {
             compare(&failed, hay);
             compare(pref, hay);
             compare(&format!("from {host}"), hay);
+        }
+    }
+
+    #[test]
+    fn a_literal_every_match_holds_is_looked_for_first() {
+        let required = |pattern: &str| {
+            let program = Program::new(pattern).unwrap();
+            program.required.as_ref().map(|f| String::from_utf8(f.needle().to_vec()).unwrap())
+        };
+        assert_eq!(required(r"^Received x from \S+:\s*3: .*: Auth fail").as_deref(), Some(": Auth fail"));
+        // The prefix is checked already; a literal in one branch only, in
+        // an optional part, or in a look-ahead is not required.
+        assert_eq!(required(r"^Received from"), None);
+        assert_eq!(required(r"a(?:bcd|efg)h"), None);
+        assert_eq!(required(r"a(?:bcd)?h"), None);
+        assert_eq!(required(r"a(?=bcd)\w+"), None);
+        assert_eq!(required(r"a(?:xy|z)+ bcd"), Some(" bcd".into()));
+        assert_eq!(required(r"(?P<x>x)?(?(<x>)abc|abd)"), None);
+        let cases: &[(&str, &[&str])] = &[
+            (
+                r"^Received x from (\S+)(?: port \d+)?:\s*3: .*: Auth fail",
+                &[
+                    "Received x from h port 2:3: y: Auth fail",
+                    "Received x from h port 2:11: y: Auth fail",
+                    "Received x from h: Auth fail:3: y",
+                    "Received x from h:3: y: Auth fai",
+                ],
+            ),
+            (r"a(?:xy|z)+ bcd", &["zz a bcd", "azz bcd", "a bcd", "axyz bc"]),
+            (r"(?P<u>\S+)|[^:]+ from (?(<u>): |$)", &["u from ", "u v from ", "u: from : "]),
+        ];
+        for (pattern, hays) in cases {
+            for hay in *hays {
+                compare(pattern, hay);
+            }
         }
     }
 

@@ -1644,11 +1644,14 @@ impl RegexFilter {
             if let (Some(at), true, Some(pref)) = (pre_pending, something, &self.prefregex) {
                 // A failregex matched: the prefregex's groups are needed.
                 let found = pref.find(&buf, ascii, &mut self.scratch);
-                let mut answer = vec![found as u32];
+                // Written at the end, then moved into place: no copy of it.
+                let end = out.len();
+                out.push(found as u32);
                 if found {
-                    write_spans(pref, &self.scratch.spans, &mut answer);
+                    write_spans(pref, &self.scratch.spans, out);
                 }
-                out.splice(at..at, answer);
+                let moved = out.len() - end;
+                out[at..].rotate_right(moved);
             }
         }
         self.text = buf;

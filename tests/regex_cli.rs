@@ -128,7 +128,8 @@ fn the_summary_counts_like_fail2ban_regex() {
 
 /// A filter that can split its work (the regex filter) runs as two
 /// instances on two threads by default; the answers must be exactly those
-/// of one instance, line by line, on a log of many batches.
+/// of one instance, line by line, on a log of many batches, however the log
+/// is cut into chunks and batches.
 #[test]
 fn two_instances_answer_exactly_as_one() {
     let generator = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_authlog.py");
@@ -186,5 +187,8 @@ fn two_instances_answer_exactly_as_one() {
         let failures = String::from_utf8_lossy(&one).matches("\"id\"").count();
         assert!(failures > 10, "{filter} {extra:?} finds failures in {}", log.display());
         assert!(two == one, "{filter} {extra:?} on {}: two instances differ from one", log.display());
+        // The log read in small chunks: batches cut anywhere, answers alike.
+        let small = run(log, filter, &[extra, &["--read-bytes", "7001"]].concat());
+        assert!(small == one, "{filter} {extra:?} on {}: read in small chunks, the answers differ", log.display());
     }
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod control;
+mod log_batches;
 pub mod plugin;
 pub mod regex;
 pub mod scaffold;

@@ -2,7 +2,6 @@
 //! does, through the same component the daemon uses. `--json` follows the
 //! conformance contract: one JSON object per processed line.
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +10,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::cli::Cli;
+use crate::cli::log_batches::{Batch, CHUNK_BYTES, LogBatches};
 use crate::config::filter::FilterDefinition;
 use crate::plugin::bindings::types::{Failure, Scan};
 use crate::plugin::{PluginError, Registry, Runtime, RuntimeOptions, split};
@@ -47,6 +47,9 @@ pub struct RegexArgs {
     /// threads; 1 runs one instance. The answers are the same.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub threads: usize,
+    /// Bytes read from the log at a time (for tests of the reader).
+    #[arg(long, hide = true, default_value_t = CHUNK_BYTES)]
+    pub read_bytes: usize,
     /// Print the resolved filter definition (one `key<TAB>value` line per
     /// option handed to the filter, newlines as \n) and exit.
     #[arg(long)]
@@ -83,67 +86,6 @@ fn load_definition(cli: &Cli, filter: &str, params: &[(String, String)]) -> anyh
         Ok(FilterDefinition::load_file(path, params)?)
     } else {
         Ok(FilterDefinition::load(&cli.config_dir, filter, params)?)
-    }
-}
-
-/// A line of the log: its 1-based number and where it lies in the text.
-struct Line {
-    number: usize,
-    start: usize,
-    end: usize,
-}
-
-/// The log as text (invalid UTF-8 replaced) and the lines fed to the
-/// filter: empty lines and `#` comments are left out, trailing `\r` and
-/// `\n` stripped, as fail2ban-regex does.
-struct Log {
-    text: String,
-    lines: Vec<Line>,
-}
-
-impl Log {
-    fn read(path: &Path) -> anyhow::Result<Log> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read log {}", path.display()))?;
-        // Valid UTF-8 (the usual case) is checked in one fast pass and kept
-        // as it is; only a log with invalid bytes is copied with them replaced.
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
-        let mut lines = Vec::with_capacity(text.len() / 80);
-        let mut start = 0;
-        let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
-        for (i, end) in ends.enumerate() {
-            let line = text[start..end].trim_end_matches(['\r', '\n']);
-            if !line.is_empty() && !line.starts_with('#') {
-                lines.push(Line { number: i + 1, start, end: start + line.len() });
-            }
-            start = end + 1;
-        }
-        Ok(Log { text, lines })
-    }
-
-    fn text_of(&self, line: &Line) -> &str {
-        &self.text[line.start..line.end]
-    }
-
-    /// The lines of `chunk` joined by newlines: a slice of the log itself
-    /// when they follow one another in it (nothing skipped or stripped in
-    /// between), a copy otherwise.
-    fn batch(&self, chunk: &[Line]) -> Cow<'_, str> {
-        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return Cow::Borrowed("") };
-        let contiguous = chunk.windows(2).all(|w| w[1].start == w[0].end + 1);
-        if contiguous {
-            return Cow::Borrowed(&self.text[first.start..last.end]);
-        }
-        let mut joined = String::new();
-        for (i, line) in chunk.iter().enumerate() {
-            if i > 0 {
-                joined.push('\n');
-            }
-            joined.push_str(self.text_of(line));
-        }
-        Cow::Owned(joined)
     }
 }
 
@@ -197,17 +139,19 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let now = args.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
     });
-    let log = Log::read(&args.log)?;
-    let lines = &log.lines;
+    let file = LogBatches::open(&args.log)?;
+    let batches = LogBatches::new(BATCH_LINES);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let failregex = definition.list("failregex");
     let mut hits = vec![0usize; failregex.len()];
-    let (mut matched, mut ignored, mut missed, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
+    let (mut lines, mut matched, mut ignored, mut missed, mut skipped) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    // The texts of the lines the summary lists, when asked for.
+    let (mut matched_texts, mut ignored_texts, mut missed_texts) = (Vec::new(), Vec::new(), Vec::new());
 
-    let chunks: Vec<&[Line]> = lines.chunks(BATCH_LINES).collect();
-    let mut each = |k: usize, scan: Result<Scan, PluginError>| -> anyhow::Result<()> {
-        let chunk = chunks[k];
+    let mut each = |k: usize, batch: &std::sync::Arc<Batch>, scan: Result<Scan, PluginError>| -> anyhow::Result<()> {
+        let chunk = &batch.lines;
+        lines += chunk.len();
         let scan = match scan {
             Ok(scan) => scan,
             Err(e) => {
@@ -218,6 +162,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                     chunk.last().map(|l| l.number).unwrap_or(0)
                 );
                 skipped += chunk.len();
+                batches.release(k);
                 return Ok(());
             }
         };
@@ -249,33 +194,48 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                 }
                 hits[rule] += 1;
             }
-            if note.is_some_and(|n| n.matched) || !failures.is_empty() {
-                matched.push(line);
+            let (count, texts, wanted) = if note.is_some_and(|n| n.matched) || !failures.is_empty() {
+                (&mut matched, &mut matched_texts, args.print_all_matched)
             } else if note.is_some_and(|n| n.ignored) {
-                ignored.push(line);
+                (&mut ignored, &mut ignored_texts, args.print_all_ignored)
             } else {
-                missed.push(line);
+                (&mut missed, &mut missed_texts, args.print_all_missed)
+            };
+            *count += 1;
+            if wanted {
+                texts.push(batch.text_of(line).to_string());
             }
         }
+        batches.release(k);
         Ok(())
     };
-    // A filter that can split its work runs on two instances, on two
-    // cores, when there is more than one batch to share.
-    let second = (filter.can_prepare() && chunks.len() > 1 && args.threads > 1 && cores() > 1)
-        .then(|| plugin.filter_for(definition.pack_filter(), options.clone()).ok())
-        .flatten();
-    match second {
-        Some(preparer) => {
-            let batch = |k: usize| log.batch(chunks[k]);
-            split::feed_split(&mut filter, preparer, chunks.len(), BATCH_LINES as u32, &batch, now, true, &mut each)?;
-        }
-        None => {
-            for (k, chunk) in chunks.iter().enumerate() {
-                let scan = filter.feed(&log.batch(chunk), now, true);
-                each(k, scan)?;
+    let path = args.log.clone();
+    let fed: anyhow::Result<()> = std::thread::scope(|scope| {
+        scope.spawn(|| batches.read(file, &path, args.read_bytes));
+        let batch = |k: usize| batches.get(k);
+        // A filter that can split its work runs on two instances, on two
+        // cores, when there is more than one batch to share.
+        let second = (filter.can_prepare() && args.threads > 1 && cores() > 1)
+            .then(|| plugin.filter_for(definition.pack_filter(), options.clone()).ok())
+            .flatten();
+        let fed = match second {
+            Some(preparer) => {
+                split::feed_split(&mut filter, preparer, BATCH_LINES as u32, &batch, now, true, &mut each)
             }
-        }
-    }
+            None => (|| {
+                for k in 0.. {
+                    let Some(text) = batch(k) else { break };
+                    let scan = filter.feed(AsRef::<str>::as_ref(&*text), now, true);
+                    each(k, &text, scan)?;
+                }
+                Ok(())
+            })(),
+        };
+        // Stops the reader if the run ended early.
+        let unread = batches.finish();
+        fed.and(unread.map_or(Ok(()), Err))
+    });
+    fed?;
     if args.json {
         out.flush()?;
         return Ok(());
@@ -295,28 +255,24 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     writeln!(out, "`-\n")?;
     writeln!(
         out,
-        "Lines: {} lines, {} ignored, {} matched, {} missed{}",
-        lines.len(),
-        ignored.len(),
-        matched.len(),
-        missed.len(),
+        "Lines: {lines} lines, {ignored} ignored, {matched} matched, {missed} missed{}",
         if skipped > 0 { format!(", {skipped} skipped after filter errors") } else { String::new() }
     )?;
-    let mut print = |title: &str, set: &[&Line]| -> std::io::Result<()> {
+    let mut print = |title: &str, texts: &[String]| -> std::io::Result<()> {
         writeln!(out, "|- {title} line(s):")?;
-        for l in set {
-            writeln!(out, "|  {}", log.text_of(l))?;
+        for text in texts {
+            writeln!(out, "|  {text}")?;
         }
         writeln!(out, "`-")
     };
     if args.print_all_matched {
-        print("Matched", &matched)?;
+        print("Matched", &matched_texts)?;
     }
     if args.print_all_ignored {
-        print("Ignored", &ignored)?;
+        print("Ignored", &ignored_texts)?;
     }
     if args.print_all_missed {
-        print("Missed", &missed)?;
+        print("Missed", &missed_texts)?;
     }
     out.flush()?;
     Ok(())

@@ -10,7 +10,6 @@
 //! down when the feeder had to wait for the preparer, up when the preparer
 //! is more than a batch ahead.
 
-use std::borrow::Cow;
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::plugin::PluginError;
@@ -28,40 +27,44 @@ struct Progress {
     taken: usize,
     /// Lines of each batch the preparer does all it can for.
     ahead: u32,
-    /// The feeder has stopped (an error of its own): the preparer stops too.
+    /// The feeder has stopped (at the end, or on an error of its own): the
+    /// preparer stops too.
     stopped: bool,
 }
 
-/// Feed batches `0..count` of up to `batch_lines` lines (`batch(k)` gives
-/// the text of batch `k`) to `feeder` in order, with `preparer` (an
-/// instance of the same filter with the same options, that exports
-/// `prepare`) working ahead on another thread, and hand each batch's answer
-/// to `each` in order. A preparer that fails leaves the rest to the feeder
-/// alone (with a warning: dates of later lines then come from the feeder's
-/// own detector, which missed the earlier ones). An error from `each` ends
-/// the run.
-#[allow(clippy::too_many_arguments)]
-pub fn feed_split<'a, E>(
+impl Progress {
+    fn slot(&mut self, k: usize) -> &mut Option<Result<Vec<u32>, PluginError>> {
+        if self.prepared.len() <= k {
+            self.prepared.resize_with(k + 1, || None);
+        }
+        &mut self.prepared[k]
+    }
+}
+
+/// Feed batches `0, 1, ...` of up to `batch_lines` lines to `feeder` in
+/// order, with `preparer` (an instance of the same filter with the same
+/// options, that exports `prepare`) working ahead on another thread, and
+/// hand each batch with its answer to `each` in order. `batch(k)` gives
+/// batch `k` (it may wait for it to be read), None past the last one; it is
+/// called for each `k` by both threads. A preparer that fails leaves the
+/// rest to the feeder alone (with a warning: dates of later lines then come
+/// from the feeder's own detector, which missed the earlier ones). An error
+/// from `each` ends the run.
+pub fn feed_split<B: std::ops::Deref<Target: AsRef<str>>, E>(
     feeder: &mut FilterInstance,
     mut preparer: FilterInstance,
-    count: usize,
     batch_lines: u32,
-    batch: &(dyn Fn(usize) -> Cow<'a, str> + Sync),
+    batch: &(dyn Fn(usize) -> Option<B> + Sync),
     now: f64,
     notes: bool,
-    mut each: impl FnMut(usize, Result<Scan, PluginError>) -> Result<(), E>,
+    mut each: impl FnMut(usize, &B, Result<Scan, PluginError>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let progress = Mutex::new(Progress {
-        prepared: (0..count).map(|_| None).collect(),
-        taken: 0,
-        ahead: batch_lines,
-        stopped: false,
-    });
+    let progress = Mutex::new(Progress { prepared: Vec::new(), taken: 0, ahead: batch_lines, stopped: false });
     let changed = Condvar::new();
     let lock = || progress.lock().unwrap_or_else(PoisonError::into_inner);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            for k in 0..count {
+            for k in 0.. {
                 let ahead = {
                     let mut p = lock();
                     while k >= p.taken + MAX_AHEAD && !p.stopped {
@@ -72,9 +75,11 @@ pub fn feed_split<'a, E>(
                     }
                     p.ahead
                 };
-                let result = preparer.prepare(&batch(k), now, ahead);
+                // Past the last batch the feeder stops by itself.
+                let Some(text) = batch(k) else { return };
+                let result = preparer.prepare((*text).as_ref(), now, ahead);
                 let failed = result.is_err();
-                lock().prepared[k] = Some(result);
+                *lock().slot(k) = Some(result);
                 changed.notify_all();
                 if failed {
                     return;
@@ -85,14 +90,15 @@ pub fn feed_split<'a, E>(
         let mut alone = false;
         let step = (batch_lines / 32).max(1);
         let outcome = (|| {
-            for k in 0..count {
+            for k in 0.. {
+                let Some(text) = batch(k) else { break };
                 let prepared = if alone {
                     None
                 } else {
                     let mut p = lock();
                     let mut waited = false;
                     let prepared = loop {
-                        if let Some(r) = p.prepared[k].take() {
+                        if let Some(r) = p.slot(k).take() {
                             break r;
                         }
                         waited = true;
@@ -120,12 +126,11 @@ pub fn feed_split<'a, E>(
                         }
                     }
                 };
-                let text = batch(k);
                 let scan = match prepared {
-                    Some(prepared) => feeder.feed_prepared(&text, now, notes, &prepared),
-                    None => feeder.feed(&text, now, notes),
+                    Some(prepared) => feeder.feed_prepared((*text).as_ref(), now, notes, &prepared),
+                    None => feeder.feed((*text).as_ref(), now, notes),
                 };
-                each(k, scan)?;
+                each(k, &text, scan)?;
             }
             Ok(())
         })();

@@ -184,8 +184,9 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                 writeln!(out, "{record}")?;
             }
             // Counted as fail2ban-regex counts: every rule hit (helpers
-            // included); a line is matched when a hit meant a failure,
-            // ignored when its hits were only helpers or were dropped.
+            // included); a line is ignored when an ignoreregex dropped it
+            // or a hit was a helper (even if another hit was a failure),
+            // else matched when a hit meant a failure.
             for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
                 // A pack's filter has rules but no failregex list.
                 let rule = *rule as usize;
@@ -194,10 +195,10 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
                 }
                 hits[rule] += 1;
             }
-            let (count, texts, wanted) = if note.is_some_and(|n| n.matched) || !failures.is_empty() {
-                (&mut matched, &mut matched_texts, args.print_all_matched)
-            } else if note.is_some_and(|n| n.ignored) {
+            let (count, texts, wanted) = if note.is_some_and(|n| n.ignored) {
                 (&mut ignored, &mut ignored_texts, args.print_all_ignored)
+            } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
+                (&mut matched, &mut matched_texts, args.print_all_matched)
             } else {
                 (&mut missed, &mut missed_texts, args.print_all_missed)
             };

@@ -232,8 +232,38 @@ pub struct Template {
 struct Engines {
     program: Option<Program>,
     fancy: OnceCell<Result<Regex, String>>,
-    /// Named groups: (index, name).
-    names: Vec<(usize, String)>,
+    /// The groups `strptime` reads: (group index, field), by index.
+    fields: Vec<(usize, usize)>,
+}
+
+/// The strptime fields a template's groups can hold, by their directive
+/// letter (the group's name); `Fields` is indexed by position here.
+const FIELD_NAMES: [&str; 14] = ["Y", "y", "m", "B", "b", "d", "H", "I", "p", "M", "S", "z", "Z", "j"];
+
+/// The text of each strptime field in a date (see `FIELD_NAMES`).
+type Fields<'a> = [Option<&'a str>; FIELD_NAMES.len()];
+
+fn field(name: &str) -> usize {
+    FIELD_NAMES.iter().position(|n| *n == name).unwrap_or(usize::MAX)
+}
+
+/// Indices in `Fields`, named as the directives (as in `FIELD_NAMES`).
+#[allow(non_upper_case_globals)]
+mod at {
+    pub const Y: usize = 0;
+    pub const y: usize = 1;
+    pub const m: usize = 2;
+    pub const B: usize = 3;
+    pub const b: usize = 4;
+    pub const d: usize = 5;
+    pub const H: usize = 6;
+    pub const I: usize = 7;
+    pub const p: usize = 8;
+    pub const M: usize = 9;
+    pub const S: usize = 10;
+    pub const z: usize = 11;
+    pub const Z: usize = 12;
+    pub const j: usize = 13;
 }
 
 /// The last date read: template name, date text, host time bits, result.
@@ -242,19 +272,20 @@ type ReadMemo = (usize, String, u64, Option<f64>);
 impl Template {
     fn engines(&self) -> &Engines {
         self.engines.get_or_init(|| {
-            let names = match fancy_regex::Expr::parse_tree(&self.translated) {
+            let fields = match fancy_regex::Expr::parse_tree(&self.translated) {
                 Ok(tree) => {
-                    let mut names: Vec<(usize, String)> = tree
+                    let mut fields: Vec<(usize, usize)> = tree
                         .named_groups
                         .iter()
-                        .flat_map(|(n, idx)| idx.iter().map(move |i| (*i, n.clone())))
+                        .flat_map(|(n, idx)| idx.iter().map(move |i| (*i, field(n))))
+                        .filter(|(_, f)| *f < FIELD_NAMES.len())
                         .collect();
-                    names.sort();
-                    names
+                    fields.sort();
+                    fields
                 }
                 Err(_) => Vec::new(),
             };
-            Engines { program: Program::new(&self.translated).ok(), fancy: OnceCell::new(), names }
+            Engines { program: Program::new(&self.translated).ok(), fancy: OnceCell::new(), fields }
         })
     }
 
@@ -973,16 +1004,16 @@ impl Detector {
                     }
                     _ => t.captures(hay, backtrack::is_ascii(hay), m.from, false, &mut spans, &mut self.scratch).0,
                 };
-                let groups: Vec<(&str, &str)> = if found {
-                    t.engines()
-                        .names
-                        .iter()
-                        .filter_map(|(i, n)| spans.get(*i).copied().flatten().map(|(s, e)| (n.as_str(), &hay[s..e])))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let time = strptime(&groups, now, tz, self.default_offset);
+                let mut fields: Fields<'_> = Default::default();
+                if found {
+                    // A name given to several groups: the first that took part.
+                    for &(i, f) in &t.engines().fields {
+                        if fields[f].is_none() {
+                            fields[f] = spans.get(i).copied().flatten().map(|(s, e)| &hay[s..e]);
+                        }
+                    }
+                }
+                let time = strptime(&fields, now, tz, self.default_offset);
                 self.scratch.spans = spans;
                 time
             }
@@ -1067,26 +1098,33 @@ pub fn zone_offset(text: &str) -> Option<i64> {
 }
 
 fn month_of(name: &str) -> Option<u32> {
-    let lower = name.to_lowercase();
-    MONTHS.iter().position(|m| *m == lower || m[..3] == lower).map(|i| i as u32 + 1)
+    let known = |lower: &str| MONTHS.iter().position(|m| *m == lower || m[..3] == *lower).map(|i| i as u32 + 1);
+    if name.is_ascii() {
+        MONTHS
+            .iter()
+            .position(|m| m.eq_ignore_ascii_case(name) || m[..3].eq_ignore_ascii_case(name))
+            .map(|i| i as u32 + 1)
+    } else {
+        known(&name.to_lowercase())
+    }
 }
 
 /// fail2ban's strptime: the time of the named groups of a date match.
-fn strptime(groups: &[(&str, &str)], now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
-    let get = |name: &str| groups.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-    let num = |name: &str| get(name).and_then(|v| v.trim().parse::<i64>().ok());
-    let mut year = num("Y");
-    if let Some(y) = num("y") {
+fn strptime(fields: &Fields<'_>, now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
+    let get = |at: usize| fields[at];
+    let num = |at: usize| get(at).and_then(|v| v.trim().parse::<i64>().ok());
+    let mut year = num(at::Y);
+    if let Some(y) = num(at::y) {
         year = Some(if y <= 2000 { y + 2000 } else { y });
     }
-    let mut month = num("m").map(|m| m as u32);
-    if let Some(b) = get("B").or(get("b")) {
+    let mut month = num(at::m).map(|m| m as u32);
+    if let Some(b) = get(at::B).or(get(at::b)) {
         month = Some(month_of(b)?);
     }
-    let mut day = num("d").map(|d| d as u32);
-    let mut hour = num("H").unwrap_or(0);
-    if let Some(h) = num("I") {
-        let pm = get("p").map(str::to_lowercase);
+    let mut day = num(at::d).map(|d| d as u32);
+    let mut hour = num(at::H).unwrap_or(0);
+    if let Some(h) = num(at::I) {
+        let pm = get(at::p).map(str::to_lowercase);
         hour = match pm.as_deref() {
             Some("pm") if h != 12 => h + 12,
             Some("pm") => h,
@@ -1094,10 +1132,10 @@ fn strptime(groups: &[(&str, &str)], now: f64, tz: &TzRule, default_offset: Opti
             _ => h,
         };
     }
-    let minute = num("M").unwrap_or(0);
-    let second = num("S").unwrap_or(0);
+    let minute = num(at::M).unwrap_or(0);
+    let second = num(at::S).unwrap_or(0);
     let mut offset: Option<i64> = None;
-    for key in ["z", "Z"] {
+    for key in [at::z, at::Z] {
         if let Some(z) = get(key) {
             offset = Some(zone_offset(z)?);
         }
@@ -1108,7 +1146,7 @@ fn strptime(groups: &[(&str, &str)], now: f64, tz: &TzRule, default_offset: Opti
     let (now_y, now_m, now_d) = civil_from_days(now_local.div_euclid(86400));
     let assume_year = year.is_none();
     let year = year.unwrap_or(now_y);
-    if let (None, Some(j)) = (month.or(day.map(|_| 0)), num("j")) {
+    if let (None, Some(j)) = (month.or(day.map(|_| 0)), num(at::j)) {
         let (y, m, d) = civil_from_days(days_from_civil(year, 1, 1) + j - 1);
         if y == year {
             month = Some(m);
@@ -1190,6 +1228,33 @@ mod tests {
         let (_, t) = detect(&mut d, "2005/01/23 21:59:59 x").unwrap();
         assert_eq!(t, 1106513999.0);
         assert!(Detector::new(Some("%Q"), &year_prefix(2026)).is_err());
+    }
+
+    #[test]
+    fn field_indices_follow_their_names() {
+        let named = [
+            ("Y", at::Y),
+            ("y", at::y),
+            ("m", at::m),
+            ("B", at::B),
+            ("b", at::b),
+            ("d", at::d),
+            ("H", at::H),
+            ("I", at::I),
+            ("p", at::p),
+            ("M", at::M),
+            ("S", at::S),
+            ("z", at::z),
+            ("Z", at::Z),
+            ("j", at::j),
+        ];
+        assert_eq!(named.len(), FIELD_NAMES.len());
+        for (name, index) in named {
+            assert_eq!(field(name), index, "{name}");
+        }
+        assert_eq!(month_of("SEPT"), None);
+        assert_eq!(month_of("sEp"), Some(9));
+        assert_eq!(month_of("December"), Some(12));
     }
 
     #[test]

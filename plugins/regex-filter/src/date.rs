@@ -1098,21 +1098,34 @@ pub fn zone_offset(text: &str) -> Option<i64> {
 }
 
 fn month_of(name: &str) -> Option<u32> {
-    let known = |lower: &str| MONTHS.iter().position(|m| *m == lower || m[..3] == *lower).map(|i| i as u32 + 1);
-    if name.is_ascii() {
-        MONTHS
-            .iter()
-            .position(|m| m.eq_ignore_ascii_case(name) || m[..3].eq_ignore_ascii_case(name))
-            .map(|i| i as u32 + 1)
-    } else {
-        known(&name.to_lowercase())
+    let b = name.as_bytes();
+    if !name.is_ascii() {
+        let lower = name.to_lowercase();
+        return MONTHS.iter().position(|m| *m == lower || m[..3] == *lower).map(|i| i as u32 + 1);
     }
+    if b.len() < 3 {
+        return None;
+    }
+    // The first three letters tell the month; the rest must be its name.
+    let abbr = [b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase(), b[2].to_ascii_lowercase()];
+    let i = MONTHS.iter().position(|m| m.as_bytes()[..3] == abbr)?;
+    (b.len() == 3 || MONTHS[i].eq_ignore_ascii_case(name)).then_some(i as u32 + 1)
+}
+
+/// Python's `int()` of a date field: surrounding whitespace allowed.
+fn int_of(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    // Plain ASCII digits (what dates hold) without the general parser.
+    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+        return Some(b.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')));
+    }
+    text.trim().parse::<i64>().ok()
 }
 
 /// fail2ban's strptime: the time of the named groups of a date match.
 fn strptime(fields: &Fields<'_>, now: f64, tz: &TzRule, default_offset: Option<i64>) -> Option<f64> {
     let get = |at: usize| fields[at];
-    let num = |at: usize| get(at).and_then(|v| v.trim().parse::<i64>().ok());
+    let num = |at: usize| get(at).and_then(int_of);
     let mut year = num(at::Y);
     if let Some(y) = num(at::y) {
         year = Some(if y <= 2000 { y + 2000 } else { y });
@@ -1253,6 +1266,13 @@ mod tests {
             assert_eq!(field(name), index, "{name}");
         }
         assert_eq!(month_of("SEPT"), None);
+        assert_eq!(month_of("Se"), None);
+        assert_eq!(month_of("MAYO"), None);
+        assert_eq!(int_of("07"), Some(7));
+        assert_eq!(int_of(" 7"), Some(7));
+        assert_eq!(int_of("-3"), Some(-3));
+        assert_eq!(int_of(""), None);
+        assert_eq!(int_of("1x"), None);
         assert_eq!(month_of("sEp"), Some(9));
         assert_eq!(month_of("December"), Some(12));
     }

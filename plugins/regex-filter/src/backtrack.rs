@@ -107,6 +107,16 @@ enum Inst {
         primary_first: u32,
         secondary_first: u32,
     },
+    /// A `Split` whose primary branch can only match if the text from
+    /// here on holds `finders[needs]`, which its secondary branch does not
+    /// need (see `branch_needs`): without it, only the secondary is tried.
+    SplitNeeds {
+        primary: u32,
+        secondary: u32,
+        primary_first: u32,
+        secondary_first: u32,
+        needs: u32,
+    },
     Jmp(u32),
     /// An alternation of several branches: `table` maps the next byte
     /// (256: the end of the text) to the branches that can start with it,
@@ -208,6 +218,8 @@ pub struct Program {
     prefix: Box<[u8]>,
     /// A literal every match holds past its prefix (see `required_literal`).
     required: Option<memchr::memmem::Finder<'static>>,
+    /// The literals of `SplitNeeds` instructions.
+    finders: Vec<memchr::memmem::Finder<'static>>,
     /// Capture slots (two per group, group 0 included), then loop marks.
     slot_count: usize,
     groups: usize,
@@ -281,6 +293,7 @@ impl Program {
             peeks: c.peeks,
             prefix: Box::new([]),
             required: None,
+            finders: Vec::new(),
             slot_count,
             groups,
             anchored: false,
@@ -530,7 +543,180 @@ impl Program {
         }
         self.prefix = prefix.into_boxed_slice();
         self.required = self.required_literal(&ops, prefix_ops);
+        for (pc, lit) in self.branch_needs(&ops) {
+            if let Inst::Split { primary, secondary, primary_first, secondary_first } = ops[pc].inst {
+                let needs = self.finders.len() as u32;
+                self.finders.push(memchr::memmem::Finder::new(&lit).into_owned());
+                ops[pc].inst = Inst::SplitNeeds { primary, secondary, primary_first, secondary_first, needs };
+            }
+        }
         self.ops = ops;
+    }
+
+    /// For alternations whose first branch must run through a literal
+    /// that the second need not, after work without bound (a run): that
+    /// literal, by the alternation's instruction. Looking for it once
+    /// spares a search that cannot succeed (sshd's `(?P<cond_user>\S+)|...
+    /// (?(cond_user): |...)` fails only at the end of the line when there
+    /// is no ": ").
+    ///
+    /// What a way must run through is found by a fixpoint over
+    /// (instruction, groups known to be set) states, so that a conditional
+    /// on a group the branch itself sets takes its first arm only.
+    fn branch_needs(&self, ops: &[Op]) -> Vec<(usize, Vec<u8>)> {
+        let Some(end) = ops.len().checked_sub(1) else { return Vec::new() };
+        // The literals that can be needed: the longest 64.
+        let mut lits: Vec<(usize, &[u8])> = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(pc, op)| match op.inst {
+                Inst::Lit { start, len } if len >= 2 => Some((pc, &self.pool[start as usize..(start + len) as usize])),
+                _ => None,
+            })
+            .collect();
+        if lits.is_empty() || !ops.iter().any(|op| matches!(op.inst, Inst::Split { .. })) {
+            return Vec::new();
+        }
+        lits.sort_by_key(|(pc, lit)| (std::cmp::Reverse(lit.len()), *pc));
+        lits.truncate(64);
+        let bit_of = |pc: usize| lits.iter().position(|(p, _)| *p == pc).map(|i| 1u64 << i);
+        // The groups conditionals test (at most 3 are followed).
+        let mut tested: Vec<u32> = Vec::new();
+        for op in ops {
+            if let Inst::IfGroup { group, .. } = op.inst
+                && !tested.contains(&group)
+            {
+                tested.push(group);
+            }
+        }
+        if tested.len() > 3 {
+            tested.clear();
+        }
+        let states = 1usize << tested.len();
+        // How an instruction changes what is known: its end slot sets a
+        // group; its start slot (a new try of the group) unsets it; a
+        // look-around may do either.
+        let after = |op: &Op, known: usize| -> usize {
+            let mut known = known;
+            let mut touch = |slot: u32| {
+                if let Some(i) = tested.iter().position(|g| slot == 2 * g + 1) {
+                    known |= 1 << i;
+                } else if let Some(i) = tested.iter().position(|g| slot == 2 * g) {
+                    known &= !(1 << i);
+                }
+            };
+            if op.save != NO_SLOT {
+                touch(op.save);
+            }
+            match op.inst {
+                Inst::Save(slot) => touch(slot),
+                Inst::Sub { .. } => known = 0,
+                _ => {}
+            }
+            known
+        };
+        let successors = |pc: usize, known: usize, out: &mut Vec<usize>| {
+            let op = &ops[pc];
+            match &op.inst {
+                Inst::Match => {}
+                Inst::Jmp(t) => out.push(*t as usize),
+                Inst::Split { primary, secondary, .. } => out.extend([*primary as usize, *secondary as usize]),
+                Inst::Dispatch { table, .. } => {
+                    for &list in self.tables[*table as usize].iter() {
+                        out.extend(self.lists[list as usize].iter().map(|b| *b as usize));
+                    }
+                }
+                Inst::IfGroup { group, otherwise } => {
+                    out.push(op.next as usize);
+                    let known_set = tested.iter().position(|g| g == group).is_some_and(|i| known & (1 << i) != 0);
+                    if !known_set {
+                        out.push(*otherwise as usize);
+                    }
+                }
+                Inst::LoopIfProgress { head, .. } => out.extend([op.next as usize, *head as usize]),
+                _ => out.push(op.next as usize),
+            }
+        };
+        // needs[pc * states + known]: literals every way from there to the
+        // end runs through (all of them until shown otherwise).
+        let mut needs = vec![u64::MAX; ops.len() * states];
+        for known in 0..states {
+            needs[end * states + known] = 0;
+        }
+        let mut next = Vec::new();
+        for _ in 0..ops.len() * states {
+            let mut changed = false;
+            for pc in (0..ops.len()).rev() {
+                if pc == end {
+                    continue;
+                }
+                for known in 0..states {
+                    let k = after(&ops[pc], known);
+                    next.clear();
+                    successors(pc, k, &mut next);
+                    let mut all = if next.is_empty() { 0 } else { u64::MAX };
+                    for &n in &next {
+                        all &= needs[n * states + k];
+                    }
+                    let here = all | bit_of(pc).unwrap_or(0);
+                    if here != needs[pc * states + known] {
+                        needs[pc * states + known] = here;
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut found = Vec::new();
+        for (pc, op) in ops.iter().enumerate() {
+            let Inst::Split { primary, secondary, .. } = op.inst else { continue };
+            let primary_needs = needs[primary as usize * states];
+            let secondary_needs = needs[secondary as usize * states];
+            let secondary_lits: Vec<&[u8]> =
+                (0..lits.len()).filter(|i| secondary_needs & (1 << i) != 0).map(|i| lits[i].1).collect();
+            // The longest that the secondary does not need too (`lits` is
+            // longest first), if work without bound comes before it.
+            let pick = (0..lits.len()).find(|&i| {
+                primary_needs & (1 << i) != 0
+                    && !secondary_lits.contains(&lits[i].1)
+                    && self.unbounded_before(ops, primary as usize, lits[i].0)
+            });
+            if let Some(i) = pick {
+                found.push((pc, lits[i].1.to_vec()));
+            }
+        }
+        found
+    }
+
+    /// Whether a run without an upper bound can be reached from `from`
+    /// before `until`.
+    fn unbounded_before(&self, ops: &[Op], from: usize, until: usize) -> bool {
+        let mut seen = vec![false; ops.len()];
+        let mut todo = vec![from];
+        while let Some(pc) = todo.pop() {
+            if pc == until || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            let op = &ops[pc];
+            match &op.inst {
+                Inst::Run { max: u32::MAX, .. } => return true,
+                Inst::Match => {}
+                Inst::Jmp(t) => todo.push(*t as usize),
+                Inst::Split { primary, secondary, .. } => todo.extend([*primary as usize, *secondary as usize]),
+                Inst::Dispatch { table, .. } => {
+                    for &list in self.tables[*table as usize].iter() {
+                        todo.extend(self.lists[list as usize].iter().map(|b| *b as usize));
+                    }
+                }
+                Inst::IfGroup { otherwise, .. } => todo.extend([op.next as usize, *otherwise as usize]),
+                Inst::LoopIfProgress { head, .. } => todo.extend([op.next as usize, *head as usize]),
+                _ => todo.push(op.next as usize),
+            }
+        }
+        false
     }
 
     /// The longest literal (past the prefix) that every match contains:
@@ -650,7 +836,7 @@ impl Program {
                     return self.collect_first(pc + 1, set, seen, depth + 1);
                 }
             }
-            Inst::Split { primary, secondary, .. } => {
+            Inst::Split { primary, secondary, .. } | Inst::SplitNeeds { primary, secondary, .. } => {
                 return self.collect_first(*primary as usize, set, seen, depth + 1)
                     && self.collect_first(*secondary as usize, set, seen, depth + 1);
             }
@@ -905,6 +1091,27 @@ impl Program {
                         let byte = hay.get(pos).copied();
                         let can = |set: u32| set == NO_SET || byte.is_some_and(|b| self.sets[set as usize][b as usize]);
                         match (can(*primary_first), can(*secondary_first)) {
+                            (true, true) => {
+                                stack.push(Frame::Alt { pc: *secondary, pos });
+                                choices += 1;
+                                pc = *primary as usize;
+                            }
+                            (true, false) => pc = *primary as usize,
+                            (false, true) => pc = *secondary as usize,
+                            (false, false) => break true,
+                        }
+                    }
+                    Inst::SplitNeeds { primary, secondary, primary_first, secondary_first, needs } => {
+                        looked!(pos + 1);
+                        let byte = hay.get(pos).copied();
+                        let can = |set: u32| set == NO_SET || byte.is_some_and(|b| self.sets[set as usize][b as usize]);
+                        let mut primary_can = can(*primary_first);
+                        // (Not when the caller wants to know how far the
+                        // search looked: this looks at everything.)
+                        if primary_can && !TRACK {
+                            primary_can = self.finders[*needs as usize].find(&hay[pos.min(hay.len())..]).is_some();
+                        }
+                        match (primary_can, can(*secondary_first)) {
                             (true, true) => {
                                 stack.push(Frame::Alt { pc: *secondary, pos });
                                 choices += 1;
@@ -1909,6 +2116,42 @@ mod tests {
             ),
             (r"a(?:xy|z)+ bcd", &["zz a bcd", "azz bcd", "a bcd", "axyz bc"]),
             (r"(?P<u>\S+)|[^:]+ from (?(<u>): |$)", &["u from ", "u v from ", "u: from : "]),
+        ];
+        for (pattern, hays) in cases {
+            for hay in *hays {
+                compare(pattern, hay);
+            }
+        }
+    }
+
+    #[test]
+    fn a_branch_whose_literal_is_missing_is_not_tried() {
+        let needs = |pattern: &str| -> Vec<String> {
+            let program = Program::new(pattern).unwrap();
+            program.finders.iter().map(|f| String::from_utf8(f.needle().to_vec()).unwrap()).collect()
+        };
+        // sshd's shape: the first branch sets the group, so the conditional
+        // then needs ": ".
+        let failed =
+            r"^Failed \S+ for (?P<user>(?P<cond_user>\S+)|[^:]+) from (?P<ip>\S+)(?: port \d+)?(?(<cond_user>): |$)";
+        assert_eq!(needs(failed), [": "]);
+        // Not when the group may be unset again before the conditional, not
+        // when both branches need the literal, not right at a branch's start.
+        assert!(needs(r"(?:(?P<g>\S+)|x)+(?P<h>y)?(?(<h>)ab|cd)").is_empty());
+        assert!(needs(r"(?:\S+ab|[^:]+ab)").is_empty());
+        assert!(needs(r"(?:port \d+|on \S+)").is_empty());
+        let cases: &[(&str, &[&str])] = &[
+            (
+                failed,
+                &[
+                    "Failed password for root from 192.0.2.4 port 22",
+                    "Failed password for root from 192.0.2.4 port 22: x",
+                    "Failed password for a b from 192.0.2.4",
+                    "Failed password for a: b from 192.0.2.4: c",
+                ],
+            ),
+            (r"(?:(?P<g>a\w*)|b)+ (?(<g>)xy|z)", &["a b z", "aa b xy", "b a xy", "b z", "ab xy"]),
+            (r"(?:(?P<g>\w+)|-)+ (?(<g>)xy|z)", &["a- z", "-a xy", "- z", "-- xy"]),
         ];
         for (pattern, hays) in cases {
             for hay in *hays {

@@ -132,6 +132,15 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let registry = Registry::new(Some(cli.plugin_dir()));
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
     let plugin = runtime.load_named(&registry, definition.plugin())?;
+    // A filter that can split its work runs on two instances, on two
+    // cores. The second is built on a thread of its own while the first
+    // is: building one (compiling every regex) costs as much as scanning
+    // some ten thousand lines.
+    let second = (plugin.can_prepare() && args.threads > 1 && cores() > 1).then(|| {
+        let (plugin, options) = (plugin.clone(), options.clone());
+        let pack_filter = definition.pack_filter().map(str::to_owned);
+        std::thread::spawn(move || plugin.filter_for(pack_filter.as_deref(), options).ok())
+    });
     let mut filter = plugin
         .filter_for(definition.pack_filter(), options.clone())
         .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
@@ -214,11 +223,8 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let fed: anyhow::Result<()> = std::thread::scope(|scope| {
         scope.spawn(|| batches.read(file, &path, args.read_bytes));
         let batch = |k: usize| batches.get(k);
-        // A filter that can split its work runs on two instances, on two
-        // cores, when there is more than one batch to share.
-        let second = (filter.can_prepare() && args.threads > 1 && cores() > 1)
-            .then(|| plugin.filter_for(definition.pack_filter(), options.clone()).ok())
-            .flatten();
+        // When the second could not be built, the first does all the work.
+        let second = second.and_then(|building| building.join().ok().flatten());
         let fed = match second {
             Some(preparer) => {
                 split::feed_split(&mut filter, preparer, BATCH_LINES as u32, &batch, now, true, &mut each)

@@ -222,7 +222,7 @@ impl FilterInstance {
     /// Whether the filter exports `prepare`: its work on a batch can be
     /// split between two instances (see WIT `prepare`).
     pub fn can_prepare(&self) -> bool {
-        matches!(self.0.plugin.inner.pre, Pre::Filter(_, Some(_)))
+        self.0.plugin.can_prepare()
     }
 
     /// Work out ahead what `feed_prepared` of another instance of the same

@@ -245,6 +245,12 @@ impl Plugin {
         &self.inner.limits
     }
 
+    /// A filter that exports `prepare`: its work on a batch can be split
+    /// between two instances (see `plugin::split`).
+    pub fn can_prepare(&self) -> bool {
+        matches!(self.inner.pre, Pre::Filter(_, Some(_)))
+    }
+
     fn expect(&self, kind: PluginKind) -> Result<(), PluginError> {
         if self.inner.kind == kind {
             Ok(())

@@ -760,9 +760,9 @@ impl Detector {
         line.get(at..).and_then(|s| s.chars().next())
     }
 
-    /// Find the date in `line`; `now` is unix seconds (for template use).
     /// Find the date of `line` and read it: the match, the template's
-    /// index and the time (None: a date that does not read).
+    /// index and the time (None: a date that does not read). `now` is unix
+    /// seconds (what templates without a full date complete it from).
     ///
     /// Lines of the same second mostly look the same up to past their
     /// date: when the last line's answer came from the remembered search
@@ -809,6 +809,7 @@ impl Detector {
         Some((m, i, time))
     }
 
+    /// Find the date in `line`: the match and the template's index.
     /// `ascii`: the line is ASCII (false: not known).
     pub fn find(&mut self, line: &str, ascii: bool, now: f64) -> Option<(DateMatch, usize)> {
         let n = self.templates.len();

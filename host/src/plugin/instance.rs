@@ -219,12 +219,6 @@ impl FilterInstance {
         })
     }
 
-    /// Whether the filter exports `prepare`: its work on a batch can be
-    /// split between two instances (see WIT `prepare`).
-    pub fn can_prepare(&self) -> bool {
-        self.0.plugin.can_prepare()
-    }
-
     /// Work out ahead what `feed_prepared` of another instance of the same
     /// filter needs for `lines` (every batch, in order, before that one
     /// gets it): all it can for the first `ahead` lines. Errors when the

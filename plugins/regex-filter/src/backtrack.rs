@@ -615,27 +615,12 @@ impl Program {
             }
             known
         };
-        let successors = |pc: usize, known: usize, out: &mut Vec<usize>| {
-            let op = &ops[pc];
-            match &op.inst {
-                Inst::Match => {}
-                Inst::Jmp(t) => out.push(*t as usize),
-                Inst::Split { primary, secondary, .. } => out.extend([*primary as usize, *secondary as usize]),
-                Inst::Dispatch { table, .. } => {
-                    for &list in self.tables[*table as usize].iter() {
-                        out.extend(self.lists[list as usize].iter().map(|b| *b as usize));
-                    }
-                }
-                Inst::IfGroup { group, otherwise } => {
-                    out.push(op.next as usize);
-                    let known_set = tested.iter().position(|g| g == group).is_some_and(|i| known & (1 << i) != 0);
-                    if !known_set {
-                        out.push(*otherwise as usize);
-                    }
-                }
-                Inst::LoopIfProgress { head, .. } => out.extend([op.next as usize, *head as usize]),
-                _ => out.push(op.next as usize),
+        // A conditional on a group known to be set takes its first arm only.
+        let known_set = |op: &Op, known: usize| match op.inst {
+            Inst::IfGroup { group, .. } => {
+                tested.iter().position(|g| *g == group).is_some_and(|i| known & (1 << i) != 0)
             }
+            _ => false,
         };
         // needs[pc * states + known]: literals every way from there to the
         // end runs through (all of them until shown otherwise).
@@ -653,7 +638,7 @@ impl Program {
                 for known in 0..states {
                     let k = after(&ops[pc], known);
                     next.clear();
-                    successors(pc, k, &mut next);
+                    self.successors(&ops[pc], !known_set(&ops[pc], k), &mut next);
                     let mut all = if next.is_empty() { 0 } else { u64::MAX };
                     for &n in &next {
                         all &= needs[n * states + k];
@@ -700,21 +685,10 @@ impl Program {
                 continue;
             }
             seen[pc] = true;
-            let op = &ops[pc];
-            match &op.inst {
-                Inst::Run { max: u32::MAX, .. } => return true,
-                Inst::Match => {}
-                Inst::Jmp(t) => todo.push(*t as usize),
-                Inst::Split { primary, secondary, .. } => todo.extend([*primary as usize, *secondary as usize]),
-                Inst::Dispatch { table, .. } => {
-                    for &list in self.tables[*table as usize].iter() {
-                        todo.extend(self.lists[list as usize].iter().map(|b| *b as usize));
-                    }
-                }
-                Inst::IfGroup { otherwise, .. } => todo.extend([op.next as usize, *otherwise as usize]),
-                Inst::LoopIfProgress { head, .. } => todo.extend([op.next as usize, *head as usize]),
-                _ => todo.push(op.next as usize),
+            if let Inst::Run { max: u32::MAX, .. } = ops[pc].inst {
+                return true;
             }
+            self.successors(&ops[pc], true, &mut todo);
         }
         false
     }
@@ -758,22 +732,35 @@ impl Program {
                 return true;
             }
             seen[pc] = true;
-            let op = &ops[pc];
-            match &op.inst {
-                Inst::Match => {}
-                Inst::Jmp(t) => todo.push(*t as usize),
-                Inst::Split { primary, secondary, .. } => todo.extend([*primary as usize, *secondary as usize]),
-                Inst::Dispatch { table, .. } => {
-                    for &list in self.tables[*table as usize].iter() {
-                        todo.extend(self.lists[list as usize].iter().map(|b| *b as usize));
-                    }
-                }
-                Inst::IfGroup { otherwise, .. } => todo.extend([op.next as usize, *otherwise as usize]),
-                Inst::LoopIfProgress { head, .. } => todo.extend([op.next as usize, *head as usize]),
-                _ => todo.push(op.next as usize),
-            }
+            self.successors(&ops[pc], true, &mut todo);
         }
         false
+    }
+
+    /// Where `op` can go next, into `out` (look-around bodies aside: they
+    /// are not on the way); a conditional's second arm only when
+    /// `otherwise_too`.
+    fn successors(&self, op: &Op, otherwise_too: bool, out: &mut Vec<usize>) {
+        match &op.inst {
+            Inst::Match => {}
+            Inst::Jmp(t) => out.push(*t as usize),
+            Inst::Split { primary, secondary, .. } | Inst::SplitNeeds { primary, secondary, .. } => {
+                out.extend([*primary as usize, *secondary as usize])
+            }
+            Inst::Dispatch { table, .. } => {
+                for &list in self.tables[*table as usize].iter() {
+                    out.extend(self.lists[list as usize].iter().map(|b| *b as usize));
+                }
+            }
+            Inst::IfGroup { otherwise, .. } => {
+                out.push(op.next as usize);
+                if otherwise_too {
+                    out.push(*otherwise as usize);
+                }
+            }
+            Inst::LoopIfProgress { head, .. } => out.extend([op.next as usize, *head as usize]),
+            _ => out.push(op.next as usize),
+        }
     }
 
     /// The set of bytes the instruction at `pc` needs next, when it is one

@@ -1,24 +1,38 @@
 //! Compiled components on disk, so that a restart does not recompile.
 //!
-//! Entries are keyed by the component's sha256 and the engine's
-//! compatibility hash. Deserialising compiled code is only safe for files
-//! this daemon wrote itself, so the cache is used only in a directory owned
-//! by our user and closed to everyone else (0700).
+//! Deserialising compiled code maps it executable in the daemon, so an
+//! entry must be something this daemon wrote itself, for this very
+//! component. Three locks make sure of that:
+//! - the directory must be owned by our user and closed to everyone else
+//!   (0700), and is held as a handle ([`cap_std::fs::Dir`]) from then on, so
+//!   a rename of the path under us changes nothing;
+//! - entries are opened without following symlinks and must be regular
+//!   files of our user that nobody else can read or write;
+//! - every entry carries an HMAC-SHA256, keyed by a secret that only this
+//!   directory holds, over the source component's digest, the engine's
+//!   compatibility hash and the compiled bytes. A swapped, truncated or
+//!   foreign artifact fails the check and is recompiled, never run.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::plugin::PluginError;
 
 /// The on-disk cache of compiled components.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CompiledCache {
-    dir: PathBuf,
+    path: PathBuf,
+    dir: Dir,
+    key: [u8; KEY_LEN],
 }
 
 /// Whether a load came from the cache.
@@ -30,40 +44,76 @@ pub enum CacheOutcome {
     Compiled,
 }
 
+const KEY_LEN: usize = 32;
+const KEY_FILE: &str = "cache.key";
+const MAC_LEN: usize = 32;
+/// Far above any compiled component we ship (the regex filter is ~10 MiB);
+/// a larger file is not read into memory.
+const MAX_ENTRY_BYTES: u64 = 512 << 20;
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Why `meta` (of `what`) may not hold code or keys this daemon trusts.
+fn untrusted(meta: &std::fs::Metadata, what: &str) -> Option<String> {
+    let uid = euid();
+    if meta.uid() != uid {
+        return Some(format!("{what} is owned by uid {}, not by this daemon (uid {uid})", meta.uid()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Some(format!("{what} has mode {:o}; only this daemon may read or write it", meta.mode() & 0o777));
+    }
+    None
+}
+
 impl CompiledCache {
-    /// Use (and create, mode 0700) `dir`. Refuses a directory that another
-    /// user owns or that others can write or read.
-    pub fn open(dir: &Path) -> Result<CompiledCache, PluginError> {
-        let err = |message: String| PluginError::Cache { path: dir.to_path_buf(), message };
+    /// Use (and create, mode 0700) `dir`. Refuses a directory, or a parent
+    /// of it, that another user owns or that others can write, and a
+    /// directory others can read.
+    pub fn open(path: &Path) -> Result<CompiledCache, PluginError> {
+        let err = |message: String| PluginError::Cache { path: path.to_path_buf(), message };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)
+            .create(path)
             .map_err(|e| err(format!("cannot create it: {e}")))?;
-        let meta = std::fs::metadata(dir).map_err(|e| err(e.to_string()))?;
-        // SAFETY: geteuid has no preconditions.
-        let uid = unsafe { libc::geteuid() };
-        if meta.uid() != uid {
-            return Err(err(format!("it is owned by uid {}, not by this daemon (uid {uid})", meta.uid())));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            check_parent(parent).map_err(err)?;
         }
-        if meta.permissions().mode() & 0o077 != 0 {
+        let link = std::fs::symlink_metadata(path).map_err(|e| err(e.to_string()))?;
+        if link.file_type().is_symlink() {
+            return Err(err("it is a symbolic link; give the real directory".into()));
+        }
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority()).map_err(|e| err(e.to_string()))?;
+        let meta = dir_metadata(&dir).map_err(|e| err(e.to_string()))?;
+        if let Some(why) = untrusted(&meta, "it") {
             return Err(err(format!(
-                "its mode is {:o}; run `chmod 700 {}` so that only this daemon can write compiled code",
-                meta.permissions().mode() & 0o777,
-                dir.display()
+                "{why}; run `chown $(id -u) {0} && chmod 700 {0}` so that only this daemon can write compiled code",
+                path.display()
             )));
         }
-        Ok(CompiledCache { dir: dir.to_path_buf() })
+        let key = read_or_make_key(&dir).map_err(err)?;
+        Ok(CompiledCache { path: path.to_path_buf(), dir, key })
     }
 
-    fn entry(&self, engine: &Engine, sha256: &str) -> PathBuf {
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        env!("CARGO_PKG_VERSION").hash(&mut hasher);
-        self.dir.join(format!("{sha256}-{:016x}.cwasm", hasher.finish()))
+    fn entry_name(engine: &Engine, sha256: &str) -> String {
+        format!("{sha256}-{:016x}.cwasm", engine_hash(engine))
     }
 
-    /// The compiled component for `bytes`, from disk when it is there.
+    fn mac(&self, engine: &Engine, sha256: &str, code: &[u8]) -> Hmac<Sha256> {
+        #[allow(clippy::expect_used)] // HMAC takes a key of any length.
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(sha256.as_bytes());
+        mac.update(&[0]);
+        mac.update(&engine_hash(engine).to_le_bytes());
+        mac.update(code);
+        mac
+    }
+
+    /// The compiled component for `bytes`, from disk when it is there and
+    /// passes every check.
     pub fn load(
         &self,
         engine: &Engine,
@@ -71,44 +121,186 @@ impl CompiledCache {
         sha256: &str,
         bytes: &[u8],
     ) -> Result<(Component, CacheOutcome), PluginError> {
-        let path = self.entry(engine, sha256);
-        if path.exists() {
-            // SAFETY: the file is in a directory only this user can write
-            // (checked in `open`), named after the source's digest and the
-            // engine's settings, and was written by `store` below.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => {
-                    tracing::warn!(plugin, path = %path.display(), "discarding unusable compiled plugin: {e:#}");
-                    let _ = std::fs::remove_file(&path);
+        let name = Self::entry_name(engine, sha256);
+        match self.read_entry(&name) {
+            Ok(None) => {}
+            Ok(Some(entry)) => match self.verified(engine, sha256, &entry) {
+                Ok(code) => {
+                    // SAFETY: `code` was read from a regular file of ours in a
+                    // directory only we can write, and its MAC proves this
+                    // daemon wrote it for this component and engine.
+                    match unsafe { Component::deserialize(engine, code) } {
+                        Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                        Err(e) => self.discard(plugin, &name, &format!("{e:#}")),
+                    }
                 }
-            }
+                Err(why) => self.discard(plugin, &name, why),
+            },
+            Err(why) => self.discard(plugin, &name, &why),
         }
         let component = compile(engine, plugin, bytes)?;
-        if let Err(e) = self.store(&path, &component) {
-            tracing::warn!(plugin, path = %path.display(), "cannot cache compiled plugin: {e}");
+        if let Err(e) = self.store(engine, sha256, &name, &component) {
+            tracing::warn!(plugin, cache = %self.path.display(), "cannot cache compiled plugin: {e}");
         }
         Ok((component, CacheOutcome::Compiled))
     }
 
-    fn store(&self, path: &Path, component: &Component) -> Result<(), String> {
-        let serialized = component.serialize().map_err(|e| format!("{e:#}"))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut file| {
-                file.write_all(&serialized)?;
+    fn discard(&self, plugin: &str, name: &str, why: &str) {
+        tracing::warn!(plugin, path = %self.path.join(name).display(), "discarding compiled plugin, compiling it again: {why}");
+        let _ = self.dir.remove_file(name);
+    }
+
+    /// The entry's bytes, or `None` when there is none. Refuses (as an
+    /// error to log) a symlink, a non-file, or a file of another user or
+    /// open to others.
+    fn read_entry(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let mut options = OpenOptions::new();
+        options.read(true).follow(FollowSymlinks::No).custom_flags(libc::O_NONBLOCK);
+        let file = match self.dir.open_with(name, &options) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot open it without following links: {e}")),
+        };
+        let mut file = file.into_std();
+        let meta = file.metadata().map_err(|e| e.to_string())?;
+        if !meta.file_type().is_file() {
+            return Err("it is not a regular file".into());
+        }
+        if let Some(why) = untrusted(&meta, "it") {
+            return Err(why);
+        }
+        if meta.len() > MAX_ENTRY_BYTES {
+            return Err(format!("it has {} bytes, more than a compiled plugin can", meta.len()));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        Ok(Some(bytes))
+    }
+
+    fn verified<'a>(&self, engine: &Engine, sha256: &str, entry: &'a [u8]) -> Result<&'a [u8], &'static str> {
+        if entry.len() < MAC_LEN {
+            return Err("it is too short to hold its integrity code");
+        }
+        let (tag, code) = entry.split_at(MAC_LEN);
+        self.mac(engine, sha256, code)
+            .verify_slice(tag)
+            .map_err(|_| "its integrity code does not match (not written by this daemon for this component)")?;
+        Ok(code)
+    }
+
+    fn store(&self, engine: &Engine, sha256: &str, name: &str, component: &Component) -> Result<(), String> {
+        let code = component.serialize().map_err(|e| format!("{e:#}"))?;
+        let tag = self.mac(engine, sha256, &code).finalize().into_bytes();
+        let tmp = format!("{name}.tmp{}-{:x}", std::process::id(), fastrand::u64(..));
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true).mode(0o600).follow(FollowSymlinks::No);
+        let written = self
+            .dir
+            .open_with(&tmp, &options)
+            .and_then(|file| {
+                let mut file = file.into_std();
+                file.write_all(&tag)?;
+                file.write_all(&code)?;
                 file.sync_all()
             })
-            .and_then(|()| std::fs::rename(&tmp, path));
+            .and_then(|()| self.dir.rename(&tmp, &self.dir, name));
         if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = self.dir.remove_file(&tmp);
         }
         written.map_err(|e| e.to_string())
     }
+}
+
+fn engine_hash(engine: &Engine) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The std metadata of the directory behind `dir` (cap-std's own type has
+/// no owner or mode accessors).
+fn dir_metadata(dir: &Dir) -> std::io::Result<std::fs::Metadata> {
+    dir.try_clone()?.into_std_file().metadata()
+}
+
+/// The directory holding the cache must not let another user replace it.
+fn check_parent(parent: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let uid = euid();
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(format!(
+            "its parent {} is owned by uid {}, not by this daemon (uid {uid}) or root; another user could replace the cache",
+            parent.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 && meta.mode() & libc::S_ISVTX == 0 {
+        return Err(format!(
+            "its parent {} can be written by others (mode {:o}); run `chmod go-w {}`",
+            parent.display(),
+            meta.mode() & 0o7777,
+            parent.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The secret the MACs are keyed with: read from the cache directory, or
+/// made there (0600) on first use. A key file that is not a private file
+/// of ours holding a whole key is replaced: that only invalidates the
+/// entries keyed with it, which are then compiled again.
+fn read_or_make_key(dir: &Dir) -> Result<[u8; KEY_LEN], String> {
+    match read_key(dir) {
+        Ok(Some(key)) => return Ok(key),
+        Ok(None) => {}
+        Err(why) => {
+            tracing::warn!(
+                "compiled-plugin cache: {KEY_FILE} {why}; making a new key (cached plugins are compiled again)"
+            );
+            dir.remove_file(KEY_FILE).map_err(|e| format!("removing the unusable {KEY_FILE}: {e}"))?;
+        }
+    }
+    let mut key = [0u8; KEY_LEN];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut key))
+        .map_err(|e| format!("cannot read /dev/urandom for the cache key: {e}"))?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o600).follow(FollowSymlinks::No);
+    match dir.open_with(KEY_FILE, &options) {
+        Ok(file) => {
+            let mut file = file.into_std();
+            file.write_all(&key).and_then(|()| file.sync_all()).map_err(|e| format!("writing {KEY_FILE}: {e}"))?;
+            Ok(key)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_key(dir)?.ok_or_else(|| format!("{KEY_FILE} vanished while it was read"))
+        }
+        Err(e) => Err(format!("creating {KEY_FILE}: {e}")),
+    }
+}
+
+/// The key, `None` when there is no key file, `Err` when the file is not
+/// fit to hold one.
+fn read_key(dir: &Dir) -> Result<Option<[u8; KEY_LEN]>, String> {
+    let mut options = OpenOptions::new();
+    options.read(true).follow(FollowSymlinks::No).custom_flags(libc::O_NONBLOCK);
+    let mut file = match dir.open_with(KEY_FILE, &options) {
+        Ok(file) => file.into_std(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot be opened without following links ({e})")),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() {
+        return Err("is not a regular file".into());
+    }
+    if let Some(why) = untrusted(&meta, "it") {
+        return Err(format!("is unfit: {why}"));
+    }
+    let mut key = [0u8; KEY_LEN];
+    file.read_exact(&mut key).map_err(|e| format!("cannot be read whole ({e})"))?;
+    Ok(Some(key))
 }
 
 /// Compile without the cache.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -83,12 +83,20 @@ impl Drop for EpochTicker {
     }
 }
 
+/// One component's compile, shared by every caller: its outcome, or the
+/// compiler's words.
+type CompileSlot = Arc<OnceLock<Result<Component, String>>>;
+
 /// Loads and instantiates plugins. One per daemon; cheap to share by `Arc`.
 pub struct Runtime {
     engine: Engine,
     cache: Option<CompiledCache>,
     services: HostServices,
-    compiled: Mutex<HashMap<String, Component>>,
+    /// One slot per component digest: the first jail to ask compiles it,
+    /// every other jail asking meanwhile waits for that one compile
+    /// instead of compiling its own copy (500 jails on a cold cache would
+    /// otherwise compile the same component 500 times at once).
+    compiled: Mutex<HashMap<String, CompileSlot>>,
     _ticker: EpochTicker,
 }
 
@@ -137,23 +145,40 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compile `source` (or take it from the caches).
+    /// Compile `source` (or take it from the caches). Concurrent calls for
+    /// the same component share one compile.
     pub fn compile(&self, source: &PluginSource) -> Result<(Component, LoadReport), PluginError> {
         let sha = source.sha256();
         let started = Instant::now();
-        if let Some(component) = self.compiled.lock().ok().and_then(|c| c.get(&sha).cloned()) {
-            return Ok((component, LoadReport { outcome: CacheOutcome::Hit, elapsed: started.elapsed() }));
+        let slot = self.compiled.lock().unwrap_or_else(PoisonError::into_inner).entry(sha.clone()).or_default().clone();
+        let mut outcome = CacheOutcome::Hit;
+        let result = slot.get_or_init(|| {
+            let loaded = match &self.cache {
+                Some(cache) => cache.load(&self.engine, &source.name, &sha, &source.bytes),
+                None => compile(&self.engine, &source.name, &source.bytes).map(|c| (c, CacheOutcome::Compiled)),
+            };
+            match loaded {
+                Ok((component, how)) => {
+                    outcome = how;
+                    Ok(component)
+                }
+                Err(PluginError::Compile { message, .. }) => Err(message),
+                Err(other) => Err(other.to_string()),
+            }
+        });
+        match result {
+            Ok(component) => {
+                let elapsed = started.elapsed();
+                tracing::debug!(plugin = source.name, ?outcome, ?elapsed, "component ready");
+                Ok((component.clone(), LoadReport { outcome, elapsed }))
+            }
+            Err(message) => {
+                // Forget the failure so that a reload with a mended file
+                // tries again.
+                self.compiled.lock().unwrap_or_else(PoisonError::into_inner).remove(&sha);
+                Err(PluginError::Compile { plugin: source.name.clone(), message: message.clone() })
+            }
         }
-        let (component, outcome) = match &self.cache {
-            Some(cache) => cache.load(&self.engine, &source.name, &sha, &source.bytes)?,
-            None => (compile(&self.engine, &source.name, &source.bytes)?, CacheOutcome::Compiled),
-        };
-        let elapsed = started.elapsed();
-        tracing::debug!(plugin = source.name, ?outcome, ?elapsed, "component ready");
-        if let Ok(mut c) = self.compiled.lock() {
-            c.insert(sha, component.clone());
-        }
-        Ok((component, LoadReport { outcome, elapsed }))
     }
 
     /// Load a plugin: compile, decide its kind, check its imports against

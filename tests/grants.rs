@@ -84,3 +84,53 @@ fn an_unknown_plugin_name_lists_what_exists() {
     let err = Registry::new(None).resolve("ipchains").unwrap_err().to_string();
     assert!(err.contains("ipchains") && err.contains("iptables") && err.contains("regex-filter"), "{err}");
 }
+
+#[test]
+fn plugin_files_others_can_write_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("iptables.toml");
+    std::fs::write(&manifest, "[grants]\nfirewall = [\"iptables\"]\n").unwrap();
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let err = Registry::new(Some(dir.path().to_path_buf())).resolve("iptables").unwrap_err().to_string();
+    assert!(err.contains("iptables.toml") && err.contains("writable by its owner only"), "{err}");
+
+    // A component beside a manifest of ours, but writable by others.
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let wasm = dir.path().join("pack.wasm");
+    std::fs::copy(crate::util::artifact("null-filter"), &wasm).unwrap();
+    std::fs::set_permissions(&wasm, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let err = Registry::new(Some(dir.path().to_path_buf())).resolve("pack.wasm").unwrap_err().to_string();
+    assert!(err.contains("pack.wasm") && err.contains("writable by its owner only"), "{err}");
+
+    // A plugin directory others can write.
+    std::fs::set_permissions(&wasm, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = Registry::new(Some(dir.path().to_path_buf())).resolve("iptables").unwrap_err().to_string();
+    assert!(err.contains("another user could put plugin files there"), "{err}");
+}
+
+#[test]
+fn a_manifest_another_user_owns_cannot_replace_a_builtin() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root to give the manifest to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("iptables.toml");
+    std::fs::write(&manifest, "file = \"evil.wasm\"\n[grants]\nshell = true\n").unwrap();
+    std::os::unix::fs::chown(&manifest, Some(65534), Some(65534)).unwrap();
+    let err = Registry::new(Some(dir.path().to_path_buf())).resolve("iptables").unwrap_err().to_string();
+    assert!(err.contains("owned by uid 65534"), "{err}");
+}
+
+#[test]
+fn a_firewall_grant_of_a_shell_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    for program in ["sh", "/bin/sh", "/tmp/../bin/sh", "bash", "python3"] {
+        std::fs::write(dir.path().join("iptables.toml"), format!("[grants]\nfirewall = [{program:?}]\n")).unwrap();
+        let err = Registry::new(Some(dir.path().to_path_buf())).resolve("iptables").unwrap_err().to_string();
+        assert!(err.contains("grants.firewall"), "{program}: {err}");
+    }
+}

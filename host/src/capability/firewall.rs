@@ -44,8 +44,15 @@ impl FirewallCtx {
             ));
         }
         let path = resolve_program(program).ok_or_else(|| {
-            format!("program {program:?} is not installed (looked in /usr/sbin, /usr/bin, /sbin, /bin)")
+            format!("program {program:?} is not installed (looked in {})", crate::capability::process::program_dirs())
         })?;
+        // A granted name may be a link to a shell (`/usr/local/sbin/fw ->
+        // /bin/sh`): what actually runs is checked too.
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if let Err(why) = crate::capability::process::refuse_interpreter(&real.to_string_lossy()) {
+            tracing::warn!(plugin = &*self.plugin, program, "refused a firewall program that is an interpreter");
+            return Err(format!("program {program:?} resolves to {}: {why}", real.display()));
+        }
         let timeout = match timeout_ms {
             0 => DEFAULT_TIMEOUT,
             ms => Duration::from_millis(ms.into()).min(MAX_TIMEOUT),
@@ -106,12 +113,24 @@ mod tests {
 
     #[test]
     fn granted_program_runs_by_absolute_path() {
-        let (ctx, recorder) = ctx(&["sh"]);
-        ctx.run("sh", &["-n".into()], None, 100).unwrap();
+        let (ctx, recorder) = ctx(&["true"]);
+        ctx.run("true", &["-n".into()], None, 100).unwrap();
         let runs = recorder.runs();
         assert_eq!(runs.len(), 1);
         assert!(runs[0].program.is_absolute());
         assert_eq!(runs[0].args, ["-n"]);
+    }
+
+    #[test]
+    fn a_granted_name_that_links_to_a_shell_is_refused_and_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("fw");
+        std::os::unix::fs::symlink("/bin/sh", &link).unwrap();
+        let link = link.to_str().unwrap();
+        let (ctx, recorder) = ctx(&[link]);
+        let err = ctx.run(link, &["-c".into(), "id".into()], None, 100).unwrap_err();
+        assert!(err.contains("shell or an interpreter"), "{err}");
+        assert!(recorder.runs().is_empty());
     }
 
     #[test]

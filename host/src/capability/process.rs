@@ -64,6 +64,99 @@ pub trait ProgramRunner: Send + Sync {
     ) -> Result<ProgramOutput, RunError>;
 }
 
+/// Programs that run whatever they are told to: granting one of them as a
+/// firewall program would be the shell grant in disguise.
+const INTERPRETERS: &[&str] = &[
+    "sh",
+    "bash",
+    "dash",
+    "ash",
+    "zsh",
+    "ksh",
+    "ksh93",
+    "mksh",
+    "pdksh",
+    "csh",
+    "tcsh",
+    "fish",
+    "rbash",
+    "busybox",
+    "toybox",
+    "env",
+    "sudo",
+    "su",
+    "doas",
+    "runuser",
+    "setsid",
+    "nohup",
+    "nice",
+    "ionice",
+    "timeout",
+    "stdbuf",
+    "chroot",
+    "unshare",
+    "nsenter",
+    "xargs",
+    "find",
+    "flock",
+    "watch",
+    "script",
+    "expect",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
+    "sed",
+    "perl",
+    "python",
+    "python2",
+    "python3",
+    "ruby",
+    "node",
+    "nodejs",
+    "php",
+    "lua",
+    "luajit",
+    "tclsh",
+    "wish",
+    "guile",
+    "rscript",
+    "pwsh",
+    "systemd-run",
+    "at",
+    "batch",
+    "crontab",
+    "ssh",
+    "socat",
+    "nc",
+    "ncat",
+];
+
+/// Where bare program names are looked up, for messages.
+pub fn program_dirs() -> String {
+    PROGRAM_DIRS.join(", ")
+}
+
+/// Refuse a program grant that names a shell or an interpreter (also
+/// behind a version suffix such as `python3.13` or `perl5.40`), or a path
+/// with `.` or `..` in it.
+pub fn refuse_interpreter(program: &str) -> Result<(), String> {
+    if program.starts_with('/') && program.split('/').any(|part| part == "." || part == "..") {
+        return Err(format!("{program:?} has `.` or `..` in it; give the program's plain absolute path"));
+    }
+    let name = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or(program);
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    let lowered = base.to_ascii_lowercase();
+    if INTERPRETERS.contains(&name) || INTERPRETERS.contains(&lowered.as_str()) {
+        return Err(format!(
+            "{program:?} is a shell or an interpreter: it would run any command, which is the `shell` grant; \
+             grant `shell = true` to the plugin that needs it (only command-action uses it), or name the \
+             firewall program itself"
+        ));
+    }
+    Ok(())
+}
+
 /// Find a granted program: an absolute path is taken as it is; a bare name
 /// is looked up in the system's sbin/bin folders, never in `$PATH`.
 pub fn resolve_program(name: &str) -> Option<PathBuf> {

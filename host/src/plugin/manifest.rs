@@ -116,6 +116,7 @@ impl Manifest {
             if !(bare || program.starts_with('/')) {
                 return Err(format!("grants.firewall: {program:?} must be a bare program name or an absolute path"));
             }
+            crate::capability::process::refuse_interpreter(program).map_err(|e| format!("grants.firewall: {e}"))?;
         }
         for entry in &manifest.grants.http {
             let ok = !entry.is_empty() && !entry.contains(['/', '@', '*']) && !entry.contains(char::is_whitespace);
@@ -151,5 +152,22 @@ mod tests {
         assert!(Manifest::parse("sha256 = \"abc\"").unwrap_err().contains("64 hex"));
         assert!(Manifest::parse("[limits]\nmemory-mb = 0").unwrap_err().contains("memory-mb"));
         assert!(Manifest::parse("[grants]\nfirewall = [\"../sh\"]").unwrap_err().contains("bare"));
+    }
+
+    #[test]
+    fn shells_and_interpreters_are_not_firewall_programs() {
+        for program in
+            ["sh", "bash", "/bin/sh", "/usr/bin/dash", "/tmp/../bin/sh", "python3", "python3.13", "perl", "env"]
+        {
+            let err = Manifest::parse(&format!("[grants]\nfirewall = [\"{program}\"]")).unwrap_err();
+            assert!(
+                err.contains("grants.firewall") && (err.contains("shell") || err.contains("..")),
+                "{program}: {err}"
+            );
+        }
+        assert!(Manifest::parse("[grants]\nfirewall = [\"/usr/sbin/./iptables\"]").unwrap_err().contains("`.`"));
+        for program in ["iptables", "ip6tables", "nft", "/usr/sbin/ipset", "firewall-cmd", "ufw"] {
+            Manifest::parse(&format!("[grants]\nfirewall = [\"{program}\"]")).unwrap();
+        }
     }
 }

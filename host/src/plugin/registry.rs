@@ -148,8 +148,9 @@ impl Registry {
         name: &str,
         component: Option<&Path>,
     ) -> Result<PluginSource, PluginError> {
-        let text = std::fs::read_to_string(manifest_path)
-            .map_err(|e| PluginError::Manifest { path: manifest_path.to_path_buf(), message: e.to_string() })?;
+        let text = read_trusted(manifest_path)
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string()))
+            .map_err(|message| PluginError::Manifest { path: manifest_path.to_path_buf(), message })?;
         let mut manifest = Manifest::parse(&text)
             .map_err(|message| PluginError::Manifest { path: manifest_path.to_path_buf(), message })?;
         if manifest.file.is_none() {
@@ -189,8 +190,7 @@ impl Registry {
         manifest: Manifest,
         manifest_path: Option<PathBuf>,
     ) -> Result<PluginSource, PluginError> {
-        let bytes =
-            std::fs::read(path).map_err(|e| PluginError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+        let bytes = read_trusted(path).map_err(|message| PluginError::Read { path: path.to_path_buf(), message })?;
         let name = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_string();
         let source = PluginSource {
             name,
@@ -202,6 +202,53 @@ impl Registry {
         check_pin(&source)?;
         Ok(source)
     }
+}
+
+/// The bytes of a plugin manifest or component, refused when someone
+/// other than root or this daemon's user could have written it: such a
+/// file could grant itself the shell, or replace a built-in's code.
+/// Owner and mode are those of the file actually read (checked on the open
+/// handle), and of the directory holding it.
+fn read_trusted(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let unsafe_owner = |meta: &std::fs::Metadata| meta.uid() != 0 && meta.uid() != uid;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if unsafe_owner(&dir_meta) || dir_meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "its directory {} is owned by uid {} with mode {:o}: another user could put plugin files there; \
+             it must belong to root (or this daemon's user, uid {uid}) and be writable by its owner only \
+             (`chown root {} && chmod go-w {}`)",
+            dir.display(),
+            dir_meta.uid(),
+            dir_meta.mode() & 0o7777,
+            dir.display(),
+            dir.display()
+        ));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if unsafe_owner(&meta) || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "it is owned by uid {} with mode {:o}: a plugin file that another user can change could grant \
+             itself any capability; it must belong to root (or this daemon's user, uid {uid}) and be writable \
+             by its owner only (`chown root {} && chmod 644 {}`)",
+            meta.uid(),
+            meta.mode() & 0o7777,
+            path.display(),
+            path.display()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 fn check_pin(source: &PluginSource) -> Result<(), PluginError> {

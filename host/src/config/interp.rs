@@ -16,6 +16,18 @@ pub type Vars = BTreeMap<String, String>;
 const MAX_DEPTH: usize = 10;
 /// fail2ban's limit on how often one tag may be replaced in one value.
 const MAX_TAG_REPLACE: usize = 25;
+/// No value may expand beyond this: nested references multiply a value's
+/// size (ten levels of a 1 MB value took `check` to 19 GB), and no real
+/// filter or action comes near it (apache-badbots' list is ~10 KB).
+pub const MAX_EXPANDED: usize = 1 << 20;
+
+fn too_large(what: &str) -> String {
+    format!(
+        "{what} expands to more than {} KiB; nested references multiply a value's size: shorten the values it \
+         refers to, or refer to them fewer times",
+        MAX_EXPANDED >> 10
+    )
+}
 
 impl Ini {
     fn own_options(&self, section: &str) -> Option<&Options> {
@@ -143,6 +155,9 @@ impl Ini {
                     } else {
                         out.push_str(&value);
                     }
+                    if out.len() > MAX_EXPANDED {
+                        return Err(fail(too_large("the value")));
+                    }
                 }
                 _ => {
                     return Err(fail(format!(
@@ -243,6 +258,15 @@ pub fn substitute_tags(
                     pos = end;
                     continue;
                 };
+                let occurrences = value.matches(&format!("<{inner}>")).count();
+                if value.len() + occurrences * replacement.len() > MAX_EXPANDED {
+                    return Err(ConfigError::Value {
+                        where_: "tag substitution".into(),
+                        section: "Definition".into(),
+                        option: tag.clone(),
+                        message: too_large(&format!("<{inner}> in it")),
+                    });
+                }
                 value = value.replace(&format!("<{inner}>"), &replacement);
                 *replaced.entry(inner).or_insert(0) += 1;
                 pos = start;
@@ -382,6 +406,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out["failregex"], "^a <HOST>\n^b <HOST> x");
+    }
+
+    #[test]
+    fn nested_expansion_is_bounded_and_names_the_key() {
+        let big = "x".repeat(200_000);
+        let text = format!("[Definition]\na = {big}\nb = %(a)s%(a)s%(a)s\nc = %(b)s%(b)s%(b)s\nd = %(c)s%(c)s%(c)s\n");
+        let ini = ini(&text);
+        assert_eq!(ini.get("Definition", "b", &Vars::new()).unwrap().unwrap().len(), 600_000);
+        let err = ini.get("Definition", "d", &Vars::new()).unwrap_err().to_string();
+        assert!(err.contains("more than 1024 KiB") && err.contains("d"), "{err}");
+    }
+
+    #[test]
+    fn tag_substitution_is_bounded() {
+        let mut tags = BTreeMap::new();
+        tags.insert("a".to_string(), "<b><b><b><b>".to_string());
+        tags.insert("b".to_string(), "<c><c><c><c>".to_string());
+        tags.insert("c".to_string(), "<d><d><d><d>".to_string());
+        tags.insert("d".to_string(), "y".repeat(100_000));
+        let err = substitute_tags(&tags, &HashSet::new(), |_| Ok(None)).unwrap_err().to_string();
+        assert!(err.contains("more than 1024 KiB"), "{err}");
     }
 
     #[test]

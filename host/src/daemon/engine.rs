@@ -212,8 +212,11 @@ impl JailEngine {
     }
 
     /// Forget failures older than `findtime`.
-    pub fn cleanup(&mut self, now: f64) {
-        self.counter.cleanup(now);
+    /// Returns whether memory was given back.
+    pub fn cleanup(&mut self, now: f64) -> bool {
+        let counted = self.counter.cleanup(now);
+        let banned = crate::jail::counter::shrink_if_sparse(&mut self.banned);
+        counted || banned
     }
 
     /// Ids with failures being counted.

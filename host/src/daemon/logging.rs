@@ -60,9 +60,34 @@ where
             Level::DEBUG | Level::TRACE => "DEBUG",
         };
         write!(writer, "{} {:<24}[{}]: {:<7} ", local_timestamp(), name, self.pid, level)?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        // Fields carry text from plugins and log lines: formatted apart and
+        // escaped, so that none of it can start a line of its own (a forged
+        // `NOTICE [sshd] Ban` that recidive would read) or carry terminal
+        // escapes into the file.
+        let mut fields = String::new();
+        ctx.field_format().format_fields(Writer::new(&mut fields), event)?;
+        writer.write_str(&escape_controls(&fields))?;
         writeln!(writer)
     }
+}
+
+/// `text` with every control character (newlines, carriage returns, ESC,
+/// DEL, C1 controls) written as a visible escape.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{{{:02x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A log file that can be reopened (after logrotate moved it).
@@ -129,8 +154,15 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
 
     let filter = EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
     let pid = std::process::id();
-    let stderr_layer =
-        || tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid }).with_writer(std::io::stderr);
+    // Colour only on a terminal: escape codes in a file or the journal are
+    // noise in every field a script reads.
+    let colour = std::io::stderr().is_terminal();
+    let stderr_layer = || {
+        tracing_subscriber::fmt::layer()
+            .event_format(Fail2banFormat { pid })
+            .with_ansi(colour)
+            .with_writer(std::io::stderr)
+    };
     let registry = tracing_subscriber::registry().with(filter);
     match &settings.log_target {
         LogTarget::Stderr => {
@@ -138,15 +170,19 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
             Ok(None)
         }
         LogTarget::Stdout => {
-            let layer =
-                tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid }).with_writer(std::io::stdout);
+            let layer = tracing_subscriber::fmt::layer()
+                .event_format(Fail2banFormat { pid })
+                .with_ansi(false)
+                .with_writer(std::io::stdout);
             let _ = registry.with(layer).try_init();
             Ok(None)
         }
         LogTarget::File(path) => match LogFile::open(path) {
             Ok(file) => {
-                let file_layer =
-                    tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid }).with_writer(file.clone());
+                let file_layer = tracing_subscriber::fmt::layer()
+                    .event_format(Fail2banFormat { pid })
+                    .with_ansi(false)
+                    .with_writer(file.clone());
                 let terminal = std::io::stderr().is_terminal().then(stderr_layer);
                 let _ = registry.with(file_layer.and_then(terminal)).try_init();
                 Ok(Some(file))
@@ -160,5 +196,54 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
                 Ok(None)
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// What one event writes to a log file.
+    fn logged(emit: impl FnOnce()) -> String {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wasmban.log");
+        let file = LogFile::open(&path).expect("open");
+        let layer =
+            tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid: 1 }).with_ansi(false).with_writer(file);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        std::fs::read_to_string(&path).expect("read")
+    }
+
+    #[test]
+    fn a_message_cannot_forge_a_line_of_its_own() {
+        let forged = "hello\n2026-12-04 10:00:00,000 fail2ban.actions        [1]: NOTICE  [sshd] Ban 192.0.2.9";
+        let out = logged(|| tracing::warn!(target: "wasmban::plugin", plugin = "evil\rname", "{forged}"));
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("hello\\n2026"), "{out}");
+        assert!(out.contains("evil\\rname"), "{out}");
+    }
+
+    #[test]
+    fn terminal_escapes_are_written_visibly() {
+        let out = logged(|| tracing::info!(plugin = "p", "\x1b[31mred\x1b[0m \u{9b}2J"));
+        assert!(!out.contains('\x1b') && !out.contains('\u{9b}'), "{out:?}");
+        // tracing escapes ESC itself; what it leaves, we escape.
+        assert!(out.contains("[31mred") && out.contains("2J"), "{out}");
+    }
+
+    #[test]
+    fn fields_carry_no_colour_codes_even_where_the_layer_has_colour() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wasmban.log");
+        let file = LogFile::open(&path).expect("open");
+        let layer =
+            tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid: 1 }).with_ansi(true).with_writer(file);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            tracing::info!(plugin = "iptables", jail = "sshd", "started")
+        });
+        let out = std::fs::read_to_string(&path).expect("read");
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert!(out.contains("plugin=\"iptables\"") || out.contains("plugin=iptables"), "{out}");
     }
 }

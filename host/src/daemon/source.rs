@@ -157,7 +157,9 @@ impl LogSource {
             }
             let saved = self.saved_cursor(&path);
             let mut tailer = Tailer::new(path, start, saved);
-            if let Err(e) = tailer.open_now() {
+            if let Err(e) = tailer.open_now()
+                && tailer.note_error(&e)
+            {
                 tracing::warn!("[{}] opening {}: {e}", self.jail, tailer.path().display());
             }
             self.tailers.push(tailer);
@@ -195,8 +197,17 @@ impl LogSource {
             let i = (self.next + k) % n;
             let t = &mut self.tailers[i];
             let was_open = t.is_open();
-            if let Err(e) = t.poll_up_to(&mut lines, limit) {
-                tracing::warn!("[{}] reading {}: {e}", self.jail, t.path().display());
+            match t.poll_up_to(&mut lines, limit) {
+                Err(e) => {
+                    if t.note_error(&e) {
+                        tracing::warn!("[{}] reading {}: {e}", self.jail, t.path().display());
+                    }
+                }
+                Ok(()) => {
+                    if t.clear_error() && t.is_open() {
+                        tracing::info!("[{}] {} can be read again", self.jail, t.path().display());
+                    }
+                }
             }
             if !was_open && t.is_open() {
                 tracing::info!("[{}] following {}", self.jail, t.path().display());

@@ -103,9 +103,17 @@ impl FailCounter {
     }
 
     /// Forget ids whose last failure is older than `findtime` before `now`.
-    pub fn cleanup(&mut self, now: f64) {
+    /// Returns whether memory was given back: after a burst of many
+    /// addresses, the table would otherwise keep its peak size for good.
+    pub fn cleanup(&mut self, now: f64) -> bool {
         let limit = now - self.findtime;
         self.entries.retain(|_, e| e.last > limit);
+        shrink_if_sparse(&mut self.entries)
+    }
+
+    /// Room the table holds, for tests of memory given back.
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// Forget one id (after a manual ban or unban).
@@ -114,9 +122,32 @@ impl FailCounter {
     }
 }
 
+/// Shrink a map that holds far less than its room; true when it did.
+pub fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) -> bool {
+    if map.capacity() > 1024 && map.capacity() > 4 * map.len() {
+        map.shrink_to_fit();
+        return true;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_of_addresses_gives_its_memory_back_once_they_age_out() {
+        let mut c = FailCounter::new(60, 1000, 5);
+        for i in 0..100_000u32 {
+            c.add(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 100.0, &["line".to_string()]);
+        }
+        assert!(c.capacity() >= 100_000);
+        assert!(!c.cleanup(120.0), "nothing aged out yet");
+        c.add("192.0.2.1", 200.0, &[]);
+        assert!(c.cleanup(200.0));
+        assert_eq!(c.len(), 1);
+        assert!(c.capacity() < 1024, "{}", c.capacity());
+    }
 
     #[test]
     fn bans_at_maxretry_within_findtime() {

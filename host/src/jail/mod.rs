@@ -4,7 +4,7 @@
 //! with the `bantime.increment` family.
 
 mod bantime;
-mod counter;
+pub mod counter;
 mod ignore;
 
 pub use bantime::{BanTime, Increment};

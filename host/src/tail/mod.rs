@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes read per system call.
@@ -71,6 +71,9 @@ pub struct Tailer {
     partial: Vec<u8>,
     /// Lines cut at [`MAX_LINE`] so far.
     pub truncated_lines: u64,
+    /// The last error reported, so that a path that stays broken is
+    /// reported once, not at every poll.
+    last_error: Option<String>,
 }
 
 /// Hash of the first `len` bytes of `file` (fewer if it is shorter), and
@@ -94,7 +97,16 @@ impl Tailer {
     /// Follow `path`, resuming from `saved` when it still describes the
     /// file found there, otherwise starting as `start` says.
     pub fn new(path: impl Into<PathBuf>, start: Start, saved: Option<Cursor>) -> Tailer {
-        Tailer { path: path.into(), start, open: None, saved, started: false, partial: Vec::new(), truncated_lines: 0 }
+        Tailer {
+            path: path.into(),
+            start,
+            open: None,
+            saved,
+            started: false,
+            partial: Vec::new(),
+            truncated_lines: 0,
+            last_error: None,
+        }
     }
 
     /// The path followed.
@@ -114,6 +126,21 @@ impl Tailer {
         })
     }
 
+    /// Remember `error`; true when it differs from the last one (worth
+    /// reporting).
+    pub fn note_error(&mut self, error: &std::io::Error) -> bool {
+        let text = error.to_string();
+        let new = self.last_error.as_deref() != Some(&text);
+        self.last_error = Some(text);
+        new
+    }
+
+    /// Forget the last error; true when there was one (worth saying that
+    /// the file is read again).
+    pub fn clear_error(&mut self) -> bool {
+        self.last_error.take().is_some()
+    }
+
     /// Whether the file exists and is being followed.
     pub fn is_open(&self) -> bool {
         self.open.is_some()
@@ -121,12 +148,25 @@ impl Tailer {
 
     fn open_path(&mut self) -> std::io::Result<bool> {
         let first_time = !std::mem::replace(&mut self.started, true);
-        let mut file = match File::open(&self.path) {
+        // Non-blocking, so that a FIFO put at the path cannot hang the jail
+        // in open(2); anything but a regular file is then refused.
+        let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path);
+        let mut file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
+            Err(e) => return Err(explain(e)),
         };
         let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "it is {}, not a regular file; only log files are followed (it is looked at again in case \
+                     a log file takes its place)",
+                    describe(meta.file_type())
+                ),
+            ));
+        }
         let offset = match self.saved.take() {
             Some(c)
                 if c.dev == meta.dev()
@@ -168,7 +208,21 @@ impl Tailer {
     /// Like [`Tailer::poll`], but stop once `lines` holds `limit` lines, so
     /// that a burst is taken in bounded chunks and the cursor marks
     /// exactly the lines handed out.
+    ///
+    /// An error drops the held file, keeping where it was read to: the
+    /// next poll looks at the path again, as after a rotation, and resumes
+    /// the same file where it stopped. One error never blinds the jail.
     pub fn poll_up_to(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<()> {
+        let polled = self.poll_inner(lines, limit);
+        if polled.is_err() && self.open.is_some() {
+            self.saved = self.cursor();
+            self.open = None;
+            self.partial.clear();
+        }
+        polled
+    }
+
+    fn poll_inner(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<()> {
         if self.open.is_none() && !self.open_path()? {
             return Ok(());
         }
@@ -190,14 +244,19 @@ impl Tailer {
         // Is the path still the held file? While nothing is at the path
         // (renamed, the new file not created yet) the old file is kept:
         // the service may still be writing its last lines there.
-        let same = match std::fs::metadata(&self.path) {
-            Ok(meta) => self.open.as_ref().is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-            Err(e) => return Err(e),
+        let (same, path_error) = match std::fs::metadata(&self.path) {
+            Ok(meta) => (self.open.as_ref().is_some_and(|o| o.dev == meta.dev() && o.ino == meta.ino()), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (true, None),
+            // The held file is still read to its end before the error is
+            // reported.
+            Err(e) => (true, Some(e)),
         };
         if !self.read_available(lines, limit)? {
             // Stopped at the limit: the rest (and any rotation) next time.
             return Ok(());
+        }
+        if let Some(e) = path_error {
+            return Err(e);
         }
         if !same {
             // Renamed away (or deleted): its tail has been read above; now
@@ -254,6 +313,39 @@ impl Tailer {
             self.partial.extend_from_slice(&rest[..rest.len().min(room)]);
             open.pending += rest.len() as u64;
         }
+    }
+}
+
+/// What a non-regular file is, for a message.
+fn describe(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Say what to do when the process has run out of file descriptors.
+fn explain(e: std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => std::io::Error::new(
+            e.kind(),
+            "this daemon has as many files open as its limit allows (EMFILE); raise LimitNOFILE in the \
+             systemd unit (or `ulimit -n`), or follow fewer files",
+        ),
+        Some(libc::ENFILE) => std::io::Error::new(
+            e.kind(),
+            "the system's table of open files is full (ENFILE); raise fs.file-max or close files elsewhere",
+        ),
+        _ => e,
     }
 }
 

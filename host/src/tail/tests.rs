@@ -264,3 +264,65 @@ fn the_old_file_is_kept_until_the_new_one_appears() {
     append(&log, "new\n");
     assert_eq!(poll(&mut t), ["new"]);
 }
+
+fn poll_err(t: &mut Tailer) -> String {
+    let mut lines = Vec::new();
+    t.poll(&mut lines).unwrap_err().to_string()
+}
+
+#[test]
+fn a_fifo_at_the_log_path_is_refused_without_hanging_and_a_file_later_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let c_path = std::ffi::CString::new(log.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path inside this test's own directory.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let mut t = Tailer::new(&log, Start::End, None);
+    // No writer holds the FIFO: a blocking open would wait for ever.
+    let err = poll_err(&mut t);
+    assert!(err.contains("a FIFO"), "{err}");
+    assert!(!t.is_open());
+    std::fs::remove_file(&log).unwrap();
+    append(&log, "first\n");
+    assert_eq!(poll(&mut t), ["first"]);
+}
+
+#[test]
+fn a_device_behind_a_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+    let mut t = Tailer::new(&log, Start::Head, None);
+    let err = poll_err(&mut t);
+    assert!(err.contains("a character device"), "{err}");
+}
+
+#[test]
+fn a_log_replaced_by_a_directory_is_followed_again_once_a_file_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    append(&log, "old\n");
+    let mut t = Tailer::new(&log, Start::Head, None);
+    assert_eq!(poll(&mut t), ["old"]);
+    std::fs::rename(&log, dir.path().join("auth.log.1")).unwrap();
+    append(&dir.path().join("auth.log.1"), "last of the old file\n");
+    std::fs::create_dir(&log).unwrap();
+    let mut lines = Vec::new();
+    let err = t.poll(&mut lines).unwrap_err().to_string();
+    assert_eq!(lines, ["last of the old file"]);
+    assert!(err.contains("a directory"), "{err}");
+    assert!(poll_err(&mut t).contains("a directory"));
+    std::fs::remove_dir(&log).unwrap();
+    append(&log, "new 1\nnew 2\n");
+    assert_eq!(poll(&mut t), ["new 1", "new 2"]);
+    append(&log, "new 3\n");
+    assert_eq!(poll(&mut t), ["new 3"]);
+}
+
+#[test]
+fn running_out_of_descriptors_says_what_to_raise() {
+    let e = explain(std::io::Error::from_raw_os_error(libc::EMFILE)).to_string();
+    assert!(e.contains("LimitNOFILE"), "{e}");
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/wasmban.service")).unwrap();
+    assert!(unit.lines().any(|l| l.starts_with("LimitNOFILE=")), "the unit must raise the open-file limit");
+}

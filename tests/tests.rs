@@ -12,6 +12,7 @@ mod daemon;
 mod e2e;
 mod filters;
 mod grants;
+mod hardening;
 mod iptables;
 mod languages;
 mod mail;

@@ -39,6 +39,10 @@ pub enum ControlCommand {
         jail: String,
         /// The address.
         ip: String,
+        /// Ban it even when it is a loopback, broadcast or multicast
+        /// address, or one of this host's own.
+        #[arg(long)]
+        force: bool,
     },
     /// Lift a ban: `unban IP`, `unban JAIL IP`, or `unban --all`.
     Unban {
@@ -63,7 +67,7 @@ fn request(cmd: &ControlCommand) -> anyhow::Result<Request> {
         ControlCommand::Ping { .. } => Request::Ping,
         ControlCommand::Status { jail, .. } => Request::Status { jail: jail.clone() },
         ControlCommand::Banned { .. } => Request::Banned,
-        ControlCommand::Ban { jail, ip } => Request::Ban { jail: jail.clone(), ip: ip.clone() },
+        ControlCommand::Ban { jail, ip, force } => Request::Ban { jail: jail.clone(), ip: ip.clone(), force: *force },
         ControlCommand::Unban { args, all } => {
             let (jail, ip) = match (args.as_slice(), all) {
                 ([], true) => (None, None),

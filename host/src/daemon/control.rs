@@ -35,6 +35,9 @@ pub enum Request {
         jail: String,
         /// The address.
         ip: String,
+        /// Ban it even when it is loopback or this host's own.
+        #[serde(default)]
+        force: bool,
     },
     /// Lift bans.
     Unban {

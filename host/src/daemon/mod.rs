@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod control;
 pub mod engine;
+pub mod ids;
 pub mod journal;
 pub mod logging;
 pub mod settings;
@@ -12,7 +13,6 @@ pub mod source;
 pub mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -71,11 +71,55 @@ struct Daemon {
     log_file: Option<LogFile>,
 }
 
-/// Make `dir` (mode 0700) if needed.
+/// Make the state directory (mode 0700) if needed, and refuse one that
+/// another user could change: it holds the ban database and compiled code
+/// that the daemon maps executable, so whoever can write it runs code as
+/// this daemon.
 fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("making {} private", dir.display()))
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the state directory {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let link = std::fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if link.file_type().is_symlink() && link.uid() != uid {
+        anyhow::bail!(
+            "the state directory {} is a symbolic link owned by uid {}, not by this daemon (uid {uid}); \
+             give a directory of this daemon's own with --state-dir",
+            dir.display(),
+            link.uid()
+        );
+    }
+    let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !meta.is_dir() {
+        anyhow::bail!("the state directory {} is not a directory", dir.display());
+    }
+    if meta.uid() != uid {
+        anyhow::bail!(
+            "the state directory {} is owned by uid {}, not by this daemon (uid {uid}): that user could replace \
+             the ban database or the compiled plugins; give a directory of this daemon's own with --state-dir, \
+             or `chown {uid} {}` if that user is trusted",
+            dir.display(),
+            meta.uid(),
+            dir.display()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "the state directory {} can be written by group or others (mode {:o}); run `chmod 700 {}`",
+            dir.display(),
+            meta.mode() & 0o7777,
+            dir.display()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// Bind the control socket with mode 0600, refusing to steal it from a
@@ -84,7 +128,15 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "{} exists and is not a socket; wasmban removes only a stale socket there: \
+                 move that file away or give another path with -s",
+                path.display()
+            );
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!(
                 "another wasmban daemon is answering on {}; stop it first (`wasmban -s {} stop`)",
@@ -105,12 +157,32 @@ fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Raise the soft limit of open files to the hard limit: each followed
+/// log holds a descriptor, and each plugin instance a few, so the usual
+/// soft limit of 1024 is too low for a large glob.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            let wanted = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::warn!("could not raise the open-file limit above {}", limit.rlim_cur);
+            }
+        }
+    }
+}
+
 /// Run the daemon until `stop` or SIGTERM.
 pub fn run(options: ServerOptions) -> anyhow::Result<()> {
     private_dir(&options.state_dir)?;
+    raise_open_file_limit();
     let db = options.state_dir.join("wasmban.sqlite3");
-    let mut store = Store::open(&db)?;
     let now = options.clock.now() as i64;
+    let (mut store, recovery) = Store::open_or_recover(&db, now)?;
+    if let Some(recovery) = recovery {
+        tracing::error!("{}: {recovery}", db.display());
+    }
     // Bans that ended while the daemon was down are lifted in the store
     // (their actions' rules went with the last stop), then age out.
     match store.expire(now) {
@@ -378,10 +450,16 @@ impl Daemon {
                     .unwrap_or_default();
                 Reply::ok(serde_json::to_value(all).unwrap_or(Value::Null))
             }
-            Request::Ban { jail, ip } => {
-                let Ok(addr) = ip.trim().parse::<IpAddr>() else {
+            Request::Ban { jail, ip, force } => {
+                let Some(addr) = ids::canonical_ip(&ip) else {
                     return Reply::error(format!("{ip:?} is not an IPv4 or IPv6 address"));
                 };
+                if !force && let Some(why) = ids::needs_force(addr) {
+                    return Reply::error(format!(
+                        "{why}: banning it could cut this host off from itself or its admins; \
+                         add --force to ban it all the same"
+                    ));
+                }
                 let ip = addr.to_string();
                 match self.ask(&jail, |reply| Command::Ban { ip: ip.clone(), reply }).await {
                     Ok(true) => Reply::ok(json!({ "jail": jail, "ip": ip, "banned": true })),
@@ -395,9 +473,12 @@ impl Daemon {
                 let ip = match (ip, all) {
                     (Some(_), true) => return Reply::error("give an address or --all, not both"),
                     (None, false) => return Reply::error("give an address to unban, or --all"),
-                    (Some(ip), false) => match ip.trim().parse::<IpAddr>() {
-                        Ok(a) => Some(a.to_string()),
-                        Err(_) => return Reply::error(format!("{ip:?} is not an IPv4 or IPv6 address")),
+                    // Any id the store may hold: an address (normalised as
+                    // bans are), or an id a filter declared.
+                    (Some(ip), false) => match ids::canonical_ip(&ip) {
+                        Some(a) => Some(a.to_string()),
+                        None if ids::is_safe_id(ip.trim()) => Some(ip.trim().to_string()),
+                        None => return Reply::error(format!("{ip:?} is not an address or a ban id")),
                     },
                     (None, true) => None,
                 };

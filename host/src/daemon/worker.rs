@@ -16,14 +16,19 @@ use tokio::sync::oneshot;
 use crate::config::jail::Jail;
 use crate::daemon::clock::Clock;
 use crate::daemon::engine::{JailEngine, Verdict};
+use crate::daemon::ids::{IdPolicy, UseDns};
 use crate::daemon::source::{Batch, Source};
-use crate::plugin::bindings::types::Ticket;
+use crate::plugin::bindings::types::{Failure, Ticket};
+use crate::plugin::error::TrapKind;
 use crate::plugin::{ActionInstance, FilterInstance, Registry, Runtime};
 use crate::store::{BanRecord, Store};
 
 /// Lines handed to the filter per call: large enough that the boundary
 /// costs nothing, small enough that a burst is saved in steps.
 pub const BATCH_LINES: usize = 4096;
+/// Memory traps in one batch after which its lines are no longer split
+/// to find the ones at fault.
+const MAX_MEMORY_SPLITS: usize = 32;
 
 /// Where the daemon's building blocks live, shared by every jail.
 #[derive(Clone)]
@@ -96,6 +101,9 @@ pub struct JailStatus {
     pub banned: Vec<BanView>,
     /// Lines read since the jail started.
     pub lines: u64,
+    /// Lines the filter failed on (a trap), lost to it.
+    #[serde(default)]
+    pub lines_skipped: u64,
     /// Whether the jail is up (false while it starts, or when it failed).
     pub running: bool,
     /// Why the jail is not working, when it is not.
@@ -184,6 +192,14 @@ struct Worker {
     status: Arc<Mutex<JailStatus>>,
     lines_read: u64,
     last_cleanup: Instant,
+    /// Lines the filter failed on, lost to it.
+    lines_skipped: u64,
+    /// Turns the ids filters report into ban ids (`usedns`).
+    ids: IdPolicy,
+    /// Bans in force that the store could not record yet (disk full): they
+    /// go into every later save, and no read position is saved without
+    /// them, so a restart reads their lines again rather than losing them.
+    unrecorded: Vec<BanRecord>,
 }
 
 /// Run one action over `tickets`; the tickets that failed, with why.
@@ -308,6 +324,8 @@ impl Worker {
         if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
             tracing::warn!("[{name}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead");
         }
+        let usedns = jail.options.get("usedns").map(String::as_str).or_else(|| def.get("usedns")).unwrap_or("warn");
+        let usedns = UseDns::parse(usedns)?;
         let engine = JailEngine::new(&jail);
         let mut worker = Worker {
             name,
@@ -319,6 +337,9 @@ impl Worker {
             status,
             lines_read: 0,
             last_cleanup: Instant::now(),
+            unrecorded: Vec::new(),
+            lines_skipped: 0,
+            ids: IdPolicy::new(usedns),
         };
         for (action, instance, _) in &mut worker.actions {
             if let Err(e) = instance.start() {
@@ -484,17 +505,21 @@ impl Worker {
         if records.is_empty() {
             return Ok(());
         }
-        {
-            let mut store = self.shared.store.lock().map_err(|_| "the ban store is poisoned".to_string())?;
-            for r in records {
-                store.lift(Some(&self.name), &r.ip).map_err(|e| e.to_string())?;
-            }
-        }
+        self.forget_unrecorded(records);
+        // The firewall is freed even when the store cannot be written: a
+        // ban the store still holds is lifted again at the next start.
+        let stored = match self.shared.store.lock() {
+            Ok(mut store) => records
+                .iter()
+                .try_for_each(|r| store.lift(Some(&self.name), &r.ip).map(drop))
+                .map_err(|e| format!("{e}; the ban(s) are lifted in the firewall all the same")),
+            Err(_) => Err("the ban store is poisoned".to_string()),
+        };
         for r in records {
             tracing::info!(target: BAN_TARGET, "[{}] Unban {}", self.name, r.ip);
         }
         self.apply(records, false, false);
-        Ok(())
+        stored
     }
 
     /// Read and scan up to one batch; true when there may be more.
@@ -507,33 +532,34 @@ impl Worker {
         let full = batch.lines.len() >= BATCH_LINES;
         let now = self.now();
         let mut failures = Vec::new();
+        let mut memory_traps = 0;
         for (range, at) in time_groups(&batch, now) {
-            let text = batch.lines[range.clone()].join("\n");
-            match self.filter.feed(&text, at, false) {
-                Ok(scan) => failures.extend(scan.failures.into_iter().map(|f| (f, at))),
-                Err(e) => {
-                    // The filter instance is rebuilt before the next call;
-                    // these lines are lost to it, and the log says so.
-                    tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, range.len());
-                }
-            }
+            self.scan(&batch.lines[range], at, &mut failures, &mut memory_traps);
         }
         let mut candidates = Vec::new();
         for (failure, at) in failures {
-            let id = failure.host.trim();
-            if id.is_empty() {
+            if failure.host.trim().is_empty() {
                 continue;
             }
-            let time = failure.time.unwrap_or(at);
-            match self.engine.failure(id, time, &failure.matches, now) {
-                Verdict::Ban(c) => {
-                    tracing::info!("[{}] Found {id}", self.name);
-                    candidates.push(c)
+            let ids = match self.ids.ids_for(&self.name, &failure.host, &failure.fields) {
+                Ok(ids) => ids,
+                Err(why) => {
+                    tracing::info!("[{}] Ignore a failure: {why}", self.name);
+                    continue;
                 }
-                Verdict::Ignored => tracing::info!("[{}] Ignore {id} by ignoreip", self.name),
-                Verdict::Counted => tracing::info!("[{}] Found {id}", self.name),
-                Verdict::AlreadyBanned => tracing::info!("[{}] {id} already banned", self.name),
-                Verdict::TooOld => tracing::debug!("[{}] Ignore line of {id}: older than findtime", self.name),
+            };
+            let time = failure.time.unwrap_or(at);
+            for id in &ids {
+                match self.engine.failure(id, time, &failure.matches, now) {
+                    Verdict::Ban(c) => {
+                        tracing::info!("[{}] Found {id}", self.name);
+                        candidates.push(c)
+                    }
+                    Verdict::Ignored => tracing::info!("[{}] Ignore {id} by ignoreip", self.name),
+                    Verdict::Counted => tracing::info!("[{}] Found {id}", self.name),
+                    Verdict::AlreadyBanned => tracing::info!("[{}] {id} already banned", self.name),
+                    Verdict::TooOld => tracing::debug!("[{}] Ignore line of {id}: older than findtime", self.name),
+                }
             }
         }
         let mut planned = Vec::new();
@@ -556,16 +582,70 @@ impl Worker {
                 self.engine.drop_candidate(&c.id);
             }
         }
-        let recorded = self.save_progress(&planned);
-        if recorded {
-            self.ban_recorded(planned);
-        } else if !planned.is_empty() {
-            // Not durable, so not reported; the actions still act, since an
-            // attacker must be stopped even when the disk is full.
-            tracing::error!("[{}] {} ban(s) could not be recorded; applying them anyway", self.name, planned.len());
-            self.ban_recorded(planned);
+        if !self.record_with_unrecorded(&planned) && !planned.is_empty() {
+            // The actions still act, since an attacker must be stopped even
+            // when the disk is full; the record is retried with every save.
+            tracing::error!(
+                "[{}] {} ban(s) could not be recorded; applying them anyway and recording them when the store \
+                 can be written (their log lines are read again after a restart until then)",
+                self.name,
+                planned.len()
+            );
         }
+        self.ban_recorded(planned);
         full
+    }
+
+    /// Feed `lines` to the filter, adding what it finds to `failures`.
+    /// When the filter runs out of its memory on them, the lines are split
+    /// in halves and tried again, so that only the lines that cause it are
+    /// lost (and counted), not the genuine failures around them; after
+    /// [`MAX_MEMORY_SPLITS`] such traps in one batch the rest is dropped,
+    /// so that a filter that always runs out cannot stall its jail.
+    fn scan(&mut self, lines: &[String], at: f64, failures: &mut Vec<(Failure, f64)>, memory_traps: &mut usize) {
+        let text = lines.join("\n");
+        match self.filter.feed(&text, at, false) {
+            Ok(scan) => failures.extend(scan.failures.into_iter().map(|f| (f, at))),
+            Err(e)
+                if e.trap_kind() == Some(TrapKind::Memory) && lines.len() > 1 && *memory_traps < MAX_MEMORY_SPLITS =>
+            {
+                *memory_traps += 1;
+                tracing::warn!("[{}] {e}; trying its {} line(s) again in halves", self.name, lines.len());
+                let (first, second) = lines.split_at(lines.len() / 2);
+                self.scan(first, at, failures, memory_traps);
+                self.scan(second, at, failures, memory_traps);
+            }
+            Err(e) => {
+                // The filter instance is rebuilt before the next call;
+                // these lines are lost to it, and the log and status say so.
+                self.lines_skipped += lines.len() as u64;
+                tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, lines.len());
+            }
+        }
+    }
+
+    /// Save `bans`, with every ban not recorded yet and the read
+    /// positions, in one transaction; on failure they all wait for the
+    /// next save. True when saved.
+    fn record_with_unrecorded(&mut self, bans: &[BanRecord]) -> bool {
+        let mut all = std::mem::take(&mut self.unrecorded);
+        all.extend(bans.iter().cloned());
+        if self.save_progress(&all) {
+            if !all.is_empty() && all.len() > bans.len() {
+                tracing::info!("[{}] {} ban(s) recorded late", self.name, all.len() - bans.len());
+            }
+            true
+        } else {
+            self.unrecorded = all;
+            false
+        }
+    }
+
+    /// Lifted bans no longer wait to be recorded.
+    fn forget_unrecorded(&mut self, lifted: &[BanRecord]) {
+        if !self.unrecorded.is_empty() {
+            self.unrecorded.retain(|u| !lifted.iter().any(|l| l.ip == u.ip));
+        }
     }
 
     /// Record bans and read positions together; false on failure.
@@ -591,7 +671,12 @@ impl Worker {
             tracing::error!("[{}] could not lift expired bans: {e}", self.name);
         }
         if self.last_cleanup.elapsed() >= Duration::from_secs(10) {
-            self.engine.cleanup(now);
+            if !self.unrecorded.is_empty() {
+                self.record_with_unrecorded(&[]);
+            }
+            if self.engine.cleanup(now) {
+                give_memory_back();
+            }
             self.source.rescan();
             self.last_cleanup = Instant::now();
         }
@@ -614,6 +699,7 @@ impl Worker {
             total_banned: self.engine.total_banned(),
             banned,
             lines: self.lines_read,
+            lines_skipped: self.lines_skipped,
             running: true,
             problem: None,
         };
@@ -623,13 +709,30 @@ impl Worker {
     }
 
     fn shutdown(&mut self) {
-        self.save_progress(&[]);
+        if !self.record_with_unrecorded(&[]) && !self.unrecorded.is_empty() {
+            tracing::error!(
+                "[{}] stopping with {} ban(s) not recorded; their log lines will be read again at the next start",
+                self.name,
+                self.unrecorded.len()
+            );
+        }
         for (action, instance, _) in &mut self.actions {
             if let Err(e) = instance.stop() {
                 tracing::error!("[{}] action {action} failed to stop: {e}", self.name);
             }
         }
         tracing::info!("[{}] jail stopped", self.name);
+    }
+}
+
+/// Hand freed heap pages back to the system: glibc keeps them for reuse
+/// otherwise, and a daemon's resident size would stay at its peak after a
+/// burst of addresses had aged out.
+fn give_memory_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -9,6 +9,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::tail::Cursor;
 
+mod recover;
+pub use recover::Recovery;
+
 /// The schema version this build writes.
 const SCHEMA_VERSION: i64 = 1;
 

@@ -1,0 +1,240 @@
+//! A damaged ban database must not keep the daemon from protecting: it is
+//! moved aside, a new one is made, and every ban and read position that
+//! can still be read from the old one is carried over.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+
+use crate::store::{BanRecord, Store, StoreError};
+use crate::tail::Cursor;
+
+/// What was done about a damaged database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// Where the damaged file went.
+    pub moved_to: PathBuf,
+    /// What SQLite said was wrong.
+    pub damage: String,
+    /// Bans (in force or history) carried over.
+    pub bans: usize,
+    /// Read positions carried over.
+    pub positions: usize,
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the ban database was damaged ({}); it was moved to {} and a new one made, with the {} ban(s) and {} read \
+             position(s) that could still be read from it",
+            self.damage,
+            self.moved_to.display(),
+            self.bans,
+            self.positions
+        )
+    }
+}
+
+/// Why the database at `path` is damaged, or `None` when it is sound (or
+/// absent, or unusable for a reason moving it would not mend).
+fn damage(path: &Path) -> Option<String> {
+    if !path.exists() {
+        return None;
+    }
+    let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+        Ok(conn) => conn,
+        Err(e) => return is_damage(&e).then(|| e.to_string()),
+    };
+    match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+        Ok(answer) if answer == "ok" => None,
+        Ok(answer) => Some(answer),
+        Err(e) => is_damage(&e).then(|| e.to_string()),
+    }
+}
+
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
+}
+
+/// Ban rows (with whether each was in force) and read positions.
+type Salvaged = (Vec<(BanRecord, bool)>, Vec<(PathBuf, Cursor)>);
+
+/// Every ban row (with whether it was in force) and position that can be
+/// read from the damaged file; reading stops at the first unreadable row.
+fn salvage(path: &Path) -> Salvaged {
+    let mut bans = Vec::new();
+    let mut positions = Vec::new();
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return (bans, positions);
+    };
+    if let Ok(mut stmt) = conn.prepare("SELECT jail, ip, time, bantime, bancount, failures, matches, active FROM bans")
+        && let Ok(mut rows) = stmt.query([])
+    {
+        while let Ok(Some(row)) = rows.next() {
+            let read = || -> rusqlite::Result<(BanRecord, bool)> {
+                let matches: String = row.get(6)?;
+                Ok((
+                    BanRecord {
+                        jail: row.get(0)?,
+                        ip: row.get(1)?,
+                        time: row.get(2)?,
+                        bantime: row.get(3)?,
+                        bancount: row.get(4)?,
+                        failures: row.get(5)?,
+                        matches: serde_json::from_str(&matches).unwrap_or_default(),
+                    },
+                    row.get::<_, i64>(7)? != 0,
+                ))
+            };
+            if let Ok(ban) = read() {
+                bans.push(ban);
+            }
+        }
+    }
+    if let Ok(mut stmt) = conn.prepare("SELECT path, dev, ino, offset, head_len, fingerprint FROM positions")
+        && let Ok(mut rows) = stmt.query([])
+    {
+        while let Ok(Some(row)) = rows.next() {
+            let read = || -> rusqlite::Result<(PathBuf, Cursor)> {
+                Ok((
+                    PathBuf::from(row.get::<_, String>(0)?),
+                    Cursor {
+                        dev: row.get::<_, i64>(1)? as u64,
+                        ino: row.get::<_, i64>(2)? as u64,
+                        offset: row.get::<_, i64>(3)? as u64,
+                        head_len: row.get(4)?,
+                        fingerprint: row.get::<_, i64>(5)? as u64,
+                    },
+                ))
+            };
+            if let Ok(position) = read() {
+                positions.push(position);
+            }
+        }
+    }
+    (bans, positions)
+}
+
+impl Store {
+    /// [`Store::open`], but a damaged database is moved aside (beside it,
+    /// `NAME.damaged-SECONDS`), a new one made and what can be read of the
+    /// old one carried over; the [`Recovery`] says what happened, for a
+    /// loud message.
+    pub fn open_or_recover(path: &Path, now: i64) -> Result<(Store, Option<Recovery>), StoreError> {
+        let Some(damage) = damage(path) else { return Ok((Store::open(path)?, None)) };
+        let (bans, positions) = salvage(path);
+        let moved_to = PathBuf::from(format!("{}.damaged-{now}", path.display()));
+        let move_err = |e: std::io::Error| StoreError::Open {
+            path: path.to_path_buf(),
+            message: format!("it is damaged ({damage}) and could not be moved aside to {}: {e}", moved_to.display()),
+        };
+        std::fs::rename(path, &moved_to).map_err(move_err)?;
+        for suffix in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{suffix}", path.display()));
+            if side.exists() {
+                std::fs::rename(&side, format!("{}{suffix}", moved_to.display())).map_err(move_err)?;
+            }
+        }
+        let mut store = Store::open(path)?;
+        store.insert_salvaged(&bans, &positions)?;
+        Ok((store, Some(Recovery { moved_to, damage, bans: bans.len(), positions: positions.len() })))
+    }
+
+    fn insert_salvaged(
+        &mut self,
+        bans: &[(BanRecord, bool)],
+        positions: &[(PathBuf, Cursor)],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |e: rusqlite::Error| StoreError::Query {
+            path: path.clone(),
+            what: "carry bans over",
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for (ban, active) in bans {
+            let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![ban.jail, ban.ip, ban.time, ban.bantime, ban.bancount, ban.failures, matches, *active as i64],
+            )
+            .map_err(err)?;
+        }
+        for (file, c) in positions {
+            tx.execute(
+                "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(ip: &str) -> BanRecord {
+        BanRecord {
+            jail: "sshd".into(),
+            ip: ip.into(),
+            time: 1000,
+            bantime: -1,
+            bancount: 1,
+            failures: 3,
+            matches: vec!["line".into()],
+        }
+    }
+
+    #[test]
+    fn a_sound_database_is_opened_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasmban.sqlite3");
+        Store::open(&db).unwrap().record_ban(&ban("192.0.2.1")).unwrap();
+        let (store, recovery) = Store::open_or_recover(&db, 5).unwrap();
+        assert!(recovery.is_none());
+        assert_eq!(store.active_bans(2000).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_moved_aside_and_a_new_one_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasmban.sqlite3");
+        std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
+        let (mut store, recovery) = Store::open_or_recover(&db, 77).unwrap();
+        let recovery = recovery.expect("a recovery");
+        assert_eq!(recovery.moved_to, dir.path().join("wasmban.sqlite3.damaged-77"));
+        assert_eq!(std::fs::read(&recovery.moved_to).unwrap(), vec![0x42u8; 8192]);
+        assert_eq!(recovery.bans, 0);
+        store.record_ban(&ban("192.0.2.9")).unwrap();
+    }
+
+    #[test]
+    fn bans_are_carried_over_from_a_damaged_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasmban.sqlite3");
+        {
+            let mut store = Store::open(&db).unwrap();
+            for i in 1..=50 {
+                store.record_ban(&ban(&format!("192.0.2.{i}"))).unwrap();
+            }
+            store.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        }
+        // Damage the last page (an index's, written last): the table
+        // itself still reads.
+        let mut bytes = std::fs::read(&db).unwrap();
+        let page = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
+        let last = bytes.len() - page;
+        for b in &mut bytes[last..last + 64] {
+            *b = 0xA5;
+        }
+        std::fs::write(&db, &bytes).unwrap();
+        let (store, recovery) = Store::open_or_recover(&db, 1).unwrap();
+        let recovery = recovery.expect("the damage is found");
+        assert!(recovery.bans > 0, "{recovery}");
+        assert_eq!(store.active_bans(2000).unwrap().len(), recovery.bans);
+    }
+}

@@ -62,7 +62,14 @@ fn main() {
         let wasm = artifacts.join(format!("{artifact}.wasm"));
         assert!(wasm.exists(), "plugin {member} built no component at {}", wasm.display());
         let manifest = dir.join("wasmban.toml");
-        println!("cargo:rerun-if-changed={}", manifest.display());
+        // Watching a file that does not exist makes cargo rebuild the host
+        // every time; for a member without a manifest, its directory is
+        // watched instead, so that a manifest added later is seen.
+        if manifest.exists() {
+            println!("cargo:rerun-if-changed={}", manifest.display());
+        } else {
+            println!("cargo:rerun-if-changed={}", dir.display());
+        }
         if manifest.exists() {
             writeln!(
                 builtins,

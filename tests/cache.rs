@@ -129,7 +129,7 @@ fn an_entry_others_can_read_or_another_user_owns_is_recompiled() {
     assert_eq!(report.outcome, CacheOutcome::Compiled);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: the other-owner half needs root to chown the entry");
+        crate::util::skipped!("the other-owner half needs root to chown the entry");
         return;
     }
     let entry = entries(&cache).pop().unwrap();
@@ -142,7 +142,7 @@ fn an_entry_others_can_read_or_another_user_owns_is_recompiled() {
 fn a_cache_directory_another_user_owns_is_refused() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: needs root to give the directory to another user");
+        crate::util::skipped!("needs root to give the directory to another user");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -4,11 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 fn check(confdir: &Path, state: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmban"))
-        .args(["-c", confdir.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "check"])
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let run = crate::util::wasmban(&["-c", confdir.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), "check"]);
+    (run.ok, run.both())
 }
 
 /// Debian's whole /etc/fail2ban, unchanged, plus a jail.local enabling
@@ -21,7 +18,7 @@ fn check(confdir: &Path, state: &Path) -> (bool, String) {
 fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
     let stock = Path::new("/etc/fail2ban");
     if !stock.join("jail.conf").is_file() {
-        eprintln!("SKIPPED debians_fail2ban_tree_loads_with_every_stock_jail_enabled: fail2ban is not installed");
+        crate::util::skipped!("debians_fail2ban_tree_loads_with_every_stock_jail_enabled: fail2ban is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +133,7 @@ fn the_shipped_configuration_checks_ok_with_every_jail_enabled() {
 fn debians_tree_with_nftables_banactions_needs_no_shell() {
     let stock = Path::new("/etc/fail2ban");
     if !stock.join("jail.conf").is_file() {
-        eprintln!("SKIPPED debians_tree_with_nftables_banactions_needs_no_shell: fail2ban is not installed");
+        crate::util::skipped!("debians_tree_with_nftables_banactions_needs_no_shell: fail2ban is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,14 +1,8 @@
 //! The `wasmban` binary as an admin uses it.
 
-use std::process::Command;
-
 fn wasmban(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmban")).args(args).output().expect("run wasmban");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = crate::util::wasmban(args);
+    (run.ok, run.stdout, run.stderr)
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::daemon::Daemon;
+use crate::util::daemon::Daemon;
 use crate::util::{NetNs, root_skip_reason};
 
 /// The bantime of the jail under test: long enough to outlast a restart,
@@ -248,7 +248,7 @@ fn end_to_end(test: &str, banaction: &str, v6: bool) {
     if let Some(why) =
         root_skip_reason(&["ip", "iptables", "ip6tables", "nft", "sshd", "rsyslogd", "sshpass", "unshare"])
     {
-        eprintln!("SKIPPED {test}: {why}");
+        crate::util::skipped!("{test}: {why}");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

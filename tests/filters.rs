@@ -1,7 +1,6 @@
 //! The filters shipped in config/filter.d, on lines written for them here.
 
 use std::path::Path;
-use std::process::Command;
 
 fn shipped(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d").join(name).display().to_string()
@@ -12,14 +11,15 @@ fn regex_output(log: &str, filter: &str, opts: &[&str], flag: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("test.log");
     std::fs::write(&path, log).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmban"));
-    cmd.args(["--state-dir", dir.path().join("state").to_str().unwrap(), "regex", flag]);
+    let state = dir.path().join("state");
+    let mut args = vec!["--state-dir", state.to_str().unwrap(), "regex", flag];
     for o in opts {
-        cmd.args(["--opt", o]);
+        args.extend(["--opt", o]);
     }
-    let out = cmd.arg(&path).arg(filter).output().unwrap();
-    assert!(out.status.success(), "{filter}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    args.extend([path.to_str().unwrap(), filter]);
+    let run = crate::util::wasmban(&args);
+    assert!(run.ok, "{filter}: {}", run.stderr);
+    run.stdout
 }
 
 /// Ids and rule indices found per line, through `wasmban regex --json`.
@@ -134,7 +134,7 @@ fn corpus(name: &str) -> Option<Vec<(String, Option<String>)>> {
 /// must not match.
 fn agrees_with_the_corpus(name: &str) {
     let Some(cases) = corpus(name) else {
-        eprintln!("SKIPPED {name} corpus check: fail2ban's sample logs are not installed");
+        crate::util::skipped!("{name} corpus check: fail2ban's sample logs are not installed");
         return;
     };
     assert!(!cases.is_empty());

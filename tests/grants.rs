@@ -74,7 +74,7 @@ fn an_admin_manifest_overrides_a_builtin_grant() {
     let mut action = rt.load(&source, "x").unwrap().action(opts(&[("name", "web")])).unwrap();
     action.start().unwrap();
     // IPv6 needs ip6tables, which this grant leaves out.
-    let ticket = crate::iptables::ticket("2001:db8::1");
+    let ticket = crate::util::ticket("2001:db8::1");
     let results = action.ban(&[ticket]).unwrap();
     assert!(results[0].as_ref().unwrap_err().contains("\"ip6tables\" is not granted"), "{results:?}");
 }
@@ -114,7 +114,7 @@ fn plugin_files_others_can_write_are_refused() {
 fn a_manifest_another_user_owns_cannot_replace_a_builtin() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED: needs root to give the manifest to another user");
+        crate::util::skipped!("needs root to give the manifest to another user");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::daemon::{Daemon, append, failure, iso, tree};
+use crate::util::daemon::{Daemon, append, failure, iso, tree};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasmban");
 
@@ -59,7 +59,7 @@ fn a_state_directory_others_can_write_or_own_is_refused() {
     assert!(err.contains("can be written by group or others") && err.contains("chmod 700"), "{err}");
     assert!(!state.join("cache").exists(), "nothing may be written there");
     if !is_root() {
-        println!("SKIPPED: the other-owner half needs root to chown the directory");
+        crate::util::skipped!("the other-owner half needs root to chown the directory");
         return;
     }
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -196,7 +196,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn bans_made_while_the_state_disk_is_full_survive_a_crash_after_space_returns() {
     if !is_root() {
-        println!("SKIPPED: needs root to mount a small tmpfs as the state directory");
+        crate::util::skipped!("needs root to mount a small tmpfs as the state directory");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

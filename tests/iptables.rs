@@ -4,22 +4,9 @@
 use std::sync::Arc;
 
 use wasmban::capability::process::{ProgramOutput, RecordingRunner, SystemRunner};
-use wasmban::plugin::bindings::types::Ticket;
+use wasmban::wit::types::Ticket;
 
-use crate::util::{NetNs, builtin, golden, opts, root_skip_reason, runtime_with};
-
-pub fn ticket(ip: &str) -> Ticket {
-    Ticket {
-        jail: "sshd".into(),
-        ip: ip.into(),
-        failures: 5,
-        matches: vec![],
-        time: 1_700_000_000,
-        bantime: 600,
-        ban_count: 0,
-        fields: vec![],
-    }
-}
+use crate::util::{NetNs, builtin, golden, opts, root_skip_reason, runtime_with, ticket};
 
 /// Answers `-C` (check) with "absent" unless `present` says otherwise.
 fn recorder(present: bool) -> RecordingRunner {
@@ -112,7 +99,7 @@ fn bad_options_are_a_creation_error_naming_the_option() {
 #[test]
 fn real_iptables_in_a_network_namespace() {
     if let Some(why) = root_skip_reason(&["iptables", "ip6tables", "ip"]) {
-        eprintln!("SKIPPED real_iptables_in_a_network_namespace: {why}");
+        crate::util::skipped!("real_iptables_in_a_network_namespace: {why}");
         return;
     }
     let ns = NetNs::new("ipt");
@@ -166,7 +153,7 @@ fn ns_flush_and_check(action: &mut wasmban::plugin::ActionInstance) {
 #[test]
 fn a_structure_left_by_a_crash_is_rebuilt_at_start() {
     if let Some(why) = root_skip_reason(&["iptables", "ip6tables", "ip"]) {
-        eprintln!("SKIPPED a_structure_left_by_a_crash_is_rebuilt_at_start: {why}");
+        crate::util::skipped!("a_structure_left_by_a_crash_is_rebuilt_at_start: {why}");
         return;
     }
     let ns = NetNs::new("ipt-left");

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use wasmban::plugin::{Registry, Runtime, RuntimeOptions};
 
-use crate::daemon::Daemon;
-use crate::iptables::ticket;
+use crate::util::daemon::Daemon;
 use crate::util::opts;
+use crate::util::ticket;
 
 fn on_path(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
@@ -146,8 +146,8 @@ fn python_webhook_action_posts_bans_and_is_held_to_its_grant() {
     let plugin_dir = dir.path().join("plugin.d");
     std::fs::create_dir_all(&plugin_dir).unwrap();
     let Some(_) = build_python_webhook(&plugin_dir) else {
-        eprintln!(
-            "SKIPPED python_webhook_action_posts_bans_and_is_held_to_its_grant: componentize-py is not installed (.ci/run installs it)"
+        crate::util::skipped!(
+            "python_webhook_action_posts_bans_and_is_held_to_its_grant: componentize-py is not installed (.ci/run installs it)"
         );
         return;
     };
@@ -215,12 +215,12 @@ fn python_webhook_action_posts_bans_and_is_held_to_its_grant() {
 fn js_audit_action_writes_a_json_line_per_ban_through_the_daemon_log() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    crate::daemon::tree(root, "[sshd]\naction = audit[lines=yes]\n");
+    crate::util::daemon::tree(root, "[sshd]\naction = audit[lines=yes]\n");
     let plugin_dir = root.join("conf/plugin.d");
     std::fs::create_dir_all(&plugin_dir).unwrap();
     let Some(_) = build_js_audit(&plugin_dir) else {
-        eprintln!(
-            "SKIPPED js_audit_action_writes_a_json_line_per_ban_through_the_daemon_log: componentize-js is not installed (.ci/run installs it)"
+        crate::util::skipped!(
+            "js_audit_action_writes_a_json_line_per_ban_through_the_daemon_log: componentize-js is not installed (.ci/run installs it)"
         );
         return;
     };
@@ -229,7 +229,7 @@ fn js_audit_action_writes_a_json_line_per_ban_through_the_daemon_log() {
     std::fs::write(root.join("conf/action.d/audit.conf"), "[Definition]\nplugin = audit\n[Init]\nlevel = info\n")
         .unwrap();
     let d = Daemon::start_ready(root, None);
-    crate::daemon::append(&root.join("auth.log"), &crate::daemon::failure("192.0.2.77"));
+    crate::util::daemon::append(&root.join("auth.log"), &crate::util::daemon::failure("192.0.2.77"));
     d.wait_for("the audit line", || d.log().contains("\"event\":\"ban\""));
     let log = d.log();
     let line = log.lines().find(|l| l.contains("\"event\":\"ban\"")).unwrap();
@@ -298,8 +298,8 @@ fn plugin_new_rust_project_tests_builds_and_runs() {
 #[test]
 fn plugin_new_python_project_builds_and_runs() {
     if on_path("componentize-py").is_none() {
-        eprintln!(
-            "SKIPPED plugin_new_python_project_builds_and_runs: componentize-py is not installed (.ci/run installs it)"
+        crate::util::skipped!(
+            "plugin_new_python_project_builds_and_runs: componentize-py is not installed (.ci/run installs it)"
         );
         return;
     }
@@ -310,8 +310,8 @@ fn plugin_new_python_project_builds_and_runs() {
 #[test]
 fn plugin_new_js_project_builds_and_runs() {
     if on_path("componentize-js").is_none() {
-        eprintln!(
-            "SKIPPED plugin_new_js_project_builds_and_runs: componentize-js is not installed (.ci/run installs it)"
+        crate::util::skipped!(
+            "plugin_new_js_project_builds_and_runs: componentize-js is not installed (.ci/run installs it)"
         );
         return;
     }

@@ -12,7 +12,7 @@ use wasmban::capability::process::SystemRunner;
 use wasmban::capability::whois::WhoisSettings;
 use wasmban::plugin::{Runtime, RuntimeOptions};
 
-use crate::iptables::ticket;
+use crate::util::ticket;
 use crate::util::{builtin, opts};
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -88,8 +88,8 @@ fn whois_responder(answer: &'static str) -> (String, Arc<std::sync::Mutex<Vec<St
 #[test]
 fn bans_are_mailed_with_whois_and_log_lines_through_a_real_smtp_server() {
     let Some(smtp) = SmtpServer::start() else {
-        eprintln!(
-            "SKIPPED bans_are_mailed_with_whois_and_log_lines_through_a_real_smtp_server: needs python3-aiosmtpd (.ci/run installs it)"
+        crate::util::skipped!(
+            "bans_are_mailed_with_whois_and_log_lines_through_a_real_smtp_server: needs python3-aiosmtpd (.ci/run installs it)"
         );
         return;
     };

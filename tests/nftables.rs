@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use wasmban::capability::process::{RecordingRunner, SystemRunner};
-use wasmban::plugin::bindings::types::Ticket;
+use wasmban::wit::types::Ticket;
 
-use crate::iptables::ticket;
+use crate::util::ticket;
 use crate::util::{NetNs, builtin, golden, opts, root_skip_reason, runtime_with};
 
 fn tickets(prefix: &str, n: usize) -> Vec<Ticket> {
@@ -61,7 +61,7 @@ fn what_is_not_an_address_never_reaches_nft() {
 #[test]
 fn real_nftables_in_a_network_namespace() {
     if let Some(why) = root_skip_reason(&["nft", "ip"]) {
-        eprintln!("SKIPPED real_nftables_in_a_network_namespace: {why}");
+        crate::util::skipped!("real_nftables_in_a_network_namespace: {why}");
         return;
     }
     let ns = NetNs::new("nft");

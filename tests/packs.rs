@@ -4,18 +4,15 @@
 //! its own samples, run by `wasmban regex`, and selected by a jail.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::daemon::Daemon;
 use crate::util::artifact;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wasmban");
+use crate::util::daemon::Daemon;
 
 fn wasmban(args: &[&str]) -> (bool, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let run = crate::util::wasmban(args);
+    (run.ok, run.both())
 }
 
 fn sha256_of(path: &Path) -> String {
@@ -40,7 +37,7 @@ fn install(plugin_dir: &Path) {
 fn access_line(addr: &str, status: u16, second: u32) -> String {
     format!(
         "{{\"time\":\"{}\",\"remote_addr\":\"{addr}\",\"request\":\"POST /login HTTP/1.1\",\"status\":{status}}}\n",
-        crate::daemon::iso(i64::from(second))
+        crate::util::daemon::iso(i64::from(second))
     )
 }
 
@@ -98,7 +95,7 @@ fn regex_runs_a_packs_filter_like_an_ini_filter() {
 fn a_jail_selects_a_packs_filter_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    crate::daemon::tree(
+    crate::util::daemon::tree(
         root,
         &format!(
             "[sshd]\nfilter = json-access:http-auth-rate[rate=3, window=60]\nlogpath = {}\n\
@@ -111,12 +108,12 @@ fn a_jail_selects_a_packs_filter_by_name() {
     let banned =
         || d.status().is_some_and(|s| s["banned"].as_array().unwrap().iter().any(|b| b["ip"] == "203.0.113.5"));
     let log = root.join("access.json");
-    crate::daemon::append(&log, &access_line("203.0.113.5", 401, 0));
-    crate::daemon::append(&log, &access_line("203.0.113.5", 401, 1));
-    crate::daemon::append(&log, &access_line("198.51.100.9", 401, 1));
+    crate::util::daemon::append(&log, &access_line("203.0.113.5", 401, 0));
+    crate::util::daemon::append(&log, &access_line("203.0.113.5", 401, 1));
+    crate::util::daemon::append(&log, &access_line("198.51.100.9", 401, 1));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!banned(), "banned before the rate was reached");
-    crate::daemon::append(&log, &access_line("203.0.113.5", 401, 2));
+    crate::util::daemon::append(&log, &access_line("203.0.113.5", 401, 2));
     d.wait_for("the rate ban", banned);
     let (ok, out) = d.client(&["status", "web-default", "--json"]);
     assert!(ok, "{out}");
@@ -136,4 +133,32 @@ fn a_jail_selects_a_packs_filter_by_name() {
         "check",
     ]);
     assert!(!ok && out.contains("sha256"), "{out}");
+}
+
+/// `wasmban check` and the daemon build a jail through one assembly: for a
+/// pack's filter that the jail gives no logpath, both read the pack's
+/// default log, and `check` warns about exactly that file.
+#[test]
+fn check_and_the_daemon_plan_a_pack_jail_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    crate::util::daemon::tree(root, "[web-default]\nenabled = true\nfilter = json-access:http-status\naction =\n");
+    install(&root.join("conf/plugin.d"));
+    let (jails, errors) = wasmban::config::jail::Jails::load(&root.join("conf")).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let jail = jails.enabled.iter().find(|j| j.name == "web-default").unwrap();
+    let runtime = crate::util::runtime();
+    let registry = wasmban::plugin::Registry::new(Some(root.join("conf/plugin.d")));
+    let plan = wasmban::daemon::assemble::plan_filter(jail, &runtime, &registry).unwrap();
+    assert_eq!(plan.source.logpaths, ["/var/log/nginx/access.json"]);
+    assert!(!plan.options.iter().any(|(k, _)| k == "journal"), "{:?}", plan.options);
+    plan.instantiate().unwrap();
+    let (_, out) = wasmban(&[
+        "-c",
+        root.join("conf").to_str().unwrap(),
+        "--state-dir",
+        root.join("state").to_str().unwrap(),
+        "check",
+    ]);
+    assert!(out.contains("warning: [web-default] log /var/log/nginx/access.json does not exist yet"), "{out}");
 }

@@ -9,15 +9,19 @@ fn regex_json(
     filter: &std::path::Path,
     state: &std::path::Path,
 ) -> (bool, Vec<serde_json::Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmban"))
-        .args(["--state-dir", state.to_str().unwrap(), "regex", "--json", "--now", "1124013600"])
-        .arg(log)
-        .arg(filter)
-        .env("TZ", "UTC0")
-        .output()
-        .unwrap();
-    let records = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    (out.status.success(), records, String::from_utf8_lossy(&out.stderr).into_owned())
+    let args = [
+        "--state-dir",
+        state.to_str().unwrap(),
+        "regex",
+        "--json",
+        "--now",
+        "1124013600",
+        log.to_str().unwrap(),
+        filter.to_str().unwrap(),
+    ];
+    let run = crate::util::wasmban_with_env(&args, &[("TZ", "UTC0")]);
+    let records = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (run.ok, records, run.stderr)
 }
 
 #[test]
@@ -92,12 +96,12 @@ fn a_filter_that_does_not_compile_is_a_clear_error() {
 /// agree on a realistic log.
 #[test]
 fn the_summary_counts_like_fail2ban_regex() {
-    let generator = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_authlog.py");
+    let generator = crate::util::shared_file("bench/gen_authlog.py");
     let reference = std::path::Path::new("/usr/bin/fail2ban-regex");
-    if !generator.is_file() || !reference.is_file() {
-        eprintln!("SKIPPED the_summary_counts_like_fail2ban_regex: needs shared/bench and fail2ban");
+    let (Some(generator), true) = (generator, reference.is_file()) else {
+        crate::util::skipped!("the_summary_counts_like_fail2ban_regex: needs shared/bench and fail2ban");
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("auth.log");
     let status = Command::new("python3")
@@ -133,12 +137,12 @@ fn the_summary_counts_like_fail2ban_regex() {
 /// is cut into chunks and batches.
 #[test]
 fn two_instances_answer_exactly_as_one() {
-    let generator = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/bench/gen_authlog.py");
+    let generator = crate::util::shared_file("bench/gen_authlog.py");
     let corpus = std::path::Path::new("/usr/lib/python3/dist-packages/fail2ban/tests/files/logs");
-    if !generator.is_file() || !corpus.is_dir() {
-        eprintln!("SKIPPED two_instances_answer_exactly_as_one: needs shared/bench and fail2ban");
+    let (Some(generator), true) = (generator, corpus.is_dir()) else {
+        crate::util::skipped!("two_instances_answer_exactly_as_one: needs shared/bench and fail2ban");
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.log");
     let status = Command::new("python3")

@@ -10,7 +10,7 @@ use crate::util::{load_fixture, opts, runtime};
 
 const QUICK: &str = "[limits]\ncall-timeout-ms = 300\nmemory-mb = 32\n";
 
-fn field<'a>(scan: &'a wasmban::plugin::bindings::types::Scan, name: &str) -> &'a str {
+fn field<'a>(scan: &'a wasmban::wit::types::Scan, name: &str) -> &'a str {
     scan.failures[0].fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).expect("field")
 }
 

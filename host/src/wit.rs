@@ -1,5 +1,6 @@
-//! Host bindings generated from `wit/`, the single source of truth. Every
-//! other module imports WIT types from here.
+//! Host bindings generated from `wit/`, the single source of truth, in one
+//! module that `plugin/` (instances) and `capability/` (host sides) both
+//! use. Every other module imports WIT types from here.
 
 /// The filter world: exports `filter`, imports `log`.
 pub mod filter_world {

@@ -1,4 +1,7 @@
-//! Shared helpers: fixture components, runtimes, golden files, namespaces.
+//! Shared helpers: fixture components, runtimes, golden files, namespaces,
+//! the binary and the daemon harness, tickets, and skips.
+
+pub mod daemon;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,6 +9,7 @@ use std::sync::Arc;
 use wasmban::capability::process::ProgramRunner;
 use wasmban::plugin::registry::Origin;
 use wasmban::plugin::{Manifest, Plugin, PluginError, PluginSource, Registry, Runtime, RuntimeOptions};
+use wasmban::wit::types::Ticket;
 
 /// Where host/build.rs left the components it built.
 pub fn artifact(crate_name: &str) -> PathBuf {
@@ -122,4 +126,87 @@ impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
     }
+}
+
+/// A ticket for `ip` in jail `sshd`, as the daemon hands actions.
+pub fn ticket(ip: &str) -> Ticket {
+    Ticket {
+        jail: "sshd".into(),
+        ip: ip.into(),
+        failures: 5,
+        matches: vec![],
+        time: 1_700_000_000,
+        bantime: 600,
+        ban_count: 0,
+        fields: vec![],
+    }
+}
+
+/// What one run of the binary left.
+pub struct Run {
+    /// Whether it exited 0.
+    pub ok: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Standard output then standard error.
+    pub fn both(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Run `wasmban ARGS` to its end.
+pub fn wasmban(args: &[&str]) -> Run {
+    wasmban_with_env(args, &[])
+}
+
+/// Run `wasmban ARGS` to its end with `env` added to its environment.
+pub fn wasmban_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out =
+        std::process::Command::new(daemon::BIN).args(args).envs(env.iter().copied()).output().expect("run wasmban");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Say why a test did not run (`SKIPPED: why`), and note it where
+/// `scripts/test` counts skips apart from passes (`WASMBAN_SKIPS`).
+pub fn record_skip(message: &str) {
+    let line = format!("SKIPPED: {message}");
+    eprintln!("{line}");
+    println!("{line}");
+    if let Some(path) = std::env::var_os("WASMBAN_SKIPS")
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "{message}");
+    }
+}
+
+/// `SKIPPED: ...` with format arguments; see [`record_skip`].
+macro_rules! skipped {
+    ($($arg:tt)*) => {
+        $crate::util::record_skip(&format!($($arg)*))
+    };
+}
+pub(crate) use skipped;
+
+/// A file of `../shared` (the harness, the benchmark generator). Missing:
+/// `None` to skip, except under CI (`CI=true`), where `shared/` is always
+/// laid beside the clone and a missing file is a failure.
+pub fn shared_file(relative: &str) -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared").join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{} is missing, and under CI ../shared must be there", path.display());
+    }
+    None
 }

@@ -6,12 +6,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capability::process::{ProgramOutput, ProgramRunner, resolve_program};
-use crate::plugin::bindings::firewall::{self as wit, Output};
+use crate::capability::{Grants, HostServices};
+use crate::wit::firewall::{self as wit, Output};
 
 /// No firewall program may run longer than this, whatever the plugin asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 /// What a timeout of 0 means.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The interface name (`wasmban:plugin/firewall`).
+pub const NAME: &str = "firewall";
+
+/// Granted by a list of programs. The shell interface borrows its
+/// `output` type from firewall, so a shell plugin imports firewall too:
+/// the shell grant links it with no program allowed, and the host refuses
+/// every call.
+pub fn granted(grants: &Grants, imports: &[String]) -> bool {
+    !grants.firewall.is_empty() || (grants.shell && crate::capability::imports(imports, crate::capability::shell::NAME))
+}
+
+/// The line that grants it (or the shell, when it is only there for the
+/// shell's types).
+pub fn grant_line(imports: &[String]) -> String {
+    if crate::capability::imports(imports, crate::capability::shell::NAME) {
+        crate::capability::shell::grant_line(imports)
+    } else {
+        "firewall = [\"PROGRAM\", ...]".to_string()
+    }
+}
 
 /// The state behind one plugin instance's `firewall` import.
 pub struct FirewallCtx {
@@ -25,6 +47,11 @@ impl FirewallCtx {
     /// through `runner`. An empty list grants nothing.
     pub fn new(plugin: Arc<str>, programs: Vec<String>, runner: Arc<dyn ProgramRunner>) -> Self {
         FirewallCtx { plugin, programs, runner }
+    }
+
+    /// The state for `plugin`: the programs its grant names.
+    pub fn for_plugin(plugin: &Arc<str>, grants: &Grants, services: &HostServices) -> Self {
+        FirewallCtx::new(plugin.clone(), grants.firewall.clone(), services.runner.clone())
     }
 
     /// Run a granted program; every refusal is an error value for the plugin.

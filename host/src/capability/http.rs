@@ -10,7 +10,21 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::plugin::bindings::http::{self as wit, Request, Response};
+use crate::capability::{Grants, HostServices};
+use crate::wit::http::{self as wit, Request, Response};
+
+/// The interface name (`wasmban:plugin/http`).
+pub const NAME: &str = "http";
+
+/// Granted by a list of destinations.
+pub fn granted(grants: &Grants, _imports: &[String]) -> bool {
+    !grants.http.is_empty()
+}
+
+/// The line that grants it.
+pub fn grant_line(_imports: &[String]) -> String {
+    "http = [\"HOST\", \"HOST:PORT\", ...]".to_string()
+}
 
 /// No request may take longer than this, whatever the plugin asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -74,6 +88,11 @@ impl HttpCtx {
     /// `plugin` may reach exactly the `allowed` destinations.
     pub fn new(plugin: Arc<str>, allowed: Vec<String>) -> Self {
         HttpCtx { plugin, allowed }
+    }
+
+    /// The state for `plugin`: the destinations its grant names.
+    pub fn for_plugin(plugin: &Arc<str>, grants: &Grants, _services: &HostServices) -> Self {
+        HttpCtx::new(plugin.clone(), grants.http.clone())
     }
 
     /// Check `request` against the grant, send it, read the answer.

@@ -3,11 +3,25 @@
 
 use std::sync::Arc;
 
-use crate::plugin::bindings::log::{self as wit, Level};
+use crate::capability::{Grants, HostServices};
+use crate::wit::log::{self as wit, Level};
 
 /// A message longer than this is cut: a plugin must not be able to flood the
 /// daemon log with one call.
 const MESSAGE_LIMIT: usize = 4096;
+
+/// The interface name (`wasmban:plugin/log`).
+pub const NAME: &str = "log";
+
+/// Every plugin may log.
+pub fn granted(_grants: &Grants, _imports: &[String]) -> bool {
+    true
+}
+
+/// Never needed: `log` is always granted.
+pub fn grant_line(_imports: &[String]) -> String {
+    String::new()
+}
 
 /// The state behind one plugin instance's `log` import.
 pub struct LogCtx {
@@ -18,6 +32,11 @@ impl LogCtx {
     /// Log on behalf of `plugin`.
     pub fn new(plugin: Arc<str>) -> Self {
         LogCtx { plugin }
+    }
+
+    /// The state for `plugin`.
+    pub fn for_plugin(plugin: &Arc<str>, _grants: &Grants, _services: &HostServices) -> Self {
+        LogCtx::new(plugin.clone())
     }
 }
 

@@ -13,7 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capability::process::ProgramRunner;
-use crate::plugin::bindings::mail::{self as wit, Message};
+use crate::capability::{Grants, HostServices};
+use crate::wit::mail::{self as wit, Message};
+
+/// The interface name (`wasmban:plugin/mail`).
+pub const NAME: &str = "mail";
+
+/// Granted by `mail = true`.
+pub fn granted(grants: &Grants, _imports: &[String]) -> bool {
+    grants.mail
+}
+
+/// The line that grants it.
+pub fn grant_line(_imports: &[String]) -> String {
+    "mail = true".to_string()
+}
 
 /// A body longer than this is cut (whois reports and matched lines are
 /// far shorter; a plugin must not be able to mail megabytes).
@@ -303,6 +317,11 @@ impl MailCtx {
     /// Mail for `plugin` as `settings` say, running sendmail through `runner`.
     pub fn new(plugin: Arc<str>, settings: Arc<MailSettings>, runner: Arc<dyn ProgramRunner>) -> Self {
         MailCtx { plugin, settings, runner }
+    }
+
+    /// The state for `plugin`, sending as wasmban.conf's `[mail]` says.
+    pub fn for_plugin(plugin: &Arc<str>, _grants: &Grants, services: &HostServices) -> Self {
+        MailCtx::new(plugin.clone(), services.mail.clone(), services.runner.clone())
     }
 
     /// Send one message.

@@ -8,8 +8,22 @@ use std::time::Duration;
 
 use crate::capability::firewall::{DEFAULT_TIMEOUT, MAX_TIMEOUT, to_wit};
 use crate::capability::process::ProgramRunner;
-use crate::plugin::bindings::firewall::Output;
-use crate::plugin::bindings::shell as wit;
+use crate::capability::{Grants, HostServices};
+use crate::wit::firewall::Output;
+use crate::wit::shell as wit;
+
+/// The interface name (`wasmban:plugin/shell`).
+pub const NAME: &str = "shell";
+
+/// Granted by `shell = true` only.
+pub fn granted(grants: &Grants, _imports: &[String]) -> bool {
+    grants.shell
+}
+
+/// The line that grants it.
+pub fn grant_line(_imports: &[String]) -> String {
+    "shell = true".to_string()
+}
 
 /// The state behind one plugin instance's `shell` import.
 pub struct ShellCtx {
@@ -21,6 +35,11 @@ impl ShellCtx {
     /// Shell access for `plugin`, through `runner`.
     pub fn new(plugin: Arc<str>, runner: Arc<dyn ProgramRunner>) -> Self {
         ShellCtx { plugin, runner }
+    }
+
+    /// The state for `plugin`.
+    pub fn for_plugin(plugin: &Arc<str>, _grants: &Grants, services: &HostServices) -> Self {
+        ShellCtx::new(plugin.clone(), services.runner.clone())
     }
 }
 

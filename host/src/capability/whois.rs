@@ -12,7 +12,21 @@ use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::plugin::bindings::whois as wit;
+use crate::capability::{Grants, HostServices};
+use crate::wit::whois as wit;
+
+/// The interface name (`wasmban:plugin/whois`).
+pub const NAME: &str = "whois";
+
+/// Granted by `whois = true`.
+pub fn granted(grants: &Grants, _imports: &[String]) -> bool {
+    grants.whois
+}
+
+/// The line that grants it.
+pub fn grant_line(_imports: &[String]) -> String {
+    "whois = true".to_string()
+}
 
 /// An answer longer than this is cut.
 pub const ANSWER_LIMIT: usize = 256 * 1024;
@@ -157,6 +171,11 @@ impl WhoisCtx {
     /// Whois lookups for `plugin` as `settings` say.
     pub fn new(plugin: Arc<str>, settings: Arc<WhoisSettings>) -> Self {
         WhoisCtx { plugin, settings }
+    }
+
+    /// The state for `plugin`, asking wasmban.conf's `[whois]` server.
+    pub fn for_plugin(plugin: &Arc<str>, _grants: &Grants, services: &HostServices) -> Self {
+        WhoisCtx::new(plugin.clone(), services.whois.clone())
     }
 }
 

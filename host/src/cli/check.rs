@@ -6,8 +6,9 @@ use std::path::Path;
 
 use crate::cli::Cli;
 use crate::config::jail::{Jail, Jails};
-use crate::daemon::source::has_glob;
+use crate::daemon::assemble;
 use crate::plugin::{Registry, Runtime, RuntimeOptions};
+use crate::tail::{Backend, has_glob};
 
 /// One finding.
 struct Finding {
@@ -23,41 +24,32 @@ fn check_jail(
     warnings: &mut Vec<Finding>,
 ) {
     let report = |list: &mut Vec<Finding>, message: String| list.push(Finding { jail: jail.name.clone(), message });
-    match &jail.filter {
-        None => report(warnings, "no filter set: the jail will never find a failure".into()),
-        Some((reference, def)) => {
-            let built = def.component_options().map_err(|e| e.to_string()).and_then(|options| {
-                let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| e.to_string())?;
-                plugin.filter_for(def.pack_filter(), options).map(|_| ()).map_err(|e| e.to_string())
-            });
-            if let Err(e) = built {
-                report(errors, format!("filter {} ({}): {e}", reference.name, def.where_()));
+    // The daemon's own assembly, piece by piece, so that every problem is
+    // reported rather than the first.
+    let mut source = None;
+    if jail.filter.is_none() {
+        report(warnings, "no filter set: the jail will never find a failure".into());
+    } else {
+        match assemble::plan_filter(jail, runtime, registry) {
+            Ok(plan) => {
+                if let Err(e) = plan.instantiate() {
+                    report(errors, e);
+                }
+                source = Some(plan.source);
             }
+            Err(e) => report(errors, e),
         }
     }
     if jail.actions.is_empty() {
         report(warnings, "no action set: failures will be counted but nobody is banned".into());
     }
-    for (reference, def) in &jail.actions {
-        match def.plugin() {
-            None => report(
-                errors,
-                format!(
-                    "action {} ({}) has neither `plugin` nor any action command: nothing to run",
-                    reference.name,
-                    def.where_()
-                ),
-            ),
-            Some(name) => {
-                let built = runtime
-                    .load_named(registry, name)
-                    .and_then(|plugin| plugin.action(def.plugin_options()).map(|_| ()))
-                    .map_err(|e| e.to_string());
-                if let Err(e) = built {
-                    report(errors, format!("action {} ({}): {e}", reference.name, def.where_()));
-                }
-            }
+    for built in assemble::actions(jail, runtime, registry) {
+        if let Err(e) = built {
+            report(errors, e);
         }
+    }
+    if let Err(e) = assemble::usedns(jail) {
+        report(errors, e);
     }
     if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
         report(
@@ -66,17 +58,22 @@ fn check_jail(
                 .into(),
         );
     }
-    if let Err(e) = crate::daemon::source::Backend::parse(&jail.backend) {
-        report(errors, format!("backend: {e}"));
-    }
-    let systemd = jail.backend.trim_start().starts_with("systemd");
-    let from_pack = jail.filter.as_ref().is_some_and(|(_, def)| def.pack_filter().is_some());
-    if jail.logpath.is_empty() && !systemd && !from_pack {
+    let Some(source) = source else {
+        // Without a filter the source was not checked with it.
+        if let Err(e) = Backend::parse(&jail.backend) {
+            report(errors, format!("backend: {e}"));
+        }
+        return;
+    };
+    if source.logpaths.is_empty() && !source.is_journal() {
         report(warnings, format!("no logpath and backend {}: nothing to read", jail.backend));
     }
-    for path in &jail.logpath {
+    if source.is_journal() {
+        return;
+    }
+    for path in &source.logpaths {
         let path = path.split_whitespace().next().unwrap_or(path);
-        if !systemd && !has_glob(path) && !Path::new(path).exists() {
+        if !has_glob(path) && !Path::new(path).exists() {
             report(warnings, format!("log {path} does not exist yet; the jail will wait for it"));
         }
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cli::Cli;
 use crate::daemon::control::{Request, call};
-use crate::daemon::worker::{BanView, JailStatus};
+use crate::daemon::status::{BanView, JailStatus};
 
 /// Commands for a running daemon.
 #[derive(Debug, Subcommand)]

@@ -31,7 +31,7 @@ pub struct Line {
 
 /// Lines fed to the filter in one call.
 #[derive(Debug)]
-pub struct Batch {
+pub struct ReadBatch {
     chunk: Arc<str>,
     pub lines: Vec<Line>,
     /// The lines joined by newlines, when they do not follow one another
@@ -39,8 +39,8 @@ pub struct Batch {
     joined: Option<String>,
 }
 
-impl Batch {
-    fn new(chunk: Arc<str>, lines: Vec<Line>) -> Batch {
+impl ReadBatch {
+    fn new(chunk: Arc<str>, lines: Vec<Line>) -> ReadBatch {
         let contiguous = lines.windows(2).all(|w| w[1].start == w[0].end + 1);
         let joined = (!contiguous).then(|| {
             let mut joined = String::new();
@@ -52,7 +52,7 @@ impl Batch {
             }
             joined
         });
-        Batch { chunk, lines, joined }
+        ReadBatch { chunk, lines, joined }
     }
 
     /// The text of one of this batch's lines.
@@ -61,7 +61,7 @@ impl Batch {
     }
 }
 
-impl AsRef<str> for Batch {
+impl AsRef<str> for ReadBatch {
     fn as_ref(&self) -> &str {
         match (&self.joined, self.lines.first(), self.lines.last()) {
             (Some(joined), _, _) => joined,
@@ -72,8 +72,8 @@ impl AsRef<str> for Batch {
 }
 
 struct Shelf {
-    /// Batch `k` at `k`; None once released.
-    batches: Vec<Option<Arc<Batch>>>,
+    /// ReadBatch `k` at `k`; None once released.
+    batches: Vec<Option<Arc<ReadBatch>>>,
     released: usize,
     /// The reader has finished (at the end of the file, on an error, or
     /// because the consumer went away).
@@ -165,7 +165,7 @@ impl LogBatches {
         // the file may not.
         let unterminated = at_end && bytes.last().is_some_and(|b| *b != b'\n');
         let ends = memchr::memchr_iter(b'\n', bytes).chain(unterminated.then_some(bytes.len()));
-        let mut pending: Vec<Batch> = Vec::new();
+        let mut pending: Vec<ReadBatch> = Vec::new();
         for end in ends {
             *number += 1;
             let line = chunk[start..end].trim_end_matches(['\r', '\n']);
@@ -174,14 +174,14 @@ impl LogBatches {
             }
             start = end + 1;
             if lines.len() == self.batch_lines {
-                pending.push(Batch::new(
+                pending.push(ReadBatch::new(
                     chunk.clone(),
                     std::mem::replace(&mut lines, Vec::with_capacity(self.batch_lines)),
                 ));
             }
         }
         if !lines.is_empty() {
-            pending.push(Batch::new(chunk.clone(), lines));
+            pending.push(ReadBatch::new(chunk.clone(), lines));
         }
         for batch in pending {
             let mut shelf = self.lock();
@@ -198,8 +198,8 @@ impl LogBatches {
         true
     }
 
-    /// Batch `k`, once read; None past the last batch (or once released).
-    pub fn get(&self, k: usize) -> Option<Arc<Batch>> {
+    /// ReadBatch `k`, once read; None past the last batch (or once released).
+    pub fn get(&self, k: usize) -> Option<Arc<ReadBatch>> {
         let mut shelf = self.lock();
         while k >= shelf.batches.len() && !shelf.done {
             shelf = self.changed.wait(shelf).unwrap_or_else(PoisonError::into_inner);

@@ -156,7 +156,7 @@ fn try_action(
     let reg = registry(cli);
     let loaded = runtime.load_named(&reg, &resolve_reference(plugin)?)?;
     let mut action = loaded.action(pairs)?;
-    let ticket = |ip: &str| crate::plugin::bindings::types::Ticket {
+    let ticket = |ip: &str| crate::wit::types::Ticket {
         jail: jail.to_string(),
         ip: ip.to_string(),
         failures: 1,

@@ -10,10 +10,10 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::cli::Cli;
-use crate::cli::log_batches::{Batch, CHUNK_BYTES, LogBatches};
+use crate::cli::log_batches::{CHUNK_BYTES, LogBatches, ReadBatch};
 use crate::config::filter::FilterDefinition;
-use crate::plugin::bindings::types::{Failure, Scan};
 use crate::plugin::{PluginError, Registry, Runtime, RuntimeOptions, split};
+use crate::wit::types::{Failure, Scan};
 
 /// Lines sent to the filter per call.
 const BATCH_LINES: usize = 4096;
@@ -158,67 +158,68 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     // The texts of the lines the summary lists, when asked for.
     let (mut matched_texts, mut ignored_texts, mut missed_texts) = (Vec::new(), Vec::new(), Vec::new());
 
-    let mut each = |k: usize, batch: &std::sync::Arc<Batch>, scan: Result<Scan, PluginError>| -> anyhow::Result<()> {
-        let chunk = &batch.lines;
-        lines += chunk.len();
-        let scan = match scan {
-            Ok(scan) => scan,
-            Err(e) => {
-                // One bad batch must not end the run: report and go on.
-                eprintln!(
-                    "wasmban: lines {}..{} skipped: {e}",
-                    chunk.first().map(|l| l.number).unwrap_or(0),
-                    chunk.last().map(|l| l.number).unwrap_or(0)
-                );
-                skipped += chunk.len();
-                batches.release(k);
-                return Ok(());
-            }
-        };
-        let mut per_line: Vec<Vec<&Failure>> = vec![Vec::new(); chunk.len()];
-        for f in &scan.failures {
-            if let Some(slot) = per_line.get_mut(f.line as usize) {
-                slot.push(f);
-            }
-        }
-        for (i, line) in chunk.iter().enumerate() {
-            let note = scan.notes.get(i);
-            let failures = &per_line[i];
-            if args.json {
-                let record = json!({
-                    "line": line.number,
-                    "time": note.and_then(|n| n.time),
-                    "failures": failures.iter().map(|f| failure_json(f)).collect::<Vec<_>>(),
-                });
-                writeln!(out, "{record}")?;
-            }
-            // Counted as fail2ban-regex counts: every rule hit (helpers
-            // included); a line is ignored when an ignoreregex dropped it
-            // or a hit was a helper (even if another hit was a failure),
-            // else matched when a hit meant a failure.
-            for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
-                // A pack's filter has rules but no failregex list.
-                let rule = *rule as usize;
-                if rule >= hits.len() {
-                    hits.resize(rule + 1, 0);
+    let mut each =
+        |k: usize, batch: &std::sync::Arc<ReadBatch>, scan: Result<Scan, PluginError>| -> anyhow::Result<()> {
+            let chunk = &batch.lines;
+            lines += chunk.len();
+            let scan = match scan {
+                Ok(scan) => scan,
+                Err(e) => {
+                    // One bad batch must not end the run: report and go on.
+                    eprintln!(
+                        "wasmban: lines {}..{} skipped: {e}",
+                        chunk.first().map(|l| l.number).unwrap_or(0),
+                        chunk.last().map(|l| l.number).unwrap_or(0)
+                    );
+                    skipped += chunk.len();
+                    batches.release(k);
+                    return Ok(());
                 }
-                hits[rule] += 1;
-            }
-            let (count, texts, wanted) = if note.is_some_and(|n| n.ignored) {
-                (&mut ignored, &mut ignored_texts, args.print_all_ignored)
-            } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
-                (&mut matched, &mut matched_texts, args.print_all_matched)
-            } else {
-                (&mut missed, &mut missed_texts, args.print_all_missed)
             };
-            *count += 1;
-            if wanted {
-                texts.push(batch.text_of(line).to_string());
+            let mut per_line: Vec<Vec<&Failure>> = vec![Vec::new(); chunk.len()];
+            for f in &scan.failures {
+                if let Some(slot) = per_line.get_mut(f.line as usize) {
+                    slot.push(f);
+                }
             }
-        }
-        batches.release(k);
-        Ok(())
-    };
+            for (i, line) in chunk.iter().enumerate() {
+                let note = scan.notes.get(i);
+                let failures = &per_line[i];
+                if args.json {
+                    let record = json!({
+                        "line": line.number,
+                        "time": note.and_then(|n| n.time),
+                        "failures": failures.iter().map(|f| failure_json(f)).collect::<Vec<_>>(),
+                    });
+                    writeln!(out, "{record}")?;
+                }
+                // Counted as fail2ban-regex counts: every rule hit (helpers
+                // included); a line is ignored when an ignoreregex dropped it
+                // or a hit was a helper (even if another hit was a failure),
+                // else matched when a hit meant a failure.
+                for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
+                    // A pack's filter has rules but no failregex list.
+                    let rule = *rule as usize;
+                    if rule >= hits.len() {
+                        hits.resize(rule + 1, 0);
+                    }
+                    hits[rule] += 1;
+                }
+                let (count, texts, wanted) = if note.is_some_and(|n| n.ignored) {
+                    (&mut ignored, &mut ignored_texts, args.print_all_ignored)
+                } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
+                    (&mut matched, &mut matched_texts, args.print_all_matched)
+                } else {
+                    (&mut missed, &mut missed_texts, args.print_all_missed)
+                };
+                *count += 1;
+                if wanted {
+                    texts.push(batch.text_of(line).to_string());
+                }
+            }
+            batches.release(k);
+            Ok(())
+        };
     let path = args.log.clone();
     let fed: anyhow::Result<()> = std::thread::scope(|scope| {
         scope.spawn(|| batches.read(file, &path, args.read_bytes));

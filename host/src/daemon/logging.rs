@@ -13,8 +13,8 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::BAN_TARGET;
 use crate::daemon::settings::{LogTarget, Settings};
-use crate::daemon::worker::BAN_TARGET;
 
 /// fail2ban's line layout.
 struct Fail2banFormat {

@@ -1,16 +1,14 @@
-//! `wasmban server`: the daemon. Jails run on threads of their own (see
-//! [`worker`]); the control socket, signals and reloads run on a small
-//! tokio runtime that never waits on a plugin.
+//! `wasmban server`: the daemon. Jails are built by [`assemble`] and run
+//! on threads of their own ([`jail_thread`]); the control socket, signals
+//! and reloads run on a small tokio runtime that never waits on a plugin.
 
+pub mod assemble;
 pub mod clock;
 pub mod control;
-pub mod engine;
-pub mod ids;
-pub mod journal;
+pub mod jail_thread;
 pub mod logging;
 pub mod settings;
-pub mod source;
-pub mod worker;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -28,8 +26,10 @@ use crate::config::ConfigError;
 use crate::config::jail::Jails;
 use crate::daemon::clock::Clock;
 use crate::daemon::control::{Reply, Request};
+use crate::daemon::jail_thread::{JailCommand, JailContext, JailHandle};
 use crate::daemon::logging::LogFile;
-use crate::daemon::worker::{Command, JailHandle, Shared};
+use crate::daemon::status::{BanView, JailStatus};
+use crate::jail::ids;
 use crate::plugin::{Runtime, RuntimeOptions};
 use crate::store::Store;
 
@@ -65,7 +65,7 @@ enum Event {
 
 struct Daemon {
     confdir: PathBuf,
-    shared: Shared,
+    jail_context: JailContext,
     jails: Mutex<BTreeMap<String, JailHandle>>,
     events: mpsc::UnboundedSender<Event>,
     log_file: Option<LogFile>,
@@ -201,7 +201,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         whois: options.whois.clone(),
         ..RuntimeOptions::default()
     })?;
-    let shared = Shared {
+    let jail_context = JailContext {
         runtime: Arc::new(runtime),
         plugin_dir: options.confdir.join("plugin.d"),
         store: Arc::new(Mutex::new(store)),
@@ -213,15 +213,15 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         .thread_name("wasmban-control")
         .enable_all()
         .build()?;
-    tokio.block_on(serve(options, shared))
+    tokio.block_on(serve(options, jail_context))
 }
 
-async fn serve(options: ServerOptions, shared: Shared) -> anyhow::Result<()> {
+async fn serve(options: ServerOptions, jail_context: JailContext) -> anyhow::Result<()> {
     let listener = bind_socket(&options.socket)?;
     let (events, mut inbox) = mpsc::unbounded_channel();
     let daemon = Arc::new(Daemon {
         confdir: options.confdir.clone(),
-        shared,
+        jail_context,
         jails: Mutex::new(BTreeMap::new()),
         events,
         log_file: options.log_file,
@@ -305,7 +305,7 @@ impl Daemon {
         let mut started = Vec::new();
         for jail in jails {
             let name = jail.name.clone();
-            match worker::spawn(jail, self.shared.clone()) {
+            match jail_thread::spawn(jail, self.jail_context.clone()) {
                 Ok(handle) => {
                     if let Ok(mut map) = self.jails.lock() {
                         map.insert(name.clone(), handle);
@@ -325,8 +325,8 @@ impl Daemon {
     }
 
     fn purge(&self, age: i64) {
-        let now = self.shared.clock.now() as i64;
-        if let Ok(mut store) = self.shared.store.lock()
+        let now = self.jail_context.clock.now() as i64;
+        if let Ok(mut store) = self.jail_context.store.lock()
             && let Err(e) = store.purge(now, age)
         {
             tracing::warn!("{e}");
@@ -403,7 +403,7 @@ impl Daemon {
         control::write_reply(&mut stream, &reply).await;
     }
 
-    fn status_of(&self, jail: &str) -> Option<worker::JailStatus> {
+    fn status_of(&self, jail: &str) -> Option<JailStatus> {
         self.jails.lock().ok()?.get(jail).map(|h| h.status())
     }
 
@@ -415,7 +415,7 @@ impl Daemon {
     async fn ask<T>(
         &self,
         jail: &str,
-        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
+        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> JailCommand,
     ) -> Result<T, String> {
         let (tx, rx) = oneshot::channel();
         let sent = match self.jails.lock() {
@@ -443,10 +443,10 @@ impl Daemon {
                 None => self.no_such_jail(&jail),
             },
             Request::Banned => {
-                let all: BTreeMap<String, Vec<worker::BanView>> = self
+                let all: BTreeMap<String, Vec<BanView>> = self
                     .jails
                     .lock()
-                    .map(|m| m.iter().map(|(n, h)| (n.clone(), h.status().banned)).collect())
+                    .map(|m| m.iter().map(|(n, h)| (n.clone(), h.banned())).collect())
                     .unwrap_or_default();
                 Reply::ok(serde_json::to_value(all).unwrap_or(Value::Null))
             }
@@ -461,7 +461,7 @@ impl Daemon {
                     ));
                 }
                 let ip = addr.to_string();
-                match self.ask(&jail, |reply| Command::Ban { ip: ip.clone(), reply }).await {
+                match self.ask(&jail, |reply| JailCommand::Ban { ip: ip.clone(), reply }).await {
                     Ok(true) => Reply::ok(json!({ "jail": jail, "ip": ip, "banned": true })),
                     Ok(false) => {
                         Reply::ok(json!({ "jail": jail, "ip": ip, "banned": false, "note": "already banned" }))
@@ -490,7 +490,7 @@ impl Daemon {
                 let mut lifted = 0;
                 let mut errors = Vec::new();
                 for j in targets {
-                    match self.ask(&j, |reply| Command::Unban { ip: ip.clone(), reply }).await {
+                    match self.ask(&j, |reply| JailCommand::Unban { ip: ip.clone(), reply }).await {
                         Ok(n) => lifted += n,
                         Err(e) => errors.push(format!("{j}: {e}")),
                     }

@@ -169,6 +169,16 @@ pub fn needs_force(ip: IpAddr) -> Option<String> {
     own_addresses().contains(&ip).then(|| format!("{ip} is an address of this host"))
 }
 
+/// This machine's addresses for `ignoreself`: loopback and every
+/// interface's.
+pub fn local_addresses() -> Vec<IpAddr> {
+    let mut out = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])];
+    out.extend(own_addresses());
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The addresses of this host's interfaces.
 pub fn own_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
@@ -232,6 +242,12 @@ mod tests {
     fn a_declared_id_is_kept_when_it_is_safe() {
         assert_eq!(ids(UseDns::No, "user42", &[("fid", "user42")]).unwrap(), ["user42"]);
         assert!(ids(UseDns::No, "-oProxyCommand", &[("fid", "-oProxyCommand")]).is_err());
+    }
+
+    #[test]
+    fn ignoreself_covers_loopback() {
+        let addrs = local_addresses();
+        assert!(addrs.contains(&"127.0.0.1".parse().unwrap()) && addrs.contains(&"::1".parse().unwrap()));
     }
 
     #[test]

@@ -7,11 +7,11 @@ use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
 use crate::plugin::PluginError;
-use crate::plugin::bindings::types::{Scan, Ticket};
-use crate::plugin::bindings::{ActionPlugin, FilterPack, FilterPlugin, PackInfo, PreparedFilter};
 use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
 use crate::plugin::sandbox::PluginState;
+use crate::wit::types::{Scan, Ticket};
+use crate::wit::{ActionPlugin, FilterPack, FilterPlugin, PackInfo, PreparedFilter};
 
 /// Counters of one instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -22,6 +22,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use crate::capability::Grants;
+
 /// What one manifest says.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -39,30 +41,6 @@ pub struct Manifest {
     /// Resource limits of every instance.
     #[serde(default)]
     pub limits: Limits,
-}
-
-/// Capabilities granted to a plugin. Deny by default: an empty table grants
-/// only `log`.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Grants {
-    /// Firewall programs it may run: bare names found in the system's
-    /// sbin/bin folders, or absolute paths.
-    #[serde(default)]
-    pub firewall: Vec<String>,
-    /// May send mail through the configured relay.
-    #[serde(default)]
-    pub mail: bool,
-    /// May query whois.
-    #[serde(default)]
-    pub whois: bool,
-    /// May run shell command lines (fail2ban's classic actions).
-    #[serde(default)]
-    pub shell: bool,
-    /// HTTP(S) destinations it may reach: `host` (the scheme's default
-    /// port) or `host:port`.
-    #[serde(default)]
-    pub http: Vec<String>,
 }
 
 /// Resource limits of each instance of a plugin.

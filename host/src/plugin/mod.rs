@@ -5,7 +5,6 @@
 //! links only those (`sandbox`); `instance` runs calls with a CPU deadline
 //! and a memory cap, rebuilding an instance after a trap; `split` runs a
 //! filter that exports `prepare` on two cores.
-pub mod bindings;
 pub mod cache;
 pub mod error;
 pub mod inspect;

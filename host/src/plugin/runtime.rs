@@ -16,13 +16,13 @@ use crate::capability::HostServices;
 use crate::capability::mail::MailSettings;
 use crate::capability::process::{ProgramRunner, SystemRunner};
 use crate::capability::whois::WhoisSettings;
-use crate::plugin::bindings::{ActionPluginPre, FilterPackPre, FilterPluginPre, PackInfo, PreparedFilterPre};
 use crate::plugin::cache::{CacheOutcome, CompiledCache, compile};
 use crate::plugin::instance::{ActionInstance, FilterInstance};
 use crate::plugin::manifest::{Grants, Limits};
 use crate::plugin::registry::PluginSource;
 use crate::plugin::sandbox::{PluginKind, PluginState, check_imports, interface_names, kind_of, linker_for};
 use crate::plugin::{PluginError, registry::Origin};
+use crate::wit::{ActionPluginPre, FilterPackPre, FilterPluginPre, PackInfo, PreparedFilterPre};
 
 /// How often the engine's epoch advances; a call's deadline is counted in
 /// these ticks, so this is the precision of plugin timeouts.
@@ -192,7 +192,7 @@ impl Runtime {
         check_imports(&source.name, kind, &imports, &grants, grant_file)?;
         let fail =
             |e: wasmtime::Error| PluginError::Instantiate { plugin: source.name.clone(), message: format!("{e:#}") };
-        let linker = linker_for(&self.engine, kind, &grants).map_err(fail)?;
+        let linker = linker_for(&self.engine, kind, &grants, &imports).map_err(fail)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(fail)?;
         let pre = match kind {
             PluginKind::Filter => {

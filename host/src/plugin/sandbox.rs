@@ -8,14 +8,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
-use crate::capability::Capability;
-use crate::capability::HostServices;
-use crate::capability::firewall::FirewallCtx;
-use crate::capability::http::HttpCtx;
-use crate::capability::log::LogCtx;
-use crate::capability::mail::MailCtx;
-use crate::capability::shell::ShellCtx;
-use crate::capability::whois::WhoisCtx;
+use crate::capability::{Capability, Contexts, HasContexts, HostServices};
 use crate::plugin::PluginError;
 use crate::plugin::manifest::{Grants, Limits};
 use crate::plugin::output::GuestOutput;
@@ -136,25 +129,8 @@ pub fn check_imports(
         if matches!(kind, PluginKind::Filter | PluginKind::Pack) {
             return refuse(import, format!("but filters are granted only `log`, never `{}`", capability.name()));
         }
-        let granted = match capability {
-            Capability::Log => true,
-            // The shell interface borrows its `output` type from firewall,
-            // so a shell plugin imports firewall too; it is linked with no
-            // program allowed, and the host refuses every call.
-            Capability::Firewall => !grants.firewall.is_empty() || (grants.shell && imports_shell(imports)),
-            Capability::Mail => grants.mail,
-            Capability::Whois => grants.whois,
-            Capability::Shell => grants.shell,
-            Capability::Http => !grants.http.is_empty(),
-        };
-        if !granted {
-            let line = match capability {
-                // Only there for the shell's types: the shell is what to grant.
-                Capability::Firewall if imports_shell(imports) => "shell = true".to_string(),
-                Capability::Firewall => "firewall = [\"PROGRAM\", ...]".to_string(),
-                Capability::Http => "http = [\"HOST\", \"HOST:PORT\", ...]".to_string(),
-                other => format!("{} = true", other.name()),
-            };
+        if !capability.granted(grants, imports) {
+            let line = capability.grant_line(imports);
             return refuse(
                 import,
                 format!("which its grant does not allow; to allow it, add `{line}` under [grants] in {grant_file}"),
@@ -162,10 +138,6 @@ pub fn check_imports(
         }
     }
     Ok(())
-}
-
-fn imports_shell(imports: &[String]) -> bool {
-    imports.iter().any(|i| Capability::from_import(i) == Some(Capability::Shell))
 }
 
 /// Counts linear memory across all of an instance's memories and refuses
@@ -228,12 +200,7 @@ pub struct PluginState {
     table: ResourceTable,
     /// The memory cap.
     pub memory: MemoryCap,
-    log: LogCtx,
-    firewall: FirewallCtx,
-    shell: ShellCtx,
-    mail: MailCtx,
-    whois: WhoisCtx,
-    http: HttpCtx,
+    capabilities: Contexts,
     /// The guest's stderr, for trap reports.
     pub stderr: GuestOutput,
 }
@@ -241,6 +208,12 @@ pub struct PluginState {
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl HasContexts for PluginState {
+    fn contexts(&mut self) -> &mut Contexts {
+        &mut self.capabilities
     }
 }
 
@@ -263,39 +236,23 @@ impl PluginState {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap::new(limits.memory_bytes()),
-            log: LogCtx::new(plugin.clone()),
-            firewall: FirewallCtx::new(plugin.clone(), grants.firewall.clone(), services.runner.clone()),
-            shell: ShellCtx::new(plugin.clone(), services.runner.clone()),
-            mail: MailCtx::new(plugin.clone(), services.mail.clone(), services.runner.clone()),
-            whois: WhoisCtx::new(plugin.clone(), services.whois.clone()),
-            http: HttpCtx::new(plugin.clone(), grants.http.clone()),
+            capabilities: Contexts::new(plugin, grants, services),
             stderr,
         }
     }
 }
 
-/// A linker with WASI (sandboxed), `log`, and the granted capabilities only.
-pub fn linker_for(engine: &Engine, kind: PluginKind, grants: &Grants) -> wasmtime::Result<Linker<PluginState>> {
+/// A linker with WASI (sandboxed), `log`, and the granted capabilities only
+/// (none but `log` for filters).
+pub fn linker_for(
+    engine: &Engine,
+    kind: PluginKind,
+    grants: &Grants,
+    imports: &[String],
+) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    crate::capability::log::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.log)?;
-    if kind == PluginKind::Action {
-        if !grants.firewall.is_empty() || grants.shell {
-            crate::capability::firewall::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.firewall)?;
-        }
-        if grants.shell {
-            crate::capability::shell::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.shell)?;
-        }
-        if grants.mail {
-            crate::capability::mail::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.mail)?;
-        }
-        if grants.whois {
-            crate::capability::whois::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.whois)?;
-        }
-        if !grants.http.is_empty() {
-            crate::capability::http::add_to_linker(&mut linker, |s: &mut PluginState| &mut s.http)?;
-        }
-    }
+    crate::capability::link_granted(&mut linker, grants, imports, kind != PluginKind::Action)?;
     Ok(linker)
 }
 

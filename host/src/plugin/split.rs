@@ -13,8 +13,8 @@
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::plugin::PluginError;
-use crate::plugin::bindings::types::Scan;
 use crate::plugin::instance::FilterInstance;
+use crate::wit::types::Scan;
 
 /// How far the preparer may run ahead of the feeder, in batches (the
 /// prepared answers wait in memory).

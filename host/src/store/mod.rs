@@ -3,11 +3,12 @@
 //! files. A write returns only once it is on disk (`synchronous = FULL`),
 //! so a ban reported is a ban kept, whatever happens to the process next.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::tail::Cursor;
+use crate::tail::{Cursor, Progress};
 
 mod recover;
 pub use recover::Recovery;
@@ -136,6 +137,35 @@ impl Store {
     /// neither loses a ban nor re-reads the lines that led to it.
     pub fn record_progress(&mut self, bans: &[BanRecord], cursors: &[(PathBuf, Cursor)]) -> Result<(), StoreError> {
         self.record_journal_progress(bans, cursors, None)
+    }
+
+    /// Record `bans` of `jail` with where its reading stands (`progress`),
+    /// in one transaction.
+    pub fn record(&mut self, jail: &str, bans: &[BanRecord], progress: &Progress) -> Result<(), StoreError> {
+        self.record_journal_progress(bans, &progress.files, progress.journal.as_deref().map(|c| (jail, c)))
+    }
+
+    /// Every saved file position, for the sources to resume from.
+    pub fn saved_positions(&self) -> Result<HashMap<PathBuf, Cursor>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, dev, ino, offset, head_len, fingerprint FROM positions")
+            .map_err(self.query_err("read positions"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    PathBuf::from(r.get::<_, String>(0)?),
+                    Cursor {
+                        dev: r.get::<_, i64>(1)? as u64,
+                        ino: r.get::<_, i64>(2)? as u64,
+                        offset: r.get::<_, i64>(3)? as u64,
+                        head_len: r.get(4)?,
+                        fingerprint: r.get::<_, i64>(5)? as u64,
+                    },
+                ))
+            })
+            .map_err(self.query_err("read positions"))?;
+        rows.collect::<Result<HashMap<_, _>, _>>().map_err(self.query_err("read positions"))
     }
 
     /// [`Store::record_progress`], with a jail's journal cursor

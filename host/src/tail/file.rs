@@ -350,4 +350,5 @@ fn explain(e: std::io::Error) -> std::io::Error {
 }
 
 #[cfg(test)]
+#[path = "file_tests.rs"]
 mod tests;

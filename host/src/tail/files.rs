@@ -1,19 +1,16 @@
-//! A jail's logs: its `logpath` entries (globs included) followed as files,
-//! woken by inotify where it works and polled regardless, so that a missed
-//! event costs latency, never lines.
+//! A jail's log files: its `logpath` entries (globs included), woken by
+//! inotify where it works and polled regardless, so that a missed event
+//! costs latency, never lines.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
 
 use notify::{RecursiveMode, Watcher};
 
-use crate::daemon::journal::{JournalSource, JournalSpec};
-use crate::daemon::worker::Command;
-use crate::store::Store;
-use crate::tail::{Cursor, Start, Tailer};
+use crate::tail::Wake;
+use crate::tail::file::{Cursor, Start, Tailer};
 
 /// How a jail learns that its files changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +50,13 @@ struct Pattern {
 }
 
 /// The followed files of one jail.
-pub struct LogSource {
+pub struct FileSource {
     jail: String,
     patterns: Vec<Pattern>,
     tailers: Vec<Tailer>,
-    store: Arc<Mutex<Store>>,
+    /// Where files were left, from the store: a file found now or later
+    /// resumes there.
+    saved: HashMap<PathBuf, Cursor>,
     watcher: Option<notify::RecommendedWatcher>,
     watched: BTreeSet<PathBuf>,
     /// Set by file events, cleared by reads: one wake-up per burst.
@@ -66,16 +65,16 @@ pub struct LogSource {
     next: usize,
 }
 
-impl LogSource {
+impl FileSource {
     /// Follow `logpaths` (one entry per line: a path or glob, optionally
     /// followed by `head` or `tail`).
     pub fn new(
         jail: &str,
         logpaths: &[String],
         backend: Backend,
-        store: Arc<Mutex<Store>>,
-        waker: Sender<Command>,
-    ) -> Result<LogSource, String> {
+        saved: HashMap<PathBuf, Cursor>,
+        wake: Wake,
+    ) -> Result<FileSource, String> {
         let mut patterns = Vec::new();
         for entry in logpaths {
             let mut words = entry.split_whitespace();
@@ -94,7 +93,7 @@ impl LogSource {
                 let flag = pending.clone();
                 let made = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                     if event.is_ok() && !flag.swap(true, Ordering::AcqRel) {
-                        let _ = waker.send(Command::Wake);
+                        wake();
                     }
                 });
                 match made {
@@ -106,11 +105,11 @@ impl LogSource {
                 }
             }
         };
-        let mut source = LogSource {
+        let mut source = FileSource {
             jail: jail.to_string(),
             patterns,
             tailers: Vec::new(),
-            store,
+            saved,
             watcher,
             watched: BTreeSet::new(),
             pending,
@@ -118,17 +117,6 @@ impl LogSource {
         };
         source.rescan();
         Ok(source)
-    }
-
-    fn saved_cursor(&self, path: &Path) -> Option<Cursor> {
-        let store = self.store.lock().ok()?;
-        match store.load_cursor(path) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!("[{}] {e}", self.jail);
-                None
-            }
-        }
     }
 
     /// Expand globs again: files that appeared since are followed from
@@ -155,7 +143,7 @@ impl LogSource {
             if self.tailers.iter().any(|t| t.path() == path) {
                 continue;
             }
-            let saved = self.saved_cursor(&path);
+            let saved = self.saved.get(&path).copied();
             let mut tailer = Tailer::new(path, start, saved);
             if let Err(e) = tailer.open_now()
                 && tailer.note_error(&e)
@@ -241,99 +229,5 @@ impl LogSource {
             }
         }
         out
-    }
-}
-
-/// Lines read in one go, with their times when the source knows them.
-#[derive(Debug, Default)]
-pub struct Batch {
-    /// The lines.
-    pub lines: Vec<String>,
-    /// Unix time of each line (journal entries); `None` for files, whose
-    /// lines carry their dates for the filter to find.
-    pub times: Option<Vec<f64>>,
-}
-
-/// Where a jail's lines come from.
-pub enum Source {
-    /// Log files.
-    Files(LogSource),
-    /// The journal.
-    Journal(JournalSource),
-}
-
-impl Source {
-    /// The source for a jail's `backend`, `logpath` and the filter's `journalmatch`.
-    pub fn open(
-        jail: &str,
-        backend_text: &str,
-        logpaths: &[String],
-        journalmatch: Option<&str>,
-        store: Arc<Mutex<Store>>,
-        waker: Sender<Command>,
-    ) -> Result<Source, String> {
-        let backend = Backend::parse(backend_text).map_err(|e| format!("backend: {e}"))?;
-        if backend == Backend::Systemd {
-            let spec = JournalSpec::parse(backend_text, journalmatch)?;
-            let cursor = store.lock().ok().and_then(|s| s.load_journal_cursor(jail).ok().flatten());
-            return Ok(Source::Journal(JournalSource::new(jail, spec, cursor, waker)));
-        }
-        LogSource::new(jail, logpaths, backend, store, waker).map(Source::Files)
-    }
-
-    /// Whether lines come from the journal.
-    pub fn is_journal(&self) -> bool {
-        matches!(self, Source::Journal(_))
-    }
-
-    /// Up to `limit` new lines.
-    pub fn read(&mut self, limit: usize) -> Batch {
-        match self {
-            Source::Files(f) => Batch { lines: f.read(limit), times: None },
-            Source::Journal(j) => {
-                let entries = j.read(limit);
-                let times = entries.iter().map(|e| e.time).collect();
-                Batch { lines: entries.into_iter().map(|e| e.line).collect(), times: Some(times) }
-            }
-        }
-    }
-
-    /// Read positions of files.
-    pub fn cursors(&mut self) -> Vec<(PathBuf, Cursor)> {
-        match self {
-            Source::Files(f) => f.cursors(),
-            Source::Journal(_) => Vec::new(),
-        }
-    }
-
-    /// The journal cursor, for the journal.
-    pub fn journal_cursor(&self) -> Option<&str> {
-        match self {
-            Source::Files(_) => None,
-            Source::Journal(j) => j.cursor(),
-        }
-    }
-
-    /// What is followed.
-    pub fn files(&self) -> Vec<String> {
-        match self {
-            Source::Files(f) => f.files(),
-            Source::Journal(j) => j.files(),
-        }
-    }
-
-    /// What is waited for.
-    pub fn waiting(&self) -> Vec<String> {
-        match self {
-            Source::Files(f) => f.waiting(),
-            Source::Journal(_) => Vec::new(),
-        }
-    }
-
-    /// Look for new files.
-    pub fn rescan(&mut self) {
-        if let Source::Files(f) = self {
-            f.rescan();
-        }
     }
 }

@@ -5,13 +5,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::config::values::parse_reference;
-use crate::daemon::worker::Command as JailCommand;
+use crate::tail::Wake;
 
 /// Entries buffered between the reader thread and the jail.
 const QUEUE: usize = 65_536;
@@ -138,14 +138,14 @@ pub struct JournalSource {
     spec: JournalSpec,
     child: Option<Child>,
     entries: Option<Receiver<Fed>>,
-    waker: Sender<JailCommand>,
+    waker: Wake,
     cursor: Option<String>,
     restart_at: Option<Instant>,
 }
 
 impl JournalSource {
     /// Follow the journal for `jail`, after `cursor` when one was saved.
-    pub fn new(jail: &str, spec: JournalSpec, cursor: Option<String>, waker: Sender<JailCommand>) -> JournalSource {
+    pub fn new(jail: &str, spec: JournalSpec, cursor: Option<String>, waker: Wake) -> JournalSource {
         let mut source =
             JournalSource { jail: jail.to_string(), spec, child: None, entries: None, waker, cursor, restart_at: None };
         source.spawn();
@@ -256,12 +256,7 @@ impl Drop for JournalSource {
     }
 }
 
-fn pump(
-    stdout: ChildStdout,
-    stderr: Option<std::process::ChildStderr>,
-    tx: SyncSender<Fed>,
-    waker: Sender<JailCommand>,
-) {
+fn pump(stdout: ChildStdout, stderr: Option<std::process::ChildStderr>, tx: SyncSender<Fed>, waker: Wake) {
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
     loop {
@@ -273,7 +268,7 @@ fn pump(
                     if tx.send(Fed::Entry(entry)).is_err() {
                         return;
                     }
-                    let _ = waker.send(JailCommand::Wake);
+                    waker();
                 }
             }
             Err(e) => {

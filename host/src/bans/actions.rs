@@ -1,0 +1,154 @@
+//! A jail's actions, run over batches of bans: when a ban fails, the
+//! action's `check` runs (it repairs what it can, as fail2ban's
+//! actioncheck/actionrepair do) and the failed bans are tried once more;
+//! when `check` reports that it rebuilt its structure, every ban in force is
+//! applied again, since the rebuild dropped them.
+
+use crate::plugin::ActionInstance;
+use crate::store::BanRecord;
+use crate::wit::types::Ticket;
+
+/// One action of a jail.
+pub struct JailAction {
+    /// Its name in the jail's `action` (`iptables-multiport`).
+    pub name: String,
+    /// The running component.
+    pub instance: ActionInstance,
+    /// `norestored`: skip bans restored at start (mail notifications).
+    pub norestored: bool,
+}
+
+/// Every action of one jail.
+pub struct JailActions {
+    jail: String,
+    actions: Vec<JailAction>,
+}
+
+/// The ticket an action gets for a ban.
+pub fn ticket(r: &BanRecord) -> Ticket {
+    Ticket {
+        jail: r.jail.clone(),
+        ip: r.ip.clone(),
+        failures: r.failures,
+        matches: r.matches.clone(),
+        time: r.time,
+        bantime: r.bantime,
+        ban_count: r.bancount,
+        fields: Vec::new(),
+    }
+}
+
+/// Run one action over `tickets`; the tickets that failed, with why.
+fn run(instance: &mut ActionInstance, tickets: &[Ticket], ban: bool) -> Vec<(Ticket, String)> {
+    if tickets.is_empty() {
+        return Vec::new();
+    }
+    let results = if ban { instance.ban(tickets) } else { instance.unban(tickets) };
+    match results {
+        Ok(results) => tickets.iter().zip(results).filter_map(|(t, r)| r.err().map(|e| (t.clone(), e))).collect(),
+        Err(e) => tickets.iter().map(|t| (t.clone(), e.to_string())).collect(),
+    }
+}
+
+fn report_failures(jail: &str, action: &str, verb: &str, failed: &[(Ticket, String)]) {
+    // A batch that failed as a whole carries one message for every ticket:
+    // say it once per run of equal messages, not ten thousand times.
+    let mut i = 0;
+    let mut groups = 0;
+    while i < failed.len() {
+        let (first, e) = &failed[i];
+        let same = failed[i..].iter().take_while(|(_, other)| other == e).count();
+        groups += 1;
+        if groups > 20 {
+            tracing::error!("[{jail}] action {action}: {} more failures to {verb} not shown", failed.len() - i);
+            break;
+        }
+        if same > 1 {
+            tracing::error!("[{jail}] action {action} failed to {verb} {} and {} more: {e}", first.ip, same - 1);
+        } else {
+            tracing::error!("[{jail}] action {action} failed to {verb} {}: {e}", first.ip);
+        }
+        i += same;
+    }
+}
+
+impl JailActions {
+    /// The actions of `jail`.
+    pub fn new(jail: &str, actions: Vec<JailAction>) -> JailActions {
+        JailActions { jail: jail.to_string(), actions }
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Run every action's `start`; a failure is logged, and the jail goes
+    /// on with what works.
+    pub fn start(&mut self) {
+        for a in &mut self.actions {
+            if let Err(e) = a.instance.start() {
+                tracing::error!("[{}] action {} failed to start: {e}", self.jail, a.name);
+            }
+        }
+    }
+
+    /// Run every action's `stop`.
+    pub fn stop(&mut self) {
+        for a in &mut self.actions {
+            if let Err(e) = a.instance.stop() {
+                tracing::error!("[{}] action {} failed to stop: {e}", self.jail, a.name);
+            }
+        }
+    }
+
+    /// Ban (or unban) `records` through every action; `restoring` skips
+    /// the actions with `norestored`; `in_force` gives every ban in force,
+    /// for an action whose check rebuilt its structure.
+    pub fn apply<'a>(
+        &mut self,
+        records: &[BanRecord],
+        ban: bool,
+        restoring: bool,
+        in_force: impl Fn() -> Vec<&'a BanRecord>,
+    ) {
+        if records.is_empty() {
+            return;
+        }
+        let verb = if ban { "ban" } else { "unban" };
+        let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
+        for a in &mut self.actions {
+            if restoring && a.norestored {
+                continue;
+            }
+            let failed = run(&mut a.instance, &tickets, ban);
+            if failed.is_empty() {
+                continue;
+            }
+            if !ban {
+                report_failures(&self.jail, &a.name, verb, &failed);
+                continue;
+            }
+            let retry: Vec<Ticket> = match a.instance.check() {
+                Ok(()) => failed.iter().map(|(t, _)| t.clone()).collect(),
+                Err(e) => {
+                    tracing::warn!("[{}] action {}: {e}; applying every ban in force again", self.jail, a.name);
+                    let mut all: Vec<Ticket> = in_force().into_iter().map(ticket).collect();
+                    for (t, _) in &failed {
+                        if !all.iter().any(|a| a.ip == t.ip) {
+                            all.push(t.clone());
+                        }
+                    }
+                    all
+                }
+            };
+            let still = run(&mut a.instance, &retry, ban);
+            report_failures(&self.jail, &a.name, verb, &still);
+        }
+    }
+}

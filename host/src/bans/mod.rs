@@ -1,0 +1,402 @@
+//! The ban manager: the one place that writes bans. It takes ban decisions
+//! that carry their origin (a jail's failures, an admin's `ban`; later a
+//! fleet peer), records them in the store before anything is applied,
+//! applies them through the jail's actions (with check, repair and retry),
+//! lifts them when their time is up or when asked, and restores them at
+//! start. Bans in force are kept by id and, for expiry, in an ordered set
+//! of end times: the loop looks at the earliest end only.
+//!
+//! One manager per jail, owned by the jail's thread (its actions are
+//! plugin instances, which are not shared). Time is a parameter.
+
+pub mod actions;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+pub use actions::{JailAction, JailActions};
+
+use crate::jail::BanTime;
+use crate::store::{BanRecord, Store};
+use crate::tail::Progress;
+
+/// Where a ban decision comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The jail's filter found `maxretry` failures.
+    Failures,
+    /// An admin asked (`wasmban ban JAIL ADDRESS`).
+    Manual,
+}
+
+/// A decision to ban one id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BanDecision {
+    /// What to ban (a normalised address, or a filter's declared id).
+    pub id: String,
+    /// Who decided.
+    pub origin: Origin,
+    /// When the ban starts (the last failure's time, or now).
+    pub time: f64,
+    /// Failures that led to it.
+    pub failures: u32,
+    /// The matched lines.
+    pub matches: Vec<String>,
+}
+
+/// What became of a batch of decisions.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Bans now in force (recorded, or waiting to be, and applied).
+    pub banned: Vec<BanRecord>,
+    /// Ids not banned, with why (the ban would already be over, the store
+    /// could not be read).
+    pub dropped: Vec<(String, String)>,
+}
+
+/// One ban as `status`/`banned` show it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct BanView {
+    /// The banned id (an address, or a filter's declared id).
+    pub ip: String,
+    /// Unix seconds when it started.
+    pub time: i64,
+    /// Its length in seconds; -1 forever.
+    pub bantime: i64,
+    /// How many times it was banned in this jail, this ban included.
+    pub bancount: u32,
+}
+
+impl BanView {
+    /// How `status` shows `r`.
+    pub fn of(r: &BanRecord) -> BanView {
+        BanView { ip: r.ip.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount }
+    }
+}
+
+/// The bans in force of one jail, oldest first, kept up to date by its
+/// manager at each change and read by `status` when asked: the list is
+/// never rebuilt on the jail's loop.
+pub type Listing = Arc<Mutex<BTreeMap<(i64, String), BanView>>>;
+
+/// A ban's end, for the expiry order; `None` for a ban for ever.
+fn end_of(r: &BanRecord) -> Option<i64> {
+    (r.bantime >= 0).then(|| r.time.saturating_add(r.bantime))
+}
+
+/// The bans of one jail.
+pub struct BanManager {
+    jail: String,
+    store: Arc<Mutex<Store>>,
+    actions: JailActions,
+    ban_time: BanTime,
+    rng: fastrand::Rng,
+    in_force: HashMap<String, BanRecord>,
+    /// `(end, id)` of every ban in force with an end, earliest first.
+    expiry: BTreeSet<(i64, String)>,
+    /// Bans in force that the store could not record yet (disk full): they
+    /// go into every later save, and no read position is saved without
+    /// them, so a restart reads their lines again rather than losing them.
+    unrecorded: Vec<BanRecord>,
+    listing: Listing,
+    total_banned: u64,
+}
+
+impl BanManager {
+    /// The manager of `jail`'s bans, applied through `actions`, lasting as
+    /// `ban_time` says.
+    /// `listing` is kept up to date for `status`.
+    pub fn new(
+        jail: &str,
+        store: Arc<Mutex<Store>>,
+        actions: JailActions,
+        ban_time: BanTime,
+        listing: Listing,
+    ) -> BanManager {
+        BanManager {
+            jail: jail.to_string(),
+            store,
+            actions,
+            ban_time,
+            rng: fastrand::Rng::new(),
+            in_force: HashMap::new(),
+            expiry: BTreeSet::new(),
+            unrecorded: Vec::new(),
+            listing,
+            total_banned: 0,
+        }
+    }
+
+    /// Use a seeded random source (for `bantime.rndtime` in tests).
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = fastrand::Rng::with_seed(seed);
+    }
+
+    /// Start the actions and put the stored bans of this jail back in force.
+    pub fn start(&mut self, now: f64) {
+        self.actions.start();
+        let stored = match self.store.lock() {
+            Ok(store) => store.active_bans_of(&self.jail, now as i64),
+            Err(_) => return,
+        };
+        match stored {
+            Ok(bans) if !bans.is_empty() => {
+                for b in &bans {
+                    tracing::info!(target: crate::BAN_TARGET, "[{}] Restore Ban {}", self.jail, b.ip);
+                    self.put_in_force(b.clone());
+                }
+                let BanManager { actions, in_force, .. } = self;
+                actions.apply(&bans, true, true, || in_force.values().collect());
+                self.list(&bans);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("[{}] could not read the bans to restore: {e}", self.jail),
+        }
+    }
+
+    /// Save where reading stands (with any ban still unrecorded); true when
+    /// saved.
+    pub fn save_progress(&mut self, progress: &Progress) -> bool {
+        self.record(&[], progress)
+    }
+
+    /// Run every action's stop, after saving `progress`.
+    pub fn stop(&mut self, progress: &Progress) {
+        if !self.record(&[], progress) && !self.unrecorded.is_empty() {
+            tracing::error!(
+                "[{}] stopping with {} ban(s) not recorded; their log lines will be read again at the next start",
+                self.jail,
+                self.unrecorded.len()
+            );
+        }
+        self.actions.stop();
+    }
+
+    /// Decide `decisions`, made from lines up to `progress`: each becomes a
+    /// ban of the jail's length (which grows with the id's earlier bans
+    /// under `bantime.increment`), recorded with `progress`, then applied.
+    /// A ban already over, or an id banned already, is dropped.
+    pub fn decide(&mut self, decisions: Vec<BanDecision>, progress: &Progress, now: f64) -> Outcome {
+        let mut outcome = Outcome::default();
+        let mut planned = Vec::new();
+        {
+            let Ok(store) = self.store.lock() else {
+                outcome.dropped = decisions.into_iter().map(|d| (d.id, "the ban store is poisoned".into())).collect();
+                return outcome;
+            };
+            for d in decisions {
+                if self.in_force.contains_key(&d.id) || planned.iter().any(|p: &BanRecord| p.ip == d.id) {
+                    outcome.dropped.push((d.id, "already banned".into()));
+                    continue;
+                }
+                let overall = self.ban_time.increment.as_ref().is_some_and(|i| i.overalljails);
+                let earlier = if self.ban_time.increment.is_some() {
+                    match store.ban_count(&d.id, if overall { None } else { Some(&self.jail) }) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            outcome.dropped.push((d.id, e.to_string()));
+                            continue;
+                        }
+                    }
+                } else {
+                    0
+                };
+                let record = BanRecord {
+                    jail: self.jail.clone(),
+                    ip: d.id,
+                    time: d.time.min(now).floor() as i64,
+                    bantime: self.ban_time.seconds(earlier, self.rng.f64()),
+                    bancount: earlier + 1,
+                    failures: d.failures,
+                    matches: d.matches,
+                };
+                if record.active_at(now as i64) {
+                    planned.push(record);
+                } else {
+                    outcome.dropped.push((record.ip, "its ban would already be over".into()));
+                }
+            }
+        }
+        if !self.record(&planned, progress) && !planned.is_empty() {
+            // The actions still act, since an attacker must be stopped even
+            // when the disk is full; the record is retried with every save.
+            tracing::error!(
+                "[{}] {} ban(s) could not be recorded; applying them anyway and recording them when the store \
+                 can be written (their log lines are read again after a restart until then)",
+                self.jail,
+                planned.len()
+            );
+        }
+        for r in &planned {
+            tracing::info!(target: crate::BAN_TARGET, "[{}] Ban {}", self.jail, r.ip);
+            self.total_banned += 1;
+            self.put_in_force(r.clone());
+        }
+        let BanManager { actions, in_force, .. } = self;
+        actions.apply(&planned, true, false, || in_force.values().collect());
+        self.list(&planned);
+        outcome.banned = planned;
+        outcome
+    }
+
+    /// Lift the ban of `id`, or every ban when `None`: removed from the
+    /// store (when it can be written) and from the firewall (always: a ban
+    /// the store still holds is lifted again at the next start).
+    pub fn lift(&mut self, id: Option<&str>) -> Result<Vec<BanRecord>, String> {
+        let lifted: Vec<BanRecord> = match id {
+            Some(id) => self.take(id).into_iter().collect(),
+            None => {
+                let mut all: Vec<BanRecord> = self.in_force.drain().map(|(_, r)| r).collect();
+                self.expiry.clear();
+                all.sort_by(|a, b| (a.time, &a.ip).cmp(&(b.time, &b.ip)));
+                all
+            }
+        };
+        self.lift_records(&lifted).map(|()| lifted)
+    }
+
+    /// Lift every ban whose time is up at `now`; the bans lifted.
+    pub fn expire(&mut self, now: f64) -> Vec<BanRecord> {
+        let now = now.floor() as i64;
+        let mut due = Vec::new();
+        while let Some((end, _)) = self.expiry.first() {
+            if *end > now {
+                break;
+            }
+            if let Some((_, id)) = self.expiry.pop_first()
+                && let Some(r) = self.in_force.remove(&id)
+            {
+                due.push(r);
+            }
+        }
+        if let Err(e) = self.lift_records(&due) {
+            tracing::error!("[{}] could not lift expired bans: {e}", self.jail);
+        }
+        crate::jail::counter::shrink_if_sparse(&mut self.in_force);
+        due
+    }
+
+    /// Try again to record bans the store refused earlier.
+    pub fn retry_unrecorded(&mut self, progress: &Progress) {
+        if !self.unrecorded.is_empty() {
+            self.record(&[], progress);
+        }
+    }
+
+    /// Whether `id` is banned.
+    pub fn is_banned(&self, id: &str) -> bool {
+        self.in_force.contains_key(id)
+    }
+
+    /// The bans in force, in no order.
+    pub fn in_force(&self) -> impl Iterator<Item = &BanRecord> {
+        self.in_force.values()
+    }
+
+    /// How many bans are in force.
+    pub fn count_in_force(&self) -> usize {
+        self.in_force.len()
+    }
+
+    /// Bans made since the jail started (restored ones not included).
+    pub fn total_banned(&self) -> u64 {
+        self.total_banned
+    }
+
+    /// How many bans wait to be recorded.
+    pub fn unrecorded(&self) -> usize {
+        self.unrecorded.len()
+    }
+
+    fn put_in_force(&mut self, r: BanRecord) {
+        if let Some(end) = end_of(&r) {
+            self.expiry.insert((end, r.ip.clone()));
+        }
+        if let Some(old) = self.in_force.insert(r.ip.clone(), r) {
+            self.forget_order(&old);
+            self.unlist(std::slice::from_ref(&old));
+        }
+    }
+
+    /// Show `records` in `status`: once their actions have run, so that a
+    /// ban shown is a ban in the firewall.
+    fn list(&self, records: &[BanRecord]) {
+        if let Ok(mut listing) = self.listing.lock() {
+            for r in records {
+                listing.insert((r.time, r.ip.clone()), BanView::of(r));
+            }
+        }
+    }
+
+    /// Stop showing `records`: once their unbans have run.
+    fn unlist(&self, records: &[BanRecord]) {
+        if let Ok(mut listing) = self.listing.lock() {
+            for r in records {
+                listing.remove(&(r.time, r.ip.clone()));
+            }
+        }
+    }
+
+    fn take(&mut self, id: &str) -> Option<BanRecord> {
+        let r = self.in_force.remove(id)?;
+        self.forget_order(&r);
+        Some(r)
+    }
+
+    /// Take `r` out of the expiry order.
+    fn forget_order(&mut self, r: &BanRecord) {
+        if let Some(end) = end_of(r) {
+            self.expiry.remove(&(end, r.ip.clone()));
+        }
+    }
+
+    fn lift_records(&mut self, records: &[BanRecord]) -> Result<(), String> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.unrecorded.retain(|u| !records.iter().any(|l| l.ip == u.ip));
+        let stored = match self.store.lock() {
+            Ok(mut store) => records
+                .iter()
+                .try_for_each(|r| store.lift(Some(&self.jail), &r.ip).map(drop))
+                .map_err(|e| format!("{e}; the ban(s) are lifted in the firewall all the same")),
+            Err(_) => Err("the ban store is poisoned".to_string()),
+        };
+        for r in records {
+            tracing::info!(target: crate::BAN_TARGET, "[{}] Unban {}", self.jail, r.ip);
+        }
+        let BanManager { actions, in_force, .. } = self;
+        actions.apply(records, false, false, || in_force.values().collect());
+        self.unlist(records);
+        stored
+    }
+
+    /// Save `bans`, with every ban not recorded yet and the read
+    /// positions, in one transaction; on failure they all wait for the next
+    /// save. True when saved.
+    fn record(&mut self, bans: &[BanRecord], progress: &Progress) -> bool {
+        let mut all = std::mem::take(&mut self.unrecorded);
+        let late = all.len();
+        all.extend(bans.iter().cloned());
+        let saved = match self.store.lock() {
+            Ok(mut store) => store.record(&self.jail, &all, progress).map_err(|e| e.to_string()),
+            Err(_) => Err("the ban store is poisoned".to_string()),
+        };
+        match saved {
+            Ok(()) => {
+                if late > 0 {
+                    tracing::info!("[{}] {late} ban(s) recorded late", self.jail);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!("[{}] {e}", self.jail);
+                self.unrecorded = all;
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

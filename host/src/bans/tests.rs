@@ -1,0 +1,170 @@
+//! The ban manager in-process: a real store in a temporary directory, real
+//! action components with a recording program runner, and time as numbers.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::capability::process::{ProgramOutput, RecordingRunner};
+use crate::jail::Increment;
+use crate::plugin::{Registry, Runtime, RuntimeOptions};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    store: Arc<Mutex<Store>>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wasmban.sqlite3");
+    let store = Arc::new(Mutex::new(Store::open(&db).unwrap()));
+    Fixture { _dir: dir, db, store }
+}
+
+fn manager(f: &Fixture, jail: &str, ban_time: BanTime) -> BanManager {
+    BanManager::new(jail, f.store.clone(), JailActions::new(jail, Vec::new()), ban_time, Listing::default())
+}
+
+fn failures(id: &str, time: f64) -> BanDecision {
+    BanDecision { id: id.into(), origin: Origin::Failures, time, failures: 3, matches: vec!["a line".into()] }
+}
+
+fn ban_once(m: &mut BanManager, id: &str, now: f64) -> BanRecord {
+    let outcome = m.decide(vec![failures(id, now)], &Progress::default(), now);
+    assert!(outcome.dropped.is_empty(), "{:?}", outcome.dropped);
+    outcome.banned.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_ban_is_recorded_before_it_is_reported_and_restored_after_a_restart() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    let r = ban_once(&mut m, "192.0.2.1", 1000.0);
+    assert_eq!((r.time, r.bantime, r.bancount), (1000, 600, 1));
+    assert_eq!(f.store.lock().unwrap().active_bans_of("sshd", 1000).unwrap(), std::slice::from_ref(&r));
+    // A restart: a new manager on the same store.
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    m.start(1100.0);
+    assert!(m.is_banned("192.0.2.1"));
+    assert_eq!(m.total_banned(), 0, "restored bans are not new bans");
+}
+
+#[test]
+fn bans_expire_in_order_of_their_end_and_permanent_ones_never() {
+    let f = fixture();
+    let mut short = manager(&f, "sshd", BanTime { base: 100, increment: None });
+    ban_once(&mut short, "192.0.2.1", 1000.0);
+    ban_once(&mut short, "192.0.2.2", 1050.0);
+    short.ban_time = BanTime { base: -1, increment: None };
+    ban_once(&mut short, "192.0.2.3", 1060.0);
+    assert!(short.expire(1099.0).is_empty());
+    let first: Vec<String> = short.expire(1100.0).into_iter().map(|r| r.ip).collect();
+    assert_eq!(first, ["192.0.2.1"]);
+    let second: Vec<String> = short.expire(5000.0).into_iter().map(|r| r.ip).collect();
+    assert_eq!(second, ["192.0.2.2"]);
+    assert!(short.expire(1e12).is_empty());
+    assert_eq!(short.count_in_force(), 1);
+    let listed: Vec<String> = short.listing.lock().unwrap().values().map(|v| v.ip.clone()).collect();
+    assert_eq!(listed, ["192.0.2.3"]);
+    assert!(f.store.lock().unwrap().active_bans_of("sshd", 1_000_000_000).unwrap().iter().all(|b| b.bantime < 0));
+}
+
+#[test]
+fn the_increment_formula_doubles_each_ban_across_restarts() {
+    let f = fixture();
+    let rule = BanTime { base: 600, increment: Some(Increment { maxtime: Some(3000), ..Increment::default() }) };
+    let mut now = 1_000_000.0;
+    let mut lengths = Vec::new();
+    for _ in 0..5 {
+        // A fresh manager each time: what counts is the store's history.
+        let mut m = manager(&f, "sshd", rule.clone());
+        let rec = ban_once(&mut m, "192.0.2.7", now);
+        lengths.push((rec.bantime, rec.bancount));
+        now += rec.bantime as f64;
+        assert_eq!(m.expire(now).len(), 1);
+    }
+    assert_eq!(lengths, [(600, 1), (1200, 2), (2400, 3), (3000, 4), (3000, 5)]);
+}
+
+#[test]
+fn overalljails_counts_bans_of_other_jails() {
+    let f = fixture();
+    ban_once(&mut manager(&f, "postfix", BanTime { base: 60, increment: None }), "192.0.2.8", 5000.0);
+    let inc = Increment { overalljails: true, ..Increment::default() };
+    let mut m = manager(&f, "sshd", BanTime { base: 100, increment: Some(inc) });
+    assert_eq!(ban_once(&mut m, "192.0.2.8", 5000.0).bantime, 200);
+}
+
+#[test]
+fn a_ban_already_over_or_already_in_force_is_dropped() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 60, increment: None });
+    let outcome = m.decide(vec![failures("192.0.2.2", 1000.0)], &Progress::default(), 1100.0);
+    assert!(outcome.banned.is_empty());
+    assert!(outcome.dropped[0].1.contains("already be over"), "{:?}", outcome.dropped);
+    ban_once(&mut m, "192.0.2.3", 1100.0);
+    let outcome = m.decide(
+        vec![failures("192.0.2.3", 1101.0), failures("192.0.2.4", 1101.0), failures("192.0.2.4", 1101.0)],
+        &Progress::default(),
+        1101.0,
+    );
+    let banned: Vec<&str> = outcome.banned.iter().map(|r| r.ip.as_str()).collect();
+    assert_eq!(banned, ["192.0.2.4"]);
+    assert_eq!(outcome.dropped.len(), 2);
+}
+
+#[test]
+fn lifting_one_or_all_leaves_the_store_and_the_expiry_order() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    for (i, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
+        ban_once(&mut m, ip, 1000.0 + i as f64);
+    }
+    let lifted = m.lift(Some("192.0.2.2")).unwrap();
+    assert_eq!(lifted.len(), 1);
+    assert!(!m.is_banned("192.0.2.2"));
+    let all: Vec<String> = m.lift(None).unwrap().into_iter().map(|r| r.ip).collect();
+    assert_eq!(all, ["192.0.2.1", "192.0.2.3"]);
+    assert!(m.expire(1e9).is_empty(), "lifted bans left the expiry order");
+    assert!(m.listing.lock().unwrap().is_empty(), "and the listing");
+    assert!(f.store.lock().unwrap().active_bans(1000).unwrap().is_empty());
+}
+
+#[test]
+fn a_ban_the_store_refuses_is_applied_then_recorded_with_the_next_save() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    // Another connection takes the table away: every write now fails.
+    let other = rusqlite::Connection::open(&f.db).unwrap();
+    other.execute_batch("ALTER TABLE bans RENAME TO bans_away").unwrap();
+    let outcome = m.decide(vec![failures("192.0.2.9", 1000.0)], &Progress::default(), 1000.0);
+    assert_eq!(outcome.banned.len(), 1, "in force although not recorded");
+    assert!(m.is_banned("192.0.2.9"));
+    assert_eq!(m.unrecorded(), 1);
+    assert!(!m.save_progress(&Progress::default()));
+    other.execute_batch("ALTER TABLE bans_away RENAME TO bans").unwrap();
+    assert!(m.save_progress(&Progress::default()));
+    assert_eq!(m.unrecorded(), 0);
+    assert_eq!(f.store.lock().unwrap().active_bans_of("sshd", 1000).unwrap().len(), 1);
+}
+
+#[test]
+fn actions_get_the_bans_and_their_lifting() {
+    let f = fixture();
+    let recorder = RecordingRunner::answering(|_| ProgramOutput::default());
+    let runtime =
+        Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
+    let source = Registry::new(None).resolve("iptables").unwrap();
+    let plugin = runtime.load(&source, "built-in").unwrap();
+    let instance = plugin.action(vec![("name".into(), "sshd".into())]).unwrap();
+    let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
+    let mut m =
+        BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
+    m.start(1000.0);
+    ban_once(&mut m, "192.0.2.10", 1000.0);
+    let said = |needle: &str| recorder.runs().iter().any(|r| r.args.join(" ").contains(needle));
+    assert!(said("192.0.2.10"), "{:?}", recorder.runs());
+    let before = recorder.runs().len();
+    assert_eq!(m.expire(1060.0).len(), 1);
+    assert!(recorder.runs().len() > before, "the unban reached the action");
+}

@@ -1,0 +1,199 @@
+//! The one assembly of a jail from its configuration: its source, its
+//! filter instance, its actions, and the settings of its tracker and ban
+//! manager. `wasmban check` and the daemon both build jails here, so
+//! `check` validates exactly the filter the daemon runs (a journal jail's
+//! filter skips date detection, a pack's filter reads the pack's default
+//! log), and nothing is opened, started or changed by assembling.
+
+use std::net::{IpAddr, ToSocketAddrs};
+
+use crate::bans::{JailAction, JailActions};
+use crate::config::jail::Jail;
+use crate::jail::ids::{UseDns, local_addresses};
+use crate::jail::{BanTime, TrackerSettings};
+use crate::plugin::{FilterInstance, Plugin, Registry, Runtime};
+use crate::tail::SourceSpec;
+
+/// A jail's filter, planned: the component loaded, the options it will be
+/// made with, and the source those options were chosen for.
+pub struct FilterPlan {
+    /// What the jail reads.
+    pub source: SourceSpec,
+    /// The options handed to the filter component.
+    pub options: Vec<(String, String)>,
+    plugin: Plugin,
+    pack_filter: Option<String>,
+    /// `filter NAME (FILE)`, for errors.
+    label: String,
+}
+
+impl FilterPlan {
+    /// Make the filter instance.
+    pub fn instantiate(&self) -> Result<FilterInstance, String> {
+        self.plugin
+            .filter_for(self.pack_filter.as_deref(), self.options.clone())
+            .map_err(|e| format!("{}: {e}", self.label))
+    }
+}
+
+/// Plan `jail`'s filter and source. A pack's filter may bring the logpath
+/// and journalmatch to use when the jail gives none: the pack is asked
+/// here, before any source opens.
+pub fn plan_filter(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<FilterPlan, String> {
+    let Some((reference, def)) = &jail.filter else {
+        return Err("no filter set (filter = NAME in the jail)".into());
+    };
+    let label = format!("filter {} ({})", reference.name, def.where_());
+    let fail = |e: &dyn std::fmt::Display| format!("{label}: {e}");
+    let plugin = runtime.load_named(registry, def.plugin()).map_err(|e| fail(&e))?;
+    let mut logpaths = jail.logpath.clone();
+    let mut journalmatch = def.get("journalmatch").map(str::to_string);
+    if let Some(filter_name) = def.pack_filter() {
+        let info = plugin.describe().map_err(|e| fail(&e))?;
+        let Some(meta) = info.filters.iter().find(|f| f.name == filter_name) else {
+            let names: Vec<&str> = info.filters.iter().map(|f| f.name.as_str()).collect();
+            return Err(fail(&format!(
+                "the pack {} has no filter {filter_name:?}; it has: {}",
+                info.name,
+                names.join(", ")
+            )));
+        };
+        if logpaths.is_empty()
+            && let Some(default) = &meta.logpath
+        {
+            logpaths = vec![default.clone()];
+        }
+        if journalmatch.is_none() {
+            journalmatch = meta.journalmatch.clone();
+        }
+    }
+    let source = SourceSpec { jail: jail.name.clone(), backend: jail.backend.clone(), logpaths, journalmatch };
+    source.validate()?;
+    let mut options = def.component_options().map_err(|e| e.to_string())?;
+    if source.is_journal() && def.pack_filter().is_none() {
+        // Journal entries carry their time: no date to look for.
+        options.push(("journal".into(), "1".into()));
+    }
+    Ok(FilterPlan { source, options, plugin, pack_filter: def.pack_filter().map(str::to_string), label })
+}
+
+/// Make each of `jail`'s actions, or say why it cannot be made.
+pub fn actions(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Vec<Result<JailAction, String>> {
+    jail.actions
+        .iter()
+        .map(|(reference, def)| {
+            let label = format!("action {} ({})", reference.name, def.where_());
+            let Some(plugin_name) = def.plugin() else {
+                return Err(format!("{label} has neither `plugin` nor any action command: nothing to run"));
+            };
+            let plugin = runtime.load_named(registry, plugin_name).map_err(|e| format!("{label}: {e}"))?;
+            let instance = plugin.action(def.plugin_options()).map_err(|e| format!("{label}: {e}"))?;
+            let norestored =
+                def.options.get("norestored").is_some_and(|v| crate::config::values::parse_bool(v).unwrap_or(false));
+            Ok(JailAction { name: reference.name.clone(), instance, norestored })
+        })
+        .collect()
+}
+
+/// `usedns`, from the jail or its filter (fail2ban's default: `warn`).
+pub fn usedns(jail: &Jail) -> Result<UseDns, String> {
+    let from_filter = jail.filter.as_ref().and_then(|(_, def)| def.get("usedns"));
+    UseDns::parse(jail.options.get("usedns").map(String::as_str).or(from_filter).unwrap_or("warn"))
+}
+
+/// The tracker's settings, with `ignoreip`'s host names and (with
+/// `ignoreself`) this machine's addresses resolved now.
+pub fn tracker_settings(jail: &Jail) -> TrackerSettings {
+    let mut ignore_addrs: Vec<IpAddr> = Vec::new();
+    for name in jail.ignoreip.names() {
+        match (name, 0).to_socket_addrs() {
+            Ok(addrs) => ignore_addrs.extend(addrs.map(|a| a.ip())),
+            Err(e) => tracing::warn!("[{}] ignoreip name {name} does not resolve ({e}); it is skipped", jail.name),
+        }
+    }
+    if jail.ignoreself {
+        ignore_addrs.extend(local_addresses());
+    }
+    TrackerSettings {
+        findtime: jail.findtime,
+        maxretry: jail.maxretry,
+        maxmatches: jail.maxmatches,
+        ignore: jail.ignoreip.clone(),
+        ignore_addrs,
+    }
+}
+
+/// Everything a running jail is made of, built but not started.
+pub struct AssembledJail {
+    /// What it reads.
+    pub source: SourceSpec,
+    /// Its filter instance.
+    pub filter: FilterInstance,
+    /// Its actions, not started.
+    pub actions: JailActions,
+    /// How ids that are not addresses are taken.
+    pub usedns: UseDns,
+    /// Its tracker's settings.
+    pub tracker: TrackerSettings,
+    /// How long its bans last.
+    pub ban_time: BanTime,
+}
+
+/// Build `jail`; the first problem stops it.
+pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<AssembledJail, String> {
+    let plan = plan_filter(jail, runtime, registry)?;
+    let filter = plan.instantiate()?;
+    let actions = actions(jail, runtime, registry).into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(AssembledJail {
+        source: plan.source,
+        filter,
+        actions: JailActions::new(&jail.name, actions),
+        usedns: usedns(jail)?,
+        tracker: tracker_settings(jail),
+        ban_time: jail.ban_time.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::jail::Jails;
+
+    fn jails(conf: &str, filters: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Jail>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("filter.d")).unwrap();
+        for (name, text) in filters {
+            std::fs::write(dir.path().join("filter.d").join(format!("{name}.conf")), text).unwrap();
+        }
+        std::fs::write(dir.path().join("jail.conf"), conf).unwrap();
+        let (jails, errors) = Jails::load(dir.path()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        (dir, jails.enabled)
+    }
+
+    #[test]
+    fn a_journal_jails_filter_is_told_that_lines_carry_their_time() {
+        let (_dir, jails) = jails(
+            "[DEFAULT]\naction =\n[sshd]\nenabled = true\nfilter = sshd\nbackend = systemd\n",
+            &[("sshd", "[Definition]\nfailregex = ^Failed for <HOST>$\njournalmatch = _SYSTEMD_UNIT=ssh.service\n")],
+        );
+        let runtime = Runtime::new(crate::plugin::RuntimeOptions::default()).unwrap();
+        let plan = plan_filter(&jails[0], &runtime, &Registry::new(None)).unwrap();
+        assert!(plan.source.is_journal());
+        assert_eq!(plan.source.journalmatch.as_deref(), Some("_SYSTEMD_UNIT=ssh.service"));
+        assert!(plan.options.contains(&("journal".into(), "1".into())), "{:?}", plan.options);
+        plan.instantiate().unwrap();
+    }
+
+    #[test]
+    fn a_files_jails_filter_looks_for_dates() {
+        let (_dir, jails) = jails(
+            "[DEFAULT]\naction =\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = /var/log/auth.log\n",
+            &[("sshd", "[Definition]\nfailregex = ^Failed for <HOST>$\n")],
+        );
+        let runtime = Runtime::new(crate::plugin::RuntimeOptions::default()).unwrap();
+        let plan = plan_filter(&jails[0], &runtime, &Registry::new(None)).unwrap();
+        assert!(!plan.source.is_journal());
+        assert!(!plan.options.iter().any(|(k, _)| k == "journal"), "{:?}", plan.options);
+    }
+}

@@ -1,0 +1,467 @@
+//! One jail at work, on a thread of its own (plugin calls are synchronous,
+//! and a slow one must hold up its jail only). Its loop is the data path:
+//! read a batch from the source (`tail/`), feed it to the filter
+//! component, turn what the filter reports into ids and count them
+//! (`jail/`), and hand the ids that reached `maxretry` to the ban manager
+//! (`bans/`), which records, applies and later lifts them. Between
+//! batches it obeys the commands the control socket sends.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::bans::{BanDecision, BanManager, Listing, Origin};
+use crate::config::jail::Jail;
+use crate::daemon::assemble::assemble;
+use crate::daemon::clock::Clock;
+use crate::daemon::status::{BanView, JailStatus};
+use crate::jail::ids::IdPolicy;
+use crate::jail::{FailureTracker, Verdict};
+use crate::plugin::{FilterInstance, Registry, Runtime, TrapKind};
+use crate::store::Store;
+use crate::tail::{Batch, Source};
+use crate::wit::types::Failure;
+
+/// Lines handed to the filter per call: large enough that the boundary
+/// costs nothing, small enough that a burst is saved in steps.
+pub const BATCH_LINES: usize = 4096;
+/// Memory traps in one batch after which its lines are no longer split
+/// to find the ones at fault.
+const MAX_MEMORY_SPLITS: usize = 32;
+
+/// What every jail thread is given by the daemon.
+#[derive(Clone)]
+pub struct JailContext {
+    /// Loads and instantiates plugins.
+    pub runtime: Arc<Runtime>,
+    /// The admin's plugin directory.
+    pub plugin_dir: PathBuf,
+    /// The ban store.
+    pub store: Arc<Mutex<Store>>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// How often files are looked at without an inotify event.
+    pub poll_interval: Duration,
+}
+
+/// A request for a jail's thread.
+pub enum JailCommand {
+    /// A followed file changed: read it now rather than at the next poll.
+    Wake,
+    /// Ban an address now.
+    Ban {
+        /// The address.
+        ip: String,
+        /// Whether it was banned (false: already banned).
+        reply: oneshot::Sender<Result<bool, String>>,
+    },
+    /// Lift bans: one id, or all when `None`.
+    Unban {
+        /// The id.
+        ip: Option<String>,
+        /// How many bans were lifted.
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    /// Stop: save positions, run every action's `stop`.
+    Stop,
+}
+
+/// The daemon's handle on a running jail.
+pub struct JailHandle {
+    /// The configuration it runs, to tell on reload whether it changed.
+    pub fingerprint: String,
+    commands: Sender<JailCommand>,
+    status: Arc<Mutex<JailStatus>>,
+    listing: Listing,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl JailHandle {
+    /// The latest status the jail published, with its bans in force.
+    pub fn status(&self) -> JailStatus {
+        let mut status = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        status.banned = self.banned();
+        status
+    }
+
+    /// Its bans in force, oldest first.
+    pub fn banned(&self) -> Vec<BanView> {
+        self.listing.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Send a command; false when the jail thread is gone.
+    pub fn send(&self, command: JailCommand) -> bool {
+        self.commands.send(command).is_ok()
+    }
+
+    /// Ask the jail to stop without waiting.
+    pub fn request_stop(&self) {
+        let _ = self.commands.send(JailCommand::Stop);
+    }
+
+    /// Wait for the jail's thread to end.
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("a jail thread panicked while stopping");
+        }
+    }
+}
+
+/// Start `jail` on its own thread.
+pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
+    let fingerprint = format!("{jail:?}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let status = Arc::new(Mutex::new(JailStatus { jail: jail.name.clone(), ..JailStatus::default() }));
+    let published = status.clone();
+    let listing = Listing::default();
+    let kept = listing.clone();
+    let waker = Mutex::new(tx.clone());
+    let wake: crate::tail::Wake = Arc::new(move || {
+        if let Ok(w) = waker.lock() {
+            let _ = w.send(JailCommand::Wake);
+        }
+    });
+    let thread = std::thread::Builder::new().name(format!("jail-{}", jail.name)).spawn(move || {
+        let name = jail.name.clone();
+        match RunningJail::start(&jail, ctx, wake, published.clone(), kept) {
+            Ok(mut running) => running.run(rx),
+            Err(problem) => {
+                tracing::error!("[{name}] jail not started: {problem}");
+                if let Ok(mut s) = published.lock() {
+                    s.problem = Some(problem);
+                }
+                // Stay reachable so that commands get an answer.
+                idle(rx, &name);
+            }
+        }
+    })?;
+    Ok(JailHandle { fingerprint, commands: tx, status, listing, thread: Some(thread) })
+}
+
+fn idle(rx: Receiver<JailCommand>, name: &str) {
+    while let Ok(command) = rx.recv() {
+        let why = format!("jail {name} is not running (see the log for why)");
+        match command {
+            JailCommand::Ban { reply, .. } => drop(reply.send(Err(why))),
+            JailCommand::Unban { reply, .. } => drop(reply.send(Err(why))),
+            JailCommand::Wake => {}
+            JailCommand::Stop => return,
+        }
+    }
+}
+
+struct RunningJail {
+    name: String,
+    source: Source,
+    filter: FilterInstance,
+    ids: IdPolicy,
+    tracker: FailureTracker,
+    bans: BanManager,
+    clock: Arc<dyn Clock>,
+    poll_interval: Duration,
+    status: Arc<Mutex<JailStatus>>,
+    lines_read: u64,
+    /// Lines the filter failed on, lost to it.
+    lines_skipped: u64,
+    last_cleanup: Instant,
+}
+
+impl RunningJail {
+    fn start(
+        jail: &Jail,
+        ctx: JailContext,
+        wake: crate::tail::Wake,
+        status: Arc<Mutex<JailStatus>>,
+        listing: Listing,
+    ) -> Result<RunningJail, String> {
+        let registry = Registry::new(Some(ctx.plugin_dir.clone()));
+        let parts = assemble(jail, &ctx.runtime, &registry)?;
+        // Positions first, and the source opened before the actions
+        // start: lines logged meanwhile are read.
+        let (saved_files, saved_journal) = match ctx.store.lock() {
+            Ok(store) => (
+                store.saved_positions().unwrap_or_else(|e| {
+                    tracing::warn!("[{}] {e}; logs are read from their end", jail.name);
+                    Default::default()
+                }),
+                store.load_journal_cursor(&jail.name).ok().flatten(),
+            ),
+            Err(_) => Default::default(),
+        };
+        let source = Source::open(&parts.source, saved_files, saved_journal, wake)?;
+        if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
+            tracing::warn!(
+                "[{}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead",
+                jail.name
+            );
+        }
+        let mut running = RunningJail {
+            name: jail.name.clone(),
+            source,
+            filter: parts.filter,
+            ids: IdPolicy::new(parts.usedns),
+            tracker: FailureTracker::new(parts.tracker),
+            bans: BanManager::new(&jail.name, ctx.store.clone(), parts.actions, parts.ban_time, listing),
+            clock: ctx.clock.clone(),
+            poll_interval: ctx.poll_interval,
+            status,
+            lines_read: 0,
+            lines_skipped: 0,
+            last_cleanup: Instant::now(),
+        };
+        running.bans.start(running.clock.now());
+        let mut what = running.source.files();
+        what.extend(running.source.waiting());
+        tracing::info!("[{}] jail started, reading {}", running.name, what.join(", "));
+        for path in running.source.waiting() {
+            tracing::info!("[{}] waiting for {path} to appear", running.name);
+        }
+        running.publish();
+        Ok(running)
+    }
+
+    fn run(&mut self, rx: Receiver<JailCommand>) {
+        loop {
+            // Commands that queued up go first, so that the CLI is answered
+            // between batches even during a burst.
+            loop {
+                while let Ok(command) = rx.try_recv() {
+                    match command {
+                        JailCommand::Stop => return self.shutdown(),
+                        other => self.obey(other),
+                    }
+                }
+                let more = self.read_batch();
+                self.housekeeping();
+                self.publish();
+                if !more {
+                    break;
+                }
+            }
+            match rx.recv_timeout(self.poll_interval) {
+                Ok(JailCommand::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(command) => self.obey(command),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        self.shutdown();
+    }
+
+    fn obey(&mut self, command: JailCommand) {
+        match command {
+            JailCommand::Ban { ip, reply } => {
+                let _ = reply.send(self.ban_manually(ip));
+            }
+            JailCommand::Unban { ip, reply } => {
+                let lifted = self.bans.lift(ip.as_deref());
+                if let Ok(records) = &lifted {
+                    for r in records {
+                        self.tracker.settle(&r.ip);
+                    }
+                }
+                let _ = reply.send(lifted.map(|r| r.len()));
+            }
+            JailCommand::Wake | JailCommand::Stop => {}
+        }
+        self.publish();
+    }
+
+    fn ban_manually(&mut self, id: String) -> Result<bool, String> {
+        if self.bans.is_banned(&id) {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let decision =
+            BanDecision { id: id.clone(), origin: Origin::Manual, time: now, failures: 0, matches: Vec::new() };
+        let progress = self.source.progress();
+        let outcome = self.bans.decide(vec![decision], &progress, now);
+        match (outcome.banned.is_empty(), outcome.dropped.first()) {
+            (false, _) => {
+                self.tracker.settle(&id);
+                Ok(true)
+            }
+            (true, Some((_, why))) if why.contains("already be over") => {
+                Err("the jail's bantime is 0: nothing to ban".into())
+            }
+            (true, Some((_, why))) => Err(why.clone()),
+            (true, None) => Err("nothing was banned".into()),
+        }
+    }
+
+    /// Read and work through up to one batch; true when there may be more.
+    fn read_batch(&mut self) -> bool {
+        let batch = self.source.read(BATCH_LINES);
+        if batch.lines.is_empty() {
+            return false;
+        }
+        self.lines_read += batch.lines.len() as u64;
+        let full = batch.lines.len() >= BATCH_LINES;
+        let now = self.clock.now();
+        let failures = self.scan_batch(&batch, now);
+        let decisions = self.judge(failures, now);
+        let outcome = self.bans.decide(decisions, &batch.progress, now);
+        for r in &outcome.banned {
+            self.tracker.settle(&r.ip);
+        }
+        for (id, why) in &outcome.dropped {
+            self.tracker.drop_candidate(id);
+            tracing::info!("[{}] {id} reached maxretry but is not banned: {why}", self.name);
+        }
+        full
+    }
+
+    /// What the filter finds in `batch`.
+    fn scan_batch(&mut self, batch: &Batch, now: f64) -> Vec<(Failure, f64)> {
+        let mut failures = Vec::new();
+        let mut memory_traps = 0;
+        for (range, at) in time_groups(batch, now) {
+            self.scan(&batch.lines[range], at, &mut failures, &mut memory_traps);
+        }
+        failures
+    }
+
+    /// Feed `lines` to the filter, adding what it finds to `failures`.
+    /// When the filter runs out of its memory on them, the lines are split
+    /// in halves and tried again, so that only the lines that cause it are
+    /// lost (and counted), not the genuine failures around them; after
+    /// [`MAX_MEMORY_SPLITS`] such traps in one batch the rest is dropped,
+    /// so that a filter that always runs out cannot stall its jail.
+    fn scan(&mut self, lines: &[String], at: f64, failures: &mut Vec<(Failure, f64)>, memory_traps: &mut usize) {
+        let text = lines.join("\n");
+        match self.filter.feed(&text, at, false) {
+            Ok(scan) => failures.extend(scan.failures.into_iter().map(|f| (f, at))),
+            Err(e)
+                if e.trap_kind() == Some(TrapKind::Memory) && lines.len() > 1 && *memory_traps < MAX_MEMORY_SPLITS =>
+            {
+                *memory_traps += 1;
+                tracing::warn!("[{}] {e}; trying its {} line(s) again in halves", self.name, lines.len());
+                let (first, second) = lines.split_at(lines.len() / 2);
+                self.scan(first, at, failures, memory_traps);
+                self.scan(second, at, failures, memory_traps);
+            }
+            Err(e) => {
+                // The filter instance is rebuilt before the next call;
+                // these lines are lost to it, and the log and status say so.
+                self.lines_skipped += lines.len() as u64;
+                tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, lines.len());
+            }
+        }
+    }
+
+    /// Count each failure against the ids it names; the ids that reached
+    /// `maxretry`, as ban decisions.
+    fn judge(&mut self, failures: Vec<(Failure, f64)>, now: f64) -> Vec<BanDecision> {
+        let mut decisions = Vec::new();
+        for (failure, at) in failures {
+            if failure.host.trim().is_empty() {
+                continue;
+            }
+            let ids = match self.ids.ids_for(&self.name, &failure.host, &failure.fields) {
+                Ok(ids) => ids,
+                Err(why) => {
+                    tracing::info!("[{}] Ignore a failure: {why}", self.name);
+                    continue;
+                }
+            };
+            let time = failure.time.unwrap_or(at);
+            for id in &ids {
+                let banned = self.bans.is_banned(id);
+                match self.tracker.failure(id, time, &failure.matches, now, banned) {
+                    Verdict::Ban(c) => {
+                        tracing::info!("[{}] Found {id}", self.name);
+                        decisions.push(BanDecision {
+                            id: c.id,
+                            origin: Origin::Failures,
+                            time: c.time,
+                            failures: c.failures,
+                            matches: c.matches,
+                        });
+                    }
+                    Verdict::Ignored => tracing::info!("[{}] Ignore {id} by ignoreip", self.name),
+                    Verdict::Counted => tracing::info!("[{}] Found {id}", self.name),
+                    Verdict::AlreadyBanned => tracing::info!("[{}] {id} already banned", self.name),
+                    Verdict::TooOld => tracing::debug!("[{}] Ignore line of {id}: older than findtime", self.name),
+                }
+            }
+        }
+        decisions
+    }
+
+    /// Lift expired bans; every few seconds, forget old failures, look for
+    /// new files and record bans the store refused earlier.
+    fn housekeeping(&mut self) {
+        let now = self.clock.now();
+        for r in self.bans.expire(now) {
+            self.tracker.settle(&r.ip);
+        }
+        if self.last_cleanup.elapsed() >= Duration::from_secs(10) {
+            let progress = self.source.progress();
+            self.bans.retry_unrecorded(&progress);
+            if self.tracker.cleanup(now) {
+                give_memory_back();
+            }
+            self.source.rescan();
+            self.last_cleanup = Instant::now();
+        }
+    }
+
+    fn publish(&self) {
+        // The bans themselves are read from the listing when asked.
+        let status = JailStatus {
+            jail: self.name.clone(),
+            currently_failed: self.tracker.currently_failed(),
+            total_failed: self.tracker.total_failed(),
+            files: self.source.files(),
+            waiting: self.source.waiting(),
+            currently_banned: self.bans.count_in_force(),
+            total_banned: self.bans.total_banned(),
+            banned: Vec::new(),
+            lines: self.lines_read,
+            lines_skipped: self.lines_skipped,
+            running: true,
+            problem: None,
+        };
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let progress = self.source.progress();
+        self.bans.stop(&progress);
+        tracing::info!("[{}] jail stopped", self.name);
+    }
+}
+
+/// Hand freed heap pages back to the system: glibc keeps them for reuse
+/// otherwise, and a daemon's resident size would stay at its peak after a
+/// burst of addresses had aged out.
+fn give_memory_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Runs of lines fed to the filter with one "now": the whole batch for
+/// files (their lines carry dates), runs of journal entries from the same
+/// second (the journal's time is the lines' time).
+fn time_groups(batch: &Batch, now: f64) -> Vec<(std::ops::Range<usize>, f64)> {
+    let Some(times) = &batch.times else { return vec![(0..batch.lines.len(), now)] };
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=times.len() {
+        if i == times.len() || times[i].floor() != times[start].floor() {
+            groups.push((start..i, times[start]));
+            start = i;
+        }
+    }
+    groups
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::cli::Cli;
 use crate::cli::log_batches::{CHUNK_BYTES, LogBatches, ReadBatch};
 use crate::config::filter::FilterDefinition;
-use crate::plugin::{PluginError, Registry, Runtime, RuntimeOptions, split};
+use crate::plugin::{FilterInstance, PluginError, Registry, Runtime, RuntimeOptions, split};
 use crate::wit::types::{Failure, Scan};
 
 /// Lines sent to the filter per call.
@@ -129,22 +129,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let registry = Registry::new(Some(cli.plugin_dir()));
-    let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
-    let plugin = runtime.load_named(&registry, definition.plugin())?;
-    // A filter that can split its work runs on two instances, on two
-    // cores. The second is built on a thread of its own while the first
-    // is: building one (compiling every regex) costs as much as scanning
-    // some ten thousand lines.
-    let second = (plugin.can_prepare() && args.threads > 1 && cores() > 1).then(|| {
-        let (plugin, options) = (plugin.clone(), options.clone());
-        let pack_filter = definition.pack_filter().map(str::to_owned);
-        std::thread::spawn(move || plugin.filter_for(pack_filter.as_deref(), options).ok())
-    });
-    let mut filter = plugin
-        .filter_for(definition.pack_filter(), options.clone())
-        .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
-
+    let (mut filter, second) = build_filters(cli, args, &definition, options)?;
     let now = args.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
     });
@@ -153,73 +138,12 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let failregex = definition.list("failregex");
-    let mut hits = vec![0usize; failregex.len()];
-    let (mut lines, mut matched, mut ignored, mut missed, mut skipped) = (0usize, 0usize, 0usize, 0usize, 0usize);
-    // The texts of the lines the summary lists, when asked for.
-    let (mut matched_texts, mut ignored_texts, mut missed_texts) = (Vec::new(), Vec::new(), Vec::new());
-
-    let mut each =
-        |k: usize, batch: &std::sync::Arc<ReadBatch>, scan: Result<Scan, PluginError>| -> anyhow::Result<()> {
-            let chunk = &batch.lines;
-            lines += chunk.len();
-            let scan = match scan {
-                Ok(scan) => scan,
-                Err(e) => {
-                    // One bad batch must not end the run: report and go on.
-                    eprintln!(
-                        "wasmban: lines {}..{} skipped: {e}",
-                        chunk.first().map(|l| l.number).unwrap_or(0),
-                        chunk.last().map(|l| l.number).unwrap_or(0)
-                    );
-                    skipped += chunk.len();
-                    batches.release(k);
-                    return Ok(());
-                }
-            };
-            let mut per_line: Vec<Vec<&Failure>> = vec![Vec::new(); chunk.len()];
-            for f in &scan.failures {
-                if let Some(slot) = per_line.get_mut(f.line as usize) {
-                    slot.push(f);
-                }
-            }
-            for (i, line) in chunk.iter().enumerate() {
-                let note = scan.notes.get(i);
-                let failures = &per_line[i];
-                if args.json {
-                    let record = json!({
-                        "line": line.number,
-                        "time": note.and_then(|n| n.time),
-                        "failures": failures.iter().map(|f| failure_json(f)).collect::<Vec<_>>(),
-                    });
-                    writeln!(out, "{record}")?;
-                }
-                // Counted as fail2ban-regex counts: every rule hit (helpers
-                // included); a line is ignored when an ignoreregex dropped it
-                // or a hit was a helper (even if another hit was a failure),
-                // else matched when a hit meant a failure.
-                for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
-                    // A pack's filter has rules but no failregex list.
-                    let rule = *rule as usize;
-                    if rule >= hits.len() {
-                        hits.resize(rule + 1, 0);
-                    }
-                    hits[rule] += 1;
-                }
-                let (count, texts, wanted) = if note.is_some_and(|n| n.ignored) {
-                    (&mut ignored, &mut ignored_texts, args.print_all_ignored)
-                } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
-                    (&mut matched, &mut matched_texts, args.print_all_matched)
-                } else {
-                    (&mut missed, &mut missed_texts, args.print_all_missed)
-                };
-                *count += 1;
-                if wanted {
-                    texts.push(batch.text_of(line).to_string());
-                }
-            }
-            batches.release(k);
-            Ok(())
-        };
+    let mut tally = Tally { hits: vec![0usize; failregex.len()], ..Tally::default() };
+    let mut each = |k: usize, batch: &std::sync::Arc<ReadBatch>, scan: Result<Scan, PluginError>| {
+        let counted = tally.batch(args, batch, scan, &mut out);
+        batches.release(k);
+        counted
+    };
     let path = args.log.clone();
     let fed: anyhow::Result<()> = std::thread::scope(|scope| {
         scope.spawn(|| batches.read(file, &path, args.read_bytes));
@@ -244,44 +168,169 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         fed.and(unread.map_or(Ok(()), Err))
     });
     fed?;
-    if args.json {
-        out.flush()?;
-        return Ok(());
-    }
-    writeln!(out, "Running tests\n=============\n")?;
-    writeln!(out, "Use   failregex filter file : {}", definition.where_())?;
-    writeln!(out, "Use         log file : {}\n", args.log.display())?;
-    writeln!(out, "Results\n=======\n")?;
-    writeln!(out, "Failregex: {} total", hits.iter().sum::<usize>())?;
-    writeln!(out, "|-  #) [# of hits] regular expression")?;
-    for (i, n) in hits.iter().enumerate() {
-        if *n > 0 {
-            let rule = failregex.get(i).cloned().unwrap_or_else(|| format!("(rule {i} of {})", definition.name));
-            writeln!(out, "|  {:>2}) [{n}] {rule}", i + 1)?;
-        }
-    }
-    writeln!(out, "`-\n")?;
-    writeln!(
-        out,
-        "Lines: {lines} lines, {ignored} ignored, {matched} matched, {missed} missed{}",
-        if skipped > 0 { format!(", {skipped} skipped after filter errors") } else { String::new() }
-    )?;
-    let mut print = |title: &str, texts: &[String]| -> std::io::Result<()> {
-        writeln!(out, "|- {title} line(s):")?;
-        for text in texts {
-            writeln!(out, "|  {text}")?;
-        }
-        writeln!(out, "`-")
-    };
-    if args.print_all_matched {
-        print("Matched", &matched_texts)?;
-    }
-    if args.print_all_ignored {
-        print("Ignored", &ignored_texts)?;
-    }
-    if args.print_all_missed {
-        print("Missed", &missed_texts)?;
+    if !args.json {
+        tally.summary(&mut out, args, &definition, &failregex)?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// The filter instance, and the second one (for the split over two cores)
+/// being built on a thread of its own. A filter that can split its work
+/// runs on two instances; building one (compiling every regex) costs as
+/// much as scanning some ten thousand lines, so the second is built while
+/// the first is.
+fn build_filters(
+    cli: &Cli,
+    args: &RegexArgs,
+    definition: &FilterDefinition,
+    options: Vec<(String, String)>,
+) -> anyhow::Result<(FilterInstance, Option<std::thread::JoinHandle<Option<FilterInstance>>>)> {
+    let registry = Registry::new(Some(cli.plugin_dir()));
+    let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
+    let plugin = runtime.load_named(&registry, definition.plugin())?;
+    let second = (plugin.can_prepare() && args.threads > 1 && cores() > 1).then(|| {
+        let (plugin, options) = (plugin.clone(), options.clone());
+        let pack_filter = definition.pack_filter().map(str::to_owned);
+        std::thread::spawn(move || plugin.filter_for(pack_filter.as_deref(), options).ok())
+    });
+    let filter = plugin
+        .filter_for(definition.pack_filter(), options)
+        .with_context(|| format!("filter {} ({})", definition.name, definition.where_()))?;
+    Ok((filter, second))
+}
+
+/// What the run counted, as fail2ban-regex counts it.
+#[derive(Default)]
+struct Tally {
+    /// Hits per failregex (helpers included).
+    hits: Vec<usize>,
+    lines: usize,
+    matched: usize,
+    ignored: usize,
+    missed: usize,
+    /// Lines lost to filter errors.
+    skipped: usize,
+    /// The texts of the lines the summary lists, when asked for.
+    matched_texts: Vec<String>,
+    ignored_texts: Vec<String>,
+    missed_texts: Vec<String>,
+}
+
+impl Tally {
+    /// Count one batch (and print its JSON records with `--json`).
+    fn batch(
+        &mut self,
+        args: &RegexArgs,
+        batch: &ReadBatch,
+        scan: Result<Scan, PluginError>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let chunk = &batch.lines;
+        self.lines += chunk.len();
+        let scan = match scan {
+            Ok(scan) => scan,
+            Err(e) => {
+                // One bad batch must not end the run: report and go on.
+                eprintln!(
+                    "wasmban: lines {}..{} skipped: {e}",
+                    chunk.first().map(|l| l.number).unwrap_or(0),
+                    chunk.last().map(|l| l.number).unwrap_or(0)
+                );
+                self.skipped += chunk.len();
+                return Ok(());
+            }
+        };
+        let mut per_line: Vec<Vec<&Failure>> = vec![Vec::new(); chunk.len()];
+        for f in &scan.failures {
+            if let Some(slot) = per_line.get_mut(f.line as usize) {
+                slot.push(f);
+            }
+        }
+        for (i, line) in chunk.iter().enumerate() {
+            let note = scan.notes.get(i);
+            let failures = &per_line[i];
+            if args.json {
+                let record = json!({
+                    "line": line.number,
+                    "time": note.and_then(|n| n.time),
+                    "failures": failures.iter().map(|f| failure_json(f)).collect::<Vec<_>>(),
+                });
+                writeln!(out, "{record}")?;
+            }
+            // Counted as fail2ban-regex counts: every rule hit (helpers
+            // included); a line is ignored when an ignoreregex dropped it
+            // or a hit was a helper (even if another hit was a failure),
+            // else matched when a hit meant a failure.
+            for rule in note.map(|n| n.hits.as_slice()).unwrap_or_default() {
+                // A pack's filter has rules but no failregex list.
+                let rule = *rule as usize;
+                if rule >= self.hits.len() {
+                    self.hits.resize(rule + 1, 0);
+                }
+                self.hits[rule] += 1;
+            }
+            let (count, texts, wanted) = if note.is_some_and(|n| n.ignored) {
+                (&mut self.ignored, &mut self.ignored_texts, args.print_all_ignored)
+            } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
+                (&mut self.matched, &mut self.matched_texts, args.print_all_matched)
+            } else {
+                (&mut self.missed, &mut self.missed_texts, args.print_all_missed)
+            };
+            *count += 1;
+            if wanted {
+                texts.push(batch.text_of(line).to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// fail2ban-regex's summary.
+    fn summary(
+        &self,
+        out: &mut impl Write,
+        args: &RegexArgs,
+        definition: &FilterDefinition,
+        failregex: &[String],
+    ) -> std::io::Result<()> {
+        writeln!(out, "Running tests\n=============\n")?;
+        writeln!(out, "Use   failregex filter file : {}", definition.where_())?;
+        writeln!(out, "Use         log file : {}\n", args.log.display())?;
+        writeln!(out, "Results\n=======\n")?;
+        writeln!(out, "Failregex: {} total", self.hits.iter().sum::<usize>())?;
+        writeln!(out, "|-  #) [# of hits] regular expression")?;
+        for (i, n) in self.hits.iter().enumerate() {
+            if *n > 0 {
+                let rule = failregex.get(i).cloned().unwrap_or_else(|| format!("(rule {i} of {})", definition.name));
+                writeln!(out, "|  {:>2}) [{n}] {rule}", i + 1)?;
+            }
+        }
+        writeln!(out, "`-\n")?;
+        writeln!(
+            out,
+            "Lines: {} lines, {} ignored, {} matched, {} missed{}",
+            self.lines,
+            self.ignored,
+            self.matched,
+            self.missed,
+            if self.skipped > 0 { format!(", {} skipped after filter errors", self.skipped) } else { String::new() }
+        )?;
+        let mut print = |title: &str, texts: &[String]| -> std::io::Result<()> {
+            writeln!(out, "|- {title} line(s):")?;
+            for text in texts {
+                writeln!(out, "|  {text}")?;
+            }
+            writeln!(out, "`-")
+        };
+        if args.print_all_matched {
+            print("Matched", &self.matched_texts)?;
+        }
+        if args.print_all_ignored {
+            print("Ignored", &self.ignored_texts)?;
+        }
+        if args.print_all_missed {
+            print("Missed", &self.missed_texts)?;
+        }
+        Ok(())
+    }
 }

@@ -439,7 +439,7 @@ fn bans_that_ended_while_stopped_are_lifted_at_start() {
         let mut store = wasmban::store::Store::open(&db).unwrap();
         let ended = wasmban::store::BanRecord {
             jail: "sshd".into(),
-            ip: "192.0.2.120".into(),
+            id: "192.0.2.120".into(),
             time: 1_000_000,
             bantime: 600,
             bancount: 1,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::util::daemon::{Daemon, append, failure, iso, tree};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wasmban");
+use crate::util::daemon::BIN;
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

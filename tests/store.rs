@@ -13,7 +13,7 @@ fn storm(db: &str) {
     for i in 0..1_000_000u32 {
         let ban = BanRecord {
             jail: "sshd".into(),
-            ip: format!("198.51.{}.{}", i / 250, i % 250),
+            id: format!("198.51.{}.{}", i / 250, i % 250),
             time: 1_700_000_000 + i64::from(i),
             bantime: -1,
             bancount: 1,
@@ -22,7 +22,7 @@ fn storm(db: &str) {
         };
         store.record_ban(&ban).unwrap();
         // Reported only once it is on disk.
-        println!("banned {}", ban.ip);
+        println!("banned {}", ban.id);
     }
 }
 
@@ -59,7 +59,7 @@ fn kill_9_during_a_ban_storm_loses_no_reported_ban() {
     }
     assert!(reported.len() >= 300, "the storm did not run: {}", reported.len());
     let store = Store::open(&db).unwrap();
-    let kept: std::collections::HashSet<String> = store.active_bans(0).unwrap().into_iter().map(|b| b.ip).collect();
+    let kept: std::collections::HashSet<String> = store.active_bans(0).unwrap().into_iter().map(|b| b.id).collect();
     let lost: Vec<&String> = reported.iter().filter(|ip| !kept.contains(*ip)).collect();
     assert!(lost.is_empty(), "{} reported bans lost after kill -9: {lost:?}", lost.len());
 }

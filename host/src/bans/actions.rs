@@ -28,7 +28,8 @@ pub struct JailActions {
 pub fn ticket(r: &BanRecord) -> Ticket {
     Ticket {
         jail: r.jail.clone(),
-        ip: r.ip.clone(),
+        // The WIT calls the banned id `ip`, as fail2ban's `<ip>` tag does.
+        ip: r.id.clone(),
         failures: r.failures,
         matches: r.matches.clone(),
         time: r.time,

@@ -57,8 +57,10 @@ pub struct Outcome {
 /// One ban as `status`/`banned` show it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct BanView {
-    /// The banned id (an address, or a filter's declared id).
-    pub ip: String,
+    /// The banned id (an address, or a filter's declared id); `ip` in
+    /// JSON, as fail2ban's tag calls it.
+    #[serde(rename = "ip")]
+    pub id: String,
     /// Unix seconds when it started.
     pub time: i64,
     /// Its length in seconds; -1 forever.
@@ -70,7 +72,7 @@ pub struct BanView {
 impl BanView {
     /// How `status` shows `r`.
     pub fn of(r: &BanRecord) -> BanView {
-        BanView { ip: r.ip.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount }
+        BanView { id: r.id.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount }
     }
 }
 
@@ -142,7 +144,7 @@ impl BanManager {
         match stored {
             Ok(bans) if !bans.is_empty() => {
                 for b in &bans {
-                    tracing::info!(target: crate::BAN_TARGET, "[{}] Restore Ban {}", self.jail, b.ip);
+                    tracing::info!(target: crate::BAN_TARGET, "[{}] Restore Ban {}", self.jail, b.id);
                     self.put_in_force(b.clone());
                 }
                 let BanManager { actions, in_force, .. } = self;
@@ -185,7 +187,7 @@ impl BanManager {
                 return outcome;
             };
             for d in decisions {
-                if self.in_force.contains_key(&d.id) || planned.iter().any(|p: &BanRecord| p.ip == d.id) {
+                if self.in_force.contains_key(&d.id) || planned.iter().any(|p: &BanRecord| p.id == d.id) {
                     outcome.dropped.push((d.id, "already banned".into()));
                     continue;
                 }
@@ -203,7 +205,7 @@ impl BanManager {
                 };
                 let record = BanRecord {
                     jail: self.jail.clone(),
-                    ip: d.id,
+                    id: d.id,
                     time: d.time.min(now).floor() as i64,
                     bantime: self.ban_time.seconds(earlier, self.rng.f64()),
                     bancount: earlier + 1,
@@ -213,7 +215,7 @@ impl BanManager {
                 if record.active_at(now as i64) {
                     planned.push(record);
                 } else {
-                    outcome.dropped.push((record.ip, "its ban would already be over".into()));
+                    outcome.dropped.push((record.id, "its ban would already be over".into()));
                 }
             }
         }
@@ -228,7 +230,7 @@ impl BanManager {
             );
         }
         for r in &planned {
-            tracing::info!(target: crate::BAN_TARGET, "[{}] Ban {}", self.jail, r.ip);
+            tracing::info!(target: crate::BAN_TARGET, "[{}] Ban {}", self.jail, r.id);
             self.total_banned += 1;
             self.put_in_force(r.clone());
         }
@@ -248,7 +250,7 @@ impl BanManager {
             None => {
                 let mut all: Vec<BanRecord> = self.in_force.drain().map(|(_, r)| r).collect();
                 self.expiry.clear();
-                all.sort_by(|a, b| (a.time, &a.ip).cmp(&(b.time, &b.ip)));
+                all.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
                 all
             }
         };
@@ -310,9 +312,9 @@ impl BanManager {
 
     fn put_in_force(&mut self, r: BanRecord) {
         if let Some(end) = end_of(&r) {
-            self.expiry.insert((end, r.ip.clone()));
+            self.expiry.insert((end, r.id.clone()));
         }
-        if let Some(old) = self.in_force.insert(r.ip.clone(), r) {
+        if let Some(old) = self.in_force.insert(r.id.clone(), r) {
             self.forget_order(&old);
             self.unlist(std::slice::from_ref(&old));
         }
@@ -323,7 +325,7 @@ impl BanManager {
     fn list(&self, records: &[BanRecord]) {
         if let Ok(mut listing) = self.listing.lock() {
             for r in records {
-                listing.insert((r.time, r.ip.clone()), BanView::of(r));
+                listing.insert((r.time, r.id.clone()), BanView::of(r));
             }
         }
     }
@@ -332,7 +334,7 @@ impl BanManager {
     fn unlist(&self, records: &[BanRecord]) {
         if let Ok(mut listing) = self.listing.lock() {
             for r in records {
-                listing.remove(&(r.time, r.ip.clone()));
+                listing.remove(&(r.time, r.id.clone()));
             }
         }
     }
@@ -346,7 +348,7 @@ impl BanManager {
     /// Take `r` out of the expiry order.
     fn forget_order(&mut self, r: &BanRecord) {
         if let Some(end) = end_of(r) {
-            self.expiry.remove(&(end, r.ip.clone()));
+            self.expiry.remove(&(end, r.id.clone()));
         }
     }
 
@@ -354,16 +356,16 @@ impl BanManager {
         if records.is_empty() {
             return Ok(());
         }
-        self.unrecorded.retain(|u| !records.iter().any(|l| l.ip == u.ip));
+        self.unrecorded.retain(|u| !records.iter().any(|l| l.id == u.id));
         let stored = match self.store.lock() {
             Ok(mut store) => records
                 .iter()
-                .try_for_each(|r| store.lift(Some(&self.jail), &r.ip).map(drop))
+                .try_for_each(|r| store.lift(Some(&self.jail), &r.id).map(drop))
                 .map_err(|e| format!("{e}; the ban(s) are lifted in the firewall all the same")),
             Err(_) => Err("the ban store is poisoned".to_string()),
         };
         for r in records {
-            tracing::info!(target: crate::BAN_TARGET, "[{}] Unban {}", self.jail, r.ip);
+            tracing::info!(target: crate::BAN_TARGET, "[{}] Unban {}", self.jail, r.id);
         }
         let BanManager { actions, in_force, .. } = self;
         actions.apply(records, false, false, || in_force.values().collect());

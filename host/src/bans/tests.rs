@@ -58,13 +58,13 @@ fn bans_expire_in_order_of_their_end_and_permanent_ones_never() {
     short.ban_time = BanTime { base: -1, increment: None };
     ban_once(&mut short, "192.0.2.3", 1060.0);
     assert!(short.expire(1099.0).is_empty());
-    let first: Vec<String> = short.expire(1100.0).into_iter().map(|r| r.ip).collect();
+    let first: Vec<String> = short.expire(1100.0).into_iter().map(|r| r.id).collect();
     assert_eq!(first, ["192.0.2.1"]);
-    let second: Vec<String> = short.expire(5000.0).into_iter().map(|r| r.ip).collect();
+    let second: Vec<String> = short.expire(5000.0).into_iter().map(|r| r.id).collect();
     assert_eq!(second, ["192.0.2.2"]);
     assert!(short.expire(1e12).is_empty());
     assert_eq!(short.count_in_force(), 1);
-    let listed: Vec<String> = short.listing.lock().unwrap().values().map(|v| v.ip.clone()).collect();
+    let listed: Vec<String> = short.listing.lock().unwrap().values().map(|v| v.id.clone()).collect();
     assert_eq!(listed, ["192.0.2.3"]);
     assert!(f.store.lock().unwrap().active_bans_of("sshd", 1_000_000_000).unwrap().iter().all(|b| b.bantime < 0));
 }
@@ -108,7 +108,7 @@ fn a_ban_already_over_or_already_in_force_is_dropped() {
         &Progress::default(),
         1101.0,
     );
-    let banned: Vec<&str> = outcome.banned.iter().map(|r| r.ip.as_str()).collect();
+    let banned: Vec<&str> = outcome.banned.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(banned, ["192.0.2.4"]);
     assert_eq!(outcome.dropped.len(), 2);
 }
@@ -123,7 +123,7 @@ fn lifting_one_or_all_leaves_the_store_and_the_expiry_order() {
     let lifted = m.lift(Some("192.0.2.2")).unwrap();
     assert_eq!(lifted.len(), 1);
     assert!(!m.is_banned("192.0.2.2"));
-    let all: Vec<String> = m.lift(None).unwrap().into_iter().map(|r| r.ip).collect();
+    let all: Vec<String> = m.lift(None).unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(all, ["192.0.2.1", "192.0.2.3"]);
     assert!(m.expire(1e9).is_empty(), "lifted bans left the expiry order");
     assert!(m.listing.lock().unwrap().is_empty(), "and the listing");

@@ -101,7 +101,7 @@ fn print_status(s: &JailStatus) {
     println!("`- Actions");
     println!("   |- Currently banned:\t{}", s.currently_banned);
     println!("   |- Total banned:\t{}", s.total_banned);
-    println!("   `- Banned IP list:\t{}", s.banned.iter().map(|b| b.ip.as_str()).collect::<Vec<_>>().join(" "));
+    println!("   `- Banned IP list:\t{}", s.banned.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(" "));
 }
 
 /// Send a control command and print the answer; an error reply is an error.
@@ -139,7 +139,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             for (jail, bans) in all {
                 for b in bans {
                     let until = if b.bantime < 0 { "forever".to_string() } else { format!("{}s", b.bantime) };
-                    println!("{jail}\t{}\tsince {}\tfor {until}\t(ban #{})", b.ip, b.time, b.bancount);
+                    println!("{jail}\t{}\tsince {}\tfor {until}\t(ban #{})", b.id, b.time, b.bancount);
                 }
             }
         }

@@ -54,15 +54,15 @@ pub enum JailCommand {
     Wake,
     /// Ban an address now.
     Ban {
-        /// The address.
-        ip: String,
+        /// The address, normalised.
+        id: String,
         /// Whether it was banned (false: already banned).
         reply: oneshot::Sender<Result<bool, String>>,
     },
     /// Lift bans: one id, or all when `None`.
     Unban {
-        /// The id.
-        ip: Option<String>,
+        /// The banned id.
+        id: Option<String>,
         /// How many bans were lifted.
         reply: oneshot::Sender<Result<usize, String>>,
     },
@@ -255,14 +255,14 @@ impl RunningJail {
 
     fn obey(&mut self, command: JailCommand) {
         match command {
-            JailCommand::Ban { ip, reply } => {
-                let _ = reply.send(self.ban_manually(ip));
+            JailCommand::Ban { id, reply } => {
+                let _ = reply.send(self.ban_manually(id));
             }
-            JailCommand::Unban { ip, reply } => {
-                let lifted = self.bans.lift(ip.as_deref());
+            JailCommand::Unban { id, reply } => {
+                let lifted = self.bans.lift(id.as_deref());
                 if let Ok(records) = &lifted {
                     for r in records {
-                        self.tracker.settle(&r.ip);
+                        self.tracker.settle(&r.id);
                     }
                 }
                 let _ = reply.send(lifted.map(|r| r.len()));
@@ -307,7 +307,7 @@ impl RunningJail {
         let decisions = self.judge(failures, now);
         let outcome = self.bans.decide(decisions, &batch.progress, now);
         for r in &outcome.banned {
-            self.tracker.settle(&r.ip);
+            self.tracker.settle(&r.id);
         }
         for (id, why) in &outcome.dropped {
             self.tracker.drop_candidate(id);
@@ -398,7 +398,7 @@ impl RunningJail {
     fn housekeeping(&mut self) {
         let now = self.clock.now();
         for r in self.bans.expire(now) {
-            self.tracker.settle(&r.ip);
+            self.tracker.settle(&r.id);
         }
         if self.last_cleanup.elapsed() >= Duration::from_secs(10) {
             let progress = self.source.progress();

@@ -461,7 +461,7 @@ impl Daemon {
                     ));
                 }
                 let ip = addr.to_string();
-                match self.ask(&jail, |reply| JailCommand::Ban { ip: ip.clone(), reply }).await {
+                match self.ask(&jail, |reply| JailCommand::Ban { id: ip.clone(), reply }).await {
                     Ok(true) => Reply::ok(json!({ "jail": jail, "ip": ip, "banned": true })),
                     Ok(false) => {
                         Reply::ok(json!({ "jail": jail, "ip": ip, "banned": false, "note": "already banned" }))
@@ -490,7 +490,7 @@ impl Daemon {
                 let mut lifted = 0;
                 let mut errors = Vec::new();
                 for j in targets {
-                    match self.ask(&j, |reply| JailCommand::Unban { ip: ip.clone(), reply }).await {
+                    match self.ask(&j, |reply| JailCommand::Unban { id: ip.clone(), reply }).await {
                         Ok(n) => lifted += n,
                         Err(e) => errors.push(format!("{j}: {e}")),
                     }

@@ -44,8 +44,8 @@ pub enum StoreError {
 pub struct BanRecord {
     /// The jail.
     pub jail: String,
-    /// The banned address (or id).
-    pub ip: String,
+    /// What is banned: a normalised address, or the id a filter declared.
+    pub id: String,
     /// Unix seconds when the ban started.
     pub time: i64,
     /// Seconds; negative means forever.
@@ -186,7 +186,7 @@ impl Store {
             tx.execute(
                 "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-                params![ban.jail, ban.ip, ban.time, ban.bantime, ban.bancount, ban.failures, matches],
+                params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches],
             )
             .map_err(err("record a ban"))?;
         }
@@ -234,7 +234,7 @@ impl Store {
                 let matches: String = r.get(6)?;
                 Ok(BanRecord {
                     jail: r.get(0)?,
-                    ip: r.get(1)?,
+                    id: r.get(1)?,
                     time: r.get(2)?,
                     bantime: r.get(3)?,
                     bancount: r.get(4)?,
@@ -335,7 +335,7 @@ mod tests {
     fn ban(jail: &str, ip: &str, time: i64, bantime: i64) -> BanRecord {
         BanRecord {
             jail: jail.into(),
-            ip: ip.into(),
+            id: ip.into(),
             time,
             bantime,
             bancount: 1,
@@ -355,11 +355,11 @@ mod tests {
             s.record_ban(&ban("recidive", "192.0.2.1", 1200, 3600)).unwrap();
         }
         let mut s = Store::open(&db).unwrap();
-        let active: Vec<(String, String)> = s.active_bans(1500).unwrap().into_iter().map(|b| (b.jail, b.ip)).collect();
+        let active: Vec<(String, String)> = s.active_bans(1500).unwrap().into_iter().map(|b| (b.jail, b.id)).collect();
         assert_eq!(active.len(), 3);
         let expired = s.expire(1600).unwrap();
         assert_eq!(expired.len(), 1);
-        assert_eq!((expired[0].jail.as_str(), expired[0].ip.as_str()), ("sshd", "192.0.2.1"));
+        assert_eq!((expired[0].jail.as_str(), expired[0].id.as_str()), ("sshd", "192.0.2.1"));
         assert_eq!(expired[0].matches, ["a line"]);
         assert_eq!(s.active_bans(1600).unwrap().len(), 2);
         // A permanent ban never expires.

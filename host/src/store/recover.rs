@@ -77,7 +77,7 @@ fn salvage(path: &Path) -> Salvaged {
                 Ok((
                     BanRecord {
                         jail: row.get(0)?,
-                        ip: row.get(1)?,
+                        id: row.get(1)?,
                         time: row.get(2)?,
                         bantime: row.get(3)?,
                         bancount: row.get(4)?,
@@ -158,7 +158,7 @@ impl Store {
             tx.execute(
                 "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![ban.jail, ban.ip, ban.time, ban.bantime, ban.bancount, ban.failures, matches, *active as i64],
+                params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, *active as i64],
             )
             .map_err(err)?;
         }
@@ -180,7 +180,7 @@ mod tests {
     fn ban(ip: &str) -> BanRecord {
         BanRecord {
             jail: "sshd".into(),
-            ip: ip.into(),
+            id: ip.into(),
             time: 1000,
             bantime: -1,
             bancount: 1,

@@ -322,25 +322,7 @@ fn recidive_works_on_the_daemons_own_log() {
 fn a_hostile_filter_stalls_only_its_own_jail_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let hostile_log = root.join("hostile.log");
-    tree(
-        root,
-        &format!(
-            "[hostile]\nenabled = true\nfilter = hostile\nlogpath = {}\nbackend = polling\n",
-            hostile_log.display()
-        ),
-    );
-    std::fs::write(root.join("conf/filter.d/hostile.conf"), "[Definition]\nplugin = hostile\n").unwrap();
-    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(
-        root.join("conf/plugin.d/hostile.toml"),
-        format!(
-            "file = {:?}\n[limits]\ncall-timeout-ms = 300\nmemory-mb = 32\n",
-            crate::util::artifact("hostile-filter")
-        ),
-    )
-    .unwrap();
-    append(&hostile_log, "");
+    let hostile_log = crate::util::daemon::hostile_tree(root, "call-timeout-ms = 300\nmemory-mb = 32\n");
     let d = Daemon::start(root);
     let hostile = || serde_json::from_str::<Value>(&d.client(&["status", "hostile", "--json"]).1).unwrap();
     d.wait_for("the hostile jail", || hostile()["running"] == true);

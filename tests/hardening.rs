@@ -227,22 +227,7 @@ fn bans_made_while_the_state_disk_is_full_survive_a_crash_after_space_returns() 
 fn a_line_that_exhausts_the_filters_memory_costs_that_line_only() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let hostile_log = root.join("hostile.log");
-    tree(
-        root,
-        &format!(
-            "[hostile]\nenabled = true\nfilter = hostile\nlogpath = {}\nbackend = polling\n",
-            hostile_log.display()
-        ),
-    );
-    std::fs::write(root.join("conf/filter.d/hostile.conf"), "[Definition]\nplugin = hostile\n").unwrap();
-    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(
-        root.join("conf/plugin.d/hostile.toml"),
-        format!("file = {:?}\n[limits]\nmemory-mb = 32\n", crate::util::artifact("hostile-filter")),
-    )
-    .unwrap();
-    append(&hostile_log, "");
+    let hostile_log = crate::util::daemon::hostile_tree(root, "memory-mb = 32\n");
     let d = Daemon::start(root);
     let hostile = || serde_json::from_str::<Value>(&d.client(&["status", "hostile", "--json"]).1).unwrap();
     d.wait_for("the hostile jail", || hostile()["running"] == true);

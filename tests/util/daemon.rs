@@ -48,6 +48,28 @@ pub(crate) fn tree(root: &Path, extra: &str) {
     std::fs::write(conf.join("jail.local"), extra).unwrap();
 }
 
+/// The tree of [`tree`] plus a jail `hostile` on `root/hostile.log`, run by
+/// the hostile-filter fixture with these `[limits]` lines; the log's path.
+pub(crate) fn hostile_tree(root: &Path, limits: &str) -> PathBuf {
+    let hostile_log = root.join("hostile.log");
+    tree(
+        root,
+        &format!(
+            "[hostile]\nenabled = true\nfilter = hostile\nlogpath = {}\nbackend = polling\n",
+            hostile_log.display()
+        ),
+    );
+    std::fs::write(root.join("conf/filter.d/hostile.conf"), "[Definition]\nplugin = hostile\n").unwrap();
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/hostile.toml"),
+        format!("file = {:?}\n[limits]\n{limits}", crate::util::artifact("hostile-filter")),
+    )
+    .unwrap();
+    append(&hostile_log, "");
+    hostile_log
+}
+
 /// The shipped action.d files, into the tree made by [`tree`].
 pub(crate) fn copy_shipped_actions(root: &Path) {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");

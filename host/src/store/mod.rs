@@ -152,18 +152,7 @@ impl Store {
             .prepare("SELECT path, dev, ino, offset, head_len, fingerprint FROM positions")
             .map_err(self.query_err("read positions"))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    PathBuf::from(r.get::<_, String>(0)?),
-                    Cursor {
-                        dev: r.get::<_, i64>(1)? as u64,
-                        ino: r.get::<_, i64>(2)? as u64,
-                        offset: r.get::<_, i64>(3)? as u64,
-                        head_len: r.get(4)?,
-                        fingerprint: r.get::<_, i64>(5)? as u64,
-                    },
-                ))
-            })
+            .query_map([], |r| Ok((PathBuf::from(r.get::<_, String>(0)?), cursor_at(r, 1)?)))
             .map_err(self.query_err("read positions"))?;
         rows.collect::<Result<HashMap<_, _>, _>>().map_err(self.query_err("read positions"))
     }
@@ -182,20 +171,10 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         for ban in bans {
-            let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
-            tx.execute(
-                "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-                params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches],
-            )
-            .map_err(err("record a ban"))?;
+            write_ban(&tx, ban, true).map_err(err("record a ban"))?;
         }
         for (file, c) in cursors {
-            tx.execute(
-                "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
-            )
-            .map_err(err("save a read position"))?;
+            write_position(&tx, file, c).map_err(err("save a read position"))?;
         }
         if let Some((jail, cursor)) = journal {
             tx.execute("INSERT OR REPLACE INTO journal_cursors (jail, cursor) VALUES (?1, ?2)", params![jail, cursor])
@@ -229,20 +208,7 @@ impl Store {
 
     fn read_bans(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<BanRecord>, StoreError> {
         let mut stmt = self.conn.prepare(sql).map_err(self.query_err("read bans"))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let matches: String = r.get(6)?;
-                Ok(BanRecord {
-                    jail: r.get(0)?,
-                    id: r.get(1)?,
-                    time: r.get(2)?,
-                    bantime: r.get(3)?,
-                    bancount: r.get(4)?,
-                    failures: r.get(5)?,
-                    matches: serde_json::from_str(&matches).unwrap_or_default(),
-                })
-            })
-            .map_err(self.query_err("read bans"))?;
+        let rows = stmt.query_map(args, ban_at).map_err(self.query_err("read bans"))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.query_err("read bans"))
     }
 
@@ -313,19 +279,56 @@ impl Store {
             .query_row(
                 "SELECT dev, ino, offset, head_len, fingerprint FROM positions WHERE path = ?1",
                 params![path.to_string_lossy()],
-                |r| {
-                    Ok(Cursor {
-                        dev: r.get::<_, i64>(0)? as u64,
-                        ino: r.get::<_, i64>(1)? as u64,
-                        offset: r.get::<_, i64>(2)? as u64,
-                        head_len: r.get(3)?,
-                        fingerprint: r.get::<_, i64>(4)? as u64,
-                    })
-                },
+                |r| cursor_at(r, 0),
             )
             .optional()
             .map_err(self.query_err("load a read position"))
     }
+}
+
+/// A ban from a row of `jail, ip, time, bantime, bancount, failures,
+/// matches`.
+fn ban_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRecord> {
+    let matches: String = r.get(6)?;
+    Ok(BanRecord {
+        jail: r.get(0)?,
+        id: r.get(1)?,
+        time: r.get(2)?,
+        bantime: r.get(3)?,
+        bancount: r.get(4)?,
+        failures: r.get(5)?,
+        matches: serde_json::from_str(&matches).unwrap_or_default(),
+    })
+}
+
+/// A file position from `dev, ino, offset, head_len, fingerprint`, the
+/// row's columns from `first` on.
+fn cursor_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Cursor> {
+    Ok(Cursor {
+        dev: r.get::<_, i64>(first)? as u64,
+        ino: r.get::<_, i64>(first + 1)? as u64,
+        offset: r.get::<_, i64>(first + 2)? as u64,
+        head_len: r.get(first + 3)?,
+        fingerprint: r.get::<_, i64>(first + 4)? as u64,
+    })
+}
+
+/// Write `ban` (in force or history) in `tx`.
+fn write_ban(tx: &rusqlite::Transaction<'_>, ban: &BanRecord, active: bool) -> rusqlite::Result<usize> {
+    let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+    tx.execute(
+        "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, active as i64],
+    )
+}
+
+/// Write where `file` was read to, in `tx`.
+fn write_position(tx: &rusqlite::Transaction<'_>, file: &Path, c: &Cursor) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
+    )
 }
 
 #[cfg(test)]

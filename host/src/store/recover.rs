@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::store::{BanRecord, Store, StoreError};
+use crate::store::{BanRecord, Store, StoreError, ban_at, cursor_at, write_ban, write_position};
 use crate::tail::Cursor;
 
 /// What was done about a damaged database.
@@ -72,22 +72,7 @@ fn salvage(path: &Path) -> Salvaged {
         && let Ok(mut rows) = stmt.query([])
     {
         while let Ok(Some(row)) = rows.next() {
-            let read = || -> rusqlite::Result<(BanRecord, bool)> {
-                let matches: String = row.get(6)?;
-                Ok((
-                    BanRecord {
-                        jail: row.get(0)?,
-                        id: row.get(1)?,
-                        time: row.get(2)?,
-                        bantime: row.get(3)?,
-                        bancount: row.get(4)?,
-                        failures: row.get(5)?,
-                        matches: serde_json::from_str(&matches).unwrap_or_default(),
-                    },
-                    row.get::<_, i64>(7)? != 0,
-                ))
-            };
-            if let Ok(ban) = read() {
+            if let Ok(ban) = ban_at(row).and_then(|b| Ok((b, row.get::<_, i64>(7)? != 0))) {
                 bans.push(ban);
             }
         }
@@ -96,19 +81,7 @@ fn salvage(path: &Path) -> Salvaged {
         && let Ok(mut rows) = stmt.query([])
     {
         while let Ok(Some(row)) = rows.next() {
-            let read = || -> rusqlite::Result<(PathBuf, Cursor)> {
-                Ok((
-                    PathBuf::from(row.get::<_, String>(0)?),
-                    Cursor {
-                        dev: row.get::<_, i64>(1)? as u64,
-                        ino: row.get::<_, i64>(2)? as u64,
-                        offset: row.get::<_, i64>(3)? as u64,
-                        head_len: row.get(4)?,
-                        fingerprint: row.get::<_, i64>(5)? as u64,
-                    },
-                ))
-            };
-            if let Ok(position) = read() {
+            if let Ok(position) = row.get::<_, String>(0).and_then(|p| Ok((PathBuf::from(p), cursor_at(row, 1)?))) {
                 positions.push(position);
             }
         }
@@ -154,20 +127,10 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         for (ban, active) in bans {
-            let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
-            tx.execute(
-                "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, *active as i64],
-            )
-            .map_err(err)?;
+            write_ban(&tx, ban, *active).map_err(err)?;
         }
         for (file, c) in positions {
-            tx.execute(
-                "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
-            )
-            .map_err(err)?;
+            write_position(&tx, file, c).map_err(err)?;
         }
         tx.commit().map_err(err)
     }

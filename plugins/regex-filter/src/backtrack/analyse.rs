@@ -64,12 +64,12 @@ impl Program {
                     let table = (self.tables.len() - 1) as u32;
                     self.insts[pc] = Inst::Dispatch { branches, table };
                 }
-                Inst::Run { class, min, max, greedy, .. } => {
+                Inst::Run(RunInst { class, min, max, greedy, .. }) => {
                     let next = self.first_set_of_next_byte(pc + 1);
                     let possessive = greedy
                         && next != NO_SET
                         && (0..256).all(|b| !(self.sets[class as usize][b] && self.sets[next as usize][b]));
-                    self.insts[pc] = Inst::Run { class, min, max, greedy, next, possessive };
+                    self.insts[pc] = Inst::Run(RunInst { class, min, max, greedy, next, possessive });
                 }
                 _ => {}
             }
@@ -368,7 +368,7 @@ impl Program {
                 continue;
             }
             seen[pc] = true;
-            if let Inst::Run { max: u32::MAX, .. } = ops[pc].inst {
+            if let Inst::Run(RunInst { max: u32::MAX, .. }) = ops[pc].inst {
                 return true;
             }
             self.successors(&ops[pc], true, &mut todo);
@@ -459,7 +459,7 @@ impl Program {
         }
         match self.insts.get(pc) {
             Some(Inst::Byte(_) | Inst::Lit { .. } | Inst::LitFold { .. } | Inst::Class(_)) => self.first_set(pc),
-            Some(Inst::Run { min, .. }) if *min > 0 => self.first_set(pc),
+            Some(Inst::Run(RunInst { min, .. })) if *min > 0 => self.first_set(pc),
             _ => NO_SET,
         }
     }
@@ -500,7 +500,7 @@ impl Program {
                 set[b.to_ascii_uppercase() as usize] = true;
             }
             Inst::Class(c) => union(set, &self.sets[*c as usize]),
-            Inst::Run { class, min, .. } => {
+            Inst::Run(RunInst { class, min, .. }) => {
                 union(set, &self.sets[*class as usize]);
                 if *min == 0 {
                     return self.collect_first(pc + 1, set, seen, depth + 1);

@@ -369,7 +369,7 @@ impl Compiler {
     pub(super) fn repeat(&mut self, child: &Expr, lo: usize, hi: usize, greedy: bool) -> Result<(), Unsupported> {
         if let Some(class) = self.single_byte(child)? {
             let max = if hi == usize::MAX { u32::MAX } else { hi.min(u32::MAX as usize - 1) as u32 };
-            self.emit(Inst::Run { class, min: lo as u32, max, greedy, next: NO_SET, possessive: false });
+            self.emit(Inst::Run(RunInst { class, min: lo as u32, max, greedy, next: NO_SET, possessive: false }));
             return Ok(());
         }
         let nullable = can_be_empty(child);

@@ -20,6 +20,18 @@ use fancy_regex::Expr;
 
 use compile::{Compiler, MARK_BASE, referenced_groups};
 
+/// A run instruction's operands: a class repeated `min` to `max` times,
+/// greedy or lazy, with the set of bytes that may follow it (`next`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RunInst {
+    pub(super) class: u32,
+    pub(super) min: u32,
+    pub(super) max: u32,
+    pub(super) greedy: bool,
+    pub(super) next: u32,
+    pub(super) possessive: bool,
+}
+
 /// A slot that holds no position.
 pub const NONE: usize = usize::MAX;
 
@@ -96,14 +108,7 @@ enum Inst {
     /// `next` is the set the byte after the run must be in (from the
     /// instruction that follows), and `possessive` says that giving back
     /// bytes can never help (the run's class and `next` are disjoint).
-    Run {
-        class: u32,
-        min: u32,
-        max: u32,
-        greedy: bool,
-        next: u32,
-        possessive: bool,
-    },
+    Run(RunInst),
     /// Try `primary`, then `secondary`. `*_first` are the sets the first
     /// byte of each branch must be in (NO_SET: a branch that may match
     /// empty or that is not known).

@@ -183,23 +183,13 @@ impl Program {
                             break true;
                         }
                     }
-                    Inst::Run { class, min, max, greedy, next, possessive } => {
-                        let run = RunInst {
-                            class: *class,
-                            min: *min,
-                            max: *max,
-                            greedy: *greedy,
-                            next: *next,
-                            possessive: *possessive,
-                        };
-                        match self.run::<TRACK>(pc, run, hay, pos, stack, &mut choices, reach) {
-                            Some(end) => {
-                                pos = end;
-                                pc = op.next as usize;
-                            }
-                            None => break true,
+                    Inst::Run(run) => match self.run::<TRACK>(pc, *run, hay, pos, stack, &mut choices, reach) {
+                        Some(end) => {
+                            pos = end;
+                            pc = op.next as usize;
                         }
-                    }
+                        None => break true,
+                    },
                     Inst::Split { primary, secondary, primary_first, secondary_first } => {
                         looked!(pos + 1);
                         let byte = hay.get(pos).copied();
@@ -544,7 +534,9 @@ impl Program {
     /// The follower set of the run instruction at `run`, if it has one.
     #[inline(always)]
     fn follower(&self, run: u32) -> Option<&ByteSet> {
-        let Inst::Run { next, .. } = &self.ops[run as usize].inst else { unreachable!("a run frame names a run") };
+        let Inst::Run(RunInst { next, .. }) = &self.ops[run as usize].inst else {
+            unreachable!("a run frame names a run")
+        };
         (*next != NO_SET).then(|| &self.sets[*next as usize])
     }
 
@@ -571,17 +563,6 @@ pub(super) struct SubCall<'a> {
     depth: usize,
     budget: &'a mut u64,
     reach: &'a mut usize,
-}
-
-/// A run instruction's operands.
-#[derive(Clone, Copy)]
-pub(super) struct RunInst {
-    class: u32,
-    min: u32,
-    max: u32,
-    greedy: bool,
-    next: u32,
-    possessive: bool,
 }
 
 impl Program {

@@ -5,11 +5,11 @@
 //! filter skips date detection, a pack's filter reads the pack's default
 //! log), and nothing is opened, started or changed by assembling.
 
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::IpAddr;
 
 use crate::bans::{JailAction, JailActions};
 use crate::config::jail::Jail;
-use crate::jail::ids::{UseDns, local_addresses};
+use crate::jail::ids::{UseDns, local_addresses, lookup};
 use crate::jail::{BanTime, TrackerSettings};
 use crate::plugin::{FilterInstance, Plugin, Registry, Runtime};
 use crate::tail::SourceSpec;
@@ -106,9 +106,12 @@ pub fn usedns(jail: &Jail) -> Result<UseDns, String> {
 pub fn tracker_settings(jail: &Jail) -> TrackerSettings {
     let mut ignore_addrs: Vec<IpAddr> = Vec::new();
     for name in jail.ignoreip.names() {
-        match (name, 0).to_socket_addrs() {
-            Ok(addrs) => ignore_addrs.extend(addrs.map(|a| a.ip())),
-            Err(e) => tracing::warn!("[{}] ignoreip name {name} does not resolve ({e}); it is skipped", jail.name),
+        // Bounded like every lookup of a jail's, so that a resolver that
+        // hangs cannot hold the jail's start.
+        match lookup(name) {
+            Ok(addrs) if !addrs.is_empty() => ignore_addrs.extend(addrs),
+            Ok(_) => tracing::warn!("[{}] ignoreip name {name} does not resolve; it is skipped", jail.name),
+            Err(e) => tracing::warn!("[{}] ignoreip name {name}: {e}; it is skipped", jail.name),
         }
     }
     if jail.ignoreself {

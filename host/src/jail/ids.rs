@@ -132,7 +132,7 @@ impl IdPolicy {
 /// The system resolver's answer for `name`, within [`LOOKUP_TIMEOUT`]: the
 /// lookup runs on a thread of its own, so a resolver that hangs costs its
 /// jail the timeout, not its lines.
-fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
+pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
     let (tx, rx) = mpsc::channel();
     let owned = name.to_string();
     std::thread::Builder::new()

@@ -79,16 +79,6 @@ impl JailActions {
         JailActions { jail: jail.to_string(), actions }
     }
 
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.actions.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
-    }
-
     /// Run every action's `start`; a failure is logged, and the jail goes
     /// on with what works.
     pub fn start(&mut self) {

@@ -44,14 +44,35 @@ pub struct BanDecision {
     pub matches: Vec<String>,
 }
 
+/// Why a decision did not become a ban.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dropped {
+    /// The id is banned in this jail already.
+    AlreadyBanned,
+    /// A ban of the jail's length, started then, would already be over
+    /// (a `bantime` of 0, or failures logged long ago).
+    AlreadyOver,
+    /// The store could not tell the id's earlier bans.
+    Store(String),
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dropped::AlreadyBanned => f.write_str("already banned"),
+            Dropped::AlreadyOver => f.write_str("its ban would already be over"),
+            Dropped::Store(e) => f.write_str(e),
+        }
+    }
+}
+
 /// What became of a batch of decisions.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// Bans now in force (recorded, or waiting to be, and applied).
     pub banned: Vec<BanRecord>,
-    /// Ids not banned, with why (the ban would already be over, the store
-    /// could not be read).
-    pub dropped: Vec<(String, String)>,
+    /// Ids not banned, with why.
+    pub dropped: Vec<(String, Dropped)>,
 }
 
 /// One ban as `status`/`banned` show it.
@@ -129,11 +150,6 @@ impl BanManager {
         }
     }
 
-    /// Use a seeded random source (for `bantime.rndtime` in tests).
-    pub fn seed(&mut self, seed: u64) {
-        self.rng = fastrand::Rng::with_seed(seed);
-    }
-
     /// Start the actions and put the stored bans of this jail back in force.
     pub fn start(&mut self, now: f64) {
         self.actions.start();
@@ -183,20 +199,21 @@ impl BanManager {
         let mut planned = Vec::new();
         {
             let Ok(store) = self.store.lock() else {
-                outcome.dropped = decisions.into_iter().map(|d| (d.id, "the ban store is poisoned".into())).collect();
+                outcome.dropped =
+                    decisions.into_iter().map(|d| (d.id, Dropped::Store("the ban store is poisoned".into()))).collect();
                 return outcome;
             };
+            let overall = self.ban_time.increment.as_ref().is_some_and(|i| i.overalljails);
             for d in decisions {
                 if self.in_force.contains_key(&d.id) || planned.iter().any(|p: &BanRecord| p.id == d.id) {
-                    outcome.dropped.push((d.id, "already banned".into()));
+                    outcome.dropped.push((d.id, Dropped::AlreadyBanned));
                     continue;
                 }
-                let overall = self.ban_time.increment.as_ref().is_some_and(|i| i.overalljails);
                 let earlier = if self.ban_time.increment.is_some() {
                     match store.ban_count(&d.id, if overall { None } else { Some(&self.jail) }) {
                         Ok(n) => n,
                         Err(e) => {
-                            outcome.dropped.push((d.id, e.to_string()));
+                            outcome.dropped.push((d.id, Dropped::Store(e.to_string())));
                             continue;
                         }
                     }
@@ -215,7 +232,7 @@ impl BanManager {
                 if record.active_at(now as i64) {
                     planned.push(record);
                 } else {
-                    outcome.dropped.push((record.id, "its ban would already be over".into()));
+                    outcome.dropped.push((record.id, Dropped::AlreadyOver));
                 }
             }
         }
@@ -288,11 +305,6 @@ impl BanManager {
     /// Whether `id` is banned.
     pub fn is_banned(&self, id: &str) -> bool {
         self.in_force.contains_key(id)
-    }
-
-    /// The bans in force, in no order.
-    pub fn in_force(&self) -> impl Iterator<Item = &BanRecord> {
-        self.in_force.values()
     }
 
     /// How many bans are in force.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::bans::{BanDecision, BanManager, Listing, Origin};
+use crate::bans::{BanDecision, BanManager, Dropped, Listing, Origin};
 use crate::config::jail::Jail;
 use crate::daemon::assemble::assemble;
 use crate::daemon::clock::Clock;
@@ -281,16 +281,14 @@ impl RunningJail {
             BanDecision { id: id.clone(), origin: Origin::Manual, time: now, failures: 0, matches: Vec::new() };
         let progress = self.source.progress();
         let outcome = self.bans.decide(vec![decision], &progress, now);
-        match (outcome.banned.is_empty(), outcome.dropped.first()) {
-            (false, _) => {
+        match outcome.dropped.into_iter().next() {
+            None if !outcome.banned.is_empty() => {
                 self.tracker.settle(&id);
                 Ok(true)
             }
-            (true, Some((_, why))) if why.contains("already be over") => {
-                Err("the jail's bantime is 0: nothing to ban".into())
-            }
-            (true, Some((_, why))) => Err(why.clone()),
-            (true, None) => Err("nothing was banned".into()),
+            Some((_, Dropped::AlreadyOver)) => Err("the jail's bantime is 0: nothing to ban".into()),
+            Some((_, why)) => Err(why.to_string()),
+            None => Err("nothing was banned".into()),
         }
     }
 

@@ -272,18 +272,6 @@ impl Store {
             .optional()
             .map_err(self.query_err("load a journal cursor"))
     }
-
-    /// Where a log file was read to, if saved.
-    pub fn load_cursor(&self, path: &Path) -> Result<Option<Cursor>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT dev, ino, offset, head_len, fingerprint FROM positions WHERE path = ?1",
-                params![path.to_string_lossy()],
-                |r| cursor_at(r, 0),
-            )
-            .optional()
-            .map_err(self.query_err("load a read position"))
-    }
 }
 
 /// A ban from a row of `jail, ip, time, bantime, bancount, failures,
@@ -394,8 +382,9 @@ mod tests {
         let mut s = Store::open(&dir.path().join("db")).unwrap();
         let c = Cursor { dev: 2049, ino: u64::MAX - 3, offset: 12345, head_len: 256, fingerprint: u64::MAX };
         s.save_cursor(Path::new("/var/log/auth.log"), &c).unwrap();
-        assert_eq!(s.load_cursor(Path::new("/var/log/auth.log")).unwrap(), Some(c));
-        assert_eq!(s.load_cursor(Path::new("/var/log/other.log")).unwrap(), None);
+        let saved = s.saved_positions().unwrap();
+        assert_eq!(saved.get(Path::new("/var/log/auth.log")), Some(&c));
+        assert_eq!(saved.get(Path::new("/var/log/other.log")), None);
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub struct Batch {
     /// Unix time of each line (journal entries); `None` for files, whose
     /// lines carry their dates for the filter to find.
     pub times: Option<Vec<f64>>,
-    /// Positions after these lines.
+    /// Positions after these lines (empty when there are none).
     pub progress: Progress,
 }
 
@@ -113,7 +113,9 @@ impl Source {
                 (entries.into_iter().map(|e| e.line).collect(), Some(times))
             }
         };
-        Batch { lines, times, progress: self.progress() }
+        // Nothing read, nothing to save: the idle loop asks often.
+        let progress = if lines.is_empty() { Progress::default() } else { self.progress() };
+        Batch { lines, times, progress }
     }
 
     /// Where reading stands now.

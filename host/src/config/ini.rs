@@ -259,6 +259,14 @@ impl Ini {
         Ini::read(&[file.to_path_buf()])
     }
 
+    /// One file's parsed text on its own, without includes (tests and
+    /// the fuzz targets build configurations from text this way).
+    pub fn from_parsed(parsed: ParsedFile) -> Ini {
+        let mut ini = Ini::default();
+        ini.merge(parsed);
+        ini
+    }
+
     fn merge(&mut self, parsed: ParsedFile) {
         self.defaults.extend(parsed.defaults);
         for (name, options) in parsed.sections {

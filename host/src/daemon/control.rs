@@ -100,10 +100,16 @@ pub async fn read_request(stream: &mut UnixStream) -> Result<Request, Reply> {
         Ok(Err(e)) => return Err(Reply::error(format!("reading the request: {e}"))),
         Ok(Ok(_)) => {}
     }
+    parse_request(&line)
+}
+
+/// One request from the bytes a client sent (a line of JSON). The error
+/// is the reply to send.
+pub fn parse_request(line: &[u8]) -> Result<Request, Reply> {
     if line.len() > MAX_REQUEST {
         return Err(Reply::error(format!("request longer than {MAX_REQUEST} bytes")));
     }
-    let text = std::str::from_utf8(&line).map_err(|_| Reply::error("the request is not UTF-8"))?;
+    let text = std::str::from_utf8(line).map_err(|_| Reply::error("the request is not UTF-8"))?;
     serde_json::from_str(text.trim()).map_err(|e| Reply::error(format!("not a valid request: {e}")))
 }
 

@@ -100,6 +100,12 @@ fn is_custom(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
+/// Python's `\s` on text (a `str` pattern): what `str.isspace()` holds,
+/// which is Unicode's White_Space (regex-syntax's `\s`) plus the ASCII
+/// separators U+001C to U+001F. (`\S` inside a class keeps regex-syntax's
+/// meaning: a negated set cannot be spelled flat inside another class.)
+const PYTHON_SPACE: &str = r"\s\x1c-\x1f";
+
 /// Translate Python's `re` syntax to fancy-regex's. `multiline` is
 /// Python's re.MULTILINE. Without it Python's `$` also matches before a
 /// final newline, which is how fail2ban's buffers end.
@@ -120,6 +126,8 @@ pub fn translate(py: &str, multiline: bool) -> String {
                     let n = chars[i + 1];
                     match n {
                         '<' | '>' => out.push(n),
+                        // See PYTHON_SPACE.
+                        's' => out.push_str(PYTHON_SPACE),
                         _ => {
                             out.push('\\');
                             out.push(n);
@@ -149,6 +157,16 @@ pub fn translate(py: &str, multiline: bool) -> String {
                 match n {
                     '<' | '>' => out.push(n),
                     'Z' => out.push_str("\\z"),
+                    's' => {
+                        out.push('[');
+                        out.push_str(PYTHON_SPACE);
+                        out.push(']');
+                    }
+                    'S' => {
+                        out.push_str("[^");
+                        out.push_str(PYTHON_SPACE);
+                        out.push(']');
+                    }
                     _ => {
                         out.push('\\');
                         out.push(n);

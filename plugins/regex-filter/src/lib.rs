@@ -17,6 +17,9 @@ mod matching;
 mod prepared;
 mod tz;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};

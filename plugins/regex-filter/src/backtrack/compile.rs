@@ -159,6 +159,11 @@ impl Compiler {
                 // that a word costs one step.
                 let mut i = 0;
                 while i < parts.len() {
+                    if is_python_dollar(&parts[i..]) {
+                        self.emit(Inst::Assert(Look::EndTextOrFinalNewline));
+                        i += 2;
+                        continue;
+                    }
                     if let Expr::Literal { casei, .. } = &parts[i] {
                         let mut text = String::new();
                         while let Some(Expr::Literal { val, casei: c }) = parts.get(i)
@@ -487,4 +492,12 @@ pub(super) fn fixed_width(e: &Expr) -> Option<usize> {
         Expr::Repeat { child, lo, hi, .. } if lo == hi => fixed_width(child).map(|w| w * lo),
         _ => None,
     }
+}
+
+/// Whether `parts` starts with `\n?\z`, the translation of Python's `$`.
+fn is_python_dollar(parts: &[Expr]) -> bool {
+    let [Expr::Repeat { child, lo: 0, hi: 1, greedy: true }, Expr::Assertion(Assertion::EndText), ..] = parts else {
+        return false;
+    };
+    matches!(child.as_ref(), Expr::Literal { val, casei: false } if val == "\n")
 }

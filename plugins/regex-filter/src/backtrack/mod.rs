@@ -61,6 +61,11 @@ type ByteSet = [bool; 256];
 enum Look {
     StartText,
     EndText,
+    /// Python's `$` without MULTILINE: the end, or just before a newline
+    /// that ends the text. Zero-width, as in Python: the translator's
+    /// `(?:\n?\z)` (what the `regex` crate can run) consumes that newline,
+    /// which moved the end of every group holding a `$`.
+    EndTextOrFinalNewline,
     StartLine,
     EndLine,
     WordBoundary,
@@ -284,6 +289,16 @@ impl Program {
             return Err(Unsupported(format!("program of {} instructions", c.insts.len())));
         }
         let groups = c.groups + 1;
+        // Python refuses a reference to a group the pattern does not have
+        // ("invalid group reference"); the machine must never read past
+        // its slots (found by the `dialect` fuzz target).
+        for inst in &c.insts {
+            if let Inst::Backref { group, .. } | Inst::IfGroup { group, .. } = inst
+                && *group as usize >= groups
+            {
+                return Err(Unsupported(format!("reference to group {group}, which the pattern does not have")));
+            }
+        }
         let slot_count = groups * 2 + c.marks;
         // Marks live after the capture slots.
         for inst in &mut c.insts {
@@ -378,12 +393,15 @@ fn holds(look: Look, hay: &[u8], pos: usize) -> bool {
     match look {
         Look::StartText => pos == 0,
         Look::EndText => pos == hay.len(),
+        Look::EndTextOrFinalNewline => pos == hay.len() || (pos + 1 == hay.len() && hay[pos] == b'\n'),
         Look::StartLine => pos == 0 || hay[pos - 1] == b'\n',
         Look::EndLine => pos == hay.len() || hay[pos] == b'\n',
         Look::WordBoundary | Look::NotWordBoundary => {
             let before = pos > 0 && is_word(hay[pos - 1]);
             let after = pos < hay.len() && is_word(hay[pos]);
-            (before != after) == (look == Look::WordBoundary)
+            // Python's `\B` never matches in an empty text (found by the
+            // `backtrack` fuzz target).
+            (before != after) == (look == Look::WordBoundary) && !(hay.is_empty() && look == Look::NotWordBoundary)
         }
     }
 }

@@ -246,7 +246,11 @@ impl Program {
                         pc = op.next as usize;
                     }
                     Inst::Assert(look) => {
-                        looked!(if *look == Look::StartText { 0 } else { pos + 1 });
+                        looked!(match look {
+                            Look::StartText => 0,
+                            Look::EndTextOrFinalNewline => pos + 2,
+                            _ => pos + 1,
+                        });
                         if !holds(*look, hay, pos) {
                             break true;
                         }

@@ -460,8 +460,66 @@ fn a_firewall_flushed_under_the_daemon_is_repaired_with_every_ban() {
     ns.exec(&["nft", "flush", "ruleset"]);
     append(&root.join("auth.log"), &failure("192.0.2.51"));
     d.wait_for("the repair", || set().contains("192.0.2.51") && set().contains("192.0.2.50"));
-    assert!(d.log().contains("applying every ban in force again"), "{}", d.log());
+    d.wait_for("the repair in the log", || {
+        d.log().contains("rebuilding it") && d.log().contains("added again: 192.0.2.50")
+    });
     assert!(d.client(&["stop"]).0);
     assert!(d.wait().success());
     assert!(!set().contains("wasmban"));
+}
+
+/// Every `reconcile` seconds each action compares its firewall state with
+/// the bans in force and repairs the drift, logging what it changed: a ban
+/// rule deleted by hand comes back, a rule the daemon does not hold goes,
+/// and a flushed structure is rebuilt with its bans, without waiting for
+/// the next ban to fail.
+#[test]
+fn drift_in_the_firewall_is_repaired_by_reconciliation() {
+    if let Some(why) = crate::util::root_skip_reason(&["iptables", "ip6tables", "ip"]) {
+        crate::util::skipped!("drift_in_the_firewall_is_repaired_by_reconciliation: {why}");
+        return;
+    }
+    let ns = crate::util::NetNs::new("reconcile");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "[sshd]\naction = iptables-multiport[name=sshd, port=22]\nreconcile = 1\n");
+    copy_shipped_actions(root);
+    let rules = || ns.exec(&["iptables", "-w", "-S"]);
+    let d = Daemon::start_ready(root, Some(&ns.name));
+    append(&root.join("auth.log"), &failure("192.0.2.60"));
+    d.wait_for("the ban", || rules().contains("-A f2b-sshd -s 192.0.2.60/32 -j REJECT"));
+
+    ns.exec(&[
+        "iptables",
+        "-w",
+        "-D",
+        "f2b-sshd",
+        "-s",
+        "192.0.2.60",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-port-unreachable",
+    ]);
+    ns.exec(&["iptables", "-w", "-I", "f2b-sshd", "1", "-s", "192.0.2.61", "-j", "DROP"]);
+    d.wait_for("the repair of the bans", || {
+        let r = rules();
+        r.contains("-A f2b-sshd -s 192.0.2.60/32 -j REJECT") && !r.contains("192.0.2.61")
+    });
+    // The action logs what it changed once its commands ran.
+    d.wait_for("the repairs in the log", || {
+        let log = d.log();
+        log.contains("inserted again: 192.0.2.60") && log.contains("deleted: 192.0.2.61/32")
+    });
+
+    ns.exec(&["iptables", "-w", "-D", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22", "-j", "f2b-sshd"]);
+    ns.exec(&["iptables", "-w", "-F", "f2b-sshd"]);
+    d.wait_for("the rebuild", || {
+        let r = rules();
+        r.contains("-j f2b-sshd") && r.contains("-A f2b-sshd -s 192.0.2.60/32 -j REJECT")
+    });
+    d.wait_for("the rebuild in the log", || d.log().contains("rebuilding it"));
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    assert!(!rules().contains("f2b-"));
 }

@@ -96,14 +96,22 @@ fn real_nftables_in_a_network_namespace() {
     assert!(ruleset.contains("10.9.7.250 timeout"), "{ruleset}");
     assert!(ruleset.contains("2001:db8::7 timeout"), "{ruleset}");
 
-    // Someone deletes the table under us: check rebuilds it and says so,
-    // so that the daemon applies its bans again.
+    // Drift, as reconciliation finds it: an element deleted by hand comes
+    // back, one the action does not hold goes.
+    ns.exec(&["nft", "delete", "element", "inet", "wasmban-sshd", "addr-set-sshd", "{ 10.9.0.1 }"]);
+    ns.exec(&["nft", "add", "element", "inet", "wasmban-sshd", "addr-set-sshd", "{ 192.0.2.77 }"]);
+    ns.run(|| action.check().unwrap());
+    let ruleset = ns.exec(&["nft", "list", "table", "inet", "wasmban-sshd"]);
+    assert!(ruleset.contains("10.9.0.1 timeout"), "a lost ban was not added again: {ruleset}");
+    assert!(!ruleset.contains("192.0.2.77"), "a foreign element stayed: {ruleset}");
+
+    // Someone deletes the table under us: check rebuilds it with every ban.
     ns.exec(&["nft", "delete", "table", "inet", "wasmban-sshd"]);
-    ns.run(|| {
-        let err = action.check().unwrap_err().to_string();
-        assert!(err.contains("rebuilt"), "{err}");
-        action.check().unwrap();
-    });
+    ns.run(|| action.check().unwrap());
+    let ruleset = ns.exec(&["nft", "list", "table", "inet", "wasmban-sshd"]);
+    assert!(ruleset.contains("ip saddr @addr-set-sshd reject"), "{ruleset}");
+    assert!(ruleset.contains("10.9.7.250 timeout") && ruleset.contains("2001:db8::7 timeout"), "{ruleset}");
+    assert!(!ruleset.contains("10.9.0.2 "), "a lifted ban came back: {ruleset}");
 
     ns.run(|| {
         action.stop().unwrap();

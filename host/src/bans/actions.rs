@@ -1,8 +1,11 @@
 //! A jail's actions, run over batches of bans: when a ban fails, the
 //! action's `check` runs (it repairs what it can, as fail2ban's
 //! actioncheck/actionrepair do) and the failed bans are tried once more;
-//! when `check` reports that it rebuilt its structure, every ban in force is
-//! applied again, since the rebuild dropped them.
+//! when `check` reports an error, every ban in force is applied again. The
+//! same `check` runs every `reconcile` seconds: the built-in firewall
+//! actions compare their chain or sets with the bans they applied and
+//! repair any drift. An unban that fails is reported per action, so that
+//! only the actions that failed are asked again.
 
 use crate::plugin::ActionInstance;
 use crate::store::BanRecord;
@@ -98,31 +101,63 @@ impl JailActions {
         }
     }
 
-    /// Ban (or unban) `records` through every action; `restoring` skips
-    /// the actions with `norestored`; `in_force` gives every ban in force,
-    /// for an action whose check rebuilt its structure.
-    pub fn apply<'a>(
-        &mut self,
-        records: &[BanRecord],
-        ban: bool,
-        restoring: bool,
-        in_force: impl Fn() -> Vec<&'a BanRecord>,
-    ) {
+    /// How many actions the jail has.
+    pub fn count(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Lift `records` through the actions whose indices are `only` (every
+    /// action when `None`); for each action that failed some, its index and
+    /// the ids it failed.
+    pub fn unban(&mut self, records: &[BanRecord], only: Option<&[usize]>) -> Vec<(usize, Vec<String>)> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
+        let mut failures = Vec::new();
+        for (index, a) in self.actions.iter_mut().enumerate() {
+            if only.is_some_and(|only| !only.contains(&index)) {
+                continue;
+            }
+            let failed = run(&mut a.instance, &tickets, false);
+            if !failed.is_empty() {
+                report_failures(&self.jail, &a.name, "unban", &failed);
+                failures.push((index, failed.into_iter().map(|(t, _)| t.ip).collect()));
+            }
+        }
+        failures
+    }
+
+    /// Compare every action's work with what should be and repair it: the
+    /// action's `check` (the built-in firewall actions rebuild a structure
+    /// that is gone, put back bans deleted behind their back and remove
+    /// rules of bans the daemon does not hold, and log what they changed).
+    /// An action whose check fails gets every ban in force again.
+    pub fn reconcile<'a>(&mut self, in_force: impl Fn() -> Vec<&'a BanRecord>) {
+        for a in &mut self.actions {
+            if let Err(e) = a.instance.check() {
+                tracing::warn!("[{}] action {}: {e}; applying every ban in force again", self.jail, a.name);
+                let all: Vec<Ticket> = in_force().into_iter().map(ticket).collect();
+                let failed = run(&mut a.instance, &all, true);
+                report_failures(&self.jail, &a.name, "ban", &failed);
+            }
+        }
+    }
+
+    /// Ban `records` through every action; `restoring` skips the actions
+    /// with `norestored`; `in_force` gives every ban in force, for an
+    /// action whose check failed.
+    pub fn ban<'a>(&mut self, records: &[BanRecord], restoring: bool, in_force: impl Fn() -> Vec<&'a BanRecord>) {
         if records.is_empty() {
             return;
         }
-        let verb = if ban { "ban" } else { "unban" };
         let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
         for a in &mut self.actions {
             if restoring && a.norestored {
                 continue;
             }
-            let failed = run(&mut a.instance, &tickets, ban);
+            let failed = run(&mut a.instance, &tickets, true);
             if failed.is_empty() {
-                continue;
-            }
-            if !ban {
-                report_failures(&self.jail, &a.name, verb, &failed);
                 continue;
             }
             let retry: Vec<Ticket> = match a.instance.check() {
@@ -138,8 +173,8 @@ impl JailActions {
                     all
                 }
             };
-            let still = run(&mut a.instance, &retry, ban);
-            report_failures(&self.jail, &a.name, verb, &still);
+            let still = run(&mut a.instance, &retry, true);
+            report_failures(&self.jail, &a.name, "ban", &still);
         }
     }
 }

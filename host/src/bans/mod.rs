@@ -102,6 +102,25 @@ impl BanView {
 /// never rebuilt on the jail's loop.
 pub type Listing = Arc<Mutex<BTreeMap<(i64, String), BanView>>>;
 
+/// A ban whose time is up but that an action failed to lift: its record
+/// stays in the store until every action has lifted it.
+#[derive(Debug, Clone)]
+struct PendingUnban {
+    record: BanRecord,
+    /// The indices of the actions still to lift it.
+    actions: Vec<usize>,
+    /// Failed tries so far.
+    attempts: u32,
+    /// When to try again (unix seconds).
+    next: f64,
+}
+
+/// The wait before the next try after `attempts` failed ones: 10 s,
+/// doubling, at most 10 minutes. An unban is tried until it succeeds.
+pub fn unban_backoff(attempts: u32) -> f64 {
+    (10.0 * 2f64.powi(attempts.saturating_sub(1).min(16) as i32)).min(600.0)
+}
+
 /// A ban's end, for the expiry order; `None` for a ban for ever.
 fn end_of(r: &BanRecord) -> Option<i64> {
     (r.bantime >= 0).then(|| r.time.saturating_add(r.bantime))
@@ -123,6 +142,8 @@ pub struct BanManager {
     unrecorded: Vec<BanRecord>,
     listing: Listing,
     total_banned: u64,
+    /// Unbans that failed in some action, by id, waiting to be tried again.
+    pending_unbans: BTreeMap<String, PendingUnban>,
 }
 
 impl BanManager {
@@ -147,6 +168,7 @@ impl BanManager {
             unrecorded: Vec::new(),
             listing,
             total_banned: 0,
+            pending_unbans: BTreeMap::new(),
         }
     }
 
@@ -164,7 +186,7 @@ impl BanManager {
                     self.put_in_force(b.clone());
                 }
                 let BanManager { actions, in_force, .. } = self;
-                actions.apply(&bans, true, true, || in_force.values().collect());
+                actions.ban(&bans, true, || in_force.values().collect());
                 self.list(&bans);
             }
             Ok(_) => {}
@@ -252,16 +274,17 @@ impl BanManager {
             self.put_in_force(r.clone());
         }
         let BanManager { actions, in_force, .. } = self;
-        actions.apply(&planned, true, false, || in_force.values().collect());
+        actions.ban(&planned, false, || in_force.values().collect());
         self.list(&planned);
         outcome.banned = planned;
         outcome
     }
 
-    /// Lift the ban of `id`, or every ban when `None`: removed from the
-    /// store (when it can be written) and from the firewall (always: a ban
-    /// the store still holds is lifted again at the next start).
-    pub fn lift(&mut self, id: Option<&str>) -> Result<Vec<BanRecord>, String> {
+    /// Lift the ban of `id`, or every ban when `None`: from the firewall,
+    /// then from the store (when it can be written; a ban the store still
+    /// holds is lifted again at the next start). An action that fails to
+    /// lift one is asked again later (see `retry_unbans`).
+    pub fn lift(&mut self, id: Option<&str>, now: f64) -> Result<Vec<BanRecord>, String> {
         let lifted: Vec<BanRecord> = match id {
             Some(id) => self.take(id).into_iter().collect(),
             None => {
@@ -271,7 +294,7 @@ impl BanManager {
                 all
             }
         };
-        self.lift_records(&lifted).map(|()| lifted)
+        self.lift_records(&lifted, now).map(|()| lifted)
     }
 
     /// Lift every ban whose time is up at `now`; the bans lifted.
@@ -288,7 +311,7 @@ impl BanManager {
                 due.push(r);
             }
         }
-        if let Err(e) = self.lift_records(&due) {
+        if let Err(e) = self.lift_records(&due, now as f64) {
             tracing::error!("[{}] could not lift expired bans: {e}", self.jail);
         }
         crate::jail::counter::shrink_if_sparse(&mut self.in_force);
@@ -323,6 +346,9 @@ impl BanManager {
     }
 
     fn put_in_force(&mut self, r: BanRecord) {
+        // Banned again before a failed unban went through: the ban stands,
+        // and the unban must not lift it later.
+        self.pending_unbans.remove(&r.id);
         if let Some(end) = end_of(&r) {
             self.expiry.insert((end, r.id.clone()));
         }
@@ -364,25 +390,92 @@ impl BanManager {
         }
     }
 
-    fn lift_records(&mut self, records: &[BanRecord]) -> Result<(), String> {
+    fn lift_records(&mut self, records: &[BanRecord], now: f64) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
         self.unrecorded.retain(|u| !records.iter().any(|l| l.id == u.id));
-        let stored = match self.store.lock() {
-            Ok(mut store) => records
+        for r in records {
+            tracing::info!(target: crate::BAN_TARGET, "[{}] Unban {}", self.jail, r.id);
+        }
+        let failures = self.actions.unban(records, None);
+        self.unlist(records);
+        let mut pending: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (action, ids) in &failures {
+            for id in ids {
+                pending.entry(id.as_str()).or_default().push(*action);
+            }
+        }
+        for r in records.iter().filter(|r| pending.contains_key(r.id.as_str())) {
+            let actions = pending[r.id.as_str()].clone();
+            tracing::warn!(
+                "[{}] {} stays recorded until its unban succeeds; trying again in {:.0} s",
+                self.jail,
+                r.id,
+                unban_backoff(1)
+            );
+            self.pending_unbans.insert(
+                r.id.clone(),
+                PendingUnban { record: r.clone(), actions, attempts: 1, next: now + unban_backoff(1) },
+            );
+        }
+        let done: Vec<&BanRecord> = records.iter().filter(|r| !pending.contains_key(r.id.as_str())).collect();
+        self.forget_stored(&done)
+    }
+
+    /// Take lifted bans out of the store.
+    fn forget_stored(&self, done: &[&BanRecord]) -> Result<(), String> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        match self.store.lock() {
+            Ok(mut store) => done
                 .iter()
                 .try_for_each(|r| store.lift(Some(&self.jail), &r.id).map(drop))
                 .map_err(|e| format!("{e}; the ban(s) are lifted in the firewall all the same")),
             Err(_) => Err("the ban store is poisoned".to_string()),
-        };
-        for r in records {
-            tracing::info!(target: crate::BAN_TARGET, "[{}] Unban {}", self.jail, r.id);
         }
+    }
+
+    /// Try again the unbans that failed, each when its wait is over; a
+    /// ban's record leaves the store once every action has lifted it.
+    pub fn retry_unbans(&mut self, now: f64) {
+        let due: Vec<String> =
+            self.pending_unbans.iter().filter(|(_, p)| p.next <= now).map(|(id, _)| id.clone()).collect();
+        for id in due {
+            let Some(mut pending) = self.pending_unbans.remove(&id) else { continue };
+            let failures = self.actions.unban(std::slice::from_ref(&pending.record), Some(&pending.actions));
+            if failures.is_empty() {
+                tracing::info!("[{}] {} lifted after {} failed attempt(s)", self.jail, id, pending.attempts);
+                if let Err(e) = self.forget_stored(&[&pending.record]) {
+                    tracing::error!("[{}] {e}", self.jail);
+                }
+                continue;
+            }
+            pending.actions = failures.into_iter().map(|(action, _)| action).collect();
+            pending.attempts += 1;
+            let wait = unban_backoff(pending.attempts);
+            pending.next = now + wait;
+            tracing::warn!(
+                "[{}] unban of {} failed {} times; trying again in {wait:.0} s",
+                self.jail,
+                id,
+                pending.attempts
+            );
+            self.pending_unbans.insert(id, pending);
+        }
+    }
+
+    /// Unbans waiting to be tried again.
+    pub fn pending_unbans(&self) -> usize {
+        self.pending_unbans.len()
+    }
+
+    /// Every action compares what it applied with what should be, and
+    /// repairs the difference (see `JailActions::reconcile`).
+    pub fn reconcile(&mut self) {
         let BanManager { actions, in_force, .. } = self;
-        actions.apply(records, false, false, || in_force.values().collect());
-        self.unlist(records);
-        stored
+        actions.reconcile(|| in_force.values().collect());
     }
 
     /// Save `bans`, with every ban not recorded yet and the read

@@ -123,10 +123,10 @@ fn lifting_one_or_all_leaves_the_store_and_the_expiry_order() {
     for (i, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
         ban_once(&mut m, ip, 1000.0 + i as f64);
     }
-    let lifted = m.lift(Some("192.0.2.2")).unwrap();
+    let lifted = m.lift(Some("192.0.2.2"), 1010.0).unwrap();
     assert_eq!(lifted.len(), 1);
     assert!(!m.is_banned("192.0.2.2"));
-    let all: Vec<String> = m.lift(None).unwrap().into_iter().map(|r| r.id).collect();
+    let all: Vec<String> = m.lift(None, 1010.0).unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(all, ["192.0.2.1", "192.0.2.3"]);
     assert!(m.expire(1e9).is_empty(), "lifted bans left the expiry order");
     assert!(m.listing.lock().unwrap().is_empty(), "and the listing");
@@ -170,4 +170,89 @@ fn actions_get_the_bans_and_their_lifting() {
     let before = recorder.runs().len();
     assert_eq!(m.expire(1060.0).len(), 1);
     assert!(recorder.runs().len() > before, "the unban reached the action");
+}
+
+#[test]
+fn a_failed_unban_keeps_its_record_and_is_tried_again_with_backoff_until_it_succeeds() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let f = fixture();
+    let refuse = Arc::new(AtomicBool::new(true));
+    let refusing = refuse.clone();
+    // iptables refuses to delete the rule, and lists it as still there.
+    let recorder = RecordingRunner::answering(move |run| {
+        let deleting = run.args.iter().any(|a| a == "-D");
+        let status = if deleting && refusing.load(Ordering::SeqCst) { 1 } else { 0 };
+        ProgramOutput { status, stdout: String::new(), stderr: if status == 1 { "busy".into() } else { String::new() } }
+    });
+    let runtime =
+        Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
+    let source = Registry::new(None).resolve("iptables").unwrap();
+    let instance = runtime.load(&source, "built-in").unwrap().action(vec![("name".into(), "sshd".into())]).unwrap();
+    let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
+    let mut m =
+        BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
+    m.start(1000.0);
+    ban_once(&mut m, "192.0.2.20", 1000.0);
+    let deletes = || {
+        recorder
+            .runs()
+            .iter()
+            .filter(|r| r.args.iter().any(|a| a == "-D") && r.args.join(" ").contains("192.0.2.20"))
+            .count()
+    };
+
+    assert_eq!(m.expire(1060.0).len(), 1);
+    assert_eq!(m.pending_unbans(), 1);
+    assert!(!m.is_banned("192.0.2.20"), "no longer in force");
+    let stored = |at: i64| f.store.lock().unwrap().active_bans_of("sshd", at).unwrap().len();
+    assert_eq!(f.store.lock().unwrap().ban_count("192.0.2.20", Some("sshd")).unwrap(), 1);
+    let active_rows = || {
+        let c = rusqlite::Connection::open(&f.db).unwrap();
+        c.query_row("SELECT count(*) FROM bans WHERE active = 1", [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert_eq!(active_rows(), 1, "the record stays until the unban succeeds");
+    assert_eq!(stored(1060), 0, "but it is not a ban in force");
+
+    // Backoff: 10 s, then 20 s, then 40 s.
+    let tries = deletes();
+    m.retry_unbans(1069.0);
+    assert_eq!(deletes(), tries, "not before its wait is over");
+    m.retry_unbans(1070.0);
+    assert_eq!(deletes(), tries + 1);
+    m.retry_unbans(1089.0);
+    assert_eq!(deletes(), tries + 1);
+    m.retry_unbans(1090.0);
+    assert_eq!(deletes(), tries + 2);
+    assert_eq!(unban_backoff(3), 40.0);
+    assert_eq!(unban_backoff(30), 600.0, "at most ten minutes");
+
+    refuse.store(false, Ordering::SeqCst);
+    m.retry_unbans(1130.0);
+    assert_eq!(m.pending_unbans(), 0);
+    assert_eq!(active_rows(), 0, "dropped once the unban succeeded");
+}
+
+#[test]
+fn a_new_ban_supersedes_a_pending_unban_of_the_same_address() {
+    let f = fixture();
+    let recorder = RecordingRunner::answering(|run| ProgramOutput {
+        status: if run.args.iter().any(|a| a == "-D") { 1 } else { 0 },
+        ..ProgramOutput::default()
+    });
+    let runtime =
+        Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
+    let source = Registry::new(None).resolve("iptables").unwrap();
+    let instance = runtime.load(&source, "built-in").unwrap().action(vec![("name".into(), "sshd".into())]).unwrap();
+    let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
+    let mut m =
+        BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
+    m.start(1000.0);
+    ban_once(&mut m, "192.0.2.21", 1000.0);
+    m.expire(1060.0);
+    assert_eq!(m.pending_unbans(), 1);
+    ban_once(&mut m, "192.0.2.21", 1065.0);
+    assert_eq!(m.pending_unbans(), 0, "the new ban stands; no later unban may lift it");
+    let before = recorder.runs().len();
+    m.retry_unbans(2000.0);
+    assert_eq!(recorder.runs().len(), before);
 }

@@ -101,6 +101,10 @@ fn print_status(s: &JailStatus) {
     println!("`- Actions");
     println!("   |- Currently banned:\t{}", s.currently_banned);
     println!("   |- Total banned:\t{}", s.total_banned);
+    if s.unbans_pending > 0 {
+        // Not in fail2ban's tree: shown only when there is something to say.
+        println!("   |- Unbans pending:\t{}", s.unbans_pending);
+    }
     println!("   `- Banned IP list:\t{}", s.banned.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(" "));
 }
 

@@ -35,6 +35,8 @@ pub const JAIL_OPTIONS: &[&str] = &[
     "logencoding",
     "logpath",
     "action",
+    // wasmban's own: how often actions are compared with the bans in force.
+    "reconcile",
 ];
 
 /// One jail, typed.
@@ -56,6 +58,9 @@ pub struct Jail {
     pub findtime: i64,
     /// `bantime` in seconds; negative means forever.
     pub bantime: i64,
+    /// `reconcile` (wasmban's own): seconds between comparisons of each
+    /// action's firewall state with the bans in force; 0 turns them off.
+    pub reconcile: i64,
     /// The ban time rule: `bantime` with the `bantime.increment` family.
     pub ban_time: crate::jail::BanTime,
     /// `ignoreip`, parsed.
@@ -160,6 +165,10 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
         }
     };
     let bantime = time("bantime", 600)?;
+    let reconcile = time("reconcile", 300)?;
+    if reconcile < 0 {
+        return Err(value_error(ini, name, "reconcile", format!("{reconcile}: expected a time of 0 (never) or more")));
+    }
     let increment = if flag("bantime.increment", false)? {
         let factor = match options.get("bantime.factor") {
             Some(v) => v
@@ -258,6 +267,7 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
         findtime: time("findtime", 600)?,
         bantime,
         ban_time: crate::jail::BanTime { base: bantime, increment },
+        reconcile,
         ignoreip,
         ignoreself: flag("ignoreself", true)?,
         logtimezone: options.get("logtimezone").cloned(),

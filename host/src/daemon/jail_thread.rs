@@ -170,6 +170,10 @@ struct RunningJail {
     /// Lines the filter failed on, lost to it.
     lines_skipped: u64,
     last_cleanup: Instant,
+    /// Seconds between reconciliations of the actions (0: never).
+    reconcile_every: i64,
+    /// When the next reconciliation is due (the jail's clock).
+    next_reconcile: f64,
 }
 
 impl RunningJail {
@@ -214,8 +218,11 @@ impl RunningJail {
             lines_read: 0,
             lines_skipped: 0,
             last_cleanup: Instant::now(),
+            reconcile_every: jail.reconcile,
+            next_reconcile: 0.0,
         };
         running.bans.start(running.clock.now());
+        running.next_reconcile = running.clock.now() + jail.reconcile as f64;
         let mut what = running.source.files();
         what.extend(running.source.waiting());
         tracing::info!("[{}] jail started, reading {}", running.name, what.join(", "));
@@ -259,7 +266,7 @@ impl RunningJail {
                 let _ = reply.send(self.ban_manually(id));
             }
             JailCommand::Unban { id, reply } => {
-                let lifted = self.bans.lift(id.as_deref());
+                let lifted = self.bans.lift(id.as_deref(), self.clock.now());
                 if let Ok(records) = &lifted {
                     for r in records {
                         self.tracker.settle(&r.id);
@@ -398,6 +405,11 @@ impl RunningJail {
         for r in self.bans.expire(now) {
             self.tracker.settle(&r.id);
         }
+        self.bans.retry_unbans(now);
+        if self.reconcile_every > 0 && now >= self.next_reconcile {
+            self.bans.reconcile();
+            self.next_reconcile = now + self.reconcile_every as f64;
+        }
         if self.last_cleanup.elapsed() >= Duration::from_secs(10) {
             let progress = self.source.progress();
             self.bans.retry_unrecorded(&progress);
@@ -422,6 +434,7 @@ impl RunningJail {
             banned: Vec::new(),
             lines: self.lines_read,
             lines_skipped: self.lines_skipped,
+            unbans_pending: self.bans.pending_unbans(),
             running: true,
             problem: None,
         };

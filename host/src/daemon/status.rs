@@ -29,6 +29,10 @@ pub struct JailStatus {
     /// Lines the filter failed on (a trap), lost to it.
     #[serde(default)]
     pub lines_skipped: u64,
+    /// Bans whose time is up but that an action has not lifted yet (tried
+    /// again with backoff).
+    #[serde(default)]
+    pub unbans_pending: usize,
     /// Whether the jail is up (false while it starts, or when it failed).
     pub running: bool,
     /// Why the jail is not working, when it is not.

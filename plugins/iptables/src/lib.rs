@@ -5,6 +5,8 @@
 //!
 //! It can only run `iptables` and `ip6tables` (its grant), with argv lists.
 
+use std::collections::BTreeSet;
+
 use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
 
 /// Which packets the jump rule sends to the jail's chain.
@@ -205,6 +207,9 @@ pub struct Iptables {
     plan: Plan,
     /// Which families' structures this instance built.
     started: [bool; 2],
+    /// The addresses this instance banned and has not lifted: what the
+    /// chain must hold, as `check` compares it with what it does hold.
+    applied: BTreeSet<String>,
 }
 
 impl Iptables {
@@ -254,14 +259,65 @@ fn exit_error(family: Family, args: &[String], out: &firewall::Output) -> String
     format!("`{} {}` exited with status {}: {}", family.program(), args.join(" "), out.status, out.stderr.trim())
 }
 
+/// At most ten addresses, for a log line.
+fn shown(ips: &[&String]) -> String {
+    let mut text = ips.iter().take(10).map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    if ips.len() > 10 {
+        text.push_str(&format!(" and {} more", ips.len() - 10));
+    }
+    text
+}
+
 /// Whether a listed source (`192.0.2.7/32`) is the address or range `ip`.
 fn same_source(listed: &str, ip: &str) -> bool {
     listed == ip || listed.strip_suffix("/32").or_else(|| listed.strip_suffix("/128")) == Some(ip)
 }
 
 impl Iptables {
+    /// Make the chain's ban rules of `family` exactly the applied set.
+    fn reconcile_bans(&mut self, family: Family) -> Result<(), String> {
+        let listed = self.listed_rules(family)?;
+        let wanted: Vec<String> = self.applied.iter().filter(|ip| Family::of(ip) == family).cloned().collect();
+        let missing: Vec<&String> =
+            wanted.iter().filter(|ip| !listed.iter().any(|(l, _)| same_source(l, ip))).collect();
+        let extra: Vec<&(String, Vec<String>)> =
+            listed.iter().filter(|(l, _)| !wanted.iter().any(|ip| same_source(l, ip))).collect();
+        for ip in &missing {
+            self.run_ok(family, &self.plan.ban(ip))?;
+        }
+        for (_, delete) in &extra {
+            self.run_ok(family, delete)?;
+        }
+        let extra: Vec<&String> = extra.iter().map(|(source, _)| source).collect();
+        if !missing.is_empty() {
+            log::warn(&format!(
+                "{} chain f2b-{} had lost {} ban(s), inserted again: {}",
+                family.program(),
+                self.plan.name,
+                missing.len(),
+                shown(&missing)
+            ));
+        }
+        if !extra.is_empty() {
+            log::warn(&format!(
+                "{} chain f2b-{} held {} ban rule(s) the daemon does not hold, deleted: {}",
+                family.program(),
+                self.plan.name,
+                extra.len(),
+                shown(&extra)
+            ));
+        }
+        Ok(())
+    }
+
     /// The sources banned in the jail's chain now (`-S` listing).
     fn listed_sources(&self, family: Family) -> Result<Vec<String>, String> {
+        Ok(self.listed_rules(family)?.into_iter().map(|(source, _)| source).collect())
+    }
+
+    /// The chain's rules that match a source, with the words that delete
+    /// each exactly as listed (`-D f2b-sshd -s 192.0.2.7/32 -j REJECT ...`).
+    fn listed_rules(&self, family: Family) -> Result<Vec<(String, Vec<String>)>, String> {
         let args = argv(&["-w", "-S", &self.plan.jail_chain()]);
         let out = self.run(family, &args)?;
         if out.status != 0 {
@@ -271,9 +327,13 @@ impl Iptables {
             .stdout
             .lines()
             .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                words.by_ref().find(|w| *w == "-s")?;
-                words.next().map(str::to_string)
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let at = words.iter().position(|w| *w == "-s")?;
+                let source = words.get(at + 1)?.to_string();
+                let (&"-A", rest) = words.split_first()? else { return None };
+                let mut delete = argv(&["-w", "-D"]);
+                delete.extend(rest.iter().map(|w| w.to_string()));
+                Some((source, delete))
             })
             .collect())
     }
@@ -281,7 +341,7 @@ impl Iptables {
 
 impl Action for Iptables {
     fn new(options: Options) -> Result<Self, String> {
-        Ok(Iptables { plan: Plan::from_options(&options)?, started: [false; 2] })
+        Ok(Iptables { plan: Plan::from_options(&options)?, started: [false; 2], applied: BTreeSet::new() })
     }
 
     fn start(&mut self) -> Result<(), String> {
@@ -306,6 +366,12 @@ impl Action for Iptables {
         if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
     }
 
+    /// The structure first (rebuilt when its jump or its return rule is
+    /// gone, then every ban of the family applied again), then the bans:
+    /// one this instance applied that the chain lost (a rule deleted by
+    /// hand) is inserted again, and a ban rule it does not hold (left by a
+    /// failed unban, or by an earlier run) is deleted. What was changed is
+    /// logged; an error only when the firewall could not be changed.
     fn check(&mut self) -> Result<(), String> {
         for family in [Family::V4, Family::V6] {
             if !self.started[family as usize] {
@@ -313,24 +379,20 @@ impl Action for Iptables {
             }
             let jump_ok = self.run(family, &self.plan.check_jump())?.status == 0;
             let return_ok = self.run(family, &self.plan.check_return())?.status == 0;
-            if jump_ok && return_ok {
-                continue;
+            if !(jump_ok && return_ok) {
+                log::warn(&format!(
+                    "{} structure of f2b-{} is damaged (jump present: {jump_ok}, return rule present: \
+                     {return_ok}); rebuilding it",
+                    family.program(),
+                    self.plan.name
+                ));
+                // Rebuild from scratch: remove what is left, then start again.
+                for args in self.plan.stop() {
+                    let _ = self.run(family, &args);
+                }
+                self.start_family(family)?;
             }
-            log::warn(&format!(
-                "{} structure of f2b-{} is damaged (jump present: {jump_ok}, return rule present: {return_ok}); rebuilding it",
-                family.program(),
-                self.plan.name
-            ));
-            // Rebuild from scratch: remove what is left, then start again.
-            for args in self.plan.stop() {
-                let _ = self.run(family, &args);
-            }
-            self.start_family(family)?;
-            return Err(format!(
-                "the {} structure of f2b-{} was damaged and has been rebuilt; its bans must be applied again",
-                family.program(),
-                self.plan.name
-            ));
+            self.reconcile_bans(family)?;
         }
         Ok(())
     }
@@ -341,10 +403,11 @@ impl Action for Iptables {
         self.ensure_started(family)?;
         // Already banned (for instance restored after a restart): adding the
         // rule again would need two unbans to lift it.
-        if self.run(family, &self.plan.check_ban(ip))?.status == 0 {
-            return Ok(());
+        if self.run(family, &self.plan.check_ban(ip))?.status != 0 {
+            self.run_ok(family, &self.plan.ban(ip))?;
         }
-        self.run_ok(family, &self.plan.ban(ip))
+        self.applied.insert(ip.to_string());
+        Ok(())
     }
 
     /// A batch lists the chain once per family and inserts what is not
@@ -354,7 +417,7 @@ impl Action for Iptables {
             return vec![self.ban(&tickets[0])];
         }
         let mut present: [Option<Result<Vec<String>, String>>; 2] = [None, None];
-        tickets
+        let results: Vec<Result<(), String>> = tickets
             .iter()
             .map(|ticket| {
                 let ip = checked_address(&ticket.ip)?;
@@ -369,16 +432,32 @@ impl Action for Iptables {
                     _ => self.run_ok(family, &self.plan.ban(ip)),
                 }
             })
-            .collect()
+            .collect();
+        for (ticket, result) in tickets.iter().zip(&results) {
+            if result.is_ok() {
+                self.applied.insert(ticket.ip.clone());
+            }
+        }
+        results
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
         let ip = checked_address(&ticket.ip)?;
         let family = Family::of(ip);
         if !self.started[family as usize] {
+            self.applied.remove(ip);
             return Ok(());
         }
-        self.run_ok(family, &self.plan.unban(ip))
+        if let Err(e) = self.run_ok(family, &self.plan.unban(ip)) {
+            // Lifted already (by hand, or by a flush): the kernel agrees,
+            // which is all an unban asks. Otherwise it stays applied, and
+            // the daemon tries again.
+            if self.run(family, &self.plan.check_ban(ip))?.status == 0 {
+                return Err(e);
+            }
+        }
+        self.applied.remove(ip);
+        Ok(())
     }
 }
 

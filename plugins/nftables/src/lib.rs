@@ -11,6 +11,7 @@
 //!
 //! It can only run `nft` (its grant), with its script on standard input.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
@@ -226,10 +227,35 @@ impl Plan {
         ["list", "chain", "inet", &self.table(), &self.chain()].iter().map(|s| s.to_string()).collect()
     }
 
+    /// `nft list set` arguments for one family's set.
+    pub fn list_set(&self, v6: bool) -> Vec<String> {
+        ["list", "set", "inet", &self.table(), &self.set(v6)].iter().map(|s| s.to_string()).collect()
+    }
+
     /// Whether a `list chain` listing still holds both rules.
     pub fn listing_is_complete(&self, listing: &str) -> bool {
         [false, true].iter().all(|v6| listing.contains(&format!("@{} ", self.set(*v6))))
     }
+}
+
+/// The addresses in a `nft list set` listing: `elements = { 192.0.2.1
+/// timeout 10m expires 9m58s, ... }`, over one line or several.
+pub fn set_elements(listing: &str) -> Vec<std::net::IpAddr> {
+    let Some(start) = listing.find("elements = {") else {
+        return Vec::new();
+    };
+    let body = &listing[start + "elements = {".len()..];
+    let body = &body[..body.find('}').unwrap_or(body.len())];
+    body.split(',').filter_map(|element| element.split_whitespace().next()?.parse().ok()).collect()
+}
+
+/// At most ten addresses, for a log line.
+fn shown(ips: &[(std::net::IpAddr, i64)]) -> String {
+    let mut text = ips.iter().take(10).map(|(ip, _)| ip.to_string()).collect::<Vec<_>>().join(", ");
+    if ips.len() > 10 {
+        text.push_str(&format!(" and {} more", ips.len() - 10));
+    }
+    text
 }
 
 /// Only addresses reach the script: a filter's id cannot add a statement.
@@ -247,6 +273,9 @@ fn parse_address(ip: &str) -> Result<std::net::IpAddr, String> {
 pub struct Nftables {
     plan: Plan,
     started: bool,
+    /// The addresses this instance banned and has not lifted, with their
+    /// ban's length: what the sets must hold, as `check` compares.
+    applied: BTreeMap<std::net::IpAddr, i64>,
 }
 
 impl Nftables {
@@ -283,7 +312,7 @@ impl Nftables {
 
 impl Action for Nftables {
     fn new(options: Options) -> Result<Self, String> {
-        Ok(Nftables { plan: Plan::from_options(&options)?, started: false })
+        Ok(Nftables { plan: Plan::from_options(&options)?, started: false, applied: BTreeMap::new() })
     }
 
     fn start(&mut self) -> Result<(), String> {
@@ -297,21 +326,57 @@ impl Action for Nftables {
         self.nft(&self.plan.stop_script())
     }
 
+    /// The table first (rebuilt when it or a rule is gone, which empties
+    /// the sets), then the sets: an address this instance banned that a
+    /// set lost (deleted by hand, a flush) is added again, with its ban's
+    /// length as the timeout, and an element it does not hold is deleted.
+    /// What was changed is logged; an error only when nft failed.
     fn check(&mut self) -> Result<(), String> {
         let out = firewall::run("nft", &self.plan.list_chain(), self.plan.timeout_ms)?;
-        if out.status == 0 && self.plan.listing_is_complete(&out.stdout) {
-            return Ok(());
+        if !(out.status == 0 && self.plan.listing_is_complete(&out.stdout)) {
+            log::warn(&format!(
+                "nftables table {} is missing or damaged ({}); rebuilding it",
+                self.plan.table(),
+                if out.status == 0 { "a rule is gone" } else { out.stderr.trim() }
+            ));
+            self.start()?;
         }
-        log::warn(&format!(
-            "nftables table {} is missing or damaged ({}); rebuilding it",
-            self.plan.table(),
-            if out.status == 0 { "a rule is gone" } else { out.stderr.trim() }
-        ));
-        self.start()?;
-        Err(format!(
-            "the nftables table {} was damaged and has been rebuilt; its bans must be applied again",
-            self.plan.table()
-        ))
+        let mut listed = Vec::new();
+        for v6 in [false, true] {
+            let out = firewall::run("nft", &self.plan.list_set(v6), self.plan.timeout_ms)?;
+            if out.status != 0 {
+                return Err(format!(
+                    "`nft {}` exited with status {}: {}",
+                    self.plan.list_set(v6).join(" "),
+                    out.status,
+                    out.stderr.trim()
+                ));
+            }
+            listed.extend(set_elements(&out.stdout));
+        }
+        let missing: Vec<(std::net::IpAddr, i64)> =
+            self.applied.iter().filter(|(ip, _)| !listed.contains(ip)).map(|(ip, t)| (*ip, *t)).collect();
+        let extra: Vec<(std::net::IpAddr, i64)> =
+            listed.iter().filter(|ip| !self.applied.contains_key(ip)).map(|ip| (*ip, 0)).collect();
+        if !missing.is_empty() {
+            self.nft(&self.plan.ban_script(&missing))?;
+            log::warn(&format!(
+                "nftables table {} had lost {} ban(s), added again: {}",
+                self.plan.table(),
+                missing.len(),
+                shown(&missing)
+            ));
+        }
+        if !extra.is_empty() {
+            self.nft(&self.plan.unban_script(&extra))?;
+            log::warn(&format!(
+                "nftables table {} held {} address(es) the daemon does not hold, deleted: {}",
+                self.plan.table(),
+                extra.len(),
+                shown(&extra)
+            ));
+        }
+        Ok(())
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
@@ -328,14 +393,31 @@ impl Action for Nftables {
         {
             return tickets.iter().map(|_| Err(e.clone())).collect();
         }
-        self.batch(tickets, Plan::ban_script)
+        let results = self.batch(tickets, Plan::ban_script);
+        for (ticket, result) in tickets.iter().zip(&results) {
+            if result.is_ok()
+                && let Ok(ip) = parse_address(&ticket.ip)
+            {
+                self.applied.insert(ip, ticket.bantime);
+            }
+        }
+        results
     }
 
     fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
-        if !self.started {
-            return tickets.iter().map(|_| Ok(())).collect();
+        let results = if self.started {
+            self.batch(tickets, Plan::unban_script)
+        } else {
+            tickets.iter().map(|_| Ok(())).collect()
+        };
+        for (ticket, result) in tickets.iter().zip(&results) {
+            if result.is_ok()
+                && let Ok(ip) = parse_address(&ticket.ip)
+            {
+                self.applied.remove(&ip);
+            }
         }
-        self.batch(tickets, Plan::unban_script)
+        results
     }
 }
 
@@ -418,5 +500,17 @@ mod tests {
         let full = "table inet wasmban-sshd {\n chain f2b-sshd {\n tcp dport 22 ip saddr @addr-set-sshd reject\n tcp dport 22 ip6 saddr @addr6-set-sshd reject\n }\n}";
         assert!(p.listing_is_complete(full));
         assert!(!p.listing_is_complete("table inet wasmban-sshd {\n chain f2b-sshd {\n }\n}"));
+    }
+
+    #[test]
+    fn set_listings_give_their_addresses() {
+        let one_line = "table inet wasmban-sshd {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 192.0.2.1 timeout 10m expires 9m58s452ms, 192.0.2.2 }\n\t}\n}";
+        assert_eq!(
+            set_elements(one_line),
+            ["192.0.2.1".parse::<std::net::IpAddr>().unwrap(), "192.0.2.2".parse().unwrap()]
+        );
+        let several = "\t\telements = { 2001:db8::1 timeout 1h expires 59m,\n\t\t\t     2001:db8::2 }\n";
+        assert_eq!(set_elements(several).len(), 2);
+        assert!(set_elements("\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t}").is_empty());
     }
 }

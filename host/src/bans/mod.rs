@@ -121,6 +121,13 @@ pub fn unban_backoff(attempts: u32) -> f64 {
     (10.0 * 2f64.powi(attempts.saturating_sub(1).min(16) as i32)).min(600.0)
 }
 
+/// Whether a periodic task planned for `next`, every `every` seconds, is
+/// due at `now`. A `next` further away than one period means the clock
+/// went back (by hours, say): the task is due rather than hours late.
+pub fn is_due(now: f64, next: f64, every: f64) -> bool {
+    now >= next || next - now > every
+}
+
 /// A ban's end, for the expiry order; `None` for a ban for ever.
 fn end_of(r: &BanRecord) -> Option<i64> {
     (r.bantime >= 0).then(|| r.time.saturating_add(r.bantime))
@@ -440,8 +447,12 @@ impl BanManager {
     /// Try again the unbans that failed, each when its wait is over; a
     /// ban's record leaves the store once every action has lifted it.
     pub fn retry_unbans(&mut self, now: f64) {
-        let due: Vec<String> =
-            self.pending_unbans.iter().filter(|(_, p)| p.next <= now).map(|(id, _)| id.clone()).collect();
+        let due: Vec<String> = self
+            .pending_unbans
+            .iter()
+            .filter(|(_, p)| is_due(now, p.next, unban_backoff(p.attempts)))
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in due {
             let Some(mut pending) = self.pending_unbans.remove(&id) else { continue };
             let failures = self.actions.unban(std::slice::from_ref(&pending.record), Some(&pending.actions));

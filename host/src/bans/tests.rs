@@ -256,3 +256,29 @@ fn a_new_ban_supersedes_a_pending_unban_of_the_same_address() {
     m.retry_unbans(2000.0);
     assert_eq!(recorder.runs().len(), before);
 }
+
+/// The clock jumping backwards and forwards by hours: no ban is lifted
+/// early, every ban whose end has passed is lifted at the jump forward, a
+/// ban decided while the clock is behind starts at the clock's time, and a
+/// periodic task is not put off by hours.
+#[test]
+fn the_clock_jumping_by_hours_lifts_no_ban_early_and_every_due_one_at_once() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 3600, increment: None });
+    ban_once(&mut m, "192.0.2.30", 100_000.0);
+    // Two hours back: nothing ends.
+    assert!(m.expire(100_000.0 - 7200.0).is_empty());
+    assert!(m.is_banned("192.0.2.30"));
+    // A failure logged "now" by the log's clock, decided while ours is
+    // behind: the ban starts at our time, and lasts its whole length.
+    let outcome = m.decide(vec![failures("192.0.2.31", 100_010.0)], &Progress::default(), 92_810.0);
+    assert_eq!(outcome.banned[0].time, 92_810);
+    // Five hours forward: both are over, and lifted in one go.
+    let lifted: Vec<String> = m.expire(100_000.0 + 18_000.0).into_iter().map(|r| r.id).collect();
+    assert_eq!(lifted, ["192.0.2.31", "192.0.2.30"]);
+    assert_eq!(m.count_in_force(), 0);
+
+    assert!(is_due(1000.0, 1000.0, 300.0));
+    assert!(!is_due(999.0, 1000.0, 300.0));
+    assert!(is_due(1000.0 - 7200.0, 1000.0, 300.0), "a clock gone back hours must not put the task off by hours");
+}

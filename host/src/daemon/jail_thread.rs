@@ -406,7 +406,7 @@ impl RunningJail {
             self.tracker.settle(&r.id);
         }
         self.bans.retry_unbans(now);
-        if self.reconcile_every > 0 && now >= self.next_reconcile {
+        if self.reconcile_every > 0 && crate::bans::is_due(now, self.next_reconcile, self.reconcile_every as f64) {
             self.bans.reconcile();
             self.next_reconcile = now + self.reconcile_every as f64;
         }

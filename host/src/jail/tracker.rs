@@ -191,4 +191,24 @@ mod tests {
         assert_eq!(t.failure("192.0.2.5", 1700.0, &[], 1700.0, false), Verdict::Counted);
         assert_eq!(t.failure("192.0.2.5", 1701.0, &[], 1701.0, false), Verdict::Counted);
     }
+
+    /// The clock jumping back by hours: lines dated by the log (ahead of
+    /// the clock) still count, and a cleanup at the earlier time forgets
+    /// nothing recent; jumping forward by hours, what was counted is old.
+    #[test]
+    fn the_clock_jumping_by_hours_neither_loses_nor_invents_failures() {
+        let mut t = tracker();
+        t.failure("192.0.2.6", 50_000.0, &[], 50_000.0, false);
+        let back = 50_000.0 - 3.0 * 3600.0;
+        assert_eq!(t.failure("192.0.2.6", 50_001.0, &[], back, false), Verdict::Counted);
+        t.cleanup(back);
+        assert_eq!(t.currently_failed(), 1, "a cleanup with the clock behind forgot recent failures");
+        assert!(matches!(t.failure("192.0.2.6", 50_002.0, &[], back, false), Verdict::Ban(_)));
+        t.settle("192.0.2.6");
+        let forward = 50_000.0 + 5.0 * 3600.0;
+        assert_eq!(t.failure("192.0.2.7", 50_003.0, &[], forward, false), Verdict::TooOld);
+        t.failure("192.0.2.8", 50_004.0, &[], 50_004.0, false);
+        t.cleanup(forward);
+        assert_eq!(t.currently_failed(), 0);
+    }
 }

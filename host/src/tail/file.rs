@@ -290,7 +290,7 @@ impl Tailer {
                 return Ok(true);
             }
             let mut rest = &buf[..n];
-            while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            while let Some(nl) = memchr::memchr(b'\n', rest) {
                 if lines.len() >= limit {
                     // Give back what was read past the last line taken.
                     self.partial.clear();
@@ -299,7 +299,8 @@ impl Tailer {
                     return Ok(false);
                 }
                 let room = MAX_LINE.saturating_sub(self.partial.len());
-                if nl > room {
+                // Cut here, or in an earlier chunk of the same line.
+                if nl > room || open.pending as usize > self.partial.len() {
                     self.truncated_lines += 1;
                 }
                 self.partial.extend_from_slice(&rest[..nl.min(room)]);

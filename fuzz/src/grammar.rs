@@ -164,7 +164,6 @@ impl<'a> Choices<'a> {
                     }
                     4 => "(?=".to_string(),
                     5 => "(?!".to_string(),
-                    6 => "(?>".to_string(),
                     _ => "(?i:".to_string(),
                 };
                 out.push_str(&opening);
@@ -206,10 +205,12 @@ impl<'a> Choices<'a> {
         };
         if quantifiable && out.len() > start && self.next().is_multiple_of(3) {
             out.push_str(self.pick(QUANTIFIERS));
-            match self.next() % 6 {
-                0 => out.push('?'),
-                1 => out.push('+'),
-                _ => {}
+            // Lazy sometimes. Possessive quantifiers and atomic groups are
+            // left out: fail2ban's filters have none (Python before 3.11
+            // lacks them), and Python 3.11's own disagree with its
+            // backtracking rules in corner cases the fuzzer finds at once.
+            if self.next().is_multiple_of(3) {
+                out.push('?');
             }
         }
     }

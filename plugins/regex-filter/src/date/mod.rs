@@ -497,7 +497,7 @@ pub fn template(pattern: &str, year_prefix: &str) -> Result<Template, String> {
     let mut regex = expand_directives(body, year_prefix).map_err(|e| format!("datepattern {pattern:?}: {e}"))?;
     let alpha = ["%a", "%A", "%b", "%B", "%p", "%c"]
         .iter()
-        .any(|d| body.match_indices(d).any(|(i, _)| i == 0 || &body[i - 1..i] != "%"));
+        .any(|d| body.match_indices(d).any(|(i, _)| i == 0 || body.as_bytes()[i - 1] != b'%'));
     if alpha {
         regex = format!("(?iu){regex}");
     }

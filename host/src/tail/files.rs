@@ -185,6 +185,7 @@ impl FileSource {
             let i = (self.next + k) % n;
             let t = &mut self.tailers[i];
             let was_open = t.is_open();
+            let cut_before = t.truncated_lines;
             match t.poll_up_to(&mut lines, limit) {
                 Err(e) => {
                     if t.note_error(&e) {
@@ -199,6 +200,16 @@ impl FileSource {
             }
             if !was_open && t.is_open() {
                 tracing::info!("[{}] following {}", self.jail, t.path().display());
+            }
+            if t.truncated_lines > cut_before {
+                tracing::warn!(
+                    "[{}] {}: {} line(s) longer than {} KiB, each read as its first {} KiB (the rest is skipped)",
+                    self.jail,
+                    t.path().display(),
+                    t.truncated_lines - cut_before,
+                    crate::tail::file::MAX_LINE >> 10,
+                    crate::tail::file::MAX_LINE >> 10
+                );
             }
         }
         if n > 0 {

@@ -179,3 +179,30 @@ fn jails_starting_together_compile_a_component_once() {
     assert_eq!(outcomes.iter().filter(|o| **o == CacheOutcome::Compiled).count(), 1, "{outcomes:?}");
     assert_eq!(entries(&cache).len(), 1);
 }
+
+/// Many jails starting at once on a cold cache, in one daemon (one
+/// runtime) and in two (two runtimes on one cache directory): every
+/// compile succeeds, one entry is written whole, and the next start reads
+/// it (it used to fail with "File exists" / "No such file" races).
+#[test]
+fn jails_starting_at_once_share_one_compile_and_one_cache_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let source = Registry::new(None).resolve("regex-filter").unwrap();
+    let shared = runtime_cached(&cache);
+    let other = runtime_cached(&cache);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for i in 0..12 {
+            let rt = if i % 4 == 0 { &other } else { &shared };
+            let source = &source;
+            handles.push(scope.spawn(move || rt.compile(source).map(|_| ()).map_err(|e| e.to_string())));
+        }
+        for h in handles {
+            assert_eq!(h.join().unwrap(), Ok(()));
+        }
+    });
+    assert_eq!(entries(&cache).len(), 1, "{:?}", entries(&cache));
+    let (_, report) = runtime_cached(&cache).compile(&source).unwrap();
+    assert_eq!(report.outcome, CacheOutcome::Hit);
+}

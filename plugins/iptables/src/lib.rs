@@ -268,9 +268,16 @@ fn shown(ips: &[&String]) -> String {
     text
 }
 
-/// Whether a listed source (`192.0.2.7/32`) is the address or range `ip`.
-fn same_source(listed: &str, ip: &str) -> bool {
-    listed == ip || listed.strip_suffix("/32").or_else(|| listed.strip_suffix("/128")) == Some(ip)
+/// The ways a listed source (`192.0.2.7/32`) may have been given: as
+/// listed, and as the bare address a single-host prefix stands for.
+fn source_forms(listed: &str) -> [&str; 2] {
+    [listed, listed.strip_suffix("/32").or_else(|| listed.strip_suffix("/128")).unwrap_or(listed)]
+}
+
+/// Every form of every listed source, to look addresses up in: a chain
+/// holds thousands of rules on a busy host, so no scan per address.
+fn source_set<'a>(listed: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
+    listed.into_iter().flat_map(|l| source_forms(l).map(str::to_string)).collect()
 }
 
 impl Iptables {
@@ -278,10 +285,10 @@ impl Iptables {
     fn reconcile_bans(&mut self, family: Family) -> Result<(), String> {
         let listed = self.listed_rules(family)?;
         let wanted: Vec<String> = self.applied.iter().filter(|ip| Family::of(ip) == family).cloned().collect();
-        let missing: Vec<&String> =
-            wanted.iter().filter(|ip| !listed.iter().any(|(l, _)| same_source(l, ip))).collect();
+        let present = source_set(listed.iter().map(|(l, _)| l));
+        let missing: Vec<&String> = wanted.iter().filter(|ip| !present.contains(ip.as_str())).collect();
         let extra: Vec<&(String, Vec<String>)> =
-            listed.iter().filter(|(l, _)| !wanted.iter().any(|ip| same_source(l, ip))).collect();
+            listed.iter().filter(|(l, _)| !source_forms(l).iter().any(|form| self.applied.contains(*form))).collect();
         for ip in &missing {
             self.run_ok(family, &self.plan.ban(ip))?;
         }
@@ -416,18 +423,21 @@ impl Action for Iptables {
         if tickets.len() == 1 {
             return vec![self.ban(&tickets[0])];
         }
-        let mut present: [Option<Result<Vec<String>, String>>; 2] = [None, None];
+        let mut present: [Option<Result<BTreeSet<String>, String>>; 2] = [None, None];
         let results: Vec<Result<(), String>> = tickets
             .iter()
             .map(|ticket| {
                 let ip = checked_address(&ticket.ip)?;
                 let family = Family::of(ip);
                 if present[family as usize].is_none() {
-                    let listed = self.ensure_started(family).and_then(|()| self.listed_sources(family));
+                    let listed = self
+                        .ensure_started(family)
+                        .and_then(|()| self.listed_sources(family))
+                        .map(|sources| source_set(&sources));
                     present[family as usize] = Some(listed);
                 }
                 match &present[family as usize] {
-                    Some(Ok(sources)) if sources.iter().any(|s| same_source(s, ip)) => Ok(()),
+                    Some(Ok(sources)) if sources.contains(ip) => Ok(()),
                     Some(Err(e)) => Err(e.clone()),
                     _ => self.run_ok(family, &self.plan.ban(ip)),
                 }
@@ -500,6 +510,11 @@ mod tests {
         assert!(plan(&[("name", "a b")]).unwrap_err().contains("`name`"));
         assert!(plan(&[("name", "a-very-long-jail-name-indeed")]).unwrap_err().contains("28"));
         assert!(plan(&[("protocol", "tcp;ls")]).unwrap_err().contains("`protocol`"));
+    }
+
+    /// Whether a listed source is the address or range `ip`.
+    fn same_source(listed: &str, ip: &str) -> bool {
+        source_set([&listed.to_string()]).contains(ip)
     }
 
     #[test]

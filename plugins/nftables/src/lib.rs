@@ -11,7 +11,7 @@
 //!
 //! It can only run `nft` (its grant), with its script on standard input.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
@@ -341,7 +341,7 @@ impl Action for Nftables {
             ));
             self.start()?;
         }
-        let mut listed = Vec::new();
+        let mut listed = BTreeSet::new();
         for v6 in [false, true] {
             let out = firewall::run("nft", &self.plan.list_set(v6), self.plan.timeout_ms)?;
             if out.status != 0 {

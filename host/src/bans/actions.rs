@@ -101,11 +101,6 @@ impl JailActions {
         }
     }
 
-    /// How many actions the jail has.
-    pub fn count(&self) -> usize {
-        self.actions.len()
-    }
-
     /// Lift `records` through the actions whose indices are `only` (every
     /// action when `None`); for each action that failed some, its index and
     /// the ids it failed.

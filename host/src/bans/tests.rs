@@ -151,19 +151,25 @@ fn a_ban_the_store_refuses_is_applied_then_recorded_with_the_next_save() {
     assert_eq!(f.store.lock().unwrap().active_bans_of("sshd", 1000).unwrap().len(), 1);
 }
 
-#[test]
-fn actions_get_the_bans_and_their_lifting() {
-    let f = fixture();
-    let recorder = RecordingRunner::answering(|_| ProgramOutput::default());
+/// The sshd jail's manager (bans of 60 s) with the real iptables component,
+/// whose commands `recorder` answers, started at 1000.
+fn iptables_manager(f: &Fixture, recorder: &RecordingRunner) -> BanManager {
     let runtime =
         Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
     let source = Registry::new(None).resolve("iptables").unwrap();
-    let plugin = runtime.load(&source, "built-in").unwrap();
-    let instance = plugin.action(vec![("name".into(), "sshd".into())]).unwrap();
+    let instance = runtime.load(&source, "built-in").unwrap().action(vec![("name".into(), "sshd".into())]).unwrap();
     let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
     let mut m =
         BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
     m.start(1000.0);
+    m
+}
+
+#[test]
+fn actions_get_the_bans_and_their_lifting() {
+    let f = fixture();
+    let recorder = RecordingRunner::answering(|_| ProgramOutput::default());
+    let mut m = iptables_manager(&f, &recorder);
     ban_once(&mut m, "192.0.2.10", 1000.0);
     let said = |needle: &str| recorder.runs().iter().any(|r| r.args.join(" ").contains(needle));
     assert!(said("192.0.2.10"), "{:?}", recorder.runs());
@@ -184,14 +190,7 @@ fn a_failed_unban_keeps_its_record_and_is_tried_again_with_backoff_until_it_succ
         let status = if deleting && refusing.load(Ordering::SeqCst) { 1 } else { 0 };
         ProgramOutput { status, stdout: String::new(), stderr: if status == 1 { "busy".into() } else { String::new() } }
     });
-    let runtime =
-        Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
-    let source = Registry::new(None).resolve("iptables").unwrap();
-    let instance = runtime.load(&source, "built-in").unwrap().action(vec![("name".into(), "sshd".into())]).unwrap();
-    let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
-    let mut m =
-        BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
-    m.start(1000.0);
+    let mut m = iptables_manager(&f, &recorder);
     ban_once(&mut m, "192.0.2.20", 1000.0);
     let deletes = || {
         recorder
@@ -239,14 +238,7 @@ fn a_new_ban_supersedes_a_pending_unban_of_the_same_address() {
         status: if run.args.iter().any(|a| a == "-D") { 1 } else { 0 },
         ..ProgramOutput::default()
     });
-    let runtime =
-        Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
-    let source = Registry::new(None).resolve("iptables").unwrap();
-    let instance = runtime.load(&source, "built-in").unwrap().action(vec![("name".into(), "sshd".into())]).unwrap();
-    let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
-    let mut m =
-        BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
-    m.start(1000.0);
+    let mut m = iptables_manager(&f, &recorder);
     ban_once(&mut m, "192.0.2.21", 1000.0);
     m.expire(1060.0);
     assert_eq!(m.pending_unbans(), 1);

@@ -219,10 +219,9 @@ impl RunningJail {
             lines_skipped: 0,
             last_cleanup: Instant::now(),
             reconcile_every: jail.reconcile,
-            next_reconcile: 0.0,
+            next_reconcile: ctx.clock.now() + jail.reconcile as f64,
         };
         running.bans.start(running.clock.now());
-        running.next_reconcile = running.clock.now() + jail.reconcile as f64;
         let mut what = running.source.files();
         what.extend(running.source.waiting());
         tracing::info!("[{}] jail started, reading {}", running.name, what.join(", "));

@@ -202,13 +202,12 @@ impl FileSource {
                 tracing::info!("[{}] following {}", self.jail, t.path().display());
             }
             if t.truncated_lines > cut_before {
+                let kib = crate::tail::file::MAX_LINE >> 10;
                 tracing::warn!(
-                    "[{}] {}: {} line(s) longer than {} KiB, each read as its first {} KiB (the rest is skipped)",
+                    "[{}] {}: {} line(s) longer than {kib} KiB, each read as its first {kib} KiB (the rest is skipped)",
                     self.jail,
                     t.path().display(),
                     t.truncated_lines - cut_before,
-                    crate::tail::file::MAX_LINE >> 10,
-                    crate::tail::file::MAX_LINE >> 10
                 );
             }
         }

@@ -304,9 +304,7 @@ fn python_dollar_does_not_take_the_final_newline() {
         (r"b$", "b", Some(&[(0, 1)])),
     ];
     for (python, hay, expected) in cases {
-        let program = Program::new(&crate::dialect::translate(python, false)).expect("compiles");
-        let mut slots = Vec::new();
-        let outcome = program.search(hay.as_bytes(), 0, &mut slots, &mut Scratch::default());
+        let (outcome, slots) = python_search(python, hay);
         match expected {
             None => assert_eq!(outcome, Outcome::NoMatch, "{python} on {hay:?}"),
             Some(spans) => {
@@ -317,6 +315,15 @@ fn python_dollar_does_not_take_the_final_newline() {
             }
         }
     }
+}
+
+/// A Python regex, translated, searched for in `hay`: the outcome and the
+/// slots.
+fn python_search(python: &str, hay: &str) -> (Outcome, Vec<usize>) {
+    let program = Program::new(&crate::dialect::translate(python, false)).expect("compiles");
+    let mut slots = Vec::new();
+    let outcome = program.search(hay.as_bytes(), 0, &mut slots, &mut Scratch::default());
+    (outcome, slots)
 }
 
 /// Python refuses a reference to a group the pattern lacks; running one
@@ -334,10 +341,8 @@ fn a_reference_to_a_missing_group_is_refused() {
 #[test]
 fn python_space_and_empty_text_not_boundary() {
     let search = |python: &str, hay: &str| {
-        let program = Program::new(&crate::dialect::translate(python, false)).expect("compiles");
-        let mut slots = Vec::new();
-        let found = program.search(hay.as_bytes(), 0, &mut slots, &mut Scratch::default());
-        (found == Outcome::Match).then(|| (slots[0], slots[1]))
+        let (outcome, slots) = python_search(python, hay);
+        (outcome == Outcome::Match).then(|| (slots[0], slots[1]))
     };
     assert_eq!(search(r"\S+", "ab\x1fcd"), Some((0, 2)));
     assert_eq!(search(r"a\sb", "a\x1cb"), Some((0, 3)));

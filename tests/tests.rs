@@ -17,6 +17,7 @@ mod iptables;
 mod languages;
 mod mail;
 mod nftables;
+mod observability;
 mod packs;
 mod regex_cli;
 mod sandbox;

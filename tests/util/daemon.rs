@@ -94,6 +94,11 @@ impl Daemon {
     /// firewall actions then act on that namespace only), and wait until
     /// it answers.
     pub(crate) fn start_in(root: &Path, netns: Option<&str>) -> Daemon {
+        Daemon::start_with(root, netns, &[])
+    }
+
+    /// [`Daemon::start_in`] with more environment variables.
+    pub(crate) fn start_with(root: &Path, netns: Option<&str>, env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
         let mut command = match netns {
             Some(ns) => {
@@ -109,6 +114,7 @@ impl Daemon {
             .args(["--state-dir", root.join("state").to_str().unwrap()])
             .args(["server", "--poll-interval", "0.1"])
             .env("WASMBAN_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 pub use actions::{JailAction, JailActions};
 
 use crate::jail::BanTime;
+use crate::metrics::BanOrigin;
 use crate::store::{BanRecord, Store};
 use crate::tail::Progress;
 
@@ -189,7 +190,15 @@ impl BanManager {
         match stored {
             Ok(bans) if !bans.is_empty() => {
                 for b in &bans {
-                    tracing::info!(target: crate::BAN_TARGET, "[{}] Restore Ban {}", self.jail, b.id);
+                    tracing::info!(
+                        target: crate::BAN_TARGET,
+                        jail = %self.jail,
+                        event = "restore",
+                        address = %b.id,
+                        "[{}] Restore Ban {}",
+                        self.jail,
+                        b.id
+                    );
                     self.put_in_force(b.clone());
                 }
                 let BanManager { actions, in_force, .. } = self;
@@ -226,6 +235,7 @@ impl BanManager {
     pub fn decide(&mut self, decisions: Vec<BanDecision>, progress: &Progress, now: f64) -> Outcome {
         let mut outcome = Outcome::default();
         let mut planned = Vec::new();
+        let mut manual = 0;
         {
             let Ok(store) = self.store.lock() else {
                 outcome.dropped =
@@ -259,6 +269,7 @@ impl BanManager {
                     matches: d.matches,
                 };
                 if record.active_at(now as i64) {
+                    manual += usize::from(d.origin == Origin::Manual);
                     planned.push(record);
                 } else {
                     outcome.dropped.push((record.id, Dropped::AlreadyOver));
@@ -276,10 +287,23 @@ impl BanManager {
             );
         }
         for r in &planned {
-            tracing::info!(target: crate::BAN_TARGET, "[{}] Ban {}", self.jail, r.id);
+            tracing::info!(
+                target: crate::BAN_TARGET,
+                jail = %self.jail,
+                event = "ban",
+                address = %r.id,
+                failures = r.failures,
+                bantime = r.bantime,
+                "[{}] Ban {}",
+                self.jail,
+                r.id
+            );
             self.total_banned += 1;
             self.put_in_force(r.clone());
         }
+        let metrics = crate::metrics::global();
+        metrics.banned(&self.jail, BanOrigin::Manual, manual as u64);
+        metrics.banned(&self.jail, BanOrigin::Filter, (planned.len() - manual) as u64);
         let BanManager { actions, in_force, .. } = self;
         actions.ban(&planned, false, || in_force.values().collect());
         self.list(&planned);
@@ -301,7 +325,7 @@ impl BanManager {
                 all
             }
         };
-        self.lift_records(&lifted, now).map(|()| lifted)
+        self.lift_records(&lifted, now, BanOrigin::Manual).map(|()| lifted)
     }
 
     /// Lift every ban whose time is up at `now`; the bans lifted.
@@ -318,7 +342,7 @@ impl BanManager {
                 due.push(r);
             }
         }
-        if let Err(e) = self.lift_records(&due, now as f64) {
+        if let Err(e) = self.lift_records(&due, now as f64, BanOrigin::Expired) {
             tracing::error!("[{}] could not lift expired bans: {e}", self.jail);
         }
         crate::jail::counter::shrink_if_sparse(&mut self.in_force);
@@ -397,14 +421,23 @@ impl BanManager {
         }
     }
 
-    fn lift_records(&mut self, records: &[BanRecord], now: f64) -> Result<(), String> {
+    fn lift_records(&mut self, records: &[BanRecord], now: f64, why: BanOrigin) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
         self.unrecorded.retain(|u| !records.iter().any(|l| l.id == u.id));
         for r in records {
-            tracing::info!(target: crate::BAN_TARGET, "[{}] Unban {}", self.jail, r.id);
+            tracing::info!(
+                target: crate::BAN_TARGET,
+                jail = %self.jail,
+                event = "unban",
+                address = %r.id,
+                "[{}] Unban {}",
+                self.jail,
+                r.id
+            );
         }
+        crate::metrics::global().unbanned(&self.jail, why, records.len() as u64);
         let failures = self.actions.unban(records, None);
         self.unlist(records);
         let mut pending: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

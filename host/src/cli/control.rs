@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::cli::Cli;
 use crate::daemon::control::{Request, call};
 use crate::daemon::status::{BanView, JailStatus};
+use crate::metrics::PluginCost;
 
 /// Commands for a running daemon.
 #[derive(Debug, Subcommand)]
@@ -19,10 +20,15 @@ pub enum ControlCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The jail list, or one jail's counters, files and bans.
+    /// The jail list, or one jail's counters, files and bans; with
+    /// `--top`, what each filter and action has cost since start.
     Status {
         /// The jail.
         jail: Option<String>,
+        /// Per plugin instance: CPU time, calls, traps and timeouts since
+        /// the daemon started, the most CPU first.
+        #[arg(long, conflicts_with = "jail")]
+        top: bool,
         /// Print the daemon's JSON answer.
         #[arg(long)]
         json: bool,
@@ -58,6 +64,8 @@ pub enum ControlCommand {
         /// Restart only this jail.
         jail: Option<String>,
     },
+    /// Reopen the log file (logrotate's postrotate runs this).
+    Flushlogs,
     /// Stop the daemon (every action's stop runs).
     Stop,
 }
@@ -65,6 +73,7 @@ pub enum ControlCommand {
 fn request(cmd: &ControlCommand) -> anyhow::Result<Request> {
     Ok(match cmd {
         ControlCommand::Ping { .. } => Request::Ping,
+        ControlCommand::Status { top: true, .. } => Request::Top,
         ControlCommand::Status { jail, .. } => Request::Status { jail: jail.clone() },
         ControlCommand::Banned { .. } => Request::Banned,
         ControlCommand::Ban { jail, ip, force } => Request::Ban { jail: jail.clone(), ip: ip.clone(), force: *force },
@@ -80,6 +89,7 @@ fn request(cmd: &ControlCommand) -> anyhow::Result<Request> {
             Request::Unban { jail, ip, all: *all }
         }
         ControlCommand::Reload { jail } => Request::Reload { jail: jail.clone() },
+        ControlCommand::Flushlogs => Request::FlushLogs,
         ControlCommand::Stop => Request::Stop,
     })
 }
@@ -108,6 +118,34 @@ fn print_status(s: &JailStatus) {
     println!("   `- Banned IP list:\t{}", s.banned.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(" "));
 }
 
+/// The `status --top` table: one row per filter and action instance.
+fn print_top(rows: &[PluginCost]) {
+    if rows.is_empty() {
+        println!("No plugin instance has run yet.");
+        return;
+    }
+    println!(
+        "{:<16} {:<7} {:<24} {:<16} {:>10} {:>10} {:>9} {:>6} {:>8} {:>7} {:>8}",
+        "JAIL", "KIND", "INSTANCE", "PLUGIN", "CPU (s)", "WALL (s)", "CALLS", "TRAPS", "TIMEOUTS", "MEMORY", "REBUILDS"
+    );
+    for r in rows {
+        println!(
+            "{:<16} {:<7} {:<24} {:<16} {:>10.3} {:>10.3} {:>9} {:>6} {:>8} {:>7} {:>8}",
+            r.key.jail,
+            r.key.kind,
+            r.key.instance,
+            r.key.plugin,
+            r.cpu_seconds,
+            r.call_seconds,
+            r.calls,
+            r.traps,
+            r.timeouts,
+            r.memory_cap_hits,
+            r.rebuilds
+        );
+    }
+}
+
 /// Send a control command and print the answer; an error reply is an error.
 pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
     let timeout = match cmd {
@@ -126,6 +164,10 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         | ControlCommand::Banned { json: true }
         | ControlCommand::Ping { json: true } => {
             println!("{}", serde_json::to_string_pretty(&result)?);
+        }
+        ControlCommand::Status { top: true, .. } => {
+            let rows: Vec<PluginCost> = serde_json::from_value(result.get("plugins").cloned().unwrap_or_default())?;
+            print_top(&rows);
         }
         ControlCommand::Status { jail: Some(_), .. } => print_status(&serde_json::from_value(result)?),
         ControlCommand::Status { jail: None, .. } => {
@@ -153,7 +195,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             println!("{}", if banned { "1" } else { "0 (already banned)" });
         }
         ControlCommand::Unban { .. } => println!("{}", result.get("unbanned").and_then(Value::as_u64).unwrap_or(0)),
-        ControlCommand::Reload { .. } | ControlCommand::Stop => {
+        ControlCommand::Reload { .. } | ControlCommand::Stop | ControlCommand::Flushlogs => {
             println!(
                 "{}",
                 if result.is_string() { result.as_str().unwrap_or("").to_string() } else { result.to_string() }

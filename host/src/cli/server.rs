@@ -20,6 +20,8 @@ pub struct ServerArgs {
 
 /// Start the daemon; returns when it stops.
 pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
+    // SAFETY: first thing the daemon does, before it starts any thread.
+    let notifier = unsafe { crate::daemon::notify::Notifier::from_env() };
     let settings = match Settings::load(&cli.config_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -41,5 +43,7 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         log_file,
         mail: settings.mail.clone(),
         whois: settings.whois.clone(),
+        metrics_listen: settings.metrics_listen,
+        notifier,
     })
 }

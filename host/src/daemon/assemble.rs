@@ -11,6 +11,7 @@ use crate::bans::{JailAction, JailActions};
 use crate::config::jail::Jail;
 use crate::jail::ids::{UseDns, local_addresses, lookup};
 use crate::jail::{BanTime, TrackerSettings};
+use crate::metrics::{self, PluginKey};
 use crate::plugin::{FilterInstance, Plugin, Registry, Runtime};
 use crate::tail::SourceSpec;
 
@@ -87,7 +88,13 @@ pub fn actions(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Vec<Resul
                 return Err(format!("{label} has neither `plugin` nor any action command: nothing to run"));
             };
             let plugin = runtime.load_named(registry, plugin_name).map_err(|e| format!("{label}: {e}"))?;
-            let instance = plugin.action(def.plugin_options()).map_err(|e| format!("{label}: {e}"))?;
+            let mut instance = plugin.action(def.plugin_options()).map_err(|e| format!("{label}: {e}"))?;
+            instance.set_meter(metrics::global().plugin_meter(PluginKey {
+                jail: jail.name.clone(),
+                kind: "action".into(),
+                instance: reference.name.clone(),
+                plugin: plugin.name().to_string(),
+            }));
             let norestored =
                 def.options.get("norestored").is_some_and(|v| crate::config::values::parse_bool(v).unwrap_or(false));
             Ok(JailAction { name: reference.name.clone(), instance, norestored })
@@ -145,7 +152,13 @@ pub struct AssembledJail {
 /// Build `jail`; the first problem stops it.
 pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<AssembledJail, String> {
     let plan = plan_filter(jail, runtime, registry)?;
-    let filter = plan.instantiate()?;
+    let mut filter = plan.instantiate()?;
+    filter.set_meter(metrics::global().plugin_meter(PluginKey {
+        jail: jail.name.clone(),
+        kind: "filter".into(),
+        instance: jail.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
+        plugin: filter.plugin().name().to_string(),
+    }));
     let actions = actions(jail, runtime, registry).into_iter().collect::<Result<Vec<_>, _>>()?;
     Ok(AssembledJail {
         source: plan.source,

@@ -57,6 +57,11 @@ pub enum Request {
         #[serde(default)]
         jail: Option<String>,
     },
+    /// What each plugin instance has cost since start, the most CPU first.
+    Top,
+    /// Reopen the log file (after logrotate moved it).
+    #[serde(rename = "flushlogs")]
+    FlushLogs,
     /// Stop the daemon.
     Stop,
 }

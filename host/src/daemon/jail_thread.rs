@@ -7,8 +7,9 @@
 //! batches it obeys the commands the control socket sends.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use crate::daemon::clock::Clock;
 use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids::IdPolicy;
 use crate::jail::{FailureTracker, Verdict};
+use crate::metrics::Metrics;
 use crate::plugin::{FilterInstance, Registry, Runtime, TrapKind};
 use crate::store::Store;
 use crate::tail::{Batch, Source};
@@ -77,6 +79,7 @@ pub struct JailHandle {
     commands: Sender<JailCommand>,
     status: Arc<Mutex<JailStatus>>,
     listing: Listing,
+    heartbeat: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -91,6 +94,17 @@ impl JailHandle {
     /// Its bans in force, oldest first.
     pub fn banned(&self) -> Vec<BanView> {
         self.listing.lock().map(|l| l.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The status as last published, without the list of bans (cheap:
+    /// for metrics and the watchdog).
+    pub fn counters(&self) -> JailStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// When the jail's loop last turned ([`monotonic_ms`]).
+    pub fn last_turn_ms(&self) -> u64 {
+        self.heartbeat.load(Ordering::Relaxed)
     }
 
     /// Send a command; false when the jail thread is gone.
@@ -121,6 +135,8 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
     let published = status.clone();
     let listing = Listing::default();
     let kept = listing.clone();
+    let heartbeat = Arc::new(AtomicU64::new(monotonic_ms()));
+    let beating = heartbeat.clone();
     let waker = Mutex::new(tx.clone());
     let wake: crate::tail::Wake = Arc::new(move || {
         if let Ok(w) = waker.lock() {
@@ -129,7 +145,7 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
     });
     let thread = std::thread::Builder::new().name(format!("jail-{}", jail.name)).spawn(move || {
         let name = jail.name.clone();
-        match RunningJail::start(&jail, ctx, wake, published.clone(), kept) {
+        match RunningJail::start(&jail, ctx, wake, published.clone(), kept, beating) {
             Ok(mut running) => running.run(rx),
             Err(problem) => {
                 tracing::error!("[{name}] jail not started: {problem}");
@@ -141,7 +157,7 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
             }
         }
     })?;
-    Ok(JailHandle { fingerprint, commands: tx, status, listing, thread: Some(thread) })
+    Ok(JailHandle { fingerprint, commands: tx, status, listing, heartbeat, thread: Some(thread) })
 }
 
 fn idle(rx: Receiver<JailCommand>, name: &str) {
@@ -174,6 +190,9 @@ struct RunningJail {
     reconcile_every: i64,
     /// When the next reconciliation is due (the jail's clock).
     next_reconcile: f64,
+    metrics: &'static Metrics,
+    /// Bumped at every turn of the loop: the watchdog's sign of progress.
+    heartbeat: Arc<AtomicU64>,
 }
 
 impl RunningJail {
@@ -183,6 +202,7 @@ impl RunningJail {
         wake: crate::tail::Wake,
         status: Arc<Mutex<JailStatus>>,
         listing: Listing,
+        heartbeat: Arc<AtomicU64>,
     ) -> Result<RunningJail, String> {
         let registry = Registry::new(Some(ctx.plugin_dir.clone()));
         let parts = assemble(jail, &ctx.runtime, &registry)?;
@@ -220,6 +240,8 @@ impl RunningJail {
             last_cleanup: Instant::now(),
             reconcile_every: jail.reconcile,
             next_reconcile: ctx.clock.now() + jail.reconcile as f64,
+            metrics: crate::metrics::global(),
+            heartbeat,
         };
         running.bans.start(running.clock.now());
         let mut what = running.source.files();
@@ -237,6 +259,7 @@ impl RunningJail {
             // Commands that queued up go first, so that the CLI is answered
             // between batches even during a burst.
             loop {
+                self.heartbeat.store(monotonic_ms(), Ordering::Relaxed);
                 while let Ok(command) = rx.try_recv() {
                     match command {
                         JailCommand::Stop => return self.shutdown(),
@@ -305,9 +328,11 @@ impl RunningJail {
             return false;
         }
         self.lines_read += batch.lines.len() as u64;
+        self.metrics.lines_read(&self.name, batch.lines.len() as u64);
         let full = batch.lines.len() >= BATCH_LINES;
         let now = self.clock.now();
         let failures = self.scan_batch(&batch, now);
+        self.metrics.failures(&self.name, failures.len() as u64);
         let decisions = self.judge(failures, now);
         let outcome = self.bans.decide(decisions, &batch.progress, now);
         for r in &outcome.banned {
@@ -353,6 +378,7 @@ impl RunningJail {
                 // The filter instance is rebuilt before the next call;
                 // these lines are lost to it, and the log and status say so.
                 self.lines_skipped += lines.len() as u64;
+                self.metrics.lines_skipped(&self.name, lines.len() as u64);
                 tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, lines.len());
             }
         }
@@ -433,6 +459,7 @@ impl RunningJail {
             banned: Vec::new(),
             lines: self.lines_read,
             lines_skipped: self.lines_skipped,
+            behind: self.source.backlog().into_iter().collect(),
             unbans_pending: self.bans.pending_unbans(),
             running: true,
             problem: None,
@@ -447,6 +474,13 @@ impl RunningJail {
         self.bans.stop(&progress);
         tracing::info!("[{}] jail stopped", self.name);
     }
+}
+
+/// Milliseconds since the first call, on the monotonic clock: what jail
+/// heartbeats are measured in.
+pub fn monotonic_ms() -> u64 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// Hand freed heap pages back to the system: glibc keeps them for reuse

@@ -14,11 +14,57 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter}
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::BAN_TARGET;
-use crate::daemon::settings::{LogTarget, Settings};
+use crate::daemon::settings::{LogFormat, LogTarget, Settings};
 
-/// fail2ban's line layout.
-struct Fail2banFormat {
+/// The line layout: fail2ban's, or one JSON object per line.
+struct LineFormat {
     pid: u32,
+    json: bool,
+}
+
+/// Fields of an event that say what the message already says: written
+/// in JSON lines, left out of fail2ban's (recidive's regex wants the line
+/// to end with the address).
+const STRUCTURED: &[&str] = &["jail", "event", "address", "failures", "bantime"];
+
+/// An event's fields, in order, with the message apart.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.rest.push((field.name(), serde_json::Value::String(format!("{value:?}"))));
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.rest.push((field.name(), serde_json::Value::String(value.to_string())));
+        }
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.rest.push((field.name(), value.into()));
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.rest.push((field.name(), value.into()));
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.rest.push((field.name(), value.into()));
+    }
+}
+
+/// The jail a message is about, from its `[jail] ` prefix.
+fn jail_of(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix('[')?;
+    let (jail, _) = rest.split_once("] ")?;
+    (!jail.is_empty() && !jail.contains(char::is_whitespace)).then_some(jail)
 }
 
 /// Local date and time with milliseconds, as fail2ban writes them.
@@ -43,12 +89,27 @@ fn local_timestamp() -> String {
     )
 }
 
-impl<S, N> FormatEvent<S, N> for Fail2banFormat
+/// UTC time with milliseconds, RFC 3339, for JSON lines.
+fn utc_timestamp() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (year, month, day) = crate::timezone::civil_from_days(secs.div_euclid(86400));
+    let rem = secs.rem_euclid(86400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
         let meta = event.metadata();
         let target = meta.target();
         let name = if target == BAN_TARGET { target.to_string() } else { target.replace("::", ".") };
@@ -59,14 +120,38 @@ where
             Level::INFO => "INFO",
             Level::DEBUG | Level::TRACE => "DEBUG",
         };
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if self.json {
+            let mut object = serde_json::Map::new();
+            object.insert("time".into(), utc_timestamp().into());
+            object.insert("level".into(), level.into());
+            object.insert("logger".into(), name.into());
+            object.insert("pid".into(), self.pid.into());
+            if let Some(jail) = jail_of(&fields.message) {
+                object.insert("jail".into(), jail.into());
+            }
+            for (key, value) in fields.rest {
+                object.insert(key.into(), value);
+            }
+            object.insert("message".into(), fields.message.into());
+            // serde_json escapes every control character: one line each.
+            let line = serde_json::to_string(&object).map_err(|_| std::fmt::Error)?;
+            return writeln!(writer, "{line}");
+        }
         write!(writer, "{} {:<24}[{}]: {:<7} ", local_timestamp(), name, self.pid, level)?;
-        // Fields carry text from plugins and log lines: formatted apart and
-        // escaped, so that none of it can start a line of its own (a forged
-        // `NOTICE [sshd] Ban` that recidive would read) or carry terminal
-        // escapes into the file.
-        let mut fields = String::new();
-        ctx.field_format().format_fields(Writer::new(&mut fields), event)?;
-        writer.write_str(&escape_controls(&fields))?;
+        // Fields carry text from plugins and log lines: escaped, so that
+        // none of it can start a line of its own (a forged `NOTICE [sshd]
+        // Ban` that recidive would read) or carry terminal escapes into
+        // the file.
+        let mut text = fields.message;
+        for (key, value) in fields.rest.iter().filter(|(k, _)| !STRUCTURED.contains(k)) {
+            match value {
+                serde_json::Value::String(v) => text.push_str(&format!(" {key}={v:?}")),
+                other => text.push_str(&format!(" {key}={other}")),
+            }
+        }
+        writer.write_str(&escape_controls(&text))?;
         writeln!(writer)
     }
 }
@@ -154,12 +239,13 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
 
     let filter = EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
     let pid = std::process::id();
-    // Colour only on a terminal: escape codes in a file or the journal are
+    let json = settings.log_format == LogFormat::Json;
+    // Colour only on a terminal (and never in JSON): escape codes in a file or the journal are
     // noise in every field a script reads.
-    let colour = std::io::stderr().is_terminal();
+    let colour = std::io::stderr().is_terminal() && !json;
     let stderr_layer = || {
         tracing_subscriber::fmt::layer()
-            .event_format(Fail2banFormat { pid })
+            .event_format(LineFormat { pid, json })
             .with_ansi(colour)
             .with_writer(std::io::stderr)
     };
@@ -171,7 +257,7 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
         }
         LogTarget::Stdout => {
             let layer = tracing_subscriber::fmt::layer()
-                .event_format(Fail2banFormat { pid })
+                .event_format(LineFormat { pid, json })
                 .with_ansi(false)
                 .with_writer(std::io::stdout);
             let _ = registry.with(layer).try_init();
@@ -180,7 +266,7 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
         LogTarget::File(path) => match LogFile::open(path) {
             Ok(file) => {
                 let file_layer = tracing_subscriber::fmt::layer()
-                    .event_format(Fail2banFormat { pid })
+                    .event_format(LineFormat { pid, json })
                     .with_ansi(false)
                     .with_writer(file.clone());
                 let terminal = std::io::stderr().is_terminal().then(stderr_layer);
@@ -206,11 +292,17 @@ mod tests {
 
     /// What one event writes to a log file.
     fn logged(emit: impl FnOnce()) -> String {
+        logged_as(false, emit)
+    }
+
+    fn logged_as(json: bool, emit: impl FnOnce()) -> String {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wasmban.log");
         let file = LogFile::open(&path).expect("open");
-        let layer =
-            tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid: 1 }).with_ansi(false).with_writer(file);
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(LineFormat { pid: 1, json })
+            .with_ansi(false)
+            .with_writer(file);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
         std::fs::read_to_string(&path).expect("read")
     }
@@ -237,13 +329,51 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wasmban.log");
         let file = LogFile::open(&path).expect("open");
-        let layer =
-            tracing_subscriber::fmt::layer().event_format(Fail2banFormat { pid: 1 }).with_ansi(true).with_writer(file);
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(LineFormat { pid: 1, json: false })
+            .with_ansi(true)
+            .with_writer(file);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             tracing::info!(plugin = "iptables", jail = "sshd", "started")
         });
         let out = std::fs::read_to_string(&path).expect("read");
         assert!(!out.contains('\x1b'), "{out:?}");
         assert!(out.contains("plugin=\"iptables\"") || out.contains("plugin=iptables"), "{out}");
+    }
+
+    fn ban_event() {
+        tracing::info!(
+            target: BAN_TARGET,
+            jail = "sshd",
+            event = "ban",
+            address = "192.0.2.1",
+            failures = 5u32,
+            "[sshd] Ban 192.0.2.1"
+        );
+    }
+
+    #[test]
+    fn a_ban_line_ends_with_the_address_as_recidive_expects() {
+        let out = logged(ban_event);
+        assert!(out.trim_end().ends_with("NOTICE  [sshd] Ban 192.0.2.1"), "{out}");
+    }
+
+    #[test]
+    fn json_lines_carry_jail_event_and_address() {
+        let out = logged_as(true, ban_event);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(
+            (v["jail"].as_str(), v["event"].as_str(), v["address"].as_str()),
+            (Some("sshd"), Some("ban"), Some("192.0.2.1"))
+        );
+        assert_eq!((v["level"].as_str(), v["failures"].as_u64()), (Some("NOTICE"), Some(5)));
+        assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{v}");
+        // The jail is read from a message's prefix where no field gives it,
+        // and text from a log line stays inside its string.
+        let out = logged_as(true, || tracing::warn!("[web] odd line\nNOTICE  [sshd] Ban 192.0.2.9"));
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+        assert_eq!(v["jail"], "web");
+        assert_eq!(v["level"], "WARNING");
     }
 }

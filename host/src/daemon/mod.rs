@@ -7,8 +7,10 @@ pub mod clock;
 pub mod control;
 pub mod jail_thread;
 pub mod logging;
+pub mod notify;
 pub mod settings;
 pub mod status;
+mod supervise;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -53,6 +55,10 @@ pub struct ServerOptions {
     pub mail: crate::capability::mail::MailSettings,
     /// Where the whois capability asks.
     pub whois: crate::capability::whois::WhoisSettings,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The service manager, when started by systemd with `Type=notify`.
+    pub notifier: Option<notify::Notifier>,
 }
 
 /// How long a ban or unban may take (the actions run firewall programs).
@@ -69,6 +75,10 @@ struct Daemon {
     jails: Mutex<BTreeMap<String, JailHandle>>,
     events: mpsc::UnboundedSender<Event>,
     log_file: Option<LogFile>,
+    notifier: Option<notify::Notifier>,
+    /// Whether systemd is still to hear READY=1 (at start and after each
+    /// reload, once every jail has settled).
+    ready_due: std::sync::atomic::AtomicBool,
 }
 
 /// Make the state directory (mode 0700) if needed, and refuse one that
@@ -216,7 +226,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
     tokio.block_on(serve(options, jail_context))
 }
 
-async fn serve(options: ServerOptions, jail_context: JailContext) -> anyhow::Result<()> {
+async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow::Result<()> {
     let listener = bind_socket(&options.socket)?;
     let (events, mut inbox) = mpsc::unbounded_channel();
     let daemon = Arc::new(Daemon {
@@ -224,7 +234,9 @@ async fn serve(options: ServerOptions, jail_context: JailContext) -> anyhow::Res
         jail_context,
         jails: Mutex::new(BTreeMap::new()),
         events,
-        log_file: options.log_file,
+        log_file: options.log_file.take(),
+        notifier: options.notifier.take(),
+        ready_due: std::sync::atomic::AtomicBool::new(true),
     });
     let (jails, errors) = Jails::load(&options.confdir)?;
     for e in &errors {
@@ -255,6 +267,12 @@ async fn serve(options: ServerOptions, jail_context: JailContext) -> anyhow::Res
         }
     });
 
+    let metrics = match options.metrics_listen {
+        Some(listen) => Some(daemon.clone().serve_metrics(listen).await),
+        None => None,
+    };
+    let supervising = tokio::spawn(daemon.clone().supervise(options.poll_interval));
+
     let mut hangup = signal(SignalKind::hangup())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -276,7 +294,14 @@ async fn serve(options: ServerOptions, jail_context: JailContext) -> anyhow::Res
             },
         }
     }
+    if let Some(n) = &daemon.notifier {
+        n.send("STOPPING=1");
+    }
     accept.abort();
+    supervising.abort();
+    if let Some(m) = metrics.flatten() {
+        m.abort();
+    }
     let d = daemon.clone();
     let _ = tokio::task::spawn_blocking(move || d.stop_all()).await;
     let _ = std::fs::remove_file(&options.socket);
@@ -334,6 +359,16 @@ impl Daemon {
     }
 
     async fn reload(&self, only: Option<String>) -> Result<Value, String> {
+        if let Some(n) = &self.notifier {
+            n.reloading();
+        }
+        // READY=1 again once the jails have settled, whatever the outcome.
+        let result = self.reload_jails(only).await;
+        self.ready_due.store(true, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    async fn reload_jails(&self, only: Option<String>) -> Result<Value, String> {
         let confdir = self.confdir.clone();
         let loaded = tokio::task::spawn_blocking(move || Jails::load(&confdir))
             .await
@@ -512,6 +547,14 @@ impl Daemon {
                     Err(_) => Reply::error("the daemon is stopping"),
                 }
             }
+            Request::Top => Reply::ok(json!({ "plugins": crate::metrics::global().plugin_costs() })),
+            Request::FlushLogs => match &self.log_file {
+                Some(f) => match f.reopen() {
+                    Ok(()) => Reply::ok(json!("rolled over")),
+                    Err(e) => Reply::error(format!("reopening the log file: {e}")),
+                },
+                None => Reply::ok(json!("rolled over (no log file: the log goes to a stream)")),
+            },
             Request::Stop => {
                 let _ = self.events.send(Event::Stop);
                 Reply::ok(json!("stopping"))

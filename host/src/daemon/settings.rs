@@ -23,6 +23,16 @@ pub enum LogTarget {
     File(PathBuf),
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// fail2ban's line format (recidive reads it).
+    #[default]
+    Fail2ban,
+    /// One JSON object per line.
+    Json,
+}
+
 /// The daemon settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -30,6 +40,11 @@ pub struct Settings {
     pub log_filter: String,
     /// `logtarget`.
     pub log_target: LogTarget,
+    /// `logformat`.
+    pub log_format: LogFormat,
+    /// `[metrics] listen`: where Prometheus metrics are served (off when
+    /// `None`).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `dbpurgeage` in seconds: lifted bans older than this are forgotten
     /// (and stop counting for `bantime.increment`).
     pub dbpurgeage: i64,
@@ -46,6 +61,8 @@ impl Default for Settings {
         Settings {
             log_filter: level_filter("INFO").unwrap_or_default(),
             log_target: LogTarget::Stderr,
+            log_format: LogFormat::Fail2ban,
+            metrics_listen: None,
             dbpurgeage: 86400,
             file: None,
             mail: MailSettings::default(),
@@ -117,6 +134,28 @@ impl Settings {
                     ));
                 }
             };
+        }
+        if let Some(format) = get("logformat")? {
+            settings.log_format = match format.trim().to_ascii_lowercase().as_str() {
+                "fail2ban" | "text" => LogFormat::Fail2ban,
+                "json" => LogFormat::Json,
+                _ => return Err(value_error("logformat", format!("{format:?}: use fail2ban (the default) or json"))),
+            };
+        }
+        if let Some(listen) = in_section("metrics", "listen")? {
+            let listen = listen.trim();
+            if !listen.is_empty() {
+                settings.metrics_listen = Some(listen.parse().map_err(|_| {
+                    error_in(
+                        "metrics",
+                        "listen",
+                        format!(
+                            "{listen:?}: give an address and port, such as 127.0.0.1:9191 or [::1]:9191 \
+                             (empty: no metrics endpoint)"
+                        ),
+                    )
+                })?);
+            }
         }
         if let Some(age) = get("dbpurgeage")? {
             settings.dbpurgeage = parse_time(&age).map_err(|m| value_error("dbpurgeage", m))?;
@@ -205,6 +244,25 @@ mod tests {
         std::fs::write(dir.path().join("wasmban.local"), "[mail]\ntransport = pigeon\n").unwrap();
         let e = Settings::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("wasmban.local:2") && e.contains("[mail] transport"), "{e}");
+    }
+
+    #[test]
+    fn metrics_and_log_format() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("wasmban.conf"),
+            "[Definition]\nlogformat = json\n[metrics]\nlisten = 127.0.0.1:9191\n",
+        )
+        .unwrap();
+        let s = Settings::load(dir.path()).unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9191".parse().unwrap()));
+        std::fs::write(dir.path().join("wasmban.local"), "[metrics]\nlisten = everywhere\n").unwrap();
+        let e = Settings::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("wasmban.local:2") && e.contains("[metrics] listen") && e.contains("127.0.0.1:9191"), "{e}");
+        std::fs::write(dir.path().join("wasmban.local"), "[Definition]\nlogformat = xml\n").unwrap();
+        let e = Settings::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("logformat") && e.contains("json"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct JailStatus {
     /// Lines the filter failed on (a trap), lost to it.
     #[serde(default)]
     pub lines_skipped: u64,
+    /// Each followed file with the bytes not read yet.
+    #[serde(default)]
+    pub behind: std::collections::BTreeMap<String, u64>,
     /// Bans whose time is up but that an action has not lifted yet (tried
     /// again with backoff).
     #[serde(default)]

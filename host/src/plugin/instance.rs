@@ -6,6 +6,7 @@
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
+use crate::metrics::{PluginMeter, Stopwatch};
 use crate::plugin::PluginError;
 use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
@@ -46,6 +47,8 @@ struct Sandboxed {
     options: Vec<(String, String)>,
     live: Option<Live>,
     stats: InstanceStats,
+    /// Where the daemon counts this instance's calls (none outside it).
+    meter: Option<PluginMeter>,
 }
 
 impl Sandboxed {
@@ -55,7 +58,8 @@ impl Sandboxed {
         options: Vec<(String, String)>,
     ) -> Result<Sandboxed, PluginError> {
         let pack_filter = pack_filter.map(str::to_string);
-        let mut s = Sandboxed { plugin, pack_filter, options, live: None, stats: InstanceStats::default() };
+        let mut s =
+            Sandboxed { plugin, pack_filter, options, live: None, stats: InstanceStats::default(), meter: None };
         s.live = Some(s.build()?);
         Ok(s)
     }
@@ -123,6 +127,9 @@ impl Sandboxed {
         if self.live.is_none() {
             let live = self.build()?;
             self.stats.rebuilds += 1;
+            if let Some(m) = &self.meter {
+                m.rebuilt();
+            }
             tracing::info!(plugin = self.plugin.name(), "plugin instance rebuilt after a trap");
             self.live = Some(live);
         }
@@ -130,8 +137,19 @@ impl Sandboxed {
         let Some(live) = self.live.as_mut() else { unreachable!("just built") };
         self.stats.calls += 1;
         live.store.set_epoch_deadline(ticks);
-        match f(&mut live.store, &live.bindings, live.handle) {
-            Ok(r) => Ok(r),
+        let watch = self.meter.as_ref().map(|_| Stopwatch::start());
+        let result = f(&mut live.store, &live.bindings, live.handle);
+        let count = |trap| {
+            if let (Some(m), Some(w)) = (&self.meter, &watch) {
+                let (wall, cpu) = w.elapsed();
+                m.call(wall, cpu, trap);
+            }
+        };
+        match result {
+            Ok(r) => {
+                count(None);
+                Ok(r)
+            }
             Err(e) => {
                 self.stats.traps += 1;
                 let mut dead = self.live.take();
@@ -144,6 +162,7 @@ impl Sandboxed {
                         detail: format!("{e:#}"),
                     },
                 };
+                count(Some(err.trap_kind().unwrap_or(TrapKind::Other)));
                 tracing::error!(plugin = self.plugin.name(), "{err}");
                 Err(err)
             }
@@ -248,6 +267,11 @@ impl FilterInstance {
         self.0.stats
     }
 
+    /// Count its calls on `meter` from now on.
+    pub fn set_meter(&mut self, meter: PluginMeter) {
+        self.0.meter = Some(meter);
+    }
+
     /// The plugin it runs.
     pub fn plugin(&self) -> &Plugin {
         &self.0.plugin
@@ -310,5 +334,15 @@ impl ActionInstance {
     /// Its counters.
     pub fn stats(&self) -> InstanceStats {
         self.0.stats
+    }
+
+    /// Count its calls on `meter` from now on.
+    pub fn set_meter(&mut self, meter: PluginMeter) {
+        self.0.meter = Some(meter);
+    }
+
+    /// The plugin it runs.
+    pub fn plugin(&self) -> &Plugin {
+        &self.0.plugin
     }
 }

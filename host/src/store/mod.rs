@@ -169,6 +169,7 @@ impl Store {
         let err = |what: &'static str| {
             move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() }
         };
+        let started = std::time::Instant::now();
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         for ban in bans {
             write_ban(&tx, ban, true).map_err(err("record a ban"))?;
@@ -181,6 +182,7 @@ impl Store {
                 .map_err(err("save a journal cursor"))?;
         }
         tx.commit().map_err(err("commit"))?;
+        crate::metrics::global().store_commit(started.elapsed());
         Ok(())
     }
 

@@ -126,6 +126,14 @@ impl Tailer {
         })
     }
 
+    /// Bytes written to the file beyond what has been consumed (the lag
+    /// behind the log); `None` when it is not open.
+    pub fn backlog(&self) -> Option<u64> {
+        let open = self.open.as_ref()?;
+        let size = open.file.metadata().ok()?.len();
+        Some(size.saturating_sub(open.offset))
+    }
+
     /// Remember `error`; true when it differs from the last one (worth
     /// reporting).
     pub fn note_error(&mut self, error: &std::io::Error) -> bool {

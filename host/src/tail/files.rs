@@ -222,6 +222,11 @@ impl FileSource {
         self.tailers.iter_mut().filter_map(|t| Some((t.path().to_path_buf(), t.cursor()?))).collect()
     }
 
+    /// Each followed file with the bytes not yet read from it.
+    pub fn backlog(&self) -> Vec<(String, u64)> {
+        self.tailers.iter().filter_map(|t| Some((t.path().display().to_string(), t.backlog()?))).collect()
+    }
+
     /// Files being followed.
     pub fn files(&self) -> Vec<String> {
         self.tailers.iter().filter(|t| t.is_open()).map(|t| t.path().display().to_string()).collect()

@@ -134,6 +134,15 @@ impl Source {
         }
     }
 
+    /// Each followed file with the bytes not yet read from it (none for
+    /// the journal).
+    pub fn backlog(&self) -> Vec<(String, u64)> {
+        match self {
+            Source::Files(f) => f.backlog(),
+            Source::Journal(_) => Vec::new(),
+        }
+    }
+
     /// What is waited for.
     pub fn waiting(&self) -> Vec<String> {
         match self {

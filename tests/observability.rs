@@ -123,10 +123,67 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_a_ban() {
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
     assert_eq!(answer["data"]["result"][0]["value"][1], "1", "{answer}");
     assert_eq!(answer["data"]["result"][0]["metric"]["jail"], "sshd", "{answer}");
+
+    // Every query of the shipped Grafana dashboard is one this Prometheus
+    // accepts, with Grafana's variables as Grafana fills them.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap().replace("$jail", ".*").replace("$__rate_interval", "1m");
+            let (status, body) = http_get(prom_port, &format!("/api/v1/query?query={}", url_encode(&expr)));
+            assert!(status.contains("200") && body.contains("\"status\":\"success\""), "{expr}: {status} {body}");
+        }
+    }
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_scrape_during_a_burst_answers_and_shows_the_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let port = free_port();
+    write_settings(root, &format!("[Definition]\n[metrics]\nlisten = 127.0.0.1:{port}\n"));
+    let _daemon = Daemon::start(root);
+    // A burst of lines the filter reads and rejects.
+    let lines = 400_000;
+    let line =
+        format!("{} web sshd[7]: Connection closed by 192.0.2.1 port 22 [preauth]\n", crate::util::daemon::iso(0));
+    append(&root.join("auth.log"), &line.repeat(lines));
+    let value = |body: &str, prefix: &str| -> Option<u64> {
+        body.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let mut saw_lag = false;
+    let start = Instant::now();
+    loop {
+        let (status, body) = http_get(port, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        saw_lag |= value(&body, "wasmban_log_bytes_behind{").is_some_and(|b| b > 0);
+        if value(&body, "wasmban_lines_read_total{jail=\"sshd\"}") == Some(lines as u64) {
+            assert_eq!(value(&body, "wasmban_log_bytes_behind{"), Some(0), "{body}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the burst was never read; last scrape:\n{body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_lag, "no scrape saw the jail behind its log during the burst");
 }
 
 #[test]

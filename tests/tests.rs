@@ -18,6 +18,7 @@ mod languages;
 mod mail;
 mod nftables;
 mod observability;
+mod package;
 mod packs;
 mod regex_cli;
 mod sandbox;

@@ -53,6 +53,18 @@ pub enum Command {
     /// Talk to a running daemon.
     #[command(flatten)]
     Control(control::ControlCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (wasmban.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 impl Cli {
@@ -66,6 +78,16 @@ impl Cli {
     }
 }
 
+/// Write `wasmban.1` and `wasmban-SUBCOMMAND.1` for every visible
+/// subcommand into `dir`.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(command, dir).with_context(|| format!("writing man pages into {}", dir.display()))?;
+    Ok(())
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
@@ -73,6 +95,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Regex(args) => regex::run(&cli, args),
         Command::Server(args) => server::run(&cli, args),
         Command::Control(cmd) => control::run(&cli, cmd),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "wasmban", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpages { dir } => manpages(dir),
         Command::Check => {
             if check::run(&cli)? {
                 Ok(())

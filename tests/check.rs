@@ -149,3 +149,22 @@ fn debians_tree_with_nftables_banactions_needs_no_shell() {
     let (ok, out) = check(&tree, &dir.path().join("state"));
     assert!(ok && out.contains("\nOK\n"), "{out}");
 }
+
+/// The daemon's own settings are checked too: a bad `[metrics] listen`
+/// would stop the start, so check names it.
+#[test]
+fn check_reports_a_bad_daemon_setting_with_its_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::daemon::tree(dir.path(), "");
+    let conf = dir.path().join("conf");
+    std::fs::write(conf.join("wasmban.conf"), "[Definition]\nloglevel = INFO\n").unwrap();
+    let (ok, out) = check(&conf, &dir.path().join("state"));
+    assert!(ok, "{out}");
+    std::fs::write(conf.join("wasmban.local"), "[metrics]\nlisten = 9191\n").unwrap();
+    let (ok, out) = check(&conf, &dir.path().join("state"));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("wasmban.local:2") && out.contains("[metrics] listen") && out.contains("127.0.0.1:9191"),
+        "{out}"
+    );
+}

@@ -86,6 +86,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
     let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(cli.cache_dir()), ..RuntimeOptions::default() })?;
     let mut errors: Vec<Finding> =
         load_errors.into_iter().map(|e| Finding { jail: String::new(), message: e.to_string() }).collect();
+    // The daemon's own settings (wasmban.conf): a bad one stops the start.
+    if let Err(e) = crate::daemon::settings::Settings::load(&cli.config_dir) {
+        errors.push(Finding { jail: String::new(), message: e.to_string() });
+    }
     let mut warnings = Vec::new();
     for jail in &jails.enabled {
         check_jail(jail, &registry, &runtime, &mut errors, &mut warnings);

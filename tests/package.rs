@@ -105,6 +105,15 @@ fn the_package_holds_what_an_admin_needs_and_installs_starts_and_purges_cleanly(
 
     let installed = root.join("usr/bin/wasmban");
     let conf = root.join("etc/wasmban");
+    // systemd reads the installed unit without a complaint (pointed at the
+    // throwaway root's binary, which is where /usr/bin is here).
+    if has("systemd-analyze") {
+        let unit = std::fs::read_to_string(root.join("lib/systemd/system/wasmban.service")).unwrap();
+        let copy = dir.path().join("wasmban.service");
+        std::fs::write(&copy, unit.replace("/usr/bin/wasmban", installed.to_str().unwrap())).unwrap();
+        let (ok, text) = run("systemd-analyze", &["verify", copy.to_str().unwrap()]);
+        assert!(ok && text.trim().is_empty(), "systemd-analyze verify: {text}");
+    }
     let (ok, text) = run(installed.to_str().unwrap(), &["-c", conf.to_str().unwrap(), "check"]);
     assert!(ok, "the installed wasmban check:\n{text}");
     let (ok, text) = run(installed.to_str().unwrap(), &["--version"]);

@@ -402,9 +402,11 @@ impl RunningJail {
             let time = failure.time.unwrap_or(at);
             for id in &ids {
                 let banned = self.bans.is_banned(id);
+                let found =
+                    || tracing::info!(jail = %self.name, event = "found", address = %id, "[{}] Found {id}", self.name);
                 match self.tracker.failure(id, time, &failure.matches, now, banned) {
                     Verdict::Ban(c) => {
-                        tracing::info!("[{}] Found {id}", self.name);
+                        found();
                         decisions.push(BanDecision {
                             id: c.id,
                             origin: Origin::Failures,
@@ -413,8 +415,14 @@ impl RunningJail {
                             matches: c.matches,
                         });
                     }
-                    Verdict::Ignored => tracing::info!("[{}] Ignore {id} by ignoreip", self.name),
-                    Verdict::Counted => tracing::info!("[{}] Found {id}", self.name),
+                    Verdict::Ignored => tracing::info!(
+                        jail = %self.name,
+                        event = "ignored",
+                        address = %id,
+                        "[{}] Ignore {id} by ignoreip",
+                        self.name
+                    ),
+                    Verdict::Counted => found(),
                     Verdict::AlreadyBanned => tracing::info!("[{}] {id} already banned", self.name),
                     Verdict::TooOld => tracing::debug!("[{}] Ignore line of {id}: older than findtime", self.name),
                 }

@@ -72,8 +72,12 @@ pub fn ini(data: &[u8]) {
     }
 }
 
-/// A control request: parsed, and what parses survives a round trip.
+/// A control request: parsed, and what parses survives a round trip; and
+/// the same bytes as a request head to the metrics endpoint.
 pub fn control(data: &[u8]) {
+    // The other thing a peer can send: a request head to the metrics
+    // endpoint.
+    let _ = wasmban::metrics::http::parse_head(data);
     let Ok(request) = parse_request(data) else {
         return;
     };

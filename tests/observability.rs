@@ -51,11 +51,16 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_a_ban() {
     let d = Daemon::start(root);
     append(&root.join("auth.log"), &failure("192.0.2.7"));
     d.wait_for("the ban", || d.status().unwrap()["total_banned"] == 1);
+    // An admin's ban and unban, counted apart.
+    assert!(d.client(&["ban", "sshd", "192.0.2.50"]).0);
+    assert!(d.client(&["unban", "192.0.2.50"]).0);
 
     let (status, body) = http_get(port, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     for wanted in [
         "wasmban_bans_total{jail=\"sshd\",origin=\"filter\"} 1",
+        "wasmban_bans_total{jail=\"sshd\",origin=\"manual\"} 1",
+        "wasmban_unbans_total{jail=\"sshd\",origin=\"manual\"} 1",
         "wasmban_bans_in_force{jail=\"sshd\"} 1",
         "wasmban_lines_read_total{jail=\"sshd\"} 1",
         "wasmban_failures_total{jail=\"sshd\"} 1",

@@ -47,6 +47,20 @@ fn the_package_holds_what_an_admin_needs_and_installs_starts_and_purges_cleanly(
     let dir = tempfile::tempdir().unwrap();
     let (main_deb, link_deb) = build(&dir.path().join("out"));
     let main = main_deb.to_str().unwrap();
+    // The same commit packs to the same bytes.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/package");
+    let again = dir.path().join("again");
+    let (ok, text) =
+        run(script.to_str().unwrap(), &["--binary", BIN, "--out", again.to_str().unwrap(), "--no-lintian"]);
+    assert!(ok, "{text}");
+    for deb in [&main_deb, &link_deb] {
+        let twin = again.join(deb.file_name().unwrap());
+        assert!(
+            std::fs::read(deb).unwrap() == std::fs::read(&twin).unwrap(),
+            "{} differs between two builds",
+            twin.display()
+        );
+    }
 
     let (ok, listing) = run("dpkg-deb", &["-c", main]);
     assert!(ok, "{listing}");

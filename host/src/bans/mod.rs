@@ -235,7 +235,8 @@ impl BanManager {
     pub fn decide(&mut self, decisions: Vec<BanDecision>, progress: &Progress, now: f64) -> Outcome {
         let mut outcome = Outcome::default();
         let mut planned = Vec::new();
-        let mut manual = 0;
+        // New bans per origin, for the metrics: (filter, manual).
+        let mut by_origin = (0u64, 0u64);
         {
             let Ok(store) = self.store.lock() else {
                 outcome.dropped =
@@ -269,7 +270,10 @@ impl BanManager {
                     matches: d.matches,
                 };
                 if record.active_at(now as i64) {
-                    manual += usize::from(d.origin == Origin::Manual);
+                    match d.origin {
+                        Origin::Failures => by_origin.0 += 1,
+                        Origin::Manual => by_origin.1 += 1,
+                    }
                     planned.push(record);
                 } else {
                     outcome.dropped.push((record.id, Dropped::AlreadyOver));
@@ -302,8 +306,8 @@ impl BanManager {
             self.put_in_force(r.clone());
         }
         let metrics = crate::metrics::global();
-        metrics.banned(&self.jail, BanOrigin::Manual, manual as u64);
-        metrics.banned(&self.jail, BanOrigin::Filter, (planned.len() - manual) as u64);
+        metrics.banned(&self.jail, BanOrigin::Filter, by_origin.0);
+        metrics.banned(&self.jail, BanOrigin::Manual, by_origin.1);
         let BanManager { actions, in_force, .. } = self;
         actions.ban(&planned, false, || in_force.values().collect());
         self.list(&planned);

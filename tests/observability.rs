@@ -316,3 +316,59 @@ fn systemd_hears_ready_status_reloading_and_a_watchdog_fed_only_while_jails_prog
     assert!(stopping.iter().any(|m| m == "STOPPING=1"), "{stopping:?}");
     assert!(d.wait().success());
 }
+
+/// The shipped logrotate file, run by a real logrotate: the log moves
+/// aside (compressed at the next rotation), `wasmban flushlogs` in its
+/// postrotate makes the daemon reopen the log by name, and nothing is
+/// written to the rotated file after that.
+#[test]
+fn a_real_logrotate_run_with_the_shipped_file_rolls_the_daemons_log_over() {
+    if !has("logrotate") {
+        return skipped!("logrotate is not installed (Debian package logrotate)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "");
+    let log = root.join("wasmban.log");
+    write_settings(root, &format!("[Definition]\nlogtarget = {}\n", log.display()));
+    let d = Daemon::start(root);
+    d.wait_for("the first lines in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("jail started"))
+    });
+
+    // The shipped file, pointed at this daemon's log and socket (the
+    // packaged one names /var/log/wasmban.log and `wasmban` on PATH).
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/wasmban.logrotate")).unwrap();
+    assert!(shipped.contains("/var/log/wasmban.log {") && shipped.contains("wasmban flushlogs"), "{shipped}");
+    let socket = root.join("sock");
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let conf = shipped
+        .replace("/var/log/wasmban.log", log.to_str().unwrap())
+        // Only root can give the new file to root:adm.
+        .replace("create 0640 root adm", if as_root { "create 0640 root adm" } else { "create 0640" })
+        .replace("wasmban flushlogs", &format!("{} -s {} flushlogs", crate::util::daemon::BIN, socket.display()));
+    std::fs::write(root.join("logrotate.conf"), conf).unwrap();
+    let (ok, text) = {
+        let out = Command::new("logrotate")
+            .args([
+                "-f",
+                "-s",
+                root.join("logrotate.state").to_str().unwrap(),
+                root.join("logrotate.conf").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    assert!(ok, "logrotate: {text}");
+    let rotated = root.join("wasmban.log.1");
+    assert!(rotated.exists(), "logrotate did not move the log");
+    assert!(d.client(&["ban", "sshd", "192.0.2.77"]).0);
+    d.wait_for("the ban in the new log", || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Ban 192.0.2.77")));
+    assert!(!std::fs::read_to_string(&rotated).unwrap().contains("192.0.2.77"), "written to the rotated file");
+}

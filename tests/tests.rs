@@ -13,6 +13,7 @@ mod e2e;
 mod filters;
 mod grants;
 mod hardening;
+mod import;
 mod iptables;
 mod languages;
 mod mail;

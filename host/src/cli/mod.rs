@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod control;
+pub mod import;
 mod log_batches;
 pub mod plugin;
 pub mod regex;
@@ -50,6 +51,10 @@ pub enum Command {
     Check,
     /// Run the daemon in the foreground.
     Server(server::ServerArgs),
+    /// Take over fail2ban's database (read-only): bans in force, ban
+    /// history and log read positions, into wasmban's store.
+    #[command(name = "import-fail2ban")]
+    ImportFail2ban(import::ImportArgs),
     /// Talk to a running daemon.
     #[command(flatten)]
     Control(control::ControlCommand),
@@ -94,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(&cli, cmd),
         Command::Regex(args) => regex::run(&cli, args),
         Command::Server(args) => server::run(&cli, args),
+        Command::ImportFail2ban(args) => import::run(&cli, args),
         Command::Control(cmd) => control::run(&cli, cmd),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -85,7 +85,7 @@ struct Daemon {
 /// another user could change: it holds the ban database and compiled code
 /// that the daemon maps executable, so whoever can write it runs code as
 /// this daemon.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     std::fs::DirBuilder::new()
         .recursive(true)

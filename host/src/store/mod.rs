@@ -186,6 +186,63 @@ impl Store {
         Ok(())
     }
 
+    /// Take over bans and read positions from another program's database
+    /// (`wasmban import-fail2ban`), all in one transaction: either all of
+    /// it is in the store afterwards or none of it. `bans` pairs each ban
+    /// with whether it is in force. What the store holds already wins: a
+    /// ban with the same jail, id and start is kept as it is, and a file
+    /// wasmban has read itself keeps its own position. Returns how many
+    /// bans and positions were added.
+    pub fn import(
+        &mut self,
+        bans: &[(BanRecord, bool)],
+        positions: &[(PathBuf, Cursor)],
+    ) -> Result<(usize, usize), StoreError> {
+        let path = &self.path;
+        let err = |what: &'static str| {
+            move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() }
+        };
+        let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
+        let mut added = (0, 0);
+        for (ban, active) in bans {
+            let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+            added.0 += tx
+                .execute(
+                    "INSERT OR IGNORE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        ban.jail,
+                        ban.id,
+                        ban.time,
+                        ban.bantime,
+                        ban.bancount,
+                        ban.failures,
+                        matches,
+                        *active as i64
+                    ],
+                )
+                .map_err(err("import a ban"))?;
+        }
+        for (file, c) in positions {
+            added.1 += tx
+                .execute(
+                    "INSERT OR IGNORE INTO positions (path, dev, ino, offset, head_len, fingerprint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        file.to_string_lossy(),
+                        c.dev as i64,
+                        c.ino as i64,
+                        c.offset as i64,
+                        c.head_len,
+                        c.fingerprint as i64
+                    ],
+                )
+                .map_err(err("import a read position"))?;
+        }
+        tx.commit().map_err(err("commit"))?;
+        Ok(added)
+    }
+
     /// The bans of one jail in force at `now`.
     pub fn active_bans_of(&self, jail: &str, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         self.read_bans(

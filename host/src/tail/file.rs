@@ -59,6 +59,22 @@ struct Open {
     fingerprint: u64,
 }
 
+/// The cursor of `path` read up to `offset` (a line boundary), as the
+/// tailer would save it: for positions taken over from another program
+/// (fail2ban's database).
+pub fn cursor_at(path: &Path, offset: u64) -> std::io::Result<Cursor> {
+    let mut file = File::open(path)?;
+    let meta = file.metadata()?;
+    if offset > meta.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("position {offset} is past the end ({} bytes)", meta.len()),
+        ));
+    }
+    let (head_len, fingerprint) = head_hash(&mut file, (offset as usize).min(HEAD))?;
+    Ok(Cursor { dev: meta.dev(), ino: meta.ino(), offset, head_len, fingerprint })
+}
+
 /// Follows one path.
 pub struct Tailer {
     path: PathBuf,

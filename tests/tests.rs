@@ -10,6 +10,7 @@ mod cli;
 mod conformance;
 mod daemon;
 mod e2e;
+mod fail2ban_client;
 mod filters;
 mod grants;
 mod hardening;

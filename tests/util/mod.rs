@@ -2,6 +2,7 @@
 //! the binary and the daemon harness, tickets, and skips.
 
 pub mod daemon;
+pub mod fail2ban;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -8,7 +8,10 @@ use serde_json::Value;
 
 use crate::cli::Cli;
 use crate::daemon::control::{Request, call};
+use std::collections::BTreeMap;
+
 use crate::daemon::status::{BanView, JailStatus};
+use crate::jail::ids;
 use crate::metrics::PluginCost;
 
 /// Commands for a running daemon.
@@ -20,24 +23,39 @@ pub enum ControlCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The jail list, or one jail's counters, files and bans; with
-    /// `--top`, what each filter and action has cost since start.
+    /// The jail list, or one jail's counters, files and bans (fail2ban's
+    /// `status [JAIL] [short|basic]`); with `--top`, what each filter and
+    /// action has cost since start; with `--all`, every jail's status.
     Status {
         /// The jail.
         jail: Option<String>,
+        /// fail2ban's flavor: `basic` (the default) or `short` (counts
+        /// only, without the file and address lists).
+        #[arg(value_name = "FLAVOR")]
+        flavor: Option<String>,
+        /// Every jail's status, one after the other (`status --all [FLAVOR]`).
+        #[arg(long)]
+        all: bool,
         /// Per plugin instance: CPU time, calls, traps and timeouts since
         /// the daemon started, the most CPU first.
-        #[arg(long, conflicts_with = "jail")]
+        #[arg(long, conflicts_with_all = ["jail", "all"])]
         top: bool,
         /// Print the daemon's JSON answer.
         #[arg(long)]
         json: bool,
     },
-    /// Every ban in force, per jail.
+    /// Every ban in force, per jail (fail2ban's `banned`), or, given
+    /// addresses, the jails each is banned in (`banned IP ...`).
     Banned {
+        /// Addresses to look up.
+        #[arg(value_name = "IP")]
+        ips: Vec<String>,
         /// Print the daemon's JSON answer.
         #[arg(long)]
         json: bool,
+        /// One line per ban: jail, address, start, length, ban count.
+        #[arg(long, conflicts_with = "json")]
+        long: bool,
     },
     /// Ban an address in a jail now.
     Ban {
@@ -50,10 +68,11 @@ pub enum ControlCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Lift a ban: `unban IP`, `unban JAIL IP`, or `unban --all`.
+    /// Lift bans: `unban IP ...` (in every jail, as fail2ban-client),
+    /// `unban JAIL IP` (in one jail), or `unban --all [JAIL]`.
     Unban {
-        /// `[JAIL] IP`.
-        #[arg(num_args = 0..=2, value_name = "[JAIL] IP")]
+        /// `IP ...`, or `JAIL IP`.
+        #[arg(value_name = "[JAIL] IP")]
         args: Vec<String>,
         /// Lift every ban (of JAIL, when given).
         #[arg(long)]
@@ -66,35 +85,58 @@ pub enum ControlCommand {
     },
     /// Reopen the log file (logrotate's postrotate runs this).
     Flushlogs,
+    /// Print wasmban's version.
+    Version,
     /// Stop the daemon (every action's stop runs).
     Stop,
 }
 
-fn request(cmd: &ControlCommand) -> anyhow::Result<Request> {
-    Ok(match cmd {
-        ControlCommand::Ping { .. } => Request::Ping,
-        ControlCommand::Status { top: true, .. } => Request::Top,
-        ControlCommand::Status { jail, .. } => Request::Status { jail: jail.clone() },
-        ControlCommand::Banned { .. } => Request::Banned,
-        ControlCommand::Ban { jail, ip, force } => Request::Ban { jail: jail.clone(), ip: ip.clone(), force: *force },
-        ControlCommand::Unban { args, all } => {
-            let (jail, ip) = match (args.as_slice(), all) {
-                ([], true) => (None, None),
-                ([jail], true) => (Some(jail.clone()), None),
-                ([ip], false) => (None, Some(ip.clone())),
-                ([jail, ip], false) => (Some(jail.clone()), Some(ip.clone())),
-                ([], false) => anyhow::bail!("unban: give an address ([JAIL] IP) or --all"),
-                _ => anyhow::bail!("unban --all takes at most a jail name"),
-            };
-            Request::Unban { jail, ip, all: *all }
+/// The requests `unban ARGS` stands for: `--all [JAIL]`, `JAIL IP` (two
+/// arguments, the first not an address), or any number of addresses or
+/// ban ids, each lifted in every jail, as fail2ban-client's `unban`.
+fn unban_requests(args: &[String], all: bool) -> anyhow::Result<Vec<Request>> {
+    Ok(match (args, all) {
+        ([], true) => vec![Request::Unban { jail: None, ip: None, all: true }],
+        ([jail], true) => vec![Request::Unban { jail: Some(jail.clone()), ip: None, all: true }],
+        (_, true) => anyhow::bail!("unban --all takes at most a jail name"),
+        ([], false) => anyhow::bail!("unban: give addresses (unban IP ...), a jail and an address, or --all"),
+        ([jail, ip], false) if ids::canonical_ip(jail).is_none() => {
+            vec![Request::Unban { jail: Some(jail.clone()), ip: Some(ip.clone()), all: false }]
         }
-        ControlCommand::Reload { jail } => Request::Reload { jail: jail.clone() },
-        ControlCommand::Flushlogs => Request::FlushLogs,
-        ControlCommand::Stop => Request::Stop,
+        (ips, false) => ips.iter().map(|ip| Request::Unban { jail: None, ip: Some(ip.clone()), all: false }).collect(),
     })
 }
 
-fn print_status(s: &JailStatus) {
+/// A Python string literal, as fail2ban-client prints them.
+fn py_str(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// `banned` as fail2ban-client prints it: `[{'sshd': ['192.0.2.1']}, ...]`.
+fn fail2ban_banned(all: &BTreeMap<String, Vec<BanView>>) -> String {
+    let jails: Vec<String> = all
+        .iter()
+        .map(|(jail, bans)| {
+            let ips: Vec<String> = bans.iter().map(|b| py_str(&b.id)).collect();
+            format!("{{{}: [{}]}}", py_str(jail), ips.join(", "))
+        })
+        .collect();
+    format!("[{}]", jails.join(", "))
+}
+
+/// For each of `ips`, the jails it is banned in.
+fn jails_of(all: &BTreeMap<String, Vec<BanView>>, ips: &[String]) -> Vec<Vec<String>> {
+    ips.iter()
+        .map(|ip| {
+            let id = ids::canonical_ip(ip).map(|a| a.to_string()).unwrap_or_else(|| ip.trim().to_string());
+            all.iter().filter(|(_, bans)| bans.iter().any(|b| b.id == id)).map(|(j, _)| j.clone()).collect()
+        })
+        .collect()
+}
+
+/// `status JAIL [FLAVOR]` as fail2ban-client prints it; `short` leaves the
+/// address list out.
+fn print_status(s: &JailStatus, short: bool) {
     println!("Status for the jail: {}", s.jail);
     if let Some(p) = &s.problem {
         println!("|- Problem:\t{p}");
@@ -110,10 +152,15 @@ fn print_status(s: &JailStatus) {
     println!("|  `- File list:\t{}", s.files.join(" "));
     println!("`- Actions");
     println!("   |- Currently banned:\t{}", s.currently_banned);
-    println!("   |- Total banned:\t{}", s.total_banned);
+    let last = if short && s.unbans_pending == 0 { "`-" } else { "|-" };
+    println!("   {last} Total banned:\t{}", s.total_banned);
     if s.unbans_pending > 0 {
         // Not in fail2ban's tree: shown only when there is something to say.
-        println!("   |- Unbans pending:\t{}", s.unbans_pending);
+        println!("   {} Unbans pending:\t{}", if short { "`-" } else { "|-" }, s.unbans_pending);
+    }
+    if short {
+        // fail2ban's short flavor: the last line is the total.
+        return;
     }
     println!("   `- Banned IP list:\t{}", s.banned.iter().map(|b| b.id.as_str()).collect::<Vec<_>>().join(" "));
 }
@@ -146,7 +193,22 @@ fn print_top(rows: &[PluginCost]) {
     }
 }
 
-/// Send a control command and print the answer; an error reply is an error.
+/// Whether `status` was given fail2ban's `short` flavor; other flavors
+/// are refused with what there is.
+fn short_flavor(flavor: Option<&str>) -> anyhow::Result<bool> {
+    match flavor {
+        None | Some("basic") => Ok(false),
+        Some("short") => Ok(true),
+        Some("cymru") => anyhow::bail!(
+            "status flavor cymru (ASN, country and registry of each address from Team Cymru's DNS) is not \
+             supported; use basic or short"
+        ),
+        Some(other) => anyhow::bail!("unsupported status flavor {other:?}; supported: basic, short"),
+    }
+}
+
+/// Send control commands and print the answers as fail2ban-client does
+/// (`--json`: the daemon's answers); an error reply is an error.
 pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
     let timeout = match cmd {
         ControlCommand::Reload { .. } | ControlCommand::Ban { .. } | ControlCommand::Unban { .. } => {
@@ -154,53 +216,145 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         }
         _ => Duration::from_secs(10),
     };
-    let reply = call(&cli.socket, &request(cmd)?, timeout)?;
-    if !reply.ok {
-        anyhow::bail!("{}", reply.error.unwrap_or_else(|| "the daemon refused without saying why".into()));
-    }
-    let result = reply.result;
+    let ask = |request: Request| -> anyhow::Result<Value> {
+        let reply = call(&cli.socket, &request, timeout)?;
+        if !reply.ok {
+            anyhow::bail!("{}", reply.error.unwrap_or_else(|| "the daemon refused without saying why".into()));
+        }
+        Ok(reply.result)
+    };
+    let print_json = |v: &Value| -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    };
     match cmd {
-        ControlCommand::Status { json: true, .. }
-        | ControlCommand::Banned { json: true }
-        | ControlCommand::Ping { json: true } => {
-            println!("{}", serde_json::to_string_pretty(&result)?);
+        ControlCommand::Version => println!("{}", env!("CARGO_PKG_VERSION")),
+        ControlCommand::Ping { json } => {
+            let result = ask(Request::Ping)?;
+            if *json { print_json(&result)? } else { println!("Server replied: pong") }
         }
-        ControlCommand::Status { top: true, .. } => {
-            let rows: Vec<PluginCost> = serde_json::from_value(result.get("plugins").cloned().unwrap_or_default())?;
-            print_top(&rows);
+        ControlCommand::Status { top: true, json, .. } => {
+            let result = ask(Request::Top)?;
+            if *json {
+                print_json(&result)?
+            } else {
+                print_top(&serde_json::from_value::<Vec<PluginCost>>(result["plugins"].clone())?);
+            }
         }
-        ControlCommand::Status { jail: Some(_), .. } => print_status(&serde_json::from_value(result)?),
-        ControlCommand::Status { jail: None, .. } => {
-            let jails: Vec<String> = result
-                .get("jails")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                .unwrap_or_default();
-            println!("Status");
-            println!("|- Number of jail:\t{}", jails.len());
-            println!("`- Jail list:\t{}", jails.join(", "));
-        }
-        ControlCommand::Banned { json: false } => {
-            let all: std::collections::BTreeMap<String, Vec<BanView>> = serde_json::from_value(result)?;
-            for (jail, bans) in all {
-                for b in bans {
-                    let until = if b.bantime < 0 { "forever".to_string() } else { format!("{}s", b.bantime) };
-                    println!("{jail}\t{}\tsince {}\tfor {until}\t(ban #{})", b.id, b.time, b.bancount);
+        ControlCommand::Status { all: true, jail, flavor, json, .. } => {
+            // `status --all [FLAVOR]`: clap puts a lone FLAVOR where the jail goes.
+            let short = short_flavor(flavor.as_deref().or(jail.as_deref()))?;
+            let list = ask(Request::Status { jail: None })?;
+            let names: Vec<String> = serde_json::from_value(list["jails"].clone()).unwrap_or_default();
+            let mut all = Vec::new();
+            for name in &names {
+                all.push(ask(Request::Status { jail: Some(name.clone()) })?);
+            }
+            if *json {
+                print_json(&Value::Array(all))?;
+            } else {
+                for status in all {
+                    print_status(&serde_json::from_value(status)?, short);
                 }
             }
         }
-        ControlCommand::Ping { json: false } => println!("Server replied: pong"),
-        ControlCommand::Ban { .. } => {
+        ControlCommand::Status { jail: Some(jail), flavor, json, .. } => {
+            let short = short_flavor(flavor.as_deref())?;
+            let result = ask(Request::Status { jail: Some(jail.clone()) })?;
+            if *json { print_json(&result)? } else { print_status(&serde_json::from_value(result)?, short) }
+        }
+        ControlCommand::Status { jail: None, json, .. } => {
+            let result = ask(Request::Status { jail: None })?;
+            if *json {
+                print_json(&result)?;
+            } else {
+                let jails: Vec<String> = serde_json::from_value(result["jails"].clone()).unwrap_or_default();
+                println!("Status");
+                println!("|- Number of jail:\t{}", jails.len());
+                println!("`- Jail list:\t{}", jails.join(", "));
+            }
+        }
+        ControlCommand::Banned { ips, json, long } => {
+            let result = ask(Request::Banned)?;
+            let all: BTreeMap<String, Vec<BanView>> = serde_json::from_value(result.clone())?;
+            match (ips.is_empty(), json, long) {
+                (true, true, _) => print_json(&result)?,
+                (true, false, true) => {
+                    for (jail, bans) in all {
+                        for b in bans {
+                            let until = if b.bantime < 0 { "forever".to_string() } else { format!("{}s", b.bantime) };
+                            println!("{jail}\t{}\tsince {}\tfor {until}\t(ban #{})", b.id, b.time, b.bancount);
+                        }
+                    }
+                }
+                (true, false, false) => println!("{}", fail2ban_banned(&all)),
+                (false, true, _) => print_json(&serde_json::to_value(jails_of(&all, ips))?)?,
+                (false, false, _) => {
+                    let lists: Vec<String> = jails_of(&all, ips)
+                        .iter()
+                        .map(|jails| format!("[{}]", jails.iter().map(|j| py_str(j)).collect::<Vec<_>>().join(", ")))
+                        .collect();
+                    println!("[{}]", lists.join(", "));
+                }
+            }
+        }
+        ControlCommand::Ban { jail, ip, force } => {
+            let result = ask(Request::Ban { jail: jail.clone(), ip: ip.clone(), force: *force })?;
             let banned = result.get("banned").and_then(Value::as_bool).unwrap_or(false);
             println!("{}", if banned { "1" } else { "0 (already banned)" });
         }
-        ControlCommand::Unban { .. } => println!("{}", result.get("unbanned").and_then(Value::as_u64).unwrap_or(0)),
-        ControlCommand::Reload { .. } | ControlCommand::Stop | ControlCommand::Flushlogs => {
+        ControlCommand::Unban { args, all } => {
+            let mut lifted = 0;
+            for request in unban_requests(args, *all)? {
+                lifted += ask(request)?.get("unbanned").and_then(Value::as_u64).unwrap_or(0);
+            }
+            println!("{lifted}");
+        }
+        ControlCommand::Reload { jail } => {
+            let result = ask(Request::Reload { jail: jail.clone() })?;
             println!(
                 "{}",
                 if result.is_string() { result.as_str().unwrap_or("").to_string() } else { result.to_string() }
-            )
+            );
+        }
+        ControlCommand::Flushlogs => {
+            let result = ask(Request::FlushLogs)?;
+            println!("logs: {}", result.as_str().unwrap_or("rolled over"));
+        }
+        ControlCommand::Stop => {
+            ask(Request::Stop)?;
+            println!("Shutdown successful");
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: &str) -> BanView {
+        BanView { id: id.into(), time: 0, bantime: 600, bancount: 1 }
+    }
+
+    #[test]
+    fn banned_prints_as_fail2ban_client_does() {
+        let mut all = BTreeMap::new();
+        all.insert("recidive".to_string(), vec![]);
+        all.insert("sshd".to_string(), vec![view("192.0.2.1"), view("2001:db8::1")]);
+        assert_eq!(fail2ban_banned(&all), "[{'recidive': []}, {'sshd': ['192.0.2.1', '2001:db8::1']}]");
+        assert_eq!(jails_of(&all, &["2001:DB8::1".into(), "192.0.2.9".into()]), vec![vec!["sshd".to_string()], vec![]]);
+        assert_eq!(py_str("it's"), "'it\\'s'");
+    }
+
+    #[test]
+    fn unban_takes_fail2bans_list_of_addresses_and_wasmbans_jail_form() {
+        let ips = unban_requests(&["192.0.2.1".into(), "192.0.2.2".into()], false).unwrap();
+        assert_eq!(ips.len(), 2);
+        assert!(ips.iter().all(|r| matches!(r, Request::Unban { jail: None, ip: Some(_), all: false })));
+        let jail = unban_requests(&["sshd".into(), "192.0.2.1".into()], false).unwrap();
+        assert_eq!(jail, vec![Request::Unban { jail: Some("sshd".into()), ip: Some("192.0.2.1".into()), all: false }]);
+        assert!(unban_requests(&[], false).is_err());
+        assert!(short_flavor(Some("cymru")).unwrap_err().to_string().contains("use basic or short"));
+    }
 }

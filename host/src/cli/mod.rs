@@ -33,9 +33,17 @@ pub struct Cli {
     /// The daemon's control socket.
     #[arg(short = 's', long = "socket", global = true, default_value = DEFAULT_SOCKET, value_name = "SOCKET")]
     pub socket: PathBuf,
+    /// Print the seconds a time abbreviation stands for (`1h30m`, `1w`)
+    /// and exit, as fail2ban-client's `--str2sec`.
+    #[arg(long, value_name = "STRING", allow_hyphen_values = true)]
+    pub str2sec: Option<String>,
+    /// Check the configuration and exit (fail2ban-client's `-t`; the same
+    /// as `wasmban check`).
+    #[arg(short = 't', long = "test")]
+    pub test: bool,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -95,7 +103,18 @@ fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match &cli.command {
+    if let Some(text) = &cli.str2sec {
+        let seconds =
+            crate::config::values::parse_time(text).map_err(|e| anyhow::anyhow!("--str2sec {text:?}: {e}"))?;
+        println!("{seconds}");
+        return Ok(());
+    }
+    let command = match (&cli.command, cli.test) {
+        (Some(command), _) => command,
+        (None, true) => &Command::Check,
+        (None, false) => anyhow::bail!("no command given; `wasmban --help` lists them (server, status, check, ...)"),
+    };
+    match command {
         Command::Plugin(cmd) => plugin::run(&cli, cmd),
         Command::Regex(args) => regex::run(&cli, args),
         Command::Server(args) => server::run(&cli, args),

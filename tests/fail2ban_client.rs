@@ -1,0 +1,78 @@
+//! fail2ban-client habits against wasmban: fail2ban's daemon and
+//! wasmban's, started by the test on one jail configuration and fed the
+//! same log, asked the same commands, one through the real
+//! fail2ban-client, the other through wasmban installed under the name
+//! `fail2ban-client` (a link, as the optional package installs it). Where
+//! scripts parse the output, it must be the same, byte for byte.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::daemon::{BIN, Daemon, append, failure, tree};
+use crate::util::fail2ban::Fail2ban;
+use crate::util::skipped;
+
+#[test]
+fn fail2ban_client_commands_answer_as_fail2bans_own() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    // One jail, the same for both: the stock sshd filter, two failures to
+    // a ban, no actions.
+    let jail = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 2\n\
+         action =\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\n",
+        log.display()
+    );
+    let f2b = Fail2ban::start(root, &jail);
+    tree(root, &jail);
+    let d = Daemon::start(root);
+    let lines: String =
+        ["192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().map(|ip| failure(ip)).collect();
+    append(&log, &lines);
+    f2b.wait_for("fail2ban's bans", || f2b.count("sshd", "Total banned") == Some(2));
+    d.wait_for("wasmban's bans", || d.status().is_some_and(|s| s["total_banned"] == 2 && s["total_failed"] == 5));
+
+    // wasmban under fail2ban-client's name.
+    let link = root.join("fail2ban-client");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let wasmban = |args: &[&str]| {
+        let out = Command::new(&link).arg("-s").arg(root.join("sock")).args(args).output().unwrap();
+        assert!(out.status.success(), "fail2ban-client (wasmban) {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let fail2ban = |args: &[&str]| f2b.client(args).unwrap_or_else(|| panic!("fail2ban-client {args:?} failed"));
+    let same = |args: &[&str]| {
+        let (theirs, ours) = (fail2ban(args), wasmban(args));
+        assert_eq!(ours, theirs, "`fail2ban-client {}` differs (left: wasmban, right: fail2ban)", args.join(" "));
+    };
+    same(&["ping"]);
+    same(&["status"]);
+    same(&["status", "sshd"]);
+    same(&["status", "sshd", "short"]);
+    same(&["status", "sshd", "basic"]);
+    same(&["banned"]);
+    same(&["banned", "192.0.2.1", "192.0.2.9"]);
+    same(&["unban", "192.0.2.1", "192.0.2.2"]);
+    same(&["status", "sshd"]);
+    same(&["banned"]);
+
+    // No daemon needed.
+    for value in ["1h30m", "1w", "10m 5s", "-1"] {
+        let theirs = Command::new("fail2ban-client").args(["--str2sec", value]).output().unwrap();
+        let ours = Command::new(&link).args(["--str2sec", value]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout), "--str2sec {value}");
+    }
+    // A flavor wasmban does not have is refused, not ignored.
+    let cymru =
+        Command::new(&link).arg("-s").arg(root.join("sock")).args(["status", "sshd", "cymru"]).output().unwrap();
+    assert!(!cymru.status.success() && String::from_utf8_lossy(&cymru.stderr).contains("use basic or short"));
+    let theirs = fail2ban(&["stop"]);
+    assert_eq!(wasmban(&["stop"]), theirs);
+    drop(d);
+    assert!(Path::new(&f2b.db).exists());
+}

@@ -372,3 +372,70 @@ fn a_real_logrotate_run_with_the_shipped_file_rolls_the_daemons_log_over() {
     d.wait_for("the ban in the new log", || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Ban 192.0.2.77")));
     assert!(!std::fs::read_to_string(&rotated).unwrap().contains("192.0.2.77"), "written to the rotated file");
 }
+
+/// `logtarget = SYSLOG` with `syslogsocket` at a real rsyslog's socket:
+/// the ban reaches rsyslog's file as fail2ban's would (tag
+/// `fail2ban.actions`, facility daemon, severity notice); and `pidfile`
+/// holds the daemon's pid while it runs, and goes when it stops.
+#[test]
+fn syslog_target_reaches_a_real_rsyslog_and_the_pidfile_follows_the_daemon() {
+    if !has("rsyslogd") {
+        return skipped!("rsyslogd is not installed (Debian package rsyslog)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let d_ = root.display();
+    std::fs::write(
+        root.join("rsyslog.conf"),
+        format!(
+            "global(workDirectory=\"{d_}\")\n\
+             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{d_}/log.sock\")\n\
+             daemon.notice action(type=\"omfile\" file=\"{d_}/daemon.log\")\n"
+        ),
+    )
+    .unwrap();
+    let mut rsyslog = Command::new("rsyslogd")
+        .args(["-n", "-f", &format!("{d_}/rsyslog.conf"), "-i", &format!("{d_}/rsyslog.pid")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !root.join("log.sock").exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "rsyslog's socket never appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tree(root, "");
+    let pidfile = root.join("run/wasmban.pid");
+    write_settings(
+        root,
+        &format!(
+            "[Definition]\nlogtarget = SYSLOG\nsyslogsocket = {}\npidfile = {}\n",
+            root.join("log.sock").display(),
+            pidfile.display()
+        ),
+    );
+    let d = Daemon::start(root);
+    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert_eq!(pid, d.pid());
+    append(&root.join("auth.log"), &failure("192.0.2.33"));
+    let written = || std::fs::read_to_string(root.join("daemon.log")).unwrap_or_default();
+    let start = Instant::now();
+    while !written().contains("Ban 192.0.2.33") {
+        assert!(start.elapsed() < Duration::from_secs(60), "no ban line in rsyslog's file:\n{}", written());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = written().lines().find(|l| l.contains("Ban 192.0.2.33")).unwrap().to_string();
+    assert!(
+        line.contains("fail2ban.actions") && line.contains(&format!("[{pid}]: NOTICE  [sshd] Ban 192.0.2.33")),
+        "{line}"
+    );
+    // Only notice and above were asked for: information lines stay out.
+    assert!(!written().contains("jail started"), "{}", written());
+    d.signal(libc::SIGTERM);
+    assert!(d.wait().success());
+    assert!(!pidfile.exists(), "the pidfile outlived the daemon");
+    let _ = rsyslog.kill();
+    let _ = rsyslog.wait();
+}

@@ -137,7 +137,12 @@ fn the_package_holds_what_an_admin_needs_and_installs_starts_and_purges_cleanly(
     // the throwaway root, as an admin's wasmban.local would say), in a
     // namespace: the sshd jail's iptables action acts there only.
     let log = root.join("var/log/wasmban.log");
-    std::fs::write(conf.join("wasmban.local"), format!("[Definition]\nlogtarget = {}\n", log.display())).unwrap();
+    let pidfile = root.join("run/wasmban.pid");
+    std::fs::write(
+        conf.join("wasmban.local"),
+        format!("[Definition]\nlogtarget = {}\npidfile = {}\n", log.display(), pidfile.display()),
+    )
+    .unwrap();
     let ns = NetNs::new("pkg");
     let socket = root.join("run/wasmban.sock");
     let mut daemon = Command::new("ip")
@@ -166,6 +171,7 @@ fn the_package_holds_what_an_admin_needs_and_installs_starts_and_purges_cleanly(
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(ns.exec(&["iptables", "-S"]).contains("f2b-sshd"), "the sshd jail's chain is not in the namespace");
+    assert!(pidfile.exists(), "no pidfile while the daemon runs");
     let (ok, text) = ask(&["stop"]);
     assert!(ok, "{text}");
     let status = daemon.wait().unwrap();

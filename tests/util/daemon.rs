@@ -171,6 +171,11 @@ impl Daemon {
         std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
     }
 
+    /// The daemon's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     pub(crate) fn signal(&self, sig: i32) {
         let pid = self.child.as_ref().unwrap().id() as i32;
         // SAFETY: kill on the pid of the child this test started.

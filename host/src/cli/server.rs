@@ -45,5 +45,6 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         whois: settings.whois.clone(),
         metrics_listen: settings.metrics_listen,
         notifier,
+        pidfile: settings.pidfile.clone(),
     })
 }

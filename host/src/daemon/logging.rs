@@ -20,6 +20,8 @@ use crate::daemon::settings::{LogFormat, LogTarget, Settings};
 struct LineFormat {
     pid: u32,
     json: bool,
+    /// Whether lines start with the date (syslog adds its own).
+    stamp: bool,
 }
 
 /// Fields of an event that say what the message already says: written
@@ -139,7 +141,10 @@ where
             let line = serde_json::to_string(&object).map_err(|_| std::fmt::Error)?;
             return writeln!(writer, "{line}");
         }
-        write!(writer, "{} {:<24}[{}]: {:<7} ", local_timestamp(), name, self.pid, level)?;
+        if self.stamp {
+            write!(writer, "{} ", local_timestamp())?;
+        }
+        write!(writer, "{:<24}[{}]: {:<7} ", name, self.pid, level)?;
         // Fields carry text from plugins and log lines: escaped, so that
         // none of it can start a line of its own (a forged `NOTICE [sshd]
         // Ban` that recidive would read) or carry terminal escapes into
@@ -227,6 +232,81 @@ impl<'a> MakeWriter<'a> for LogFile {
     }
 }
 
+/// The syslog daemon's socket: each event one datagram, `<PRI>` (facility
+/// daemon, the event's severity) then the line without its date, which
+/// syslog adds: `<29>fail2ban.actions        [42]: NOTICE  [sshd] Ban ...`,
+/// as fail2ban sends it (syslog takes `fail2ban.actions` as the tag).
+#[derive(Clone)]
+pub struct Syslog {
+    socket: Arc<std::os::unix::net::UnixDatagram>,
+    path: Arc<Path>,
+    /// Whether a failed send was reported (once: a syslog daemon that is
+    /// down must not flood stderr).
+    reported: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Syslog {
+    fn new(path: &Path) -> std::io::Result<Syslog> {
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        Ok(Syslog { socket: Arc::new(socket), path: path.into(), reported: Arc::default() })
+    }
+}
+
+/// The syslog severity of an event: fail2ban's levels, NOTICE for bans.
+fn severity(meta: &tracing::Metadata<'_>) -> u8 {
+    match *meta.level() {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO if meta.target() == BAN_TARGET => 5,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// One event on its way to syslog; sent when dropped.
+pub struct SyslogLine {
+    to: Syslog,
+    line: Vec<u8>,
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        while self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        if let Err(e) = self.to.socket.send_to(&self.line, &*self.to.path)
+            && !self.to.reported.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "wasmban: logging to syslog at {}: {e}; is a syslog daemon running? (set logtarget in wasmban.local)",
+                self.to.path.display()
+            );
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+    fn make_writer(&'a self) -> Self::Writer {
+        SyslogLine { to: self.clone(), line: b"<30>".to_vec() }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        // Facility daemon (3).
+        let line = format!("<{}>", 3 * 8 + severity(meta)).into_bytes();
+        SyslogLine { to: self.clone(), line }
+    }
+}
+
 /// Install the daemon's logger. `WASMBAN_LOG` overrides `loglevel`.
 /// Returns the log file, to reopen on reload, when logging to one. With a
 /// file target, lines are also shown on a terminal when started from one;
@@ -245,7 +325,7 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
     let colour = std::io::stderr().is_terminal() && !json;
     let stderr_layer = || {
         tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid, json })
+            .event_format(LineFormat { pid, json, stamp: true })
             .with_ansi(colour)
             .with_writer(std::io::stderr)
     };
@@ -257,16 +337,32 @@ pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
         }
         LogTarget::Stdout => {
             let layer = tracing_subscriber::fmt::layer()
-                .event_format(LineFormat { pid, json })
+                .event_format(LineFormat { pid, json, stamp: true })
                 .with_ansi(false)
                 .with_writer(std::io::stdout);
             let _ = registry.with(layer).try_init();
             Ok(None)
         }
+        LogTarget::Syslog(socket) => match Syslog::new(socket) {
+            Ok(syslog) => {
+                let layer = tracing_subscriber::fmt::layer()
+                    .event_format(LineFormat { pid, json, stamp: false })
+                    .with_ansi(false)
+                    .with_writer(syslog);
+                let terminal = std::io::stderr().is_terminal().then(stderr_layer);
+                let _ = registry.with(layer.and_then(terminal)).try_init();
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = registry.with(stderr_layer()).try_init();
+                tracing::warn!("logtarget SYSLOG: {e}; logging to stderr instead");
+                Ok(None)
+            }
+        },
         LogTarget::File(path) => match LogFile::open(path) {
             Ok(file) => {
                 let file_layer = tracing_subscriber::fmt::layer()
-                    .event_format(LineFormat { pid, json })
+                    .event_format(LineFormat { pid, json, stamp: true })
                     .with_ansi(false)
                     .with_writer(file.clone());
                 let terminal = std::io::stderr().is_terminal().then(stderr_layer);
@@ -300,7 +396,7 @@ mod tests {
         let path = dir.path().join("wasmban.log");
         let file = LogFile::open(&path).expect("open");
         let layer = tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid: 1, json })
+            .event_format(LineFormat { pid: 1, json, stamp: true })
             .with_ansi(false)
             .with_writer(file);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
@@ -330,7 +426,7 @@ mod tests {
         let path = dir.path().join("wasmban.log");
         let file = LogFile::open(&path).expect("open");
         let layer = tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid: 1, json: false })
+            .event_format(LineFormat { pid: 1, json: false, stamp: true })
             .with_ansi(true)
             .with_writer(file);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -375,5 +471,29 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
         assert_eq!(v["jail"], "web");
         assert_eq!(v["level"], "WARNING");
+    }
+
+    #[test]
+    fn syslog_gets_one_datagram_per_event_with_its_priority_and_no_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let layer = tracing_subscriber::fmt::layer()
+            .event_format(LineFormat { pid: 7, json: false, stamp: false })
+            .with_ansi(false)
+            .with_writer(Syslog::new(&path).unwrap());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            ban_event();
+            tracing::error!("[sshd] broken");
+        });
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&buf[..n]).unwrap(),
+            "<29>fail2ban.actions        [7]: NOTICE  [sshd] Ban 192.0.2.1"
+        );
+        let n = server.recv(&mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(text.starts_with("<27>") && text.ends_with("ERROR   [sshd] broken"), "{text}");
     }
 }

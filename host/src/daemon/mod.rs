@@ -8,6 +8,7 @@ pub mod control;
 pub mod jail_thread;
 pub mod logging;
 pub mod notify;
+mod pidfile;
 pub mod settings;
 pub mod status;
 mod supervise;
@@ -30,6 +31,7 @@ use crate::daemon::clock::Clock;
 use crate::daemon::control::{Reply, Request};
 use crate::daemon::jail_thread::{JailCommand, JailContext, JailHandle};
 use crate::daemon::logging::LogFile;
+use crate::daemon::pidfile::{Pidfile, PidfileProblem};
 use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids;
 use crate::plugin::{Runtime, RuntimeOptions};
@@ -59,6 +61,8 @@ pub struct ServerOptions {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The service manager, when started by systemd with `Type=notify`.
     pub notifier: Option<notify::Notifier>,
+    /// Where to write the daemon's pid while it runs.
+    pub pidfile: Option<PathBuf>,
 }
 
 /// How long a ban or unban may take (the actions run firewall programs).
@@ -186,6 +190,16 @@ fn raise_open_file_limit() {
 /// Run the daemon until `stop` or SIGTERM.
 pub fn run(options: ServerOptions) -> anyhow::Result<()> {
     private_dir(&options.state_dir)?;
+    let _pidfile = match options.pidfile.as_deref().map(Pidfile::write).transpose() {
+        Ok(p) => p,
+        Err(PidfileProblem::Taken(e)) => return Err(e),
+        // A directory that cannot be written (not root) costs the pidfile
+        // only.
+        Err(PidfileProblem::Unwritable(e)) => {
+            tracing::warn!("{e:#}; running without a pidfile");
+            None
+        }
+    };
     raise_open_file_limit();
     let db = options.state_dir.join("wasmban.sqlite3");
     let now = options.clock.now() as i64;

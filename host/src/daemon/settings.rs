@@ -21,6 +21,9 @@ pub enum LogTarget {
     Stdout,
     /// A file, appended to (and reopened on reload, for logrotate).
     File(PathBuf),
+    /// The syslog daemon, at this socket (`syslogsocket`, `/dev/log` for
+    /// `auto`), facility daemon.
+    Syslog(PathBuf),
 }
 
 /// How log lines are written.
@@ -45,6 +48,8 @@ pub struct Settings {
     /// `[metrics] listen`: where Prometheus metrics are served (off when
     /// `None`).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `pidfile`: where the daemon writes its pid while it runs.
+    pub pidfile: Option<PathBuf>,
     /// `dbpurgeage` in seconds: lifted bans older than this are forgotten
     /// (and stop counting for `bantime.increment`).
     pub dbpurgeage: i64,
@@ -63,6 +68,7 @@ impl Default for Settings {
             log_target: LogTarget::Stderr,
             log_format: LogFormat::Fail2ban,
             metrics_listen: None,
+            pidfile: None,
             dbpurgeage: 86400,
             file: None,
             mail: MailSettings::default(),
@@ -123,8 +129,22 @@ impl Settings {
         if let Some(target) = get("logtarget")? {
             let target = target.trim();
             settings.log_target = match target.to_ascii_uppercase().as_str() {
-                // The journal reads a service's stderr; syslog gets it from there.
-                "STDERR" | "SYSLOG" | "SYSTEMD-JOURNAL" => LogTarget::Stderr,
+                // The journal reads a service's stderr.
+                "STDERR" | "SYSTEMD-JOURNAL" => LogTarget::Stderr,
+                "SYSLOG" => {
+                    let socket = get("syslogsocket")?.unwrap_or_else(|| "auto".into());
+                    let socket = socket.trim();
+                    if socket == "auto" {
+                        LogTarget::Syslog(PathBuf::from("/dev/log"))
+                    } else if socket.starts_with('/') {
+                        LogTarget::Syslog(PathBuf::from(socket))
+                    } else {
+                        return Err(value_error(
+                            "syslogsocket",
+                            format!("{socket:?}: use auto (/dev/log) or the absolute path of the syslog socket"),
+                        ));
+                    }
+                }
                 "STDOUT" => LogTarget::Stdout,
                 _ if target.starts_with('/') => LogTarget::File(PathBuf::from(target)),
                 _ => {
@@ -133,6 +153,14 @@ impl Settings {
                         format!("{target:?}: use STDERR, STDOUT, SYSLOG, SYSTEMD-JOURNAL or an absolute file path"),
                     ));
                 }
+            };
+        }
+        if let Some(pidfile) = get("pidfile")? {
+            let pidfile = pidfile.trim();
+            settings.pidfile = match pidfile {
+                "" => None,
+                p if p.starts_with('/') => Some(PathBuf::from(p)),
+                p => return Err(value_error("pidfile", format!("{p:?}: give an absolute path (empty: none)"))),
             };
         }
         if let Some(format) = get("logformat")? {

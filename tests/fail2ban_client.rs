@@ -57,9 +57,18 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
     same(&["status", "sshd", "basic"]);
     same(&["banned"]);
     same(&["banned", "192.0.2.1", "192.0.2.9"]);
+    for key in ["bantime", "findtime", "maxretry", "maxmatches", "logpath", "actions", "banip"] {
+        same(&["get", "sshd", key]);
+    }
+    same(&["get", "sshd", "banip", ","]);
     same(&["unban", "192.0.2.1", "192.0.2.2"]);
     same(&["status", "sshd"]);
     same(&["banned"]);
+    same(&["set", "sshd", "banip", "192.0.2.20", "192.0.2.21"]);
+    same(&["get", "sshd", "banip"]);
+    same(&["set", "sshd", "unbanip", "192.0.2.20"]);
+    same(&["set", "sshd", "unbanip", "192.0.2.21", "192.0.2.99"]);
+    same(&["status", "sshd"]);
 
     // No daemon needed.
     for value in ["1h30m", "1w", "10m 5s", "-1"] {

@@ -87,6 +87,20 @@ pub enum ControlCommand {
     Flushlogs,
     /// Print wasmban's version.
     Version,
+    /// A jail's setting, as fail2ban-client's `get JAIL KEY`: bantime,
+    /// findtime, maxretry, maxmatches, logpath, actions, banip [SEP].
+    Get {
+        /// `JAIL KEY [SEP]`.
+        #[arg(num_args = 2..=3, value_name = "JAIL KEY")]
+        args: Vec<String>,
+    },
+    /// fail2ban-client's `set JAIL banip IP ...` and `set JAIL unbanip
+    /// [--report-absent] IP ...`.
+    Set {
+        /// `JAIL banip|unbanip IP ...`.
+        #[arg(num_args = 3.., value_name = "JAIL KEY VALUE", allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Stop the daemon (every action's stop runs).
     Stop,
 }
@@ -191,6 +205,15 @@ fn print_top(rows: &[PluginCost]) {
             r.rebuilds
         );
     }
+}
+
+/// fail2ban-client's list under a heading: `|- a`, ..., `` `- z``.
+fn tree_lines(items: &[String]) -> String {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        out.push(format!("{} {item}", if i + 1 == items.len() { "`-" } else { "|-" }));
+    }
+    out.join("\n")
 }
 
 /// Whether `status` was given fail2ban's `short` flavor; other flavors
@@ -316,6 +339,61 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                 "{}",
                 if result.is_string() { result.as_str().unwrap_or("").to_string() } else { result.to_string() }
             );
+        }
+        ControlCommand::Get { args } => {
+            let (jail, key) = (&args[0], &args[1]);
+            let value = ask(Request::Get { jail: jail.clone(), key: key.clone() })?;
+            let list: Vec<String> = serde_json::from_value(value.clone()).unwrap_or_default();
+            match key.as_str() {
+                "logpath" if list.is_empty() => println!("No file is currently monitored"),
+                "logpath" => println!("Current monitored log file(s):\n{}", tree_lines(&list)),
+                "actions" if list.is_empty() => println!("No actions for jail {jail}"),
+                "actions" => println!("The jail {jail} has the following actions:\n{}", list.join(", ")),
+                "banip" => {
+                    let sep = args.get(2).map_or(" ", String::as_str);
+                    if sep == "--with-time" {
+                        anyhow::bail!(
+                            "get {jail} banip --with-time is not supported; `wasmban banned --long` shows each ban's start and length"
+                        );
+                    }
+                    println!("{}", list.join(sep));
+                }
+                _ => println!("{value}"),
+            }
+        }
+        ControlCommand::Set { args } => {
+            let (jail, key, values) = (&args[0], args[1].as_str(), &args[2..]);
+            let mut count = 0;
+            match key {
+                "banip" => {
+                    for ip in values {
+                        let result = ask(Request::Ban { jail: jail.clone(), ip: ip.clone(), force: false })?;
+                        count += u64::from(result.get("banned").and_then(Value::as_bool).unwrap_or(false));
+                    }
+                }
+                "unbanip" => {
+                    let (report_absent, ips) = match values.split_first() {
+                        Some((flag, rest)) if flag == "--report-absent" => (true, rest),
+                        _ => (false, values),
+                    };
+                    for ip in ips {
+                        let lifted =
+                            ask(Request::Unban { jail: Some(jail.clone()), ip: Some(ip.clone()), all: false })?
+                                .get("unbanned")
+                                .and_then(Value::as_u64)
+                                .unwrap_or(0);
+                        if lifted == 0 && report_absent {
+                            anyhow::bail!("{ip} is not banned");
+                        }
+                        count += lifted;
+                    }
+                }
+                other => anyhow::bail!(
+                    "set {jail} {other}: runtime changes are not supported yet (only banip and unbanip); put it in \
+                     jail.local and run `wasmban reload {jail}`"
+                ),
+            }
+            println!("{count}");
         }
         ControlCommand::Flushlogs => {
             let result = ask(Request::FlushLogs)?;

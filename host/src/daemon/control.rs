@@ -59,6 +59,14 @@ pub enum Request {
     },
     /// What each plugin instance has cost since start, the most CPU first.
     Top,
+    /// A jail's setting, as fail2ban's `get JAIL KEY`.
+    Get {
+        /// The jail.
+        jail: String,
+        /// The setting: bantime, findtime, maxretry, maxmatches, logpath,
+        /// actions, banip.
+        key: String,
+    },
     /// Reopen the log file (after logrotate moved it).
     #[serde(rename = "flushlogs")]
     FlushLogs,

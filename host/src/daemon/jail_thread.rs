@@ -76,6 +76,8 @@ pub enum JailCommand {
 pub struct JailHandle {
     /// The configuration it runs, to tell on reload whether it changed.
     pub fingerprint: String,
+    /// The configuration it was started with (what `get` reports).
+    pub config: Arc<Jail>,
     commands: Sender<JailCommand>,
     status: Arc<Mutex<JailStatus>>,
     listing: Listing,
@@ -130,6 +132,7 @@ impl JailHandle {
 /// Start `jail` on its own thread.
 pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
     let fingerprint = format!("{jail:?}");
+    let config = Arc::new(jail.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let status = Arc::new(Mutex::new(JailStatus { jail: jail.name.clone(), ..JailStatus::default() }));
     let published = status.clone();
@@ -157,7 +160,7 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
             }
         }
     })?;
-    Ok(JailHandle { fingerprint, commands: tx, status, listing, heartbeat, thread: Some(thread) })
+    Ok(JailHandle { fingerprint, config, commands: tx, status, listing, heartbeat, thread: Some(thread) })
 }
 
 fn idle(rx: Receiver<JailCommand>, name: &str) {

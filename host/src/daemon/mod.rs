@@ -561,6 +561,20 @@ impl Daemon {
                     Err(_) => Reply::error("the daemon is stopping"),
                 }
             }
+            Request::Get { jail, key } => {
+                let found = self
+                    .jails
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&jail).map(|h| (h.config.clone(), h.counters().files, h.banned())));
+                match found {
+                    None => self.no_such_jail(&jail),
+                    Some((config, files, banned)) => match jail_setting(&config, &files, &banned, &key) {
+                        Ok(v) => Reply::ok(v),
+                        Err(e) => Reply::error(e),
+                    },
+                }
+            }
             Request::Top => Reply::ok(json!({ "plugins": crate::metrics::global().plugin_costs() })),
             Request::FlushLogs => match &self.log_file {
                 Some(f) => match f.reopen() {
@@ -575,6 +589,32 @@ impl Daemon {
             }
         }
     }
+}
+
+/// A jail's setting for `get JAIL KEY`, as fail2ban's server answers it
+/// (the configuration the jail runs, its files, its bans).
+fn jail_setting(
+    jail: &crate::config::jail::Jail,
+    files: &[String],
+    banned: &[BanView],
+    key: &str,
+) -> Result<Value, String> {
+    Ok(match key {
+        "bantime" => json!(jail.bantime),
+        "findtime" => json!(jail.findtime),
+        "maxretry" => json!(jail.maxretry),
+        "maxmatches" => json!(jail.maxmatches),
+        "logpath" => json!(files),
+        "actions" => json!(jail.actions.iter().map(|(r, _)| r.name.clone()).collect::<Vec<_>>()),
+        "banip" => json!(banned.iter().map(|b| b.id.clone()).collect::<Vec<_>>()),
+        other => {
+            return Err(format!(
+                "get {} {other}: not available; wasmban answers bantime, findtime, maxretry, maxmatches, logpath, \
+                 actions and banip (the resolved configuration: `wasmban -c DIR check`)",
+                jail.name
+            ));
+        }
+    })
 }
 
 fn stop_handles(handles: Vec<JailHandle>) {

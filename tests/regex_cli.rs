@@ -197,3 +197,71 @@ fn two_instances_answer_exactly_as_one() {
         assert!(small == one, "{filter} {extra:?} on {}: read in small chunks, the answers differ", log.display());
     }
 }
+
+/// fail2ban-regex's argument forms, run by both tools on the same input:
+/// a log line instead of a file, a failregex instead of a filter,
+/// `NAME[mode=...]`, the optional IGNOREREGEX, `-d`, `--timezone`; the
+/// counts and the listed ignored and missed lines are the same.
+#[test]
+fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
+    let has = Command::new("sh").args(["-c", "command -v fail2ban-regex"]).output().is_ok_and(|o| o.status.success());
+    if !has || !std::path::Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file() {
+        return crate::util::skipped!("fail2ban-regex is not installed (Debian package fail2ban)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let log = dir.path().join("auth.log");
+    std::fs::write(
+        &log,
+        "2026-12-04T08:00:00+00:00 web sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2\n\
+         2026-12-04T08:00:01+00:00 web sshd[7]: Failed password for root from 192.0.2.2 port 22 ssh2\n\
+         2026-12-04T08:00:02+00:00 web sshd[7]: Accepted publickey for admin from 192.0.2.3 port 22 ssh2\n\
+         2026-12-04T08:00:03+00:00 web sshd[7]: Unable to negotiate with 192.0.2.4 port 22: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1 [preauth]\n",
+    )
+    .unwrap();
+    let log = log.to_str().unwrap();
+    let line = "2026-12-04T08:00:00+00:00 web sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2";
+    let odd_date = "04.12.2026 08:00:00 web sshd[7]: Failed password for root from 192.0.2.9 port 22 ssh2";
+    // What both say that does not depend on the tool: the counts, and the
+    // lines they list.
+    let essence = |out: &str| -> Vec<String> {
+        let mut keep = Vec::new();
+        let mut listing = false;
+        for l in out.lines() {
+            if l.starts_with("Lines:")
+                || l.starts_with("Failregex:")
+                || l.starts_with("|- Ignored")
+                || l.starts_with("|- Missed")
+            {
+                listing = l.starts_with("|- ");
+                keep.push(l.trim_end().to_string());
+            } else if listing {
+                keep.push(l.trim_end().to_string());
+                listing = l != "`-";
+            }
+        }
+        keep
+    };
+    let cases: Vec<Vec<&str>> = vec![
+        vec![line, r"Failed password for \S+ from <HOST>"],
+        vec![log, "sshd"],
+        vec![log, "sshd[mode=aggressive]"],
+        vec![log, "sshd", r"from 192\.0\.2\.2 "],
+        vec![log, r"Accepted \S+ for \S+ from <HOST>"],
+        vec!["-d", "%d.%m.%Y %H:%M:%S", odd_date, r"Failed password for \S+ from <HOST>"],
+        vec!["--timezone", "UTC+0200", line, "sshd"],
+    ];
+    for case in cases {
+        let theirs = Command::new("fail2ban-regex").args(&case).output().unwrap();
+        let mut args = vec!["-c", "/etc/fail2ban", "--state-dir", state.to_str().unwrap(), "regex"];
+        args.extend(case.iter().copied());
+        let ours = crate::util::wasmban(&args);
+        assert!(ours.ok, "wasmban regex {case:?}: {}", ours.both());
+        let theirs = essence(&String::from_utf8_lossy(&theirs.stdout));
+        assert!(!theirs.is_empty(), "fail2ban-regex {case:?} said nothing we read");
+        assert_eq!(essence(&ours.stdout), theirs, "wasmban regex {case:?} (left) differs from fail2ban-regex (right)");
+    }
+    // The journal as a log is refused with what to do instead.
+    let journal = crate::util::wasmban(&["--state-dir", state.to_str().unwrap(), "regex", "systemd-journal", "sshd"]);
+    assert!(!journal.ok && journal.both().contains("journalctl"), "{}", journal.both());
+}

@@ -15,6 +15,10 @@ use crate::config::filter::FilterDefinition;
 use crate::plugin::{FilterInstance, PluginError, Registry, Runtime, RuntimeOptions, split};
 use crate::wit::types::{Failure, Scan};
 
+/// Ignored or missed lines fewer than this are listed after the summary,
+/// as fail2ban-regex lists them.
+const FEW_LINES: usize = 20;
+
 /// Lines sent to the filter per call.
 const BATCH_LINES: usize = 4096;
 
@@ -54,10 +58,73 @@ pub struct RegexArgs {
     /// option handed to the filter, newlines as \n) and exit.
     #[arg(long)]
     pub print_definition: bool,
-    /// The log file to scan.
-    pub log: PathBuf,
-    /// A filter file path, or the name of a filter in the configuration's filter.d.
+    /// fail2ban-regex's `-d`: the filter's `datepattern`, replaced.
+    #[arg(short = 'd', long = "datepattern", value_name = "PATTERN")]
+    pub datepattern: Option<String>,
+    /// fail2ban-regex's `--timezone`: the zone of dates that carry none
+    /// (`UTC`, `UTC+0200`, `-05:00`); the machine's own by default.
+    #[arg(long = "timezone", alias = "TZ", value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// The log file to scan, or a log line (as fail2ban-regex takes it).
+    pub log: String,
+    /// A filter file path, the name of a filter in the configuration's
+    /// filter.d (`sshd`, `sshd[mode=aggressive]`), or a failregex.
     pub filter: String,
+    /// An ignoreregex, or a filter file whose ignoreregex to use.
+    pub ignoreregex: Option<String>,
+}
+
+/// A log line given on the command line, in a private temporary file for
+/// the time of the run.
+struct LineFile(PathBuf);
+
+impl LineFile {
+    fn new(line: &str) -> anyhow::Result<LineFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let path = std::env::temp_dir().join(format!("wasmban-regex-{}-{nanos}.log", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing the given line to {}", path.display()))?;
+        writeln!(f, "{}", line.trim_end_matches(['\r', '\n']))?;
+        Ok(LineFile(path))
+    }
+}
+
+impl Drop for LineFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// fail2ban's fixed-offset zones (`UTC`, `GMT`, `Z`, optionally followed
+/// by `+hh`, `+hhmm` or `+hh:mm`, or the offset alone) as a POSIX rule.
+pub fn fixed_zone_rule(zone: &str) -> Result<String, String> {
+    let zone = zone.trim();
+    let offset = ["UTC", "GMT", "Z"].iter().find_map(|p| zone.strip_prefix(p)).unwrap_or(zone);
+    if offset.is_empty() {
+        return Ok("UTC0".into());
+    }
+    let bad = || format!("time zone {zone:?}: use UTC, UTC+hhmm or +hh:mm (named zones such as CET are not read)");
+    let (sign, digits) = match offset.as_bytes()[0] {
+        b'+' => ('+', &offset[1..]),
+        b'-' => ('-', &offset[1..]),
+        _ => return Err(bad()),
+    };
+    let digits: String = digits.chars().filter(|c| *c != ':').collect();
+    if !(digits.len() == 2 || digits.len() == 4) || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let (hours, minutes) = (&digits[..2], if digits.len() == 4 { &digits[2..] } else { "00" });
+    if hours > "23" || minutes > "59" {
+        return Err(bad());
+    }
+    // POSIX counts west of Greenwich as positive: the sign flips.
+    let posix_sign = if sign == '+' { '-' } else { '+' };
+    Ok(format!("<{sign}{hours}{minutes}>{posix_sign}{hours}:{minutes}"))
 }
 
 fn parse_opts(opts: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -83,10 +150,19 @@ fn load_definition(cli: &Cli, filter: &str, params: &[(String, String)]) -> anyh
     let path = Path::new(filter);
     let looks_like_path = filter.contains('/') || filter.ends_with(".conf") || filter.ends_with(".local");
     if looks_like_path || path.is_file() {
-        Ok(FilterDefinition::load_file(path, params)?)
-    } else {
-        Ok(FilterDefinition::load(&cli.config_dir, filter, params)?)
+        return Ok(FilterDefinition::load_file(path, params)?);
     }
+    // `sshd` or `sshd[mode=aggressive]` from filter.d; anything else is a
+    // failregex, as fail2ban-regex reads its second argument.
+    if let Ok(reference) = crate::config::values::parse_reference(filter)
+        && !reference.name.contains(char::is_whitespace)
+        && cli.config_dir.join("filter.d").join(format!("{}.conf", reference.name)).is_file()
+    {
+        let mut all = reference.params.clone();
+        all.extend(params.iter().cloned());
+        return Ok(FilterDefinition::load(&cli.config_dir, &reference.name, &all)?);
+    }
+    Ok(FilterDefinition::from_regex(filter))
 }
 
 fn failure_json(f: &Failure) -> Value {
@@ -114,9 +190,37 @@ fn cores() -> usize {
 
 /// Run `wasmban regex`.
 pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let params = parse_opts(&args.opts)?;
-    let definition = load_definition(cli, &args.filter, &params)?;
+    let mut definition = load_definition(cli, &args.filter, &params)?;
+    if let Some(ignore) = &args.ignoreregex {
+        // A filter file's ignoreregex, or the regex itself.
+        let extra = if Path::new(ignore).is_file() {
+            FilterDefinition::load_file(Path::new(ignore), &[])?.list("ignoreregex")
+        } else {
+            vec![ignore.clone()]
+        };
+        let mut all = definition.list("ignoreregex");
+        all.extend(extra);
+        definition.options.insert("ignoreregex".into(), all.join("\n"));
+    }
+    if let Some(pattern) = &args.datepattern {
+        definition.options.insert("datepattern".into(), pattern.clone());
+    }
     let mut options = definition.component_options()?;
+    if let Some(zone) = &args.timezone {
+        let rule = fixed_zone_rule(zone).map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
+        options.retain(|(k, _)| k != "timezone");
+        options.push(("timezone".into(), rule));
+    }
+    if args.log == "systemd-journal" {
+        bail!(
+            "wasmban regex reads files and lines, not the journal; export it first \
+             (journalctl -u ssh -o short-iso > ssh.log) and give that file"
+        );
+    }
+    let line_file = if Path::new(&args.log).is_file() { None } else { Some(LineFile::new(&args.log)?) };
+    let log_path = line_file.as_ref().map_or_else(|| PathBuf::from(&args.log), |f| f.0.clone());
     // fail2ban-regex tries every failregex on every line, so its hit counts
     // are per regex; the daemon stops at the first match.
     options.push(("check-all".into(), "1".into()));
@@ -133,7 +237,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let now = args.now.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
     });
-    let file = LogBatches::open(&args.log)?;
+    let file = LogBatches::open(&log_path)?;
     let batches = LogBatches::new(BATCH_LINES);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -144,7 +248,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         batches.release(k);
         counted
     };
-    let path = args.log.clone();
+    let path = log_path.clone();
     let fed: anyhow::Result<()> = std::thread::scope(|scope| {
         scope.spawn(|| batches.read(file, &path, args.read_bytes));
         let batch = |k: usize| batches.get(k);
@@ -169,7 +273,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     });
     fed?;
     if !args.json {
-        tally.summary(&mut out, args, &definition, &failregex)?;
+        tally.summary(&mut out, args, &definition, &failregex, Some(started.elapsed()))?;
     }
     out.flush()?;
     Ok(())
@@ -270,15 +374,18 @@ impl Tally {
                 }
                 self.hits[rule] += 1;
             }
-            let (count, texts, wanted) = if note.is_some_and(|n| n.ignored) {
-                (&mut self.ignored, &mut self.ignored_texts, args.print_all_ignored)
+            let (count, texts, wanted, listed_when_few) = if note.is_some_and(|n| n.ignored) {
+                (&mut self.ignored, &mut self.ignored_texts, args.print_all_ignored, true)
             } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
-                (&mut self.matched, &mut self.matched_texts, args.print_all_matched)
+                (&mut self.matched, &mut self.matched_texts, args.print_all_matched, false)
             } else {
-                (&mut self.missed, &mut self.missed_texts, args.print_all_missed)
+                (&mut self.missed, &mut self.missed_texts, args.print_all_missed, true)
             };
             *count += 1;
-            if wanted {
+            // fail2ban-regex lists ignored and missed lines when there are
+            // few, and says how many otherwise.
+            let few = listed_when_few && *count <= FEW_LINES + 1;
+            if wanted || few {
                 texts.push(batch.text_of(line).to_string());
             }
         }
@@ -292,10 +399,25 @@ impl Tally {
         args: &RegexArgs,
         definition: &FilterDefinition,
         failregex: &[String],
+        elapsed: Option<std::time::Duration>,
     ) -> std::io::Result<()> {
         writeln!(out, "Running tests\n=============\n")?;
-        writeln!(out, "Use   failregex filter file : {}", definition.where_())?;
-        writeln!(out, "Use         log file : {}\n", args.log.display())?;
+        if definition.files.is_empty() && definition.pack_filter().is_none() {
+            writeln!(out, "Use   failregex line : {}", definition.list("failregex").join(" | "))?;
+        } else {
+            writeln!(out, "Use   failregex filter file : {}", definition.where_())?;
+        }
+        if let Some(ignore) = &args.ignoreregex {
+            writeln!(out, "Use ignoreregex line : {ignore}")?;
+        }
+        if let Some(pattern) = &args.datepattern {
+            writeln!(out, "Use      datepattern : {pattern}")?;
+        }
+        if Path::new(&args.log).is_file() {
+            writeln!(out, "Use         log file : {}\n", args.log)?;
+        } else {
+            writeln!(out, "Use      single line : {}\n", args.log)?;
+        }
         writeln!(out, "Results\n=======\n")?;
         writeln!(out, "Failregex: {} total", self.hits.iter().sum::<usize>())?;
         writeln!(out, "|-  #) [# of hits] regular expression")?;
@@ -315,22 +437,30 @@ impl Tally {
             self.missed,
             if self.skipped > 0 { format!(", {} skipped after filter errors", self.skipped) } else { String::new() }
         )?;
-        let mut print = |title: &str, texts: &[String]| -> std::io::Result<()> {
-            writeln!(out, "|- {title} line(s):")?;
-            for text in texts {
-                writeln!(out, "|  {text}")?;
+        if let Some(elapsed) = elapsed {
+            writeln!(out, "[processed in {:.2} sec]", elapsed.as_secs_f64())?;
+        }
+        writeln!(out)?;
+        let mut print = |kind: &str, count: usize, texts: &[String], all: bool| -> std::io::Result<()> {
+            if count == 0 {
+                return Ok(());
             }
-            writeln!(out, "`-")
+            let title = format!("{}{} line(s):", kind[..1].to_uppercase(), &kind[1..]);
+            if count < FEW_LINES || all {
+                writeln!(out, "|- {title}")?;
+                for text in texts {
+                    writeln!(out, "|  {}", text.trim_end())?;
+                }
+                writeln!(out, "`-")
+            } else {
+                writeln!(out, "{title} too many to print.  Use --print-all-{kind} to print all {count} lines")
+            }
         };
         if args.print_all_matched {
-            print("Matched", &self.matched_texts)?;
+            print("matched", self.matched, &self.matched_texts, true)?;
         }
-        if args.print_all_ignored {
-            print("Ignored", &self.ignored_texts)?;
-        }
-        if args.print_all_missed {
-            print("Missed", &self.missed_texts)?;
-        }
+        print("ignored", self.ignored, &self.ignored_texts, args.print_all_ignored)?;
+        print("missed", self.missed, &self.missed_texts, args.print_all_missed)?;
         Ok(())
     }
 }

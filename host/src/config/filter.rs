@@ -77,6 +77,13 @@ impl FilterDefinition {
         Some(FilterDefinition { name: reference.to_string(), files: Vec::new(), options })
     }
 
+    /// A filter of one failregex given on the command line
+    /// (`wasmban regex LOG REGEX`), read by the built-in regex filter.
+    pub fn from_regex(failregex: &str) -> Self {
+        let options = BTreeMap::from([("failregex".to_string(), failregex.to_string())]);
+        FilterDefinition { name: "failregex".into(), files: Vec::new(), options }
+    }
+
     /// For a pack's filter: its name in the pack.
     pub fn pack_filter(&self) -> Option<&str> {
         self.get("pack-filter")
@@ -136,7 +143,10 @@ impl FilterDefinition {
     /// The files this definition came from, for messages.
     pub fn where_(&self) -> String {
         if self.files.is_empty() {
-            return format!("filter pack {}", self.get("plugin").unwrap_or("?"));
+            return match self.get("plugin") {
+                Some(pack) => format!("filter pack {pack}"),
+                None => "given on the command line".to_string(),
+            };
         }
         self.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
     }

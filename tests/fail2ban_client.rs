@@ -69,6 +69,26 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
     same(&["set", "sshd", "unbanip", "192.0.2.20"]);
     same(&["set", "sshd", "unbanip", "192.0.2.21", "192.0.2.99"]);
     same(&["status", "sshd"]);
+    // Runtime settings, until the next reload.
+    same(&["set", "sshd", "bantime", "2h"]);
+    same(&["set", "sshd", "findtime", "30m"]);
+    same(&["set", "sshd", "maxretry", "1"]);
+    same(&["set", "sshd", "maxmatches", "3"]);
+    for key in ["bantime", "findtime", "maxretry", "maxmatches"] {
+        same(&["get", "sshd", key]);
+    }
+    // maxretry 1 is in force: one failure bans, for the new bantime.
+    append(&log, &failure("192.0.2.30"));
+    d.wait_for("the ban at the first failure", || d.banned().iter().any(|(ip, _)| ip == "192.0.2.30"));
+    let (_, listing) = d.client(&["banned", "--json"]);
+    let bans: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let ban = bans["sshd"].as_array().unwrap().iter().find(|b| b["ip"] == "192.0.2.30").unwrap().clone();
+    assert_eq!(ban["bantime"], 7200, "{ban}");
+    // A reload puts the configuration's values back.
+    assert!(d.client(&["reload"]).0);
+    d.wait_for("the jail after the reload", || d.status().is_some_and(|s| s["running"] == true));
+    assert_eq!(wasmban(&["get", "sshd", "maxretry"]).trim(), "2");
+    assert_eq!(wasmban(&["get", "sshd", "bantime"]).trim(), "3600");
 
     // No daemon needed.
     for value in ["1h30m", "1w", "10m 5s", "-1"] {

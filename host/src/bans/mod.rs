@@ -360,6 +360,12 @@ impl BanManager {
         }
     }
 
+    /// Change the length of the bans made from now on (`set JAIL
+    /// bantime`); bans in force keep theirs, as in fail2ban.
+    pub fn set_bantime(&mut self, seconds: i64) {
+        self.ban_time.base = seconds;
+    }
+
     /// Whether `id` is banned.
     pub fn is_banned(&self, id: &str) -> bool {
         self.in_force.contains_key(id)

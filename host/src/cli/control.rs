@@ -388,9 +388,17 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                         count += lifted;
                     }
                 }
+                "bantime" | "findtime" | "maxretry" | "maxmatches" => {
+                    let [value] = values else {
+                        anyhow::bail!("set {jail} {key} takes one value");
+                    };
+                    let now = ask(Request::Set { jail: jail.clone(), key: key.to_string(), value: value.clone() })?;
+                    println!("{now}");
+                    return Ok(());
+                }
                 other => anyhow::bail!(
-                    "set {jail} {other}: runtime changes are not supported yet (only banip and unbanip); put it in \
-                     jail.local and run `wasmban reload {jail}`"
+                    "set {jail} {other}: not changed at run time by wasmban (banip, unbanip, bantime, findtime, \
+                     maxretry, maxmatches are); put it in jail.local and run `wasmban reload {jail}`"
                 ),
             }
             println!("{count}");

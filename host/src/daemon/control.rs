@@ -59,6 +59,16 @@ pub enum Request {
     },
     /// What each plugin instance has cost since start, the most CPU first.
     Top,
+    /// Change a jail's setting until the next reload, as fail2ban's `set
+    /// JAIL KEY VALUE` (bantime, findtime, maxretry, maxmatches).
+    Set {
+        /// The jail.
+        jail: String,
+        /// The setting.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
     /// A jail's setting, as fail2ban's `get JAIL KEY`.
     Get {
         /// The jail.

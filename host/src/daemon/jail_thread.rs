@@ -68,6 +68,15 @@ pub enum JailCommand {
         /// How many bans were lifted.
         reply: oneshot::Sender<Result<usize, String>>,
     },
+    /// Change a setting until the next reload (`set JAIL KEY VALUE`).
+    Set {
+        /// `bantime`, `findtime`, `maxretry` or `maxmatches`.
+        key: String,
+        /// Its new value.
+        value: String,
+        /// The value now in force.
+        reply: oneshot::Sender<Result<i64, String>>,
+    },
     /// Stop: save positions, run every action's `stop`.
     Stop,
 }
@@ -78,6 +87,8 @@ pub struct JailHandle {
     pub fingerprint: String,
     /// The configuration it was started with (what `get` reports).
     pub config: Arc<Jail>,
+    /// Settings changed at run time (`set`), until the next reload.
+    pub overrides: Mutex<std::collections::BTreeMap<String, i64>>,
     commands: Sender<JailCommand>,
     status: Arc<Mutex<JailStatus>>,
     listing: Listing,
@@ -160,7 +171,16 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
             }
         }
     })?;
-    Ok(JailHandle { fingerprint, config, commands: tx, status, listing, heartbeat, thread: Some(thread) })
+    Ok(JailHandle {
+        fingerprint,
+        config,
+        overrides: Mutex::default(),
+        commands: tx,
+        status,
+        listing,
+        heartbeat,
+        thread: Some(thread),
+    })
 }
 
 fn idle(rx: Receiver<JailCommand>, name: &str) {
@@ -169,6 +189,7 @@ fn idle(rx: Receiver<JailCommand>, name: &str) {
         match command {
             JailCommand::Ban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Unban { reply, .. } => drop(reply.send(Err(why))),
+            JailCommand::Set { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Wake => {}
             JailCommand::Stop => return,
         }
@@ -194,6 +215,8 @@ struct RunningJail {
     /// When the next reconciliation is due (the jail's clock).
     next_reconcile: f64,
     metrics: &'static Metrics,
+    /// findtime, maxretry, maxmatches as set now (`set` changes them).
+    tuning: (i64, u32, u32),
     /// Bumped at every turn of the loop: the watchdog's sign of progress.
     heartbeat: Arc<AtomicU64>,
 }
@@ -244,6 +267,7 @@ impl RunningJail {
             reconcile_every: jail.reconcile,
             next_reconcile: ctx.clock.now() + jail.reconcile as f64,
             metrics: crate::metrics::global(),
+            tuning: (jail.findtime, jail.maxretry, jail.maxmatches),
             heartbeat,
         };
         running.bans.start(running.clock.now());
@@ -299,9 +323,48 @@ impl RunningJail {
                 }
                 let _ = reply.send(lifted.map(|r| r.len()));
             }
+            JailCommand::Set { key, value, reply } => {
+                let _ = reply.send(self.set(&key, &value));
+            }
             JailCommand::Wake | JailCommand::Stop => {}
         }
         self.publish();
+    }
+
+    /// `set JAIL KEY VALUE`: the new value, in force until the next reload.
+    fn set(&mut self, key: &str, value: &str) -> Result<i64, String> {
+        use crate::config::values::parse_time;
+        let count = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{v:?}: give a whole number"));
+        let new = match key {
+            "bantime" => {
+                let seconds = parse_time(value)?;
+                self.bans.set_bantime(seconds);
+                seconds
+            }
+            "findtime" => {
+                let seconds = parse_time(value)?;
+                if seconds <= 0 {
+                    return Err(format!("findtime {value:?}: give a positive time"));
+                }
+                self.tuning.0 = seconds;
+                seconds
+            }
+            "maxretry" => {
+                let n = count(value)?.max(1);
+                self.tuning.1 = n;
+                i64::from(n)
+            }
+            "maxmatches" => {
+                let n = count(value)?;
+                self.tuning.2 = n;
+                i64::from(n)
+            }
+            other => return Err(format!("set {} {other}: not a setting wasmban changes at run time", self.name)),
+        };
+        let (findtime, maxretry, maxmatches) = self.tuning;
+        self.tracker.retune(findtime, maxretry, maxmatches);
+        tracing::info!("[{}] {key} set to {new} until the next reload", self.name);
+        Ok(new)
     }
 
     fn ban_manually(&mut self, id: String) -> Result<bool, String> {

@@ -420,7 +420,15 @@ impl Daemon {
                 }
                 let fingerprint = format!("{jail:?}");
                 match map.get(&jail.name) {
-                    Some(h) if h.fingerprint == fingerprint && only.is_none() => unchanged.push(jail.name.clone()),
+                    // A runtime `set` lasts until the next reload, as in
+                    // fail2ban: such a jail starts again from its files.
+                    Some(h)
+                        if h.fingerprint == fingerprint
+                            && only.is_none()
+                            && h.overrides.lock().is_ok_and(|o| o.is_empty()) =>
+                    {
+                        unchanged.push(jail.name.clone())
+                    }
                     Some(_) => {
                         if let Some(h) = map.remove(&jail.name) {
                             stopping.push((jail.name.clone(), h));
@@ -562,17 +570,35 @@ impl Daemon {
                 }
             }
             Request::Get { jail, key } => {
-                let found = self
-                    .jails
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&jail).map(|h| (h.config.clone(), h.counters().files, h.banned())));
+                let found = self.jails.lock().ok().and_then(|m| {
+                    m.get(&jail).map(|h| {
+                        let set = h.overrides.lock().ok().and_then(|o| o.get(&key).copied());
+                        (h.config.clone(), h.counters().files, h.banned(), set)
+                    })
+                });
                 match found {
                     None => self.no_such_jail(&jail),
-                    Some((config, files, banned)) => match jail_setting(&config, &files, &banned, &key) {
+                    // What `set` changed, until the next reload.
+                    Some((_, _, _, Some(set))) => Reply::ok(json!(set)),
+                    Some((config, files, banned, None)) => match jail_setting(&config, &files, &banned, &key) {
                         Ok(v) => Reply::ok(v),
                         Err(e) => Reply::error(e),
                     },
+                }
+            }
+            Request::Set { jail, key, value } => {
+                match self.ask(&jail, |reply| JailCommand::Set { key: key.clone(), value: value.clone(), reply }).await
+                {
+                    Ok(now) => {
+                        if let Ok(map) = self.jails.lock()
+                            && let Some(h) = map.get(&jail)
+                            && let Ok(mut o) = h.overrides.lock()
+                        {
+                            o.insert(key, now);
+                        }
+                        Reply::ok(json!(now))
+                    }
+                    Err(e) => Reply::error(e),
                 }
             }
             Request::Top => Reply::ok(json!({ "plugins": crate::metrics::global().plugin_costs() })),

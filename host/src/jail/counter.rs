@@ -48,6 +48,14 @@ impl FailCounter {
         }
     }
 
+    /// Change `findtime`, `maxretry` and `maxmatches` (`set JAIL KEY`):
+    /// counts go on, compared with the new values from the next failure.
+    pub fn retune(&mut self, findtime: i64, maxretry: u32, maxmatches: u32) {
+        self.findtime = findtime.max(1) as f64;
+        self.maxretry = maxretry.max(1);
+        self.maxmatches = maxmatches as usize;
+    }
+
     /// Ids with failures being counted ("currently failed").
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -69,6 +69,12 @@ impl FailureTracker {
         }
     }
 
+    /// Change the counting settings at run time (`set JAIL findtime`, ...).
+    pub fn retune(&mut self, findtime: i64, maxretry: u32, maxmatches: u32) {
+        self.findtime = findtime;
+        self.counter.retune(findtime, maxretry, maxmatches);
+    }
+
     /// Whether `id` is never to be banned.
     pub fn is_ignored(&self, id: &str) -> bool {
         match id.parse::<IpAddr>() {

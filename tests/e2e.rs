@@ -219,12 +219,18 @@ impl Drop for Lab {
 }
 
 /// The shipped configuration, unchanged, plus the admin's jail.local and a
-/// wasmban.local sending the log to the test's daemon.log.
+/// wasmban.local sending the log to the test's daemon.log and keeping the
+/// pidfile in the test's directory (the shipped one is the machine's
+/// /run/wasmban/wasmban.pid, which tests running side by side would share).
 fn shipped_config_with(root: &Path, banaction: &str, auth_log: &Path) {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
     let status = Command::new("cp").arg("-r").arg(&shipped).arg(root.join("conf")).status().unwrap();
     assert!(status.success());
-    std::fs::write(root.join("conf/wasmban.local"), "[Definition]\nlogtarget = STDERR\n").unwrap();
+    std::fs::write(
+        root.join("conf/wasmban.local"),
+        format!("[Definition]\nlogtarget = STDERR\npidfile = {}\n", root.join("wasmban.pid").display()),
+    )
+    .unwrap();
     std::fs::write(
         root.join("conf/jail.local"),
         format!(

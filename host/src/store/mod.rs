@@ -172,10 +172,10 @@ impl Store {
         let started = std::time::Instant::now();
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         for ban in bans {
-            write_ban(&tx, ban, true).map_err(err("record a ban"))?;
+            write_ban(&tx, ban, true, Existing::Replaced).map_err(err("record a ban"))?;
         }
         for (file, c) in cursors {
-            write_position(&tx, file, c).map_err(err("save a read position"))?;
+            write_position(&tx, file, c, Existing::Replaced).map_err(err("save a read position"))?;
         }
         if let Some((jail, cursor)) = journal {
             tx.execute("INSERT OR REPLACE INTO journal_cursors (jail, cursor) VALUES (?1, ?2)", params![jail, cursor])
@@ -205,39 +205,10 @@ impl Store {
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         let mut added = (0, 0);
         for (ban, active) in bans {
-            let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
-            added.0 += tx
-                .execute(
-                    "INSERT OR IGNORE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        ban.jail,
-                        ban.id,
-                        ban.time,
-                        ban.bantime,
-                        ban.bancount,
-                        ban.failures,
-                        matches,
-                        *active as i64
-                    ],
-                )
-                .map_err(err("import a ban"))?;
+            added.0 += write_ban(&tx, ban, *active, Existing::Kept).map_err(err("import a ban"))?;
         }
         for (file, c) in positions {
-            added.1 += tx
-                .execute(
-                    "INSERT OR IGNORE INTO positions (path, dev, ino, offset, head_len, fingerprint)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        file.to_string_lossy(),
-                        c.dev as i64,
-                        c.ino as i64,
-                        c.offset as i64,
-                        c.head_len,
-                        c.fingerprint as i64
-                    ],
-                )
-                .map_err(err("import a read position"))?;
+            added.1 += write_position(&tx, file, c, Existing::Kept).map_err(err("import a read position"))?;
         }
         tx.commit().map_err(err("commit"))?;
         Ok(added)
@@ -360,20 +331,54 @@ fn cursor_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Cursor> {
     })
 }
 
-/// Write `ban` (in force or history) in `tx`.
-fn write_ban(tx: &rusqlite::Transaction<'_>, ban: &BanRecord, active: bool) -> rusqlite::Result<usize> {
+/// What a write does to a row already there with the same key.
+#[derive(Clone, Copy)]
+enum Existing {
+    /// The new row replaces it (the daemon's own writes).
+    Replaced,
+    /// It stays, and nothing is written (an import).
+    Kept,
+}
+
+impl Existing {
+    fn insert(self) -> &'static str {
+        match self {
+            Existing::Replaced => "INSERT OR REPLACE",
+            Existing::Kept => "INSERT OR IGNORE",
+        }
+    }
+}
+
+/// Write `ban` (in force or history) in `tx`; the rows written.
+fn write_ban(
+    tx: &rusqlite::Transaction<'_>,
+    ban: &BanRecord,
+    active: bool,
+    existing: Existing,
+) -> rusqlite::Result<usize> {
     let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
     tx.execute(
-        "INSERT OR REPLACE INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &format!(
+            "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            existing.insert()
+        ),
         params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, active as i64],
     )
 }
 
-/// Write where `file` was read to, in `tx`.
-fn write_position(tx: &rusqlite::Transaction<'_>, file: &Path, c: &Cursor) -> rusqlite::Result<usize> {
+/// Write where `file` was read to, in `tx`; the rows written.
+fn write_position(
+    tx: &rusqlite::Transaction<'_>,
+    file: &Path,
+    c: &Cursor,
+    existing: Existing,
+) -> rusqlite::Result<usize> {
     tx.execute(
-        "INSERT OR REPLACE INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &format!(
+            "{} INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            existing.insert()
+        ),
         params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
     )
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use crate::store::{BanRecord, Store, StoreError, ban_at, cursor_at, write_ban, write_position};
+use crate::store::{BanRecord, Existing, Store, StoreError, ban_at, cursor_at, write_ban, write_position};
 use crate::tail::Cursor;
 
 /// What was done about a damaged database.
@@ -127,10 +127,10 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         for (ban, active) in bans {
-            write_ban(&tx, ban, *active).map_err(err)?;
+            write_ban(&tx, ban, *active, Existing::Replaced).map_err(err)?;
         }
         for (file, c) in positions {
-            write_position(&tx, file, c).map_err(err)?;
+            write_position(&tx, file, c, Existing::Replaced).map_err(err)?;
         }
         tx.commit().map_err(err)
     }

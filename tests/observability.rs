@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::daemon::{Daemon, append, failure, hostile_tree, tree};
-use crate::util::skipped;
+use crate::util::{has_program, skipped};
 
 /// A port nobody listens on now.
 fn free_port() -> u16 {
@@ -30,17 +30,13 @@ fn http_get(port: u16, path: &str) -> (String, String) {
     (head.lines().next().unwrap_or("").to_string(), body.to_string())
 }
 
-fn has(program: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success())
-}
-
 fn write_settings(root: &Path, text: &str) {
     std::fs::write(root.join("conf/wasmban.conf"), text).unwrap();
 }
 
 #[test]
 fn metrics_pass_promtool_and_a_real_prometheus_scrapes_a_ban() {
-    if !has("promtool") || !has("prometheus") {
+    if !has_program("promtool") || !has_program("prometheus") {
         return skipped!("promtool and prometheus are not installed (Debian package prometheus)");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -323,7 +319,7 @@ fn systemd_hears_ready_status_reloading_and_a_watchdog_fed_only_while_jails_prog
 /// written to the rotated file after that.
 #[test]
 fn a_real_logrotate_run_with_the_shipped_file_rolls_the_daemons_log_over() {
-    if !has("logrotate") {
+    if !has_program("logrotate") {
         return skipped!("logrotate is not installed (Debian package logrotate)");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -379,7 +375,7 @@ fn a_real_logrotate_run_with_the_shipped_file_rolls_the_daemons_log_over() {
 /// holds the daemon's pid while it runs, and goes when it stops.
 #[test]
 fn syslog_target_reaches_a_real_rsyslog_and_the_pidfile_follows_the_daemon() {
-    if !has("rsyslogd") {
+    if !has_program("rsyslogd") {
         return skipped!("rsyslogd is not installed (Debian package rsyslog)");
     }
     let dir = tempfile::tempdir().unwrap();

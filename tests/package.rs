@@ -10,15 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::daemon::BIN;
-use crate::util::{NetNs, root_skip_reason, skipped};
+use crate::util::{NetNs, has_program, root_skip_reason, skipped};
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn has(program: &str) -> bool {
-    wasmban::capability::process::resolve_program(program).is_some()
 }
 
 /// Build both packages of the binary under test into `out`.
@@ -26,7 +22,7 @@ fn build(out: &Path) -> (PathBuf, PathBuf) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/package");
     let (ok, text) = run(script.to_str().unwrap(), &["--binary", BIN, "--out", out.to_str().unwrap()]);
     assert!(ok, "scripts/package failed:\n{text}");
-    if has("lintian") {
+    if has_program("lintian") {
         assert!(text.contains("lintian passed"), "{text}");
     }
     let find = |prefix: &str| {
@@ -41,7 +37,7 @@ fn build(out: &Path) -> (PathBuf, PathBuf) {
 
 #[test]
 fn the_package_holds_what_an_admin_needs_and_installs_starts_and_purges_cleanly() {
-    if !has("dpkg-deb") || !has("dpkg-shlibdeps") {
+    if !has_program("dpkg-deb") || !has_program("dpkg-shlibdeps") {
         return skipped!("dpkg-deb and dpkg-shlibdeps are not installed (Debian package dpkg-dev)");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +117,7 @@ fn the_package_holds_what_an_admin_needs_and_installs_starts_and_purges_cleanly(
     let conf = root.join("etc/wasmban");
     // systemd reads the installed unit without a complaint (pointed at the
     // throwaway root's binary, which is where /usr/bin is here).
-    if has("systemd-analyze") {
+    if has_program("systemd-analyze") {
         let unit = std::fs::read_to_string(root.join("lib/systemd/system/wasmban.service")).unwrap();
         let copy = dir.path().join("wasmban.service");
         std::fs::write(&copy, unit.replace("/usr/bin/wasmban", installed.to_str().unwrap())).unwrap();

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Why fail2ban cannot be run here, if it cannot.
 pub fn missing() -> Option<&'static str> {
-    let has_server =
-        Command::new("sh").args(["-c", "command -v fail2ban-server"]).output().is_ok_and(|o| o.status.success());
-    (!Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file() || !has_server)
+    (!Path::new("/etc/fail2ban/filter.d/sshd.conf").is_file() || !crate::util::has_program("fail2ban-server"))
         .then_some("fail2ban is not installed (Debian package fail2ban)")
 }
 

@@ -64,6 +64,12 @@ pub fn golden(name: &str, actual: &str) {
     assert_eq!(expected, actual, "output differs from {}; run with BLESS=1 if the change is intended", path.display());
 }
 
+/// Whether `program` is installed (in the system's sbin/bin folders, where
+/// the daemon looks for programs too).
+pub fn has_program(program: &str) -> bool {
+    wasmban::capability::process::resolve_program(program).is_some()
+}
+
 /// Why a root-only test cannot run here, if it cannot.
 pub fn root_skip_reason(programs: &[&str]) -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -71,7 +77,7 @@ pub fn root_skip_reason(programs: &[&str]) -> Option<String> {
         return Some("needs root to create network namespaces".into());
     }
     for p in programs {
-        if wasmban::capability::process::resolve_program(p).is_none() {
+        if !has_program(p) {
             return Some(format!("needs `{p}` installed (.ci/run installs it)"));
         }
     }

@@ -129,47 +129,56 @@ pub fn global() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
+/// `made`, registered in `registry`. Names, help texts and labels are
+/// constants: a failure here is a programming error, which the unit tests
+/// below catch.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, made: prometheus::Result<M>) -> M {
+    let metric = made.unwrap_or_else(|e| panic!("a metric of wasmban's is malformed: {e}"));
+    registry.register(Box::new(metric.clone())).unwrap_or_else(|e| panic!("a metric of wasmban's: {e}"));
+    metric
+}
+
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    c
+    registered(registry, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry.register(Box::new(g.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    g
+    registered(registry, IntGaugeVec::new(Opts::new(name, help), labels))
 }
 
 const PLUGIN_LABELS: &[&str] = &["jail", "kind", "instance", "plugin"];
 
 impl Metrics {
-    // The names and help texts are constants: a failure to register them
-    // is a programming error, caught by the unit tests below.
     fn new() -> Metrics {
         let registry = Registry::new();
         let r = &registry;
         let build = gauge_vec(r, "wasmban_build_info", "Always 1; the version of the running wasmban.", &["version"]);
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let plugin_call_seconds = HistogramVec::new(
-            HistogramOpts::new("wasmban_plugin_call_seconds", "Wall time of calls into plugin instances.")
-                .buckets(CALL_BUCKETS.to_vec()),
-            PLUGIN_LABELS,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        registry.register(Box::new(plugin_call_seconds.clone())).unwrap_or_else(|e| panic!("{e}"));
-        let plugin_cpu_seconds = CounterVec::new(
-            Opts::new("wasmban_plugin_cpu_seconds_total", "CPU time spent in calls into plugin instances."),
-            PLUGIN_LABELS,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        registry.register(Box::new(plugin_cpu_seconds.clone())).unwrap_or_else(|e| panic!("{e}"));
-        let store_commit_seconds = Histogram::with_opts(
-            HistogramOpts::new("wasmban_store_commit_seconds", "Time to write bans and read positions to the store.")
+        let plugin_call_seconds = registered(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new("wasmban_plugin_call_seconds", "Wall time of calls into plugin instances.")
+                    .buckets(CALL_BUCKETS.to_vec()),
+                PLUGIN_LABELS,
+            ),
+        );
+        let plugin_cpu_seconds = registered(
+            r,
+            CounterVec::new(
+                Opts::new("wasmban_plugin_cpu_seconds_total", "CPU time spent in calls into plugin instances."),
+                PLUGIN_LABELS,
+            ),
+        );
+        let store_commit_seconds = registered(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "wasmban_store_commit_seconds",
+                    "Time to write bans and read positions to the store.",
+                )
                 .buckets(COMMIT_BUCKETS.to_vec()),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        registry.register(Box::new(store_commit_seconds.clone())).unwrap_or_else(|e| panic!("{e}"));
+            ),
+        );
         let mut trap_labels = PLUGIN_LABELS.to_vec();
         trap_labels.push("reason");
         Metrics {

@@ -215,8 +215,6 @@ struct RunningJail {
     /// When the next reconciliation is due (the jail's clock).
     next_reconcile: f64,
     metrics: &'static Metrics,
-    /// findtime, maxretry, maxmatches as set now (`set` changes them).
-    tuning: (i64, u32, u32),
     /// Bumped at every turn of the loop: the watchdog's sign of progress.
     heartbeat: Arc<AtomicU64>,
 }
@@ -267,7 +265,6 @@ impl RunningJail {
             reconcile_every: jail.reconcile,
             next_reconcile: ctx.clock.now() + jail.reconcile as f64,
             metrics: crate::metrics::global(),
-            tuning: (jail.findtime, jail.maxretry, jail.maxmatches),
             heartbeat,
         };
         running.bans.start(running.clock.now());
@@ -346,23 +343,21 @@ impl RunningJail {
                 if seconds <= 0 {
                     return Err(format!("findtime {value:?}: give a positive time"));
                 }
-                self.tuning.0 = seconds;
+                self.tracker.set_findtime(seconds);
                 seconds
             }
             "maxretry" => {
                 let n = count(value)?.max(1);
-                self.tuning.1 = n;
+                self.tracker.set_maxretry(n);
                 i64::from(n)
             }
             "maxmatches" => {
                 let n = count(value)?;
-                self.tuning.2 = n;
+                self.tracker.set_maxmatches(n);
                 i64::from(n)
             }
             other => return Err(format!("set {} {other}: not a setting wasmban changes at run time", self.name)),
         };
-        let (findtime, maxretry, maxmatches) = self.tuning;
-        self.tracker.retune(findtime, maxretry, maxmatches);
         tracing::info!("[{}] {key} set to {new} until the next reload", self.name);
         Ok(new)
     }

@@ -48,11 +48,21 @@ impl FailCounter {
         }
     }
 
-    /// Change `findtime`, `maxretry` and `maxmatches` (`set JAIL KEY`):
-    /// counts go on, compared with the new values from the next failure.
-    pub fn retune(&mut self, findtime: i64, maxretry: u32, maxmatches: u32) {
+    // `set JAIL findtime|maxretry|maxmatches`: counts go on, compared with
+    // the new value from the next failure.
+
+    /// Change `findtime`.
+    pub fn set_findtime(&mut self, findtime: i64) {
         self.findtime = findtime.max(1) as f64;
+    }
+
+    /// Change `maxretry`.
+    pub fn set_maxretry(&mut self, maxretry: u32) {
         self.maxretry = maxretry.max(1);
+    }
+
+    /// Change `maxmatches`.
+    pub fn set_maxmatches(&mut self, maxmatches: u32) {
         self.maxmatches = maxmatches as usize;
     }
 

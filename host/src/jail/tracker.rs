@@ -69,10 +69,20 @@ impl FailureTracker {
         }
     }
 
-    /// Change the counting settings at run time (`set JAIL findtime`, ...).
-    pub fn retune(&mut self, findtime: i64, maxretry: u32, maxmatches: u32) {
+    /// Change `findtime` at run time (`set JAIL findtime`).
+    pub fn set_findtime(&mut self, findtime: i64) {
         self.findtime = findtime;
-        self.counter.retune(findtime, maxretry, maxmatches);
+        self.counter.set_findtime(findtime);
+    }
+
+    /// Change `maxretry` at run time.
+    pub fn set_maxretry(&mut self, maxretry: u32) {
+        self.counter.set_maxretry(maxretry);
+    }
+
+    /// Change `maxmatches` at run time.
+    pub fn set_maxmatches(&mut self, maxmatches: u32) {
+        self.counter.set_maxmatches(maxmatches);
     }
 
     /// Whether `id` is never to be banned.

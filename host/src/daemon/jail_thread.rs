@@ -217,6 +217,8 @@ struct RunningJail {
     metrics: &'static Metrics,
     /// Bumped at every turn of the loop: the watchdog's sign of progress.
     heartbeat: Arc<AtomicU64>,
+    /// Bytes not yet read of each followed file, and when that was measured.
+    backlog: (std::collections::BTreeMap<String, u64>, Instant),
 }
 
 impl RunningJail {
@@ -262,6 +264,7 @@ impl RunningJail {
             lines_read: 0,
             lines_skipped: 0,
             last_cleanup: Instant::now(),
+            backlog: (std::collections::BTreeMap::new(), Instant::now()),
             reconcile_every: jail.reconcile,
             next_reconcile: ctx.clock.now() + jail.reconcile as f64,
             metrics: crate::metrics::global(),
@@ -292,6 +295,7 @@ impl RunningJail {
                 }
                 let more = self.read_batch();
                 self.housekeeping();
+                self.measure_backlog(!more);
                 self.publish();
                 if !more {
                     break;
@@ -515,6 +519,17 @@ impl RunningJail {
         }
     }
 
+    /// Measure how far each file is behind (a stat per followed file):
+    /// when the jail has caught up, at the first batch of a burst (the
+    /// last measure said nothing was behind), and then once a second, not
+    /// after every batch.
+    fn measure_backlog(&mut self, caught_up: bool) {
+        let burst_starts = self.backlog.0.values().all(|behind| *behind == 0);
+        if caught_up || burst_starts || self.backlog.1.elapsed() >= Duration::from_secs(1) {
+            self.backlog = (self.source.backlog().into_iter().collect(), Instant::now());
+        }
+    }
+
     fn publish(&self) {
         // The bans themselves are read from the listing when asked.
         let status = JailStatus {
@@ -528,7 +543,7 @@ impl RunningJail {
             banned: Vec::new(),
             lines: self.lines_read,
             lines_skipped: self.lines_skipped,
-            behind: self.source.backlog().into_iter().collect(),
+            behind: self.backlog.0.clone(),
             unbans_pending: self.bans.pending_unbans(),
             running: true,
             problem: None,

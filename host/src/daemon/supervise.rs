@@ -74,7 +74,21 @@ impl Daemon {
         let mut stalled_before: Vec<String> = Vec::new();
         loop {
             let ready_due = self.ready_due.load(Ordering::Relaxed);
-            let jails = self.statuses();
+            // One look at the jails per turn: their status, and when each
+            // running one last turned.
+            let (jails, turns): (Vec<JailStatus>, Vec<(String, u64)>) = match self.jails.lock() {
+                Ok(map) => {
+                    let jails: Vec<JailStatus> = map.values().map(|h| h.counters()).collect();
+                    let turns = map
+                        .iter()
+                        .zip(&jails)
+                        .filter(|(_, status)| status.running)
+                        .map(|((name, h), _)| (name.clone(), h.last_turn_ms()))
+                        .collect();
+                    (jails, turns)
+                }
+                Err(_) => Default::default(),
+            };
             if ready_due && settled(&jails) {
                 self.ready_due.store(false, Ordering::Relaxed);
                 last_status = summary(&jails);
@@ -91,14 +105,6 @@ impl Daemon {
             if let (Some(watchdog), Some(limit)) = (notifier.watchdog, stall_limit)
                 && last_ping.elapsed() >= watchdog / 2
             {
-                let turns: Vec<(String, u64)> = match self.jails.lock() {
-                    Ok(map) => map
-                        .iter()
-                        .filter(|(_, h)| h.counters().running)
-                        .map(|(name, h)| (name.clone(), h.last_turn_ms()))
-                        .collect(),
-                    Err(_) => Vec::new(),
-                };
                 let stalled = notify::stalled(&turns, monotonic_ms(), limit);
                 if stalled.is_empty() {
                     notifier.send("WATCHDOG=1");

@@ -142,7 +142,7 @@ fn fail2ban_banned(all: &BTreeMap<String, Vec<BanView>>) -> String {
 fn jails_of(all: &BTreeMap<String, Vec<BanView>>, ips: &[String]) -> Vec<Vec<String>> {
     ips.iter()
         .map(|ip| {
-            let id = ids::canonical_ip(ip).map(|a| a.to_string()).unwrap_or_else(|| ip.trim().to_string());
+            let id = ids::stored_id(ip).unwrap_or_default();
             all.iter().filter(|(_, bans)| bans.iter().any(|b| b.id == id)).map(|(j, _)| j.clone()).collect()
         })
         .collect()

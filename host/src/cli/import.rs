@@ -141,9 +141,8 @@ pub fn read_fail2ban_db(path: &Path, now: i64) -> anyhow::Result<Imported> {
     for row in rows {
         let (jail, ip, time, bantime, bancount, data) = row.map_err(damaged)?;
         let ip = ip.unwrap_or_default();
-        let id = match ids::canonical_ip(&ip) {
-            Some(a) => a.to_string(),
-            None if ids::is_safe_id(ip.trim()) => ip.trim().to_string(),
+        let id = match ids::stored_id(&ip) {
+            Some(id) => id,
             None => {
                 imported.skipped.push(format!("[{jail}] ban of {ip:?}: not an address or an id wasmban can ban"));
                 continue;

@@ -532,9 +532,8 @@ impl Daemon {
                     (None, false) => return Reply::error("give an address to unban, or --all"),
                     // Any id the store may hold: an address (normalised as
                     // bans are), or an id a filter declared.
-                    (Some(ip), false) => match ids::canonical_ip(&ip) {
-                        Some(a) => Some(a.to_string()),
-                        None if ids::is_safe_id(ip.trim()) => Some(ip.trim().to_string()),
+                    (Some(ip), false) => match ids::stored_id(&ip) {
+                        Some(id) => Some(id),
                         None => return Reply::error(format!("{ip:?} is not an address or a ban id")),
                     },
                     (None, true) => None,

@@ -53,6 +53,15 @@ pub fn is_safe_id(text: &str) -> bool {
         && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// `text` as the store keeps a banned id: an address normalised as bans
+/// are, or an id a filter declared; `None` for neither.
+pub fn stored_id(text: &str) -> Option<String> {
+    match canonical_ip(text) {
+        Some(address) => Some(address.to_string()),
+        None => is_safe_id(text.trim()).then(|| text.trim().to_string()),
+    }
+}
+
 /// Whether `text` has the shape of a DNS name worth a lookup.
 fn is_host_name(text: &str) -> bool {
     !text.is_empty()
@@ -215,6 +224,15 @@ pub fn own_addresses() -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_id_is_a_normalised_address_or_a_safe_id() {
+        assert_eq!(stored_id(" ::ffff:192.0.2.1 ").as_deref(), Some("192.0.2.1"));
+        assert_eq!(stored_id("[2001:DB8::1]").as_deref(), Some("2001:db8::1"));
+        assert_eq!(stored_id(" user42 ").as_deref(), Some("user42"));
+        assert_eq!(stored_id("-j ACCEPT"), None);
+        assert_eq!(stored_id(""), None);
+    }
 
     fn ids(usedns: UseDns, id: &str, fields: &[(&str, &str)]) -> Result<Vec<String>, String> {
         let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

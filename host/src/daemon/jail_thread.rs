@@ -310,10 +310,14 @@ impl RunningJail {
         self.shutdown();
     }
 
+    /// Carry out a command and publish the status before answering, so
+    /// that whoever reads status or metrics after the answer sees its effect.
     fn obey(&mut self, command: JailCommand) {
         match command {
             JailCommand::Ban { id, reply } => {
-                let _ = reply.send(self.ban_manually(id));
+                let result = self.ban_manually(id);
+                self.publish();
+                let _ = reply.send(result);
             }
             JailCommand::Unban { id, reply } => {
                 let lifted = self.bans.lift(id.as_deref(), self.clock.now());
@@ -322,14 +326,16 @@ impl RunningJail {
                         self.tracker.settle(&r.id);
                     }
                 }
+                self.publish();
                 let _ = reply.send(lifted.map(|r| r.len()));
             }
             JailCommand::Set { key, value, reply } => {
-                let _ = reply.send(self.set(&key, &value));
+                let result = self.set(&key, &value);
+                self.publish();
+                let _ = reply.send(result);
             }
-            JailCommand::Wake | JailCommand::Stop => {}
+            JailCommand::Wake | JailCommand::Stop => self.publish(),
         }
-        self.publish();
     }
 
     /// `set JAIL KEY VALUE`: the new value, in force until the next reload.

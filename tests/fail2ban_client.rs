@@ -77,13 +77,70 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
     for key in ["bantime", "findtime", "maxretry", "maxmatches"] {
         same(&["get", "sshd", key]);
     }
+    let other_log = root.join("other.log");
+    append(&other_log, "");
+    let other = other_log.display().to_string();
+    for command in [
+        &["set", "sshd", "addignoreip", "192.0.2.40", "198.51.100.0/24"][..],
+        &["get", "sshd", "ignoreip"],
+        &["set", "sshd", "delignoreip", "192.0.2.40"],
+        &["set", "sshd", "usedns", "no"],
+        &["get", "sshd", "usedns"],
+        &["get", "sshd", "maxlines"],
+        &["set", "sshd", "maxlines", "2"],
+        &["get", "sshd", "ignoreself"],
+        &["set", "sshd", "bantime.increment", "true"],
+        &["set", "sshd", "bantime.maxtime", "1d"],
+        &["set", "sshd", "bantime.factor", "2"],
+        &["get", "sshd", "bantime.rndtime"],
+        &["get", "sshd", "bantime.overalljails"],
+        &["set", "sshd", "addlogpath", &other, "tail"],
+        &["get", "sshd", "logpath"],
+        &["set", "sshd", "dellogpath", &other],
+        &["set", "sshd", "idle", "on"],
+        &["set", "sshd", "idle", "off"],
+        &["set", "sshd", "attempt", "192.0.2.50", "first", "second"],
+    ] {
+        same(command);
+    }
     // maxretry 1 is in force: one failure bans, for the new bantime.
     append(&log, &failure("192.0.2.30"));
     d.wait_for("the ban at the first failure", || d.banned().iter().any(|(ip, _)| ip == "192.0.2.30"));
     let (_, listing) = d.client(&["banned", "--json"]);
     let bans: serde_json::Value = serde_json::from_str(&listing).unwrap();
     let ban = bans["sshd"].as_array().unwrap().iter().find(|b| b["ip"] == "192.0.2.30").unwrap().clone();
-    assert_eq!(ban["bantime"], 7200, "{ban}");
+    // bantime 2h, bantime.factor 2 (bantime.increment on): a first ban lasts 4h.
+    assert_eq!(ban["bantime"], 14400, "{ban}");
+    // An idle jail leaves lines unread until it is woken.
+    assert_eq!(wasmban(&["set", "sshd", "idle", "on"]).trim(), "True");
+    assert_eq!(wasmban(&["get", "sshd", "idle"]).trim(), "True");
+    append(&log, &failure("192.0.2.31"));
+    let lines_before = d.status().unwrap()["lines"].clone();
+    assert_eq!(wasmban(&["set", "sshd", "idle", "off"]).trim(), "False");
+    d.wait_for("the line read after idle", || d.banned().iter().any(|(ip, _)| ip == "192.0.2.31"));
+    assert!(lines_before.as_u64() < d.status().unwrap()["lines"].as_u64());
+    // A filter changed at run time: a new failregex counts at once.
+    let added = wasmban(&["set", "sshd", "addfailregex", "^Custom refusal for <HOST>$"]);
+    assert!(added.starts_with("The following regular expression are defined:\n|- [0]: "), "{added}");
+    assert!(added.ends_with("]: ^Custom refusal for <HOST>$\n"), "{added}");
+    append(
+        &log,
+        &failure("192.0.2.32")
+            .replace("Failed password for root from 192.0.2.32 port 22 ssh2", "Custom refusal for 192.0.2.32"),
+    );
+    d.wait_for("the ban by the added failregex", || d.banned().iter().any(|(ip, _)| ip == "192.0.2.32"));
+    let regexes = wasmban(&["get", "sshd", "failregex"]).lines().count() - 1;
+    let removed = wasmban(&["set", "sshd", "delfailregex", &(regexes - 1).to_string()]);
+    assert!(!removed.contains("Custom refusal"), "{removed}");
+    // A bad value changes nothing and says why.
+    let bad = Command::new(&link)
+        .arg("-s")
+        .arg(root.join("sock"))
+        .args(["set", "sshd", "addfailregex", "^(unclosed <HOST>"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "a regex that does not compile was taken");
+    assert_eq!(wasmban(&["get", "sshd", "failregex"]).lines().count() - 1, regexes - 1);
     // A reload puts the configuration's values back.
     assert!(d.client(&["reload"]).0);
     d.wait_for("the jail after the reload", || d.status().is_some_and(|s| s["running"] == true));

@@ -361,9 +361,9 @@ impl BanManager {
     }
 
     /// Change the length of the bans made from now on (`set JAIL
-    /// bantime`); bans in force keep theirs, as in fail2ban.
-    pub fn set_bantime(&mut self, seconds: i64) {
-        self.ban_time.base = seconds;
+    /// bantime` and `bantime.*`); bans in force keep theirs, as in fail2ban.
+    pub fn set_ban_time(&mut self, ban_time: BanTime) {
+        self.ban_time = ban_time;
     }
 
     /// Whether `id` is banned.

@@ -88,16 +88,18 @@ pub enum ControlCommand {
     /// Print wasmban's version.
     Version,
     /// A jail's setting, as fail2ban-client's `get JAIL KEY`: bantime,
-    /// findtime, maxretry, maxmatches, logpath, actions, banip [SEP].
+    /// findtime, maxretry, maxmatches, maxlines, logpath, actions, banip
+    /// [SEP], failregex, ignoreregex, ignoreip, usedns, idle, bantime.*...
     Get {
         /// `JAIL KEY [SEP]`.
         #[arg(num_args = 2..=3, value_name = "JAIL KEY")]
         args: Vec<String>,
     },
-    /// fail2ban-client's `set JAIL banip IP ...` and `set JAIL unbanip
-    /// [--report-absent] IP ...`.
+    /// fail2ban-client's `set JAIL KEY VALUE...`, until the next reload:
+    /// banip, unbanip [--report-absent], bantime, findtime, maxretry,
+    /// addignoreip, addlogpath, addfailregex, attempt, idle, usedns...
     Set {
-        /// `JAIL banip|unbanip IP ...`.
+        /// `JAIL KEY VALUE...`.
         #[arg(num_args = 3.., value_name = "JAIL KEY VALUE", allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -208,6 +210,52 @@ fn print_top(rows: &[PluginCost]) {
 }
 
 /// fail2ban-client's list under a heading: `|- a`, ..., `` `- z``.
+/// A setting as fail2ban-client prints the answer to `get JAIL KEY` (and
+/// to the `set` that changed it).
+fn fail2ban_setting(jail: &str, key: &str, value: &Value) -> String {
+    let list: Vec<String> = serde_json::from_value(value.clone()).unwrap_or_default();
+    match key {
+        "logpath" if list.is_empty() => "No file is currently monitored".into(),
+        "logpath" => format!("Current monitored log file(s):\n{}", tree_lines(&list)),
+        "actions" if list.is_empty() => format!("No actions for jail {jail}"),
+        "actions" => format!("The jail {jail} has the following actions:\n{}", list.join(", ")),
+        "ignoreip" if list.is_empty() => "No IP address/network is ignored".into(),
+        "ignoreip" => format!("These IP addresses/networks are ignored:\n{}", tree_lines(&list)),
+        "failregex" | "ignoreregex" if list.is_empty() => "No regular expression is defined".into(),
+        "failregex" | "ignoreregex" => {
+            let numbered: Vec<String> = list.iter().enumerate().map(|(i, r)| format!("[{i}]: {r}")).collect();
+            format!("The following regular expression are defined:\n{}", tree_lines(&numbered))
+        }
+        "journalmatch" if list.is_empty() => "No journal match filter set".into(),
+        "journalmatch" => format!("Current match filter:\n{}", list.join(" + ")),
+        "logencoding" => format!("Current log encoding is set to:\n{}", value.as_str().unwrap_or("")),
+        "datepattern" => match value.as_str() {
+            None => "Current date pattern set to: Not set/required".into(),
+            Some(p) => format!("Current date pattern set to: {p}"),
+        },
+        _ => py_value(value),
+    }
+}
+
+/// A JSON value as Python prints the same value.
+fn py_value(value: &Value) -> String {
+    match value {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|v| if let Value::String(s) = v { py_str(s) } else { py_value(v) })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
 fn tree_lines(items: &[String]) -> String {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -343,22 +391,17 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         ControlCommand::Get { args } => {
             let (jail, key) = (&args[0], &args[1]);
             let value = ask(Request::Get { jail: jail.clone(), key: key.clone() })?;
-            let list: Vec<String> = serde_json::from_value(value.clone()).unwrap_or_default();
-            match key.as_str() {
-                "logpath" if list.is_empty() => println!("No file is currently monitored"),
-                "logpath" => println!("Current monitored log file(s):\n{}", tree_lines(&list)),
-                "actions" if list.is_empty() => println!("No actions for jail {jail}"),
-                "actions" => println!("The jail {jail} has the following actions:\n{}", list.join(", ")),
-                "banip" => {
-                    let sep = args.get(2).map_or(" ", String::as_str);
-                    if sep == "--with-time" {
-                        anyhow::bail!(
-                            "get {jail} banip --with-time is not supported; `wasmban banned --long` shows each ban's start and length"
-                        );
-                    }
-                    println!("{}", list.join(sep));
+            if key == "banip" {
+                let list: Vec<String> = serde_json::from_value(value).unwrap_or_default();
+                let sep = args.get(2).map_or(" ", String::as_str);
+                if sep == "--with-time" {
+                    anyhow::bail!(
+                        "get {jail} banip --with-time is not supported; `wasmban banned --long` shows each ban's start and length"
+                    );
                 }
-                _ => println!("{value}"),
+                println!("{}", list.join(sep));
+            } else {
+                println!("{}", fail2ban_setting(jail, key, &value));
             }
         }
         ControlCommand::Set { args } => {
@@ -388,18 +431,11 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                         count += lifted;
                     }
                 }
-                "bantime" | "findtime" | "maxretry" | "maxmatches" => {
-                    let [value] = values else {
-                        anyhow::bail!("set {jail} {key} takes one value");
-                    };
-                    let now = ask(Request::Set { jail: jail.clone(), key: key.to_string(), value: value.clone() })?;
-                    println!("{now}");
+                _ => {
+                    let now = ask(Request::Set { jail: jail.clone(), key: key.to_string(), args: values.to_vec() })?;
+                    println!("{}", fail2ban_setting(jail, crate::daemon::jail_set::answered_by(key), &now));
                     return Ok(());
                 }
-                other => anyhow::bail!(
-                    "set {jail} {other}: not changed at run time by wasmban (banip, unbanip, bantime, findtime, \
-                     maxretry, maxmatches are); put it in jail.local and run `wasmban reload {jail}`"
-                ),
             }
             println!("{count}");
         }

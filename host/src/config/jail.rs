@@ -144,78 +144,8 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
             options.insert(opt.to_string(), v);
         }
     }
-    let time = |opt: &str, default: i64| -> Result<i64, ConfigError> {
-        match options.get(opt) {
-            Some(v) => parse_time(v).map_err(|m| value_error(ini, name, opt, m)),
-            None => Ok(default),
-        }
-    };
-    let count = |opt: &str, default: u32| -> Result<u32, ConfigError> {
-        match options.get(opt) {
-            Some(v) => {
-                v.trim().parse().map_err(|_| value_error(ini, name, opt, format!("{v:?} is not a whole number")))
-            }
-            None => Ok(default),
-        }
-    };
-    let flag = |opt: &str, default: bool| -> Result<bool, ConfigError> {
-        match options.get(opt) {
-            Some(v) => parse_bool(v).map_err(|m| value_error(ini, name, opt, m)),
-            None => Ok(default),
-        }
-    };
-    let bantime = time("bantime", 600)?;
-    let reconcile = time("reconcile", 300)?;
-    if reconcile < 0 {
-        return Err(value_error(ini, name, "reconcile", format!("{reconcile}: expected a time of 0 (never) or more")));
-    }
-    let increment = if flag("bantime.increment", false)? {
-        let factor = match options.get("bantime.factor") {
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| value_error(ini, name, "bantime.factor", format!("{v:?} is not a number")))?,
-            None => 1.0,
-        };
-        let multipliers = match options.get("bantime.multipliers") {
-            Some(v) => {
-                v.split_whitespace().map(|m| m.parse::<f64>()).collect::<Result<Vec<f64>, _>>().map_err(|_| {
-                    value_error(
-                        ini,
-                        name,
-                        "bantime.multipliers",
-                        format!("{v:?}: expected numbers separated by spaces"),
-                    )
-                })?
-            }
-            None => Vec::new(),
-        };
-        if let Some(formula) = options.get("bantime.formula").map(|f| f.trim()).filter(|f| !f.is_empty()) {
-            let default = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
-            if formula.replace(' ', "") != default.replace(' ', "") {
-                return Err(value_error(
-                    ini,
-                    name,
-                    "bantime.formula",
-                    "custom Python formulas are not evaluated by wasmban; express the growth with bantime.multipliers (and bantime.factor, bantime.maxtime)".into(),
-                ));
-            }
-        }
-        let optional_time = |opt: &str| -> Result<Option<i64>, ConfigError> {
-            options.get(opt).map(|v| parse_time(v).map_err(|m| value_error(ini, name, opt, m))).transpose()
-        };
-        Some(crate::jail::Increment {
-            factor,
-            multipliers,
-            maxtime: optional_time("bantime.maxtime")?,
-            rndtime: optional_time("bantime.rndtime")?,
-            overalljails: flag("bantime.overalljails", false)?,
-        })
-    } else {
-        None
-    };
-    let ignoreip = crate::jail::IgnoreList::parse(options.get("ignoreip").map(String::as_str).unwrap_or(""))
-        .map_err(|m| value_error(ini, name, "ignoreip", m))?;
+    let error = |opt: &str, message: String| value_error(ini, name, opt, message);
+    let typed = TypedOptions::read(&options, &error)?;
     // The filter and actions see the jail's options, but not the jail's own
     // references to them.
     let mut seen = options.clone();
@@ -254,27 +184,153 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
             actions.push((reference, def));
         }
     }
-    Ok(Some(Jail {
+    let mut jail = Jail {
         name: name.to_string(),
         enabled,
-        backend: options.get("backend").cloned().unwrap_or_else(|| "auto".into()),
-        logpath: options
-            .get("logpath")
-            .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default(),
-        maxretry: count("maxretry", 5)?,
-        maxmatches: count("maxmatches", count("maxretry", 5)?)?,
-        findtime: time("findtime", 600)?,
-        bantime,
-        ban_time: crate::jail::BanTime { base: bantime, increment },
-        reconcile,
-        ignoreip,
-        ignoreself: flag("ignoreself", true)?,
-        logtimezone: options.get("logtimezone").cloned(),
+        backend: String::new(),
+        logpath: Vec::new(),
+        maxretry: 0,
+        maxmatches: 0,
+        findtime: 0,
+        bantime: 0,
+        ban_time: crate::jail::BanTime { base: 0, increment: None },
+        reconcile: 0,
+        ignoreip: crate::jail::IgnoreList::default(),
+        ignoreself: true,
+        logtimezone: None,
         filter,
         actions,
         options,
-    }))
+    };
+    typed.apply(&mut jail);
+    Ok(Some(jail))
+}
+
+impl Jail {
+    /// Type `options` again after a runtime `set` changed them: every
+    /// value is checked as the configuration's would be, and nothing of
+    /// the jail changes when one is wrong.
+    pub fn retype_options(&mut self) -> Result<(), String> {
+        let section = self.name.clone();
+        let error = |opt: &str, message: String| ConfigError::Value {
+            where_: "set (until the next reload)".into(),
+            section: section.clone(),
+            option: opt.to_string(),
+            message,
+        };
+        let typed = TypedOptions::read(&self.options, &error).map_err(|e| e.to_string())?;
+        typed.apply(self);
+        Ok(())
+    }
+}
+
+/// A jail's options with a type, read from its interpolated values.
+struct TypedOptions {
+    backend: String,
+    logpath: Vec<String>,
+    maxretry: u32,
+    maxmatches: u32,
+    findtime: i64,
+    ban_time: crate::jail::BanTime,
+    reconcile: i64,
+    ignoreip: crate::jail::IgnoreList,
+    ignoreself: bool,
+    logtimezone: Option<String>,
+}
+
+impl TypedOptions {
+    fn read(options: &Vars, error: &dyn Fn(&str, String) -> ConfigError) -> Result<TypedOptions, ConfigError> {
+        let time = |opt: &str, default: i64| -> Result<i64, ConfigError> {
+            match options.get(opt) {
+                Some(v) => parse_time(v).map_err(|m| error(opt, m)),
+                None => Ok(default),
+            }
+        };
+        let count = |opt: &str, default: u32| -> Result<u32, ConfigError> {
+            match options.get(opt) {
+                Some(v) => v.trim().parse().map_err(|_| error(opt, format!("{v:?} is not a whole number"))),
+                None => Ok(default),
+            }
+        };
+        let flag = |opt: &str, default: bool| -> Result<bool, ConfigError> {
+            match options.get(opt) {
+                Some(v) => parse_bool(v).map_err(|m| error(opt, m)),
+                None => Ok(default),
+            }
+        };
+        let bantime = time("bantime", 600)?;
+        let reconcile = time("reconcile", 300)?;
+        if reconcile < 0 {
+            return Err(error("reconcile", format!("{reconcile}: expected a time of 0 (never) or more")));
+        }
+        let increment = if flag("bantime.increment", false)? {
+            let factor = match options.get("bantime.factor") {
+                Some(v) => {
+                    v.trim().parse::<f64>().map_err(|_| error("bantime.factor", format!("{v:?} is not a number")))?
+                }
+                None => 1.0,
+            };
+            let multipliers = match options.get("bantime.multipliers") {
+                Some(v) => {
+                    v.split_whitespace().map(|m| m.parse::<f64>()).collect::<Result<Vec<f64>, _>>().map_err(|_| {
+                        error("bantime.multipliers", format!("{v:?}: expected numbers separated by spaces"))
+                    })?
+                }
+                None => Vec::new(),
+            };
+            if let Some(formula) = options.get("bantime.formula").map(|f| f.trim()).filter(|f| !f.is_empty()) {
+                let default = "ban.Time * (1<<(ban.Count if ban.Count<20 else 20)) * banFactor";
+                if formula.replace(' ', "") != default.replace(' ', "") {
+                    return Err(error("bantime.formula",
+                        "custom Python formulas are not evaluated by wasmban; express the growth with bantime.multipliers (and bantime.factor, bantime.maxtime)".into(),
+                    ));
+                }
+            }
+            let optional_time = |opt: &str| -> Result<Option<i64>, ConfigError> {
+                options.get(opt).map(|v| parse_time(v).map_err(|m| error(opt, m))).transpose()
+            };
+            Some(crate::jail::Increment {
+                factor,
+                multipliers,
+                maxtime: optional_time("bantime.maxtime")?,
+                rndtime: optional_time("bantime.rndtime")?,
+                overalljails: flag("bantime.overalljails", false)?,
+            })
+        } else {
+            None
+        };
+        let ignoreip = crate::jail::IgnoreList::parse(options.get("ignoreip").map(String::as_str).unwrap_or(""))
+            .map_err(|m| error("ignoreip", m))?;
+        Ok(TypedOptions {
+            backend: options.get("backend").cloned().unwrap_or_else(|| "auto".into()),
+            logpath: options
+                .get("logpath")
+                .map(|v| v.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default(),
+            maxretry: count("maxretry", 5)?,
+            maxmatches: count("maxmatches", count("maxretry", 5)?)?,
+            findtime: time("findtime", 600)?,
+            ban_time: crate::jail::BanTime { base: bantime, increment },
+            reconcile,
+            ignoreip,
+            ignoreself: flag("ignoreself", true)?,
+            logtimezone: options.get("logtimezone").cloned(),
+        })
+    }
+
+    fn apply(self, jail: &mut Jail) {
+        jail.backend = self.backend;
+        jail.logpath = self.logpath;
+        jail.maxretry = self.maxretry;
+        jail.maxmatches = self.maxmatches;
+        jail.findtime = self.findtime;
+        jail.bantime = self.ban_time.base;
+        jail.ban_time = self.ban_time;
+        jail.reconcile = self.reconcile;
+        jail.ignoreip = self.ignoreip;
+        jail.ignoreself = self.ignoreself;
+        jail.logtimezone = self.logtimezone;
+    }
 }
 
 #[cfg(test)]

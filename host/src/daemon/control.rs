@@ -60,21 +60,20 @@ pub enum Request {
     /// What each plugin instance has cost since start, the most CPU first.
     Top,
     /// Change a jail's setting until the next reload, as fail2ban's `set
-    /// JAIL KEY VALUE` (bantime, findtime, maxretry, maxmatches).
+    /// JAIL KEY VALUE...`.
     Set {
         /// The jail.
         jail: String,
         /// The setting.
         key: String,
-        /// Its new value.
-        value: String,
+        /// Its new value or values.
+        args: Vec<String>,
     },
     /// A jail's setting, as fail2ban's `get JAIL KEY`.
     Get {
         /// The jail.
         jail: String,
-        /// The setting: bantime, findtime, maxretry, maxmatches, logpath,
-        /// actions, banip.
+        /// The setting, as fail2ban names it.
         key: String,
     },
     /// Reopen the log file (after logrotate moved it).

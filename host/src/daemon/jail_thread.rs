@@ -7,12 +7,13 @@
 //! batches it obeys the commands the control socket sends.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::bans::{BanDecision, BanManager, Dropped, Listing, Origin};
@@ -27,6 +28,8 @@ use crate::plugin::{FilterInstance, Registry, Runtime, TrapKind};
 use crate::store::Store;
 use crate::tail::{Batch, Source};
 use crate::wit::types::Failure;
+
+mod reconfigure;
 
 /// Lines handed to the filter per call: large enough that the boundary
 /// costs nothing, small enough that a burst is saved in steps.
@@ -68,14 +71,14 @@ pub enum JailCommand {
         /// How many bans were lifted.
         reply: oneshot::Sender<Result<usize, String>>,
     },
-    /// Change a setting until the next reload (`set JAIL KEY VALUE`).
+    /// Change a setting until the next reload (`set JAIL KEY VALUE...`).
     Set {
-        /// `bantime`, `findtime`, `maxretry` or `maxmatches`.
+        /// The key, as fail2ban names it.
         key: String,
-        /// Its new value.
-        value: String,
-        /// The value now in force.
-        reply: oneshot::Sender<Result<i64, String>>,
+        /// Its values.
+        args: Vec<String>,
+        /// What fail2ban's server answers: the setting now in force.
+        reply: oneshot::Sender<Result<Value, String>>,
     },
     /// Stop: save positions, run every action's `stop`.
     Stop,
@@ -85,10 +88,7 @@ pub enum JailCommand {
 pub struct JailHandle {
     /// The configuration it runs, to tell on reload whether it changed.
     pub fingerprint: String,
-    /// The configuration it was started with (what `get` reports).
-    pub config: Arc<Jail>,
-    /// Settings changed at run time (`set`), until the next reload.
-    pub overrides: Mutex<std::collections::BTreeMap<String, i64>>,
+    shared: Arc<SharedSettings>,
     commands: Sender<JailCommand>,
     status: Arc<Mutex<JailStatus>>,
     listing: Listing,
@@ -96,7 +96,32 @@ pub struct JailHandle {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What a jail's thread and the daemon both see of its settings.
+struct SharedSettings {
+    /// The configuration in force: the files', changed by any `set`.
+    config: Mutex<Arc<Jail>>,
+    /// Whether a `set` changed it (a reload then starts the jail again).
+    edited: AtomicBool,
+    /// `set JAIL idle on`.
+    idle: AtomicBool,
+}
+
 impl JailHandle {
+    /// The configuration in force (what `get` reports).
+    pub fn config(&self) -> Arc<Jail> {
+        self.shared.config.lock().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Whether a runtime `set` changed the jail since it started.
+    pub fn edited(&self) -> bool {
+        self.shared.edited.load(Ordering::Relaxed)
+    }
+
+    /// Whether the jail is idle (`set JAIL idle on`).
+    pub fn idle(&self) -> bool {
+        self.shared.idle.load(Ordering::Relaxed)
+    }
+
     /// The latest status the jail published, with its bans in force.
     pub fn status(&self) -> JailStatus {
         let mut status = self.status.lock().map(|s| s.clone()).unwrap_or_default();
@@ -143,7 +168,12 @@ impl JailHandle {
 /// Start `jail` on its own thread.
 pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
     let fingerprint = format!("{jail:?}");
-    let config = Arc::new(jail.clone());
+    let shared = Arc::new(SharedSettings {
+        config: Mutex::new(Arc::new(jail.clone())),
+        edited: AtomicBool::new(false),
+        idle: AtomicBool::new(false),
+    });
+    let seen = shared.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let status = Arc::new(Mutex::new(JailStatus { jail: jail.name.clone(), ..JailStatus::default() }));
     let published = status.clone();
@@ -159,7 +189,7 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
     });
     let thread = std::thread::Builder::new().name(format!("jail-{}", jail.name)).spawn(move || {
         let name = jail.name.clone();
-        match RunningJail::start(&jail, ctx, wake, published.clone(), kept, beating) {
+        match RunningJail::start(&jail, ctx, wake, published.clone(), kept, beating, seen) {
             Ok(mut running) => running.run(rx),
             Err(problem) => {
                 tracing::error!("[{name}] jail not started: {problem}");
@@ -171,16 +201,7 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
             }
         }
     })?;
-    Ok(JailHandle {
-        fingerprint,
-        config,
-        overrides: Mutex::default(),
-        commands: tx,
-        status,
-        listing,
-        heartbeat,
-        thread: Some(thread),
-    })
+    Ok(JailHandle { fingerprint, shared, commands: tx, status, listing, heartbeat, thread: Some(thread) })
 }
 
 fn idle(rx: Receiver<JailCommand>, name: &str) {
@@ -198,6 +219,17 @@ fn idle(rx: Receiver<JailCommand>, name: &str) {
 
 struct RunningJail {
     name: String,
+    /// The configuration in force, with runtime changes.
+    config: Jail,
+    shared: Arc<SharedSettings>,
+    runtime: Arc<Runtime>,
+    plugin_dir: PathBuf,
+    store: Arc<Mutex<Store>>,
+    wake: crate::tail::Wake,
+    /// What `source` was opened on.
+    source_spec: crate::tail::SourceSpec,
+    /// `set JAIL idle on`: lines wait unread.
+    idle: bool,
     source: Source,
     filter: FilterInstance,
     ids: IdPolicy,
@@ -229,6 +261,7 @@ impl RunningJail {
         status: Arc<Mutex<JailStatus>>,
         listing: Listing,
         heartbeat: Arc<AtomicU64>,
+        shared: Arc<SharedSettings>,
     ) -> Result<RunningJail, String> {
         let registry = Registry::new(Some(ctx.plugin_dir.clone()));
         let parts = assemble(jail, &ctx.runtime, &registry)?;
@@ -244,7 +277,7 @@ impl RunningJail {
             ),
             Err(_) => Default::default(),
         };
-        let source = Source::open(&parts.source, saved_files, saved_journal, wake)?;
+        let source = Source::open(&parts.source, saved_files, saved_journal, wake.clone())?;
         if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
             tracing::warn!(
                 "[{}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead",
@@ -253,6 +286,14 @@ impl RunningJail {
         }
         let mut running = RunningJail {
             name: jail.name.clone(),
+            config: jail.clone(),
+            shared,
+            runtime: ctx.runtime.clone(),
+            plugin_dir: ctx.plugin_dir.clone(),
+            store: ctx.store.clone(),
+            wake,
+            source_spec: parts.source.clone(),
+            idle: false,
             source,
             filter: parts.filter,
             ids: IdPolicy::new(parts.usedns),
@@ -293,7 +334,7 @@ impl RunningJail {
                         other => self.obey(other),
                     }
                 }
-                let more = self.read_batch();
+                let more = !self.idle && self.read_batch();
                 self.housekeeping();
                 self.measure_backlog(!more);
                 self.publish();
@@ -329,47 +370,13 @@ impl RunningJail {
                 self.publish();
                 let _ = reply.send(lifted.map(|r| r.len()));
             }
-            JailCommand::Set { key, value, reply } => {
-                let result = self.set(&key, &value);
+            JailCommand::Set { key, args, reply } => {
+                let result = self.set(&key, &args);
                 self.publish();
                 let _ = reply.send(result);
             }
             JailCommand::Wake | JailCommand::Stop => self.publish(),
         }
-    }
-
-    /// `set JAIL KEY VALUE`: the new value, in force until the next reload.
-    fn set(&mut self, key: &str, value: &str) -> Result<i64, String> {
-        use crate::config::values::parse_time;
-        let count = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("{v:?}: give a whole number"));
-        let new = match key {
-            "bantime" => {
-                let seconds = parse_time(value)?;
-                self.bans.set_bantime(seconds);
-                seconds
-            }
-            "findtime" => {
-                let seconds = parse_time(value)?;
-                if seconds <= 0 {
-                    return Err(format!("findtime {value:?}: give a positive time"));
-                }
-                self.tracker.set_findtime(seconds);
-                seconds
-            }
-            "maxretry" => {
-                let n = count(value)?.max(1);
-                self.tracker.set_maxretry(n);
-                i64::from(n)
-            }
-            "maxmatches" => {
-                let n = count(value)?;
-                self.tracker.set_maxmatches(n);
-                i64::from(n)
-            }
-            other => return Err(format!("set {} {other}: not a setting wasmban changes at run time", self.name)),
-        };
-        tracing::info!("[{}] {key} set to {new} until the next reload", self.name);
-        Ok(new)
     }
 
     fn ban_manually(&mut self, id: String) -> Result<bool, String> {

@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod clock;
 pub mod control;
+pub mod jail_set;
 pub mod jail_thread;
 pub mod logging;
 pub mod notify;
@@ -422,11 +423,7 @@ impl Daemon {
                 match map.get(&jail.name) {
                     // A runtime `set` lasts until the next reload, as in
                     // fail2ban: such a jail starts again from its files.
-                    Some(h)
-                        if h.fingerprint == fingerprint
-                            && only.is_none()
-                            && h.overrides.lock().is_ok_and(|o| o.is_empty()) =>
-                    {
+                    Some(h) if h.fingerprint == fingerprint && only.is_none() && !h.edited() => {
                         unchanged.push(jail.name.clone())
                     }
                     Some(_) => {
@@ -569,34 +566,22 @@ impl Daemon {
                 }
             }
             Request::Get { jail, key } => {
-                let found = self.jails.lock().ok().and_then(|m| {
-                    m.get(&jail).map(|h| {
-                        let set = h.overrides.lock().ok().and_then(|o| o.get(&key).copied());
-                        (h.config.clone(), h.counters().files, h.banned(), set)
-                    })
-                });
+                let found = self
+                    .jails
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&jail).map(|h| (h.config(), h.counters().files, h.banned(), h.idle())));
                 match found {
                     None => self.no_such_jail(&jail),
-                    // What `set` changed, until the next reload.
-                    Some((_, _, _, Some(set))) => Reply::ok(json!(set)),
-                    Some((config, files, banned, None)) => match jail_setting(&config, &files, &banned, &key) {
+                    Some((config, files, banned, idle)) => match jail_set::get(&config, &files, &banned, idle, &key) {
                         Ok(v) => Reply::ok(v),
                         Err(e) => Reply::error(e),
                     },
                 }
             }
-            Request::Set { jail, key, value } => {
-                match self.ask(&jail, |reply| JailCommand::Set { key: key.clone(), value: value.clone(), reply }).await
-                {
-                    Ok(now) => {
-                        if let Ok(map) = self.jails.lock()
-                            && let Some(h) = map.get(&jail)
-                            && let Ok(mut o) = h.overrides.lock()
-                        {
-                            o.insert(key, now);
-                        }
-                        Reply::ok(json!(now))
-                    }
+            Request::Set { jail, key, args } => {
+                match self.ask(&jail, |reply| JailCommand::Set { key: key.clone(), args: args.clone(), reply }).await {
+                    Ok(now) => Reply::ok(now),
                     Err(e) => Reply::error(e),
                 }
             }
@@ -614,32 +599,6 @@ impl Daemon {
             }
         }
     }
-}
-
-/// A jail's setting for `get JAIL KEY`, as fail2ban's server answers it
-/// (the configuration the jail runs, its files, its bans).
-fn jail_setting(
-    jail: &crate::config::jail::Jail,
-    files: &[String],
-    banned: &[BanView],
-    key: &str,
-) -> Result<Value, String> {
-    Ok(match key {
-        "bantime" => json!(jail.bantime),
-        "findtime" => json!(jail.findtime),
-        "maxretry" => json!(jail.maxretry),
-        "maxmatches" => json!(jail.maxmatches),
-        "logpath" => json!(files),
-        "actions" => json!(jail.actions.iter().map(|(r, _)| r.name.clone()).collect::<Vec<_>>()),
-        "banip" => json!(banned.iter().map(|b| b.id.clone()).collect::<Vec<_>>()),
-        other => {
-            return Err(format!(
-                "get {} {other}: not available; wasmban answers bantime, findtime, maxretry, maxmatches, logpath, \
-                 actions and banip (the resolved configuration: `wasmban -c DIR check`)",
-                jail.name
-            ));
-        }
-    })
 }
 
 fn stop_handles(handles: Vec<JailHandle>) {

@@ -69,6 +69,16 @@ impl FailureTracker {
         }
     }
 
+    /// Take new settings at run time (`set JAIL ...`): failures being
+    /// counted are kept and judged by the new settings.
+    pub fn reconfigure(&mut self, settings: TrackerSettings) {
+        self.set_findtime(settings.findtime);
+        self.set_maxretry(settings.maxretry);
+        self.set_maxmatches(settings.maxmatches);
+        self.ignore = settings.ignore;
+        self.ignore_addrs = settings.ignore_addrs;
+    }
+
     /// Change `findtime` at run time (`set JAIL findtime`).
     pub fn set_findtime(&mut self, findtime: i64) {
         self.findtime = findtime;

@@ -1,0 +1,128 @@
+//! A running jail changed in place by fail2ban's runtime `set`: only the
+//! part a key touches is rebuilt (a new filter instance, a reopened
+//! source, new tracker settings), so failures being counted and bans in
+//! force stay as they are. Everything new is built before anything old is
+//! dropped: a change that fails leaves the jail as it was.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use super::RunningJail;
+use crate::config::jail::Jail;
+use crate::daemon::assemble::{self, plan_filter};
+use crate::daemon::jail_set::{self, Touches};
+use crate::jail::ids::IdPolicy;
+use crate::metrics::{self, PluginKey};
+use crate::plugin::Registry;
+use crate::tail::{Source, SourceSpec};
+use crate::wit::types::Failure;
+
+impl RunningJail {
+    /// `set JAIL KEY ARGS...`: the answer fail2ban's server gives.
+    pub(super) fn set(&mut self, key: &str, args: &[String]) -> Result<Value, String> {
+        match key {
+            "idle" => return self.set_idle(args),
+            "attempt" => return self.attempt(args),
+            _ => {}
+        }
+        let (next, touches) = jail_set::edit(&self.config, key, args)?;
+        match touches {
+            Touches::Options => self.take_options(&next)?,
+            Touches::Filter => self.take_filter(&next)?,
+        }
+        self.config = next;
+        if let Ok(mut shared) = self.shared.config.lock() {
+            *shared = Arc::new(self.config.clone());
+        }
+        self.shared.edited.store(true, Ordering::Relaxed);
+        tracing::info!("[{}] set {key} {}: in force until the next reload", self.name, args.join(" "));
+        jail_set::get(&self.config, &self.source.files(), &[], self.idle, jail_set::answered_by(key))
+    }
+
+    fn set_idle(&mut self, args: &[String]) -> Result<Value, String> {
+        self.idle = match args {
+            [v] if v == "on" => true,
+            [v] if v == "off" => false,
+            _ => return Err("Invalid idle option, must be 'on' or 'off'".into()),
+        };
+        self.shared.idle.store(self.idle, Ordering::Relaxed);
+        tracing::info!("[{}] idle {}", self.name, if self.idle { "on: lines wait unread" } else { "off" });
+        Ok(json!(self.idle))
+    }
+
+    /// `set JAIL attempt IP [MATCH...]`: failures of `IP` now, one per
+    /// match (one without matches), counted as the filter's would be.
+    fn attempt(&mut self, args: &[String]) -> Result<Value, String> {
+        let Some((host, matches)) = args.split_first() else {
+            return Err(format!("set {} attempt takes an address and, optionally, the lines to record", self.name));
+        };
+        let failure = |matches: Vec<String>| Failure {
+            line: 0,
+            host: host.clone(),
+            time: None,
+            rule: 0,
+            fields: Vec::new(),
+            matches,
+        };
+        let now = self.clock.now();
+        let failures = if matches.is_empty() {
+            vec![(failure(Vec::new()), now)]
+        } else {
+            matches.iter().map(|m| (failure(vec![m.clone()]), now)).collect()
+        };
+        tracing::info!("[{}] Attempt {host}", self.name);
+        let decisions = self.judge(failures, now);
+        let progress = self.source.progress();
+        let outcome = self.bans.decide(decisions, &progress, now);
+        for r in &outcome.banned {
+            self.tracker.settle(&r.id);
+        }
+        Ok(json!(1))
+    }
+
+    fn take_options(&mut self, next: &Jail) -> Result<(), String> {
+        if next.logpath != self.config.logpath {
+            let spec = plan_filter(next, &self.runtime, &Registry::new(Some(self.plugin_dir.clone())))?.source;
+            self.reopen(&spec)?;
+        }
+        self.tracker.reconfigure(assemble::tracker_settings(next));
+        let usedns = assemble::usedns(next)?;
+        if usedns != assemble::usedns(&self.config)? {
+            self.ids = IdPolicy::new(usedns);
+        }
+        self.bans.set_ban_time(next.ban_time.clone());
+        Ok(())
+    }
+
+    fn take_filter(&mut self, next: &Jail) -> Result<(), String> {
+        let plan = plan_filter(next, &self.runtime, &Registry::new(Some(self.plugin_dir.clone())))?;
+        let mut filter = plan.instantiate()?;
+        filter.set_meter(metrics::global().plugin_meter(PluginKey {
+            jail: self.name.clone(),
+            kind: "filter".into(),
+            instance: next.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
+            plugin: filter.plugin().name().to_string(),
+        }));
+        if plan.source != self.source_spec {
+            self.reopen(&plan.source)?;
+        }
+        self.filter = filter;
+        Ok(())
+    }
+
+    /// Follow what `spec` names from where reading stands: files followed
+    /// before keep their positions, files added start as their entry says.
+    fn reopen(&mut self, spec: &SourceSpec) -> Result<(), String> {
+        let progress = self.source.progress();
+        let mut saved = match self.store.lock() {
+            Ok(store) => store.saved_positions().unwrap_or_default(),
+            Err(_) => Default::default(),
+        };
+        saved.extend(progress.files);
+        self.source = Source::open(spec, saved, progress.journal, self.wake.clone())?;
+        self.source_spec = spec.clone();
+        Ok(())
+    }
+}

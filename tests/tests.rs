@@ -17,6 +17,7 @@ mod hardening;
 mod import;
 mod iptables;
 mod languages;
+mod log_target;
 mod mail;
 mod nftables;
 mod observability;

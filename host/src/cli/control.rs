@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::cli::Cli;
 use crate::daemon::control::{Request, call};
+use crate::daemon::server_settings::SERVER_KEYS;
 use std::collections::BTreeMap;
 
 use crate::daemon::status::{BanView, JailStatus};
@@ -91,16 +92,17 @@ pub enum ControlCommand {
     /// findtime, maxretry, maxmatches, maxlines, logpath, actions, banip
     /// [SEP], failregex, ignoreregex, ignoreip, usedns, idle, bantime.*...
     Get {
-        /// `JAIL KEY [SEP]`.
-        #[arg(num_args = 2..=3, value_name = "JAIL KEY")]
+        /// `JAIL KEY [SEP]`, or a daemon setting: loglevel, logtarget,
+        /// syslogsocket, dbfile, dbpurgeage.
+        #[arg(num_args = 1..=3, value_name = "JAIL KEY")]
         args: Vec<String>,
     },
     /// fail2ban-client's `set JAIL KEY VALUE...`, until the next reload:
     /// banip, unbanip [--report-absent], bantime, findtime, maxretry,
     /// addignoreip, addlogpath, addfailregex, attempt, idle, usedns...
     Set {
-        /// `JAIL KEY VALUE...`.
-        #[arg(num_args = 3.., value_name = "JAIL KEY VALUE", allow_hyphen_values = true)]
+        /// `JAIL KEY VALUE...`, or `loglevel|logtarget|syslogsocket|dbpurgeage VALUE`.
+        #[arg(num_args = 2.., value_name = "JAIL KEY VALUE", allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Stop the daemon (every action's stop runs).
@@ -234,6 +236,19 @@ fn fail2ban_setting(jail: &str, key: &str, value: &Value) -> String {
             Some(p) => format!("Current date pattern set to: {p}"),
         },
         _ => py_value(value),
+    }
+}
+
+/// A daemon setting as fail2ban-client prints it.
+fn fail2ban_server_setting(key: &str, value: &Value) -> String {
+    let text = py_value(value);
+    match key {
+        "loglevel" => format!("Current logging level is {}", py_str(&text)),
+        "logtarget" => format!("Current logging target is:\n`- {text}"),
+        "syslogsocket" => format!("Current syslog socket is:\n`- {text}"),
+        "dbfile" => format!("Current database file is:\n`- {text}"),
+        "dbpurgeage" => format!("Current database purge age is:\n`- {text}seconds"),
+        _ => text,
     }
 }
 
@@ -388,8 +403,20 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                 if result.is_string() { result.as_str().unwrap_or("").to_string() } else { result.to_string() }
             );
         }
+        ControlCommand::Get { args } if SERVER_KEYS.contains(&args[0].as_str()) => {
+            let [key] = &args[..] else { anyhow::bail!("get {} takes no more arguments", args[0]) };
+            let value = ask(Request::ServerGet { key: key.clone() })?;
+            println!("{}", fail2ban_server_setting(key, &value));
+        }
+        ControlCommand::Set { args } if SERVER_KEYS.contains(&args[0].as_str()) => {
+            let [key, value] = &args[..] else { anyhow::bail!("set {} takes one value", args[0]) };
+            let now = ask(Request::ServerSet { key: key.clone(), value: value.clone() })?;
+            println!("{}", fail2ban_server_setting(key, &now));
+        }
         ControlCommand::Get { args } => {
-            let (jail, key) = (&args[0], &args[1]);
+            let [jail, key, ..] = &args[..] else {
+                anyhow::bail!("get JAIL KEY: give a jail and a key (or loglevel, logtarget, dbfile, dbpurgeage)")
+            };
             let value = ask(Request::Get { jail: jail.clone(), key: key.clone() })?;
             if key == "banip" {
                 let list: Vec<String> = serde_json::from_value(value).unwrap_or_default();
@@ -405,7 +432,8 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             }
         }
         ControlCommand::Set { args } => {
-            let (jail, key, values) = (&args[0], args[1].as_str(), &args[2..]);
+            let [jail, key, values @ ..] = &args[..] else { anyhow::bail!("set JAIL KEY VALUE...: give a value") };
+            let key = key.as_str();
             let mut count = 0;
             match key {
                 "banip" => {

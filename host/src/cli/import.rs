@@ -224,7 +224,7 @@ pub fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
     let imported = read_fail2ban_db(&source, now)?;
     crate::daemon::private_dir(&cli.state_dir)?;
-    let target = cli.state_dir.join("wasmban.sqlite3");
+    let target = cli.state_dir.join(crate::daemon::STORE_FILE);
     let mut store = Store::open(&target)?;
     let (bans, positions) = store.import(&imported.bans, &imported.positions)?;
     let in_force = imported.bans.iter().filter(|(_, active)| *active).count();

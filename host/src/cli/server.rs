@@ -29,7 +29,7 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
-    let log_file = logging::init(&settings)?;
+    let log = logging::init(&settings)?;
     if !(0.01..=60.0).contains(&args.poll_interval) {
         anyhow::bail!("--poll-interval {}: give between 0.01 and 60 seconds", args.poll_interval);
     }
@@ -40,7 +40,8 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         poll_interval: Duration::from_secs_f64(args.poll_interval),
         dbpurgeage: settings.dbpurgeage,
-        log_file,
+        log: Some(log),
+        syslogsocket: settings.syslogsocket.clone(),
         mail: settings.mail.clone(),
         whois: settings.whois.clone(),
         metrics_listen: settings.metrics_listen,

@@ -76,6 +76,19 @@ pub enum Request {
         /// The setting, as fail2ban names it.
         key: String,
     },
+    /// A daemon setting, as fail2ban's `get loglevel|logtarget|...`.
+    ServerGet {
+        /// loglevel, logtarget, syslogsocket, dbfile or dbpurgeage.
+        key: String,
+    },
+    /// Change a daemon setting until the next start, as fail2ban's `set
+    /// loglevel|logtarget|syslogsocket|dbpurgeage VALUE`.
+    ServerSet {
+        /// The setting.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
     /// Reopen the log file (after logrotate moved it).
     #[serde(rename = "flushlogs")]
     FlushLogs,

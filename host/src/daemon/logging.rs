@@ -2,26 +2,26 @@
 //! (`2026-11-25 10:00:00,123 fail2ban.actions        [42]: NOTICE  [sshd] Ban 192.0.2.1`),
 //! so that fail2ban's recidive filter and admins' habits work on it.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, OnceLock};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::BAN_TARGET;
-use crate::daemon::settings::{LogFormat, LogTarget, Settings};
+use crate::daemon::log_output::LogOutput;
+use crate::daemon::settings::{LogFormat, Settings, level_filter, level_name};
 
 /// The line layout: fail2ban's, or one JSON object per line.
 struct LineFormat {
     pid: u32,
     json: bool,
-    /// Whether lines start with the date (syslog adds its own).
+    /// Whether lines start with the date (syslog adds its own)...
     stamp: bool,
+    /// ... or, when given, whether this output's target dates them.
+    output: Option<LogOutput>,
 }
 
 /// Fields of an event that say what the message already says: written
@@ -141,7 +141,7 @@ where
             let line = serde_json::to_string(&object).map_err(|_| std::fmt::Error)?;
             return writeln!(writer, "{line}");
         }
-        if self.stamp {
+        if self.output.as_ref().map_or(self.stamp, LogOutput::dates_lines) {
             write!(writer, "{} ", local_timestamp())?;
         }
         write!(writer, "{:<24}[{}]: {:<7} ", name, self.pid, level)?;
@@ -180,210 +180,89 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// A log file that can be reopened (after logrotate moved it).
-#[derive(Clone)]
-pub struct LogFile {
-    path: PathBuf,
-    file: Arc<Mutex<File>>,
+/// What can be changed of the log while the daemon runs: fail2ban's
+/// `set loglevel` and `set logtarget`.
+pub struct LogControl {
+    output: LogOutput,
+    level: Mutex<String>,
+    filter: tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>,
 }
 
-fn open_log(path: &Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    OpenOptions::new().create(true).append(true).open(path)
+static CONTROL: OnceLock<LogControl> = OnceLock::new();
+
+/// The daemon's log, once [`init`] installed it.
+pub fn control() -> Option<&'static LogControl> {
+    CONTROL.get()
 }
 
-impl LogFile {
-    /// Open `path` for appending.
-    pub fn open(path: &Path) -> std::io::Result<LogFile> {
-        Ok(LogFile { path: path.to_path_buf(), file: Arc::new(Mutex::new(open_log(path)?)) })
+impl LogControl {
+    /// Where lines go.
+    pub fn output(&self) -> &LogOutput {
+        &self.output
     }
 
-    /// Reopen the file by name.
-    pub fn reopen(&self) -> std::io::Result<()> {
-        let fresh = open_log(&self.path)?;
-        if let Ok(mut f) = self.file.lock() {
-            *f = fresh;
+    /// The level, as fail2ban names it.
+    pub fn level(&self) -> String {
+        self.level.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Change the level now.
+    pub fn set_level(&self, level: &str) -> Result<String, String> {
+        let (Some(name), Some(directives)) = (level_name(level), level_filter(level)) else {
+            return Err(format!(
+                "loglevel {level:?}: use CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG, TRACEDEBUG or HEAVYDEBUG"
+            ));
+        };
+        self.filter.reload(EnvFilter::new(directives)).map_err(|e| format!("loglevel {name}: {e}"))?;
+        if let Ok(mut l) = self.level.lock() {
+            *l = name.to_string();
         }
-        Ok(())
+        Ok(name.to_string())
     }
 }
 
-/// One line written to the log file.
-pub struct LogFileWriter(Arc<Mutex<File>>);
-
-impl Write for LogFileWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self.0.lock() {
-            Ok(mut f) => f.write(buf),
-            Err(_) => Ok(buf.len()),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for LogFile {
-    type Writer = LogFileWriter;
-    fn make_writer(&'a self) -> Self::Writer {
-        LogFileWriter(self.file.clone())
-    }
-}
-
-/// The syslog daemon's socket: each event one datagram, `<PRI>` (facility
-/// daemon, the event's severity) then the line without its date, which
-/// syslog adds: `<29>fail2ban.actions        [42]: NOTICE  [sshd] Ban ...`,
-/// as fail2ban sends it (syslog takes `fail2ban.actions` as the tag).
-#[derive(Clone)]
-pub struct Syslog {
-    socket: Arc<std::os::unix::net::UnixDatagram>,
-    path: Arc<Path>,
-    /// Whether a failed send was reported (once: a syslog daemon that is
-    /// down must not flood stderr).
-    reported: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Syslog {
-    fn new(path: &Path) -> std::io::Result<Syslog> {
-        let socket = std::os::unix::net::UnixDatagram::unbound()?;
-        Ok(Syslog { socket: Arc::new(socket), path: path.into(), reported: Arc::default() })
-    }
-}
-
-/// The syslog severity of an event: fail2ban's levels, NOTICE for bans.
-fn severity(meta: &tracing::Metadata<'_>) -> u8 {
-    match *meta.level() {
-        Level::ERROR => 3,
-        Level::WARN => 4,
-        Level::INFO if meta.target() == BAN_TARGET => 5,
-        Level::INFO => 6,
-        Level::DEBUG | Level::TRACE => 7,
-    }
-}
-
-/// One event on its way to syslog; sent when dropped.
-pub struct SyslogLine {
-    to: Syslog,
-    line: Vec<u8>,
-}
-
-impl Write for SyslogLine {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.line.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for SyslogLine {
-    fn drop(&mut self) {
-        while self.line.last() == Some(&b'\n') {
-            self.line.pop();
-        }
-        if let Err(e) = self.to.socket.send_to(&self.line, &*self.to.path)
-            && !self.to.reported.swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            eprintln!(
-                "wasmban: logging to syslog at {}: {e}; is a syslog daemon running? (set logtarget in wasmban.local)",
-                self.to.path.display()
-            );
-        }
-    }
-}
-
-impl<'a> MakeWriter<'a> for Syslog {
-    type Writer = SyslogLine;
-    fn make_writer(&'a self) -> Self::Writer {
-        SyslogLine { to: self.clone(), line: b"<30>".to_vec() }
-    }
-    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-        // Facility daemon (3).
-        let line = format!("<{}>", 3 * 8 + severity(meta)).into_bytes();
-        SyslogLine { to: self.clone(), line }
-    }
-}
-
-/// Install the daemon's logger. `WASMBAN_LOG` overrides `loglevel`.
-/// Returns the log file, to reopen on reload, when logging to one. With a
-/// file target, lines are also shown on a terminal when started from one;
-/// a file that cannot be opened falls back to stderr, with a warning.
-pub fn init(settings: &Settings) -> anyhow::Result<Option<LogFile>> {
+/// Install the daemon's logger. `WASMBAN_LOG` overrides `loglevel` (until
+/// a `set loglevel`). When
+/// lines go elsewhere than the standard streams, a terminal the daemon
+/// was started from shows them too. A target that cannot be opened is
+/// stderr, with a warning.
+pub fn init(settings: &Settings) -> anyhow::Result<&'static LogControl> {
     use std::io::IsTerminal;
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter = EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| EnvFilter::new(&settings.log_filter));
     let pid = std::process::id();
     let json = settings.log_format == LogFormat::Json;
-    // Colour only on a terminal (and never in JSON): escape codes in a file or the journal are
-    // noise in every field a script reads.
-    let colour = std::io::stderr().is_terminal() && !json;
-    let stderr_layer = || {
+    let (output, problem) = LogOutput::open(&settings.log_target);
+    let main = tracing_subscriber::fmt::layer()
+        .event_format(LineFormat { pid, json, stamp: true, output: Some(output.clone()) })
+        .with_ansi(false)
+        .with_writer(output.clone());
+    let terminal = std::io::stderr().is_terminal().then(|| {
+        let away = output.clone();
         tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid, json, stamp: true })
-            .with_ansi(colour)
+            .event_format(LineFormat { pid, json, stamp: true, output: None })
+            .with_ansi(false)
             .with_writer(std::io::stderr)
-    };
-    let registry = tracing_subscriber::registry().with(filter);
-    match &settings.log_target {
-        LogTarget::Stderr => {
-            let _ = registry.with(stderr_layer()).try_init();
-            Ok(None)
-        }
-        LogTarget::Stdout => {
-            let layer = tracing_subscriber::fmt::layer()
-                .event_format(LineFormat { pid, json, stamp: true })
-                .with_ansi(false)
-                .with_writer(std::io::stdout);
-            let _ = registry.with(layer).try_init();
-            Ok(None)
-        }
-        LogTarget::Syslog(socket) => match Syslog::new(socket) {
-            Ok(syslog) => {
-                let layer = tracing_subscriber::fmt::layer()
-                    .event_format(LineFormat { pid, json, stamp: false })
-                    .with_ansi(false)
-                    .with_writer(syslog);
-                let terminal = std::io::stderr().is_terminal().then(stderr_layer);
-                let _ = registry.with(layer.and_then(terminal)).try_init();
-                Ok(None)
-            }
-            Err(e) => {
-                let _ = registry.with(stderr_layer()).try_init();
-                tracing::warn!("logtarget SYSLOG: {e}; logging to stderr instead");
-                Ok(None)
-            }
-        },
-        LogTarget::File(path) => match LogFile::open(path) {
-            Ok(file) => {
-                let file_layer = tracing_subscriber::fmt::layer()
-                    .event_format(LineFormat { pid, json, stamp: true })
-                    .with_ansi(false)
-                    .with_writer(file.clone());
-                let terminal = std::io::stderr().is_terminal().then(stderr_layer);
-                let _ = registry.with(file_layer.and_then(terminal)).try_init();
-                Ok(Some(file))
-            }
-            Err(e) => {
-                let _ = registry.with(stderr_layer()).try_init();
-                tracing::warn!(
-                    "logtarget {}: {e}; logging to stderr instead (run as root, or set logtarget in wasmban.local)",
-                    path.display()
-                );
-                Ok(None)
-            }
-        },
+            .with_filter(tracing_subscriber::filter::filter_fn(move |_| away.is_away()))
+    });
+    let from_settings = || EnvFilter::new(&settings.log_filter);
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(
+        EnvFilter::try_from_env("WASMBAN_LOG").unwrap_or_else(|_| from_settings()),
+    );
+    let _ = tracing_subscriber::registry().with(filter).with(main).with(terminal).try_init();
+    if let Some(problem) = problem {
+        tracing::warn!("{problem}; logging to stderr instead (run as root, or set logtarget in wasmban.local)");
     }
+    let control = LogControl { output, level: Mutex::new(settings.log_level.clone()), filter: handle };
+    Ok(CONTROL.get_or_init(|| control))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::settings::LogTarget;
     use tracing_subscriber::layer::SubscriberExt;
 
     /// What one event writes to a log file.
@@ -394,9 +273,9 @@ mod tests {
     fn logged_as(json: bool, emit: impl FnOnce()) -> String {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wasmban.log");
-        let file = LogFile::open(&path).expect("open");
+        let (file, _) = LogOutput::open(&LogTarget::File(path.clone()));
         let layer = tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid: 1, json, stamp: true })
+            .event_format(LineFormat { pid: 1, json, stamp: true, output: None })
             .with_ansi(false)
             .with_writer(file);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
@@ -424,9 +303,9 @@ mod tests {
     fn fields_carry_no_colour_codes_even_where_the_layer_has_colour() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wasmban.log");
-        let file = LogFile::open(&path).expect("open");
+        let (file, _) = LogOutput::open(&LogTarget::File(path.clone()));
         let layer = tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid: 1, json: false, stamp: true })
+            .event_format(LineFormat { pid: 1, json: false, stamp: true, output: None })
             .with_ansi(true)
             .with_writer(file);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -478,10 +357,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let (output, problem) = LogOutput::open(&LogTarget::Syslog(path.clone()));
+        assert!(problem.is_none());
         let layer = tracing_subscriber::fmt::layer()
-            .event_format(LineFormat { pid: 7, json: false, stamp: false })
+            .event_format(LineFormat { pid: 7, json: false, stamp: true, output: Some(output.clone()) })
             .with_ansi(false)
-            .with_writer(Syslog::new(&path).unwrap());
+            .with_writer(output);
         tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
             ban_event();
             tracing::error!("[sshd] broken");

@@ -7,9 +7,11 @@ pub mod clock;
 pub mod control;
 pub mod jail_set;
 pub mod jail_thread;
+pub mod log_output;
 pub mod logging;
 pub mod notify;
 mod pidfile;
+pub mod server_settings;
 pub mod settings;
 pub mod status;
 mod supervise;
@@ -31,7 +33,7 @@ use crate::config::jail::Jails;
 use crate::daemon::clock::Clock;
 use crate::daemon::control::{Reply, Request};
 use crate::daemon::jail_thread::{JailCommand, JailContext, JailHandle};
-use crate::daemon::logging::LogFile;
+use crate::daemon::logging::LogControl;
 use crate::daemon::pidfile::{Pidfile, PidfileProblem};
 use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids;
@@ -52,8 +54,11 @@ pub struct ServerOptions {
     pub poll_interval: Duration,
     /// `dbpurgeage` in seconds.
     pub dbpurgeage: i64,
-    /// The log file, reopened on reload.
-    pub log_file: Option<LogFile>,
+    /// The daemon's log, reopened on reload, changed by `set loglevel` and
+    /// `set logtarget`.
+    pub log: Option<&'static LogControl>,
+    /// `syslogsocket`, as written.
+    pub syslogsocket: String,
     /// How the mail capability sends.
     pub mail: crate::capability::mail::MailSettings,
     /// Where the whois capability asks.
@@ -79,7 +84,12 @@ struct Daemon {
     jail_context: JailContext,
     jails: Mutex<BTreeMap<String, JailHandle>>,
     events: mpsc::UnboundedSender<Event>,
-    log_file: Option<LogFile>,
+    log: Option<&'static LogControl>,
+    /// `dbpurgeage` in seconds (`set dbpurgeage` changes it).
+    dbpurgeage: std::sync::atomic::AtomicI64,
+    /// The store's file.
+    db: PathBuf,
+    syslogsocket: Mutex<String>,
     notifier: Option<notify::Notifier>,
     /// Whether systemd is still to hear READY=1 (at start and after each
     /// reload, once every jail has settled).
@@ -139,6 +149,9 @@ pub(crate) fn private_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Bind the control socket with mode 0600, refusing to steal it from a
 /// daemon that still answers there.
+/// The store's file name in the state directory.
+pub const STORE_FILE: &str = "wasmban.sqlite3";
+
 fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -202,7 +215,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         }
     };
     raise_open_file_limit();
-    let db = options.state_dir.join("wasmban.sqlite3");
+    let db = options.state_dir.join(STORE_FILE);
     let now = options.clock.now() as i64;
     let (mut store, recovery) = Store::open_or_recover(&db, now)?;
     if let Some(recovery) = recovery {
@@ -249,7 +262,10 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
         jail_context,
         jails: Mutex::new(BTreeMap::new()),
         events,
-        log_file: options.log_file.take(),
+        log: options.log,
+        dbpurgeage: std::sync::atomic::AtomicI64::new(options.dbpurgeage),
+        db: options.state_dir.join(STORE_FILE),
+        syslogsocket: Mutex::new(options.syslogsocket.clone()),
         notifier: options.notifier.take(),
         ready_due: std::sync::atomic::AtomicBool::new(true),
     });
@@ -302,7 +318,7 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
             }
             _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break; }
-            _ = purge.tick() => daemon.purge(options.dbpurgeage),
+            _ = purge.tick() => daemon.purge(daemon.dbpurgeage.load(std::sync::atomic::Ordering::Relaxed)),
             event = inbox.recv() => match event {
                 Some(Event::Reload { jail, reply }) => { let r = daemon.reload(jail).await; let _ = reply.send(r); }
                 Some(Event::Stop) | None => break,
@@ -440,8 +456,8 @@ impl Daemon {
         let handles = stopping.into_iter().map(|(_, h)| h).collect();
         tokio::task::spawn_blocking(move || stop_handles(handles)).await.map_err(|e| e.to_string())?;
         let started = self.start(starting);
-        if let Some(f) = &self.log_file
-            && let Err(e) = f.reopen()
+        if let Some(log) = self.log
+            && let Err(e) = log.output().reopen()
         {
             tracing::error!("reopening the log file: {e}");
         }
@@ -586,13 +602,14 @@ impl Daemon {
                 }
             }
             Request::Top => Reply::ok(json!({ "plugins": crate::metrics::global().plugin_costs() })),
-            Request::FlushLogs => match &self.log_file {
-                Some(f) => match f.reopen() {
-                    Ok(()) => Reply::ok(json!("rolled over")),
-                    Err(e) => Reply::error(format!("reopening the log file: {e}")),
-                },
-                None => Reply::ok(json!("rolled over (no log file: the log goes to a stream)")),
+            // fail2ban's answers: a file is rolled over, other targets flushed.
+            Request::FlushLogs => match self.log.map(|l| l.output().reopen()) {
+                Some(Ok(true)) => Reply::ok(json!("rolled over")),
+                Some(Err(e)) => Reply::error(format!("reopening the log file: {e}")),
+                Some(Ok(false)) | None => Reply::ok(json!("flushed")),
             },
+            Request::ServerGet { key } => self.server_get(&key),
+            Request::ServerSet { key, value } => self.server_set(&key, &value),
             Request::Stop => {
                 let _ = self.events.send(Event::Stop);
                 Reply::ok(json!("stopping"))

@@ -24,6 +24,49 @@ pub enum LogTarget {
     /// The syslog daemon, at this socket (`syslogsocket`, `/dev/log` for
     /// `auto`), facility daemon.
     Syslog(PathBuf),
+    /// The systemd journal, through its native socket.
+    Journal(PathBuf),
+}
+
+impl LogTarget {
+    /// `logtarget` as fail2ban reads it; `syslogsocket` is where SYSLOG
+    /// sends (`auto`: `/dev/log`).
+    pub fn parse(target: &str, syslogsocket: &str) -> Result<LogTarget, (&'static str, String)> {
+        let target = target.trim();
+        Ok(match target.to_ascii_uppercase().as_str() {
+            "STDERR" => LogTarget::Stderr,
+            "STDOUT" => LogTarget::Stdout,
+            "SYSTEMD-JOURNAL" => LogTarget::Journal(PathBuf::from(crate::daemon::log_output::JOURNAL_SOCKET)),
+            "SYSLOG" => match syslogsocket.trim() {
+                "auto" => LogTarget::Syslog(PathBuf::from("/dev/log")),
+                socket if socket.starts_with('/') => LogTarget::Syslog(PathBuf::from(socket)),
+                socket => {
+                    return Err((
+                        "syslogsocket",
+                        format!("{socket:?}: use auto (/dev/log) or the absolute path of the syslog socket"),
+                    ));
+                }
+            },
+            _ if target.starts_with('/') => LogTarget::File(PathBuf::from(target)),
+            _ => {
+                return Err((
+                    "logtarget",
+                    format!("{target:?}: use STDERR, STDOUT, SYSLOG, SYSTEMD-JOURNAL or an absolute file path"),
+                ));
+            }
+        })
+    }
+
+    /// The target as fail2ban names it (`get logtarget`).
+    pub fn name(&self) -> String {
+        match self {
+            LogTarget::Stderr => "STDERR".into(),
+            LogTarget::Stdout => "STDOUT".into(),
+            LogTarget::File(path) => path.display().to_string(),
+            LogTarget::Syslog(_) => "SYSLOG".into(),
+            LogTarget::Journal(_) => "SYSTEMD-JOURNAL".into(),
+        }
+    }
 }
 
 /// How log lines are written.
@@ -41,10 +84,14 @@ pub enum LogFormat {
 pub struct Settings {
     /// `loglevel`, as a tracing filter directive.
     pub log_filter: String,
+    /// `loglevel`, as fail2ban names it.
+    pub log_level: String,
     /// `logtarget`.
     pub log_target: LogTarget,
     /// `logformat`.
     pub log_format: LogFormat,
+    /// `syslogsocket`, as written (`auto`: `/dev/log`).
+    pub syslogsocket: String,
     /// `[metrics] listen`: where Prometheus metrics are served (off when
     /// `None`).
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -65,8 +112,10 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             log_filter: level_filter("INFO").unwrap_or_default(),
+            log_level: "INFO".into(),
             log_target: LogTarget::Stderr,
             log_format: LogFormat::Fail2ban,
+            syslogsocket: "auto".into(),
             metrics_listen: None,
             pidfile: None,
             dbpurgeage: 86400,
@@ -77,9 +126,24 @@ impl Default for Settings {
     }
 }
 
+/// fail2ban's name of a level given by name or number.
+pub fn level_name(level: &str) -> Option<&'static str> {
+    Some(match level.trim().to_ascii_uppercase().as_str() {
+        "CRITICAL" | "50" => "CRITICAL",
+        "ERROR" | "40" => "ERROR",
+        "WARNING" | "WARN" | "30" => "WARNING",
+        "NOTICE" | "25" => "NOTICE",
+        "INFO" | "20" => "INFO",
+        "DEBUG" | "10" => "DEBUG",
+        "TRACEDEBUG" | "7" => "TRACEDEBUG",
+        "HEAVYDEBUG" | "5" => "HEAVYDEBUG",
+        _ => return None,
+    })
+}
+
 /// fail2ban's level names (and numbers) as a tracing filter. NOTICE keeps
 /// the ban and unban lines and drops other information.
-fn level_filter(level: &str) -> Option<String> {
+pub fn level_filter(level: &str) -> Option<String> {
     let quiet = "wasmtime=warn,cranelift=warn,cranelift_codegen=warn,notify=warn";
     let base = match level.trim().to_ascii_uppercase().as_str() {
         "CRITICAL" | "50" => "error".to_string(),
@@ -122,38 +186,15 @@ impl Settings {
         let value_error = |option: &str, message: String| error_in("Definition", option, message);
         let mut settings = Settings { file: files.first().cloned(), ..Settings::default() };
         if let Some(level) = get("loglevel")? {
+            settings.log_level = level_name(&level).unwrap_or("INFO").to_string();
             settings.log_filter = level_filter(&level).ok_or_else(|| {
                 value_error("loglevel", format!("{level:?}: use CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG"))
             })?;
         }
         if let Some(target) = get("logtarget")? {
-            let target = target.trim();
-            settings.log_target = match target.to_ascii_uppercase().as_str() {
-                // The journal reads a service's stderr.
-                "STDERR" | "SYSTEMD-JOURNAL" => LogTarget::Stderr,
-                "SYSLOG" => {
-                    let socket = get("syslogsocket")?.unwrap_or_else(|| "auto".into());
-                    let socket = socket.trim();
-                    if socket == "auto" {
-                        LogTarget::Syslog(PathBuf::from("/dev/log"))
-                    } else if socket.starts_with('/') {
-                        LogTarget::Syslog(PathBuf::from(socket))
-                    } else {
-                        return Err(value_error(
-                            "syslogsocket",
-                            format!("{socket:?}: use auto (/dev/log) or the absolute path of the syslog socket"),
-                        ));
-                    }
-                }
-                "STDOUT" => LogTarget::Stdout,
-                _ if target.starts_with('/') => LogTarget::File(PathBuf::from(target)),
-                _ => {
-                    return Err(value_error(
-                        "logtarget",
-                        format!("{target:?}: use STDERR, STDOUT, SYSLOG, SYSTEMD-JOURNAL or an absolute file path"),
-                    ));
-                }
-            };
+            let socket = get("syslogsocket")?.unwrap_or_else(|| "auto".into());
+            settings.log_target = LogTarget::parse(&target, &socket).map_err(|(key, m)| value_error(key, m))?;
+            settings.syslogsocket = socket.trim().to_string();
         }
         if let Some(pidfile) = get("pidfile")? {
             let pidfile = pidfile.trim();
@@ -253,7 +294,7 @@ mod tests {
         std::fs::write(dir.path().join("wasmban.conf"), "[Definition]\nloglevel = NOTICE\ndbpurgeage = 1d\n").unwrap();
         std::fs::write(dir.path().join("wasmban.local"), "[Definition]\nlogtarget = SYSTEMD-JOURNAL\n").unwrap();
         let s = Settings::load(dir.path()).unwrap();
-        assert_eq!((s.log_target, s.dbpurgeage), (LogTarget::Stderr, 86400));
+        assert_eq!((s.log_target, s.dbpurgeage), (LogTarget::Journal("/run/systemd/journal/socket".into()), 86400));
         assert!(s.log_filter.starts_with("warn,fail2ban.actions=info"));
     }
 

@@ -1,0 +1,286 @@
+//! Where the daemon's log lines go: stderr, stdout, a file (reopened by
+//! `flushlogs`), the syslog daemon, or the systemd journal. The target can
+//! be switched while the daemon runs (`set logtarget`, as fail2ban's), so
+//! every line asks the output where it goes now.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tracing::Level;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::BAN_TARGET;
+use crate::daemon::settings::LogTarget;
+
+/// Where the journal listens for its native protocol.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// A log file that can be reopened (after logrotate moved it).
+#[derive(Clone)]
+pub struct LogFile {
+    path: PathBuf,
+    file: Arc<Mutex<File>>,
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl LogFile {
+    /// Open `path` for appending.
+    pub fn open(path: &Path) -> std::io::Result<LogFile> {
+        Ok(LogFile { path: path.to_path_buf(), file: Arc::new(Mutex::new(open_log(path)?)) })
+    }
+
+    /// Reopen the file by name.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let fresh = open_log(&self.path)?;
+        if let Ok(mut f) = self.file.lock() {
+            *f = fresh;
+        }
+        Ok(())
+    }
+
+    fn write_line(&self, line: &[u8]) {
+        if let Ok(mut f) = self.file.lock() {
+            let _ = f.write_all(line);
+        }
+    }
+}
+
+/// A datagram socket of a local log daemon (syslog's `/dev/log`, the
+/// journal's socket); a failed send is reported once, so that a daemon
+/// that is down cannot flood stderr.
+#[derive(Clone)]
+struct Datagrams {
+    socket: Arc<UnixDatagram>,
+    path: Arc<Path>,
+    reported: Arc<AtomicBool>,
+}
+
+impl Datagrams {
+    fn new(path: &Path) -> std::io::Result<Datagrams> {
+        Ok(Datagrams { socket: Arc::new(UnixDatagram::unbound()?), path: path.into(), reported: Arc::default() })
+    }
+
+    fn send(&self, what: &str, datagram: &[u8]) {
+        if let Err(e) = self.socket.send_to(datagram, &*self.path)
+            && !self.reported.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "wasmban: logging to {what} at {}: {e}; is it running? (set logtarget in wasmban.local)",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// The syslog severity of an event: fail2ban's levels, NOTICE for bans.
+pub fn severity(meta: &tracing::Metadata<'_>) -> u8 {
+    match *meta.level() {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO if meta.target() == BAN_TARGET => 5,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+/// One target, opened.
+#[derive(Clone)]
+enum Opened {
+    Stderr,
+    Stdout,
+    File(LogFile),
+    /// Each event one datagram, `<PRI>` (facility daemon, the event's
+    /// severity) then the line without its date, which syslog adds:
+    /// `<29>fail2ban.actions        [42]: NOTICE  [sshd] Ban ...`, as
+    /// fail2ban sends it (syslog takes `fail2ban.actions` as the tag).
+    Syslog(Datagrams),
+    /// The journal's native protocol: MESSAGE (the line without its
+    /// date), PRIORITY, SYSLOG_IDENTIFIER, SYSLOG_PID, SYSLOG_FACILITY.
+    Journal(Datagrams),
+}
+
+impl Opened {
+    fn open(target: &LogTarget) -> std::io::Result<Opened> {
+        Ok(match target {
+            LogTarget::Stderr => Opened::Stderr,
+            LogTarget::Stdout => Opened::Stdout,
+            LogTarget::File(path) => Opened::File(LogFile::open(path)?),
+            LogTarget::Syslog(socket) => Opened::Syslog(Datagrams::new(socket)?),
+            LogTarget::Journal(socket) => {
+                // A journal that is not there is said now, not at the
+                // first line.
+                std::fs::metadata(socket)?;
+                Opened::Journal(Datagrams::new(socket)?)
+            }
+        })
+    }
+
+    fn write(&self, meta_severity: u8, line: &[u8]) {
+        match self {
+            Opened::Stderr => drop(std::io::stderr().write_all(line)),
+            Opened::Stdout => drop(std::io::stdout().write_all(line)),
+            Opened::File(f) => f.write_line(line),
+            Opened::Syslog(d) => {
+                let mut datagram = format!("<{}>", 3 * 8 + meta_severity).into_bytes();
+                datagram.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+                d.send("syslog", &datagram);
+            }
+            Opened::Journal(d) => {
+                let message = line.strip_suffix(b"\n").unwrap_or(line);
+                let mut datagram = Vec::with_capacity(message.len() + 96);
+                journal_field(&mut datagram, "MESSAGE", message);
+                journal_field(&mut datagram, "PRIORITY", meta_severity.to_string().as_bytes());
+                journal_field(&mut datagram, "SYSLOG_FACILITY", b"3");
+                journal_field(&mut datagram, "SYSLOG_IDENTIFIER", b"wasmban");
+                journal_field(&mut datagram, "SYSLOG_PID", std::process::id().to_string().as_bytes());
+                d.send("the journal", &datagram);
+            }
+        }
+    }
+}
+
+/// One field of the journal's native protocol: `KEY=value\n`, or, for a
+/// value with a newline, `KEY\n`, its length (64 bits, little-endian), the
+/// value and `\n`.
+fn journal_field(datagram: &mut Vec<u8>, key: &str, value: &[u8]) {
+    datagram.extend_from_slice(key.as_bytes());
+    if value.contains(&b'\n') {
+        datagram.push(b'\n');
+        datagram.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    } else {
+        datagram.push(b'=');
+    }
+    datagram.extend_from_slice(value);
+    datagram.push(b'\n');
+}
+
+/// Where lines go now.
+#[derive(Clone)]
+pub struct LogOutput {
+    current: Arc<RwLock<(LogTarget, Opened)>>,
+}
+
+impl LogOutput {
+    /// Open `target`; one that cannot be opened is stderr, and the reason
+    /// is returned for the log.
+    pub fn open(target: &LogTarget) -> (LogOutput, Option<String>) {
+        let (opened, problem) = match Opened::open(target) {
+            Ok(o) => ((target.clone(), o), None),
+            Err(e) => ((LogTarget::Stderr, Opened::Stderr), Some(format!("logtarget {}: {e}", target.name()))),
+        };
+        (LogOutput { current: Arc::new(RwLock::new(opened)) }, problem)
+    }
+
+    /// Send lines to `target` from now on; the old target stays when the
+    /// new one cannot be opened.
+    pub fn switch(&self, target: &LogTarget) -> Result<(), String> {
+        let opened = Opened::open(target).map_err(|e| format!("logtarget {}: {e}", target.name()))?;
+        if let Ok(mut current) = self.current.write() {
+            *current = (target.clone(), opened);
+        }
+        Ok(())
+    }
+
+    /// Reopen a log file by name (logrotate moved it); other targets have
+    /// nothing to reopen.
+    pub fn reopen(&self) -> std::io::Result<bool> {
+        match self.current.read().map(|c| c.1.clone()) {
+            Ok(Opened::File(f)) => f.reopen().map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// The target, as fail2ban names it (`get logtarget`).
+    pub fn target(&self) -> LogTarget {
+        self.current.read().map(|c| c.0.clone()).unwrap_or(LogTarget::Stderr)
+    }
+
+    /// Whether lines start with their date (syslog and the journal date
+    /// them themselves).
+    pub fn dates_lines(&self) -> bool {
+        !matches!(self.target(), LogTarget::Syslog(_) | LogTarget::Journal(_))
+    }
+
+    /// Whether lines go somewhere other than the standard streams (a
+    /// terminal then shows them too).
+    pub fn is_away(&self) -> bool {
+        !matches!(self.target(), LogTarget::Stderr | LogTarget::Stdout)
+    }
+}
+
+/// One line on its way out; written whole when dropped, so that lines of
+/// two threads never interleave and each datagram is one event.
+pub struct OutputLine {
+    to: Opened,
+    severity: u8,
+    line: Vec<u8>,
+}
+
+impl Write for OutputLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for OutputLine {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.to.write(self.severity, &self.line);
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogOutput {
+    type Writer = OutputLine;
+    fn make_writer(&'a self) -> Self::Writer {
+        let to = self.current.read().map(|c| c.1.clone()).unwrap_or(Opened::Stderr);
+        OutputLine { to, severity: 6, line: Vec::with_capacity(160) }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        let mut writer = self.make_writer();
+        writer.severity = severity(meta);
+        writer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_fields_with_newlines_carry_their_length() {
+        let mut d = Vec::new();
+        journal_field(&mut d, "MESSAGE", b"one line");
+        journal_field(&mut d, "MESSAGE", b"two\nlines");
+        let mut expected = b"MESSAGE=one line\nMESSAGE\n".to_vec();
+        expected.extend_from_slice(&9u64.to_le_bytes());
+        expected.extend_from_slice(b"two\nlines\n");
+        assert_eq!(d, expected);
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_opened_leaves_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, problem) = LogOutput::open(&LogTarget::File(dir.path().join("a.log")));
+        assert!(problem.is_none());
+        let err = out.switch(&LogTarget::Journal(dir.path().join("no-journal"))).unwrap_err();
+        assert!(err.contains("SYSTEMD-JOURNAL"), "{err}");
+        assert_eq!(out.target(), LogTarget::File(dir.path().join("a.log")));
+        out.switch(&LogTarget::Stderr).unwrap();
+        assert!(!out.is_away() && out.dates_lines());
+    }
+}

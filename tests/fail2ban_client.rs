@@ -61,6 +61,27 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
         same(&["get", "sshd", key]);
     }
     same(&["get", "sshd", "banip", ","]);
+    // The interactive mode: the same answers, after the same prompts.
+    let interactive = |program: &Path| {
+        let mut child = Command::new(program)
+            .arg("-s")
+            .arg(if program == link.as_path() { root.join("sock") } else { f2b.sock.clone() })
+            .arg("-i")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"status sshd short\nget sshd findtime\n\n'unclosed\nexit\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{program:?} -i: {}", String::from_utf8_lossy(&out.stderr));
+        // After the banner (fail2ban's names fail2ban).
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text[text.find("fail2ban> ").unwrap()..].to_string()
+    };
+    assert_eq!(interactive(&link), interactive(Path::new("fail2ban-client")));
+
     same(&["unban", "192.0.2.1", "192.0.2.2"]);
     same(&["status", "sshd"]);
     same(&["banned"]);
@@ -146,6 +167,26 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
     d.wait_for("the jail after the reload", || d.status().is_some_and(|s| s["running"] == true));
     assert_eq!(wasmban(&["get", "sshd", "maxretry"]).trim(), "2");
     assert_eq!(wasmban(&["get", "sshd", "bantime"]).trim(), "3600");
+
+    // The resolved configuration, as fail2ban-client -d writes it.
+    let dumped = |program: &Path, confdir: &Path| {
+        let out = Command::new(program).arg("-c").arg(confdir).arg("-d").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let ours = dumped(&link, &root.join("conf"));
+    let theirs = dumped(Path::new("fail2ban-client"), &root.join("f2b"));
+    for line in [
+        "['add', 'sshd', 'polling']",
+        "['set', 'sshd', 'usedns', 'warn']",
+        "['set', 'sshd', 'maxlines', 1]",
+        "['set', 'sshd', 'maxretry', 2]",
+        "['set', 'sshd', 'findtime', '1h']",
+        "['set', 'sshd', 'bantime', '1h']",
+        "['start', 'sshd']",
+    ] {
+        assert!(theirs.iter().any(|l| l == line), "fail2ban's -d has no {line}: {theirs:#?}");
+        assert!(ours.iter().any(|l| l == line), "wasmban's -d has no {line}: {ours:#?}");
+    }
 
     // No daemon needed.
     for value in ["1h30m", "1w", "10m 5s", "-1"] {

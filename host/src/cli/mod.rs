@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 
 pub mod check;
 pub mod control;
+pub mod dump;
 pub mod import;
+pub mod interactive;
 mod log_batches;
 pub mod plugin;
 pub mod regex;
@@ -41,6 +43,13 @@ pub struct Cli {
     /// as `wasmban check`).
     #[arg(short = 't', long = "test")]
     pub test: bool,
+    /// Print the resolved configuration as the stream of commands
+    /// fail2ban-client's `-d` prints, and exit.
+    #[arg(short = 'd', long = "dump")]
+    pub dump: bool,
+    /// Interactive mode: read one command a line (fail2ban-client's `-i`).
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -81,6 +90,20 @@ pub enum Command {
 }
 
 impl Cli {
+    /// The directories and socket of this command line, with no command.
+    fn clone_paths(&self) -> Cli {
+        Cli {
+            config_dir: self.config_dir.clone(),
+            state_dir: self.state_dir.clone(),
+            socket: self.socket.clone(),
+            str2sec: None,
+            test: false,
+            dump: false,
+            interactive: false,
+            command: None,
+        }
+    }
+
     /// The admin's plugin directory.
     pub fn plugin_dir(&self) -> PathBuf {
         self.config_dir.join("plugin.d")
@@ -108,6 +131,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::config::values::parse_time(text).map_err(|e| anyhow::anyhow!("--str2sec {text:?}: {e}"))?;
         println!("{seconds}");
         return Ok(());
+    }
+    if cli.dump {
+        let dumped = dump::run(&cli)?;
+        // As fail2ban-client: `-d -t` tests after the dump.
+        if cli.test && !check::run(&cli)? || !dumped {
+            anyhow::bail!("the configuration has errors (listed above)");
+        }
+        return Ok(());
+    }
+    if cli.interactive {
+        let paths = cli.clone_paths();
+        // fail2ban-client -i runs a command given with it first.
+        match cli.command {
+            Some(Command::Server(_)) => {
+                anyhow::bail!("-i: the daemon is started with `wasmban server`, not from the interactive mode")
+            }
+            Some(command) => {
+                run(Cli { command: Some(command), ..paths.clone_paths() })?;
+                return interactive::run(&paths);
+            }
+            None => return interactive::run(&paths),
+        }
     }
     let command = match (&cli.command, cli.test) {
         (Some(command), _) => command,

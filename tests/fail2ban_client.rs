@@ -124,6 +124,34 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
     ] {
         same(command);
     }
+    // An action added at run time is given every ban in force (192.0.2.50,
+    // from the attempts); removed, it stops.
+    let noted = root.join("note.out");
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/action.d/note.conf"),
+        format!(
+            "[Definition]\nactionban = echo ban <ip> >> {0}\nactionunban = echo unban <ip> >> {0}\n\
+             actionstop = echo stop >> {0}\n",
+            noted.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    same(&["set", "sshd", "addaction", "note"]);
+    same(&["get", "sshd", "actions"]);
+    assert_eq!(std::fs::read_to_string(&noted).unwrap(), "ban 192.0.2.50\n");
+    same(&["set", "sshd", "delaction", "note"]);
+    same(&["get", "sshd", "actions"]);
+    assert_eq!(std::fs::read_to_string(&noted).unwrap(), "ban 192.0.2.50\nstop\n");
+    let missing = Command::new(&link)
+        .arg("-s")
+        .arg(root.join("sock"))
+        .args(["set", "sshd", "addaction", "no-such-action"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("not found"));
     // maxretry 1 is in force: one failure bans, for the new bantime.
     append(&log, &failure("192.0.2.30"));
     d.wait_for("the ban at the first failure", || d.banned().iter().any(|(ip, _)| ip == "192.0.2.30"));

@@ -92,6 +92,40 @@ impl JailActions {
         }
     }
 
+    /// The names of the actions, in order.
+    pub fn names(&self) -> Vec<String> {
+        self.actions.iter().map(|a| a.name.clone()).collect()
+    }
+
+    /// Start `action` and give it every ban in force (fail2ban's runtime
+    /// `addaction`); a start that fails is refused, and nothing is added.
+    pub fn add(&mut self, mut action: JailAction, in_force: Vec<&BanRecord>) -> Result<(), String> {
+        if self.actions.iter().any(|a| a.name == action.name) {
+            return Err(format!("the jail {} has an action {} already", self.jail, action.name));
+        }
+        action.instance.start().map_err(|e| format!("action {} failed to start: {e}", action.name))?;
+        let tickets: Vec<Ticket> = in_force.into_iter().map(ticket).collect();
+        let failed = run(&mut action.instance, &tickets, true);
+        report_failures(&self.jail, &action.name, "ban", &failed);
+        self.actions.push(action);
+        Ok(())
+    }
+
+    /// Stop the action `name` and drop it (fail2ban's `delaction`); its
+    /// index, so that work waiting for it can be forgotten.
+    pub fn remove(&mut self, name: &str) -> Result<usize, String> {
+        let index = self
+            .actions
+            .iter()
+            .position(|a| a.name == name)
+            .ok_or_else(|| format!("the jail {} has no action {name}", self.jail))?;
+        let mut action = self.actions.remove(index);
+        if let Err(e) = action.instance.stop() {
+            tracing::error!("[{}] action {name} failed to stop: {e}", self.jail);
+        }
+        Ok(index)
+    }
+
     /// Run every action's `stop`.
     pub fn stop(&mut self) {
         for a in &mut self.actions {

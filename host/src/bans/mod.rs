@@ -360,6 +360,32 @@ impl BanManager {
         }
     }
 
+    /// Add a started action, given every ban in force (`set JAIL
+    /// addaction`).
+    pub fn add_action(&mut self, action: actions::JailAction) -> Result<(), String> {
+        let BanManager { actions, in_force, .. } = self;
+        actions.add(action, in_force.values().collect())
+    }
+
+    /// Stop and drop an action (`set JAIL delaction`); unbans it still owed
+    /// go with it.
+    pub fn remove_action(&mut self, name: &str) -> Result<(), String> {
+        let index = self.actions.remove(name)?;
+        for pending in self.pending_unbans.values_mut() {
+            pending.actions.retain(|a| *a != index);
+            for a in pending.actions.iter_mut().filter(|a| **a > index) {
+                *a -= 1;
+            }
+        }
+        self.pending_unbans.retain(|_, p| !p.actions.is_empty());
+        Ok(())
+    }
+
+    /// The jail's actions, by name.
+    pub fn action_names(&self) -> Vec<String> {
+        self.actions.names()
+    }
+
     /// Change the length of the bans made from now on (`set JAIL
     /// bantime` and `bantime.*`); bans in force keep theirs, as in fail2ban.
     pub fn set_ban_time(&mut self, ban_time: BanTime) {

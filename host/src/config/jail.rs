@@ -174,14 +174,7 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
     if let Some(text) = options.get("action") {
         for item in split_references(text) {
             let reference = parse_reference(&item).map_err(|m| value_error(ini, name, "action", m))?;
-            // As fail2ban does: an action is given its jail's name as
-            // `name` unless the jail says otherwise (chains are f2b-<name>).
-            let mut params = reference.params.clone();
-            if !params.iter().any(|(k, _)| k == "name") {
-                params.push(("name".into(), name.to_string()));
-            }
-            let def = ActionDefinition::load(confdir, &reference.name, &params, &seen)?;
-            actions.push((reference, def));
+            actions.push(resolve_action(confdir, name, &seen, reference)?);
         }
     }
     let mut jail = Jail {
@@ -206,7 +199,36 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
     Ok(Some(jail))
 }
 
+/// The action `reference` of jail `name`, whose options are `seen`.
+fn resolve_action(
+    confdir: &Path,
+    name: &str,
+    seen: &Vars,
+    reference: Reference,
+) -> Result<(Reference, ActionDefinition), ConfigError> {
+    // As fail2ban does: an action is given its jail's name as `name`
+    // unless the jail says otherwise (chains are f2b-<name>).
+    let mut params = reference.params.clone();
+    if !params.iter().any(|(k, _)| k == "name") {
+        params.push(("name".into(), name.to_string()));
+    }
+    let def = ActionDefinition::load(confdir, &reference.name, &params, seen)?;
+    Ok((reference, def))
+}
+
 impl Jail {
+    /// The action `text` (`NAME[key=value, ...]`) resolved for this jail
+    /// from `confdir`, as a line of its `action` option would be (fail2ban's
+    /// runtime `addaction`).
+    pub fn resolve_action(&self, confdir: &Path, text: &str) -> Result<(Reference, ActionDefinition), String> {
+        let reference = parse_reference(text).map_err(|m| format!("addaction {text:?}: {m}"))?;
+        let mut seen = self.options.clone();
+        for own in ["filter", "action", "enabled"] {
+            seen.remove(own);
+        }
+        resolve_action(confdir, &self.name, &seen, reference).map_err(|e| e.to_string())
+    }
+
     /// Type `options` again after a runtime `set` changed them: every
     /// value is checked as the configuration's would be, and nothing of
     /// the jail changes when one is wrong.

@@ -8,7 +8,9 @@
 use std::net::IpAddr;
 
 use crate::bans::{JailAction, JailActions};
+use crate::config::action::ActionDefinition;
 use crate::config::jail::Jail;
+use crate::config::values::Reference;
 use crate::jail::ids::{UseDns, local_addresses, lookup};
 use crate::jail::{BanTime, TrackerSettings};
 use crate::metrics::{self, PluginKey};
@@ -80,26 +82,32 @@ pub fn plan_filter(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Resul
 
 /// Make each of `jail`'s actions, or say why it cannot be made.
 pub fn actions(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Vec<Result<JailAction, String>> {
-    jail.actions
-        .iter()
-        .map(|(reference, def)| {
-            let label = format!("action {} ({})", reference.name, def.where_());
-            let Some(plugin_name) = def.plugin() else {
-                return Err(format!("{label} has neither `plugin` nor any action command: nothing to run"));
-            };
-            let plugin = runtime.load_named(registry, plugin_name).map_err(|e| format!("{label}: {e}"))?;
-            let mut instance = plugin.action(def.plugin_options()).map_err(|e| format!("{label}: {e}"))?;
-            instance.set_meter(metrics::global().plugin_meter(PluginKey {
-                jail: jail.name.clone(),
-                kind: "action".into(),
-                instance: reference.name.clone(),
-                plugin: plugin.name().to_string(),
-            }));
-            let norestored =
-                def.options.get("norestored").is_some_and(|v| crate::config::values::parse_bool(v).unwrap_or(false));
-            Ok(JailAction { name: reference.name.clone(), instance, norestored })
-        })
-        .collect()
+    jail.actions.iter().map(|(reference, def)| action(&jail.name, reference, def, runtime, registry)).collect()
+}
+
+/// Make the action `reference` of jail `jail`, not started.
+pub fn action(
+    jail: &str,
+    reference: &Reference,
+    def: &ActionDefinition,
+    runtime: &Runtime,
+    registry: &Registry,
+) -> Result<JailAction, String> {
+    let label = format!("action {} ({})", reference.name, def.where_());
+    let Some(plugin_name) = def.plugin() else {
+        return Err(format!("{label} has neither `plugin` nor any action command: nothing to run"));
+    };
+    let plugin = runtime.load_named(registry, plugin_name).map_err(|e| format!("{label}: {e}"))?;
+    let mut instance = plugin.action(def.plugin_options()).map_err(|e| format!("{label}: {e}"))?;
+    instance.set_meter(metrics::global().plugin_meter(PluginKey {
+        jail: jail.to_string(),
+        kind: "action".into(),
+        instance: reference.name.clone(),
+        plugin: plugin.name().to_string(),
+    }));
+    let norestored =
+        def.options.get("norestored").is_some_and(|v| crate::config::values::parse_bool(v).unwrap_or(false));
+    Ok(JailAction { name: reference.name.clone(), instance, norestored })
 }
 
 /// `usedns`, from the jail or its filter (fail2ban's default: `warn`).

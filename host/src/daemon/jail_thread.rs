@@ -43,6 +43,8 @@ const MAX_MEMORY_SPLITS: usize = 32;
 pub struct JailContext {
     /// Loads and instantiates plugins.
     pub runtime: Arc<Runtime>,
+    /// The configuration directory (runtime `addaction` reads action.d).
+    pub confdir: PathBuf,
     /// The admin's plugin directory.
     pub plugin_dir: PathBuf,
     /// The ban store.
@@ -224,6 +226,7 @@ struct RunningJail {
     shared: Arc<SharedSettings>,
     runtime: Arc<Runtime>,
     plugin_dir: PathBuf,
+    confdir: PathBuf,
     store: Arc<Mutex<Store>>,
     wake: crate::tail::Wake,
     /// What `source` was opened on.
@@ -290,6 +293,7 @@ impl RunningJail {
             shared,
             runtime: ctx.runtime.clone(),
             plugin_dir: ctx.plugin_dir.clone(),
+            confdir: ctx.confdir.clone(),
             store: ctx.store.clone(),
             wake,
             source_spec: parts.source.clone(),

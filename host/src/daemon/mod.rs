@@ -241,6 +241,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
     })?;
     let jail_context = JailContext {
         runtime: Arc::new(runtime),
+        confdir: options.confdir.clone(),
         plugin_dir: options.confdir.join("plugin.d"),
         store: Arc::new(Mutex::new(store)),
         clock: options.clock.clone(),

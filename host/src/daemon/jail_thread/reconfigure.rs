@@ -25,6 +25,8 @@ impl RunningJail {
         match key {
             "idle" => return self.set_idle(args),
             "attempt" => return self.attempt(args),
+            "addaction" => return self.add_action(args),
+            "delaction" => return self.del_action(args),
             _ => {}
         }
         let (next, touches) = jail_set::edit(&self.config, key, args)?;
@@ -33,10 +35,7 @@ impl RunningJail {
             Touches::Filter => self.take_filter(&next)?,
         }
         self.config = next;
-        if let Ok(mut shared) = self.shared.config.lock() {
-            *shared = Arc::new(self.config.clone());
-        }
-        self.shared.edited.store(true, Ordering::Relaxed);
+        self.publish_config();
         tracing::info!("[{}] set {key} {}: in force until the next reload", self.name, args.join(" "));
         jail_set::get(&self.config, &self.source.files(), &[], self.idle, jail_set::answered_by(key))
     }
@@ -80,6 +79,46 @@ impl RunningJail {
             self.tracker.settle(&r.id);
         }
         Ok(json!(1))
+    }
+
+    /// `set JAIL addaction NAME[params]`: the action.d file NAME, resolved
+    /// as a line of the jail's `action` would be, started and given every
+    /// ban in force.
+    fn add_action(&mut self, args: &[String]) -> Result<Value, String> {
+        let [text] = args else {
+            return Err(format!(
+                "set {} addaction NAME[key=value,...]: wasmban adds actions from action.d (a Python action \
+                 is built into a component and named by `plugin =` in an action.d file: docs/plugins.md)",
+                self.name
+            ));
+        };
+        let (reference, def) = self.config.resolve_action(&self.confdir, text)?;
+        let registry = Registry::new(Some(self.plugin_dir.clone()));
+        let action = assemble::action(&self.name, &reference, &def, &self.runtime, &registry)?;
+        self.bans.add_action(action)?;
+        let name = reference.name.clone();
+        self.config.actions.push((reference, def));
+        self.publish_config();
+        tracing::info!("[{}] action {name} added until the next reload", self.name);
+        Ok(json!(name))
+    }
+
+    /// `set JAIL delaction NAME`: the action stops (its bans go with it)
+    /// and leaves the jail.
+    fn del_action(&mut self, args: &[String]) -> Result<Value, String> {
+        let [name] = args else { return Err(format!("set {} delaction NAME", self.name)) };
+        self.bans.remove_action(name)?;
+        self.config.actions.retain(|(r, _)| &r.name != name);
+        self.publish_config();
+        tracing::info!("[{}] action {name} removed until the next reload", self.name);
+        Ok(Value::Null)
+    }
+
+    fn publish_config(&self) {
+        if let Ok(mut shared) = self.shared.config.lock() {
+            *shared = Arc::new(self.config.clone());
+        }
+        self.shared.edited.store(true, Ordering::Relaxed);
     }
 
     fn take_options(&mut self, next: &Jail) -> Result<(), String> {

@@ -262,6 +262,23 @@ fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
         assert!(!theirs.is_empty(), "fail2ban-regex {case:?} said nothing we read");
         assert_eq!(essence(&ours.stdout), theirs, "wasmban regex {case:?} (left) differs from fail2ban-regex (right)");
     }
+    // -o: only what the token or template says, per failure, nothing else.
+    for out in ["id", "ip", "msg", "user", "<ip> for <F-USER>"] {
+        let theirs = Command::new("fail2ban-regex").args(["-o", out, log, "sshd"]).output().unwrap();
+        let ours = crate::util::wasmban(&[
+            "-c",
+            "/etc/fail2ban",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "regex",
+            "-o",
+            out,
+            log,
+            "sshd",
+        ]);
+        assert!(ours.ok, "wasmban regex -o {out}: {}", ours.both());
+        assert_eq!(ours.stdout, String::from_utf8_lossy(&theirs.stdout), "-o {out} (left: wasmban)");
+    }
     // The journal as a log is refused with what to do instead.
     let journal = crate::util::wasmban(&["--state-dir", state.to_str().unwrap(), "regex", "systemd-journal", "sshd"]);
     assert!(!journal.ok && journal.both().contains("journalctl"), "{}", journal.both());

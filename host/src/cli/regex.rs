@@ -65,6 +65,11 @@ pub struct RegexArgs {
     /// (`UTC`, `UTC+0200`, `-05:00`); the machine's own by default.
     #[arg(long = "timezone", alias = "TZ", value_name = "ZONE")]
     pub timezone: Option<String>,
+    /// fail2ban-regex's `-o`: print only, per failure, this token (`id`,
+    /// `ip`, `msg`, `matches`, a field such as `user`) or template
+    /// (`<ip> for <F-USER>`).
+    #[arg(short = 'o', long = "out", value_name = "OUT")]
+    pub out: Option<String>,
     /// The log file to scan, or a log line (as fail2ban-regex takes it).
     pub log: String,
     /// A filter file path, the name of a filter in the configuration's
@@ -272,7 +277,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         fed.and(unread.map_or(Ok(()), Err))
     });
     fed?;
-    if !args.json {
+    if !args.json && args.out.is_none() {
         tally.summary(&mut out, args, &definition, &failregex, Some(started.elapsed()))?;
     }
     out.flush()?;
@@ -354,7 +359,11 @@ impl Tally {
         for (i, line) in chunk.iter().enumerate() {
             let note = scan.notes.get(i);
             let failures = &per_line[i];
-            if args.json {
+            if let Some(template) = &args.out {
+                for f in failures {
+                    writeln!(out, "{}", crate::cli::regex_out::line(template, f))?;
+                }
+            } else if args.json {
                 let record = json!({
                     "line": line.number,
                     "time": note.and_then(|n| n.time),

@@ -231,6 +231,9 @@ fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
         for l in out.lines() {
             if l.starts_with("Lines:")
                 || l.starts_with("Failregex:")
+                || l.starts_with("Prefregex:")
+                || l.starts_with("Ignoreregex:")
+                || l.starts_with("|- [# of hits] date format")
                 || l.starts_with("|- Ignored")
                 || l.starts_with("|- Missed")
             {

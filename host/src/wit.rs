@@ -58,6 +58,7 @@ pub use pack_world::FilterPackPre;
 pub use pack_world::exports::wasmban::plugin::pack::{FilterInfo, PackInfo, Sample};
 pub use prepared_world::PreparedFilter;
 pub use prepared_world::PreparedFilterPre;
+pub use prepared_world::exports::wasmban::plugin::report::Hits as ReportHits;
 
 pub use action_world::wasmban::plugin::{firewall, http, mail, shell, whois};
 pub use filter_world::wasmban::plugin::{log, types};

@@ -232,6 +232,11 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     if args.journal {
         options.push(("journal".into(), "1".into()));
     }
+    // The summary's Prefregex, Ignoreregex and date sections.
+    let summary = !args.json && args.out.is_none();
+    if summary {
+        options.push(("report".into(), "1".into()));
+    }
     if args.print_definition {
         for (k, v) in &options {
             println!("{k}\t{}", v.replace('\n', "\\n"));
@@ -254,12 +259,12 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         counted
     };
     let path = log_path.clone();
+    // When the second could not be built, the first does all the work.
+    let mut second = second.and_then(|building| building.join().ok().flatten());
     let fed: anyhow::Result<()> = std::thread::scope(|scope| {
         scope.spawn(|| batches.read(file, &path, args.read_bytes));
         let batch = |k: usize| batches.get(k);
-        // When the second could not be built, the first does all the work.
-        let second = second.and_then(|building| building.join().ok().flatten());
-        let fed = match second {
+        let fed = match second.as_mut() {
             Some(preparer) => {
                 split::feed_split(&mut filter, preparer, BATCH_LINES as u32, &batch, now, true, &mut each)
             }
@@ -277,7 +282,16 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         fed.and(unread.map_or(Ok(()), Err))
     });
     fed?;
-    if !args.json && args.out.is_none() {
+    if summary {
+        // Dates are read by whichever instance prepares; the rest is
+        // counted by the one that decides.
+        for instance in std::iter::once(&mut filter).chain(second.as_mut()) {
+            match instance.report() {
+                Ok(Some(hits)) => tally.add_report(hits),
+                Ok(None) => {}
+                Err(e) => eprintln!("wasmban: the filter's counts are not known: {e}"),
+            }
+        }
         tally.summary(&mut out, args, &definition, &failregex, Some(started.elapsed()))?;
     }
     out.flush()?;
@@ -324,9 +338,97 @@ struct Tally {
     matched_texts: Vec<String>,
     ignored_texts: Vec<String>,
     missed_texts: Vec<String>,
+    /// Lines the prefregex matched (None: the filter has none, or does not
+    /// count).
+    prefregex: Option<u64>,
+    /// Matches of each ignoreregex.
+    ignoreregex: Vec<u64>,
+    /// Lines each date template dated, by name.
+    dates: Vec<(String, u64)>,
+}
+
+/// A regex with fail2ban's `<F-NAME>...</F-NAME>` captures written as the
+/// Python groups fail2ban-regex shows (`(?P<name>...)`).
+fn python_groups(regex: &str) -> String {
+    let mut out = String::with_capacity(regex.len());
+    let mut rest = regex;
+    while let Some(at) = [rest.find("<F-"), rest.find("</F-")].into_iter().flatten().min() {
+        out.push_str(&rest[..at]);
+        let tag = &rest[at..];
+        let closing = tag.starts_with("</");
+        let name_start = if closing { 4 } else { 3 };
+        match tag.find('>') {
+            Some(end) if tag[name_start..end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                if closing {
+                    out.push(')');
+                } else {
+                    out.push_str(&format!("(?P<{}>", tag[name_start..end].to_ascii_lowercase()));
+                }
+                rest = &tag[end + 1..];
+            }
+            _ => {
+                out.push_str(&tag[..1]);
+                rest = &tag[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// fail2ban-regex's list layout: an optional header, one `|  ` line per
+/// item, then `` `- ``; nothing at all for no items.
+fn pprint_list(out: &mut impl Write, items: &[String], header: Option<&str>) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    if let Some(header) = header {
+        writeln!(out, "|- {header}")?;
+    }
+    for item in items {
+        writeln!(out, "|  {item}")?;
+    }
+    writeln!(out, "`-")
+}
+
+/// A regex section of the summary (Failregex, Ignoreregex): its total, and
+/// each regex that matched with its count.
+fn regex_section(
+    out: &mut impl Write,
+    title: &str,
+    counts: &[u64],
+    regex: impl Fn(usize) -> String,
+) -> std::io::Result<()> {
+    writeln!(out, "\n{title}: {} total", counts.iter().sum::<u64>())?;
+    let items: Vec<String> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| format!("{:>2}) [{n}] {}", i + 1, regex(i)))
+        .collect();
+    pprint_list(out, &items, Some(" #) [# of hits] regular expression"))
 }
 
 impl Tally {
+    /// Add what one filter instance counted (see the WIT's `report`).
+    fn add_report(&mut self, hits: crate::wit::ReportHits) {
+        if let Some(n) = hits.prefregex {
+            *self.prefregex.get_or_insert(0) += n;
+        }
+        if self.ignoreregex.len() < hits.ignoreregex.len() {
+            self.ignoreregex.resize(hits.ignoreregex.len(), 0);
+        }
+        for (total, n) in self.ignoreregex.iter_mut().zip(hits.ignoreregex) {
+            *total += n;
+        }
+        for (name, n) in hits.dates {
+            match self.dates.iter_mut().find(|(known, _)| *known == name) {
+                Some((_, total)) => *total += n,
+                None => self.dates.push((name, n)),
+            }
+        }
+    }
+
     /// Count one batch (and print its JSON records with `--json`).
     fn batch(
         &mut self,
@@ -410,33 +512,63 @@ impl Tally {
         failregex: &[String],
         elapsed: Option<std::time::Duration>,
     ) -> std::io::Result<()> {
-        writeln!(out, "Running tests\n=============\n")?;
-        if definition.files.is_empty() && definition.pack_filter().is_none() {
-            writeln!(out, "Use   failregex line : {}", definition.list("failregex").join(" | "))?;
-        } else {
-            writeln!(out, "Use   failregex filter file : {}", definition.where_())?;
+        writeln!(out, "\nRunning tests\n=============\n")?;
+        let datepattern_line = |pattern: &str| {
+            let pattern = pattern.trim();
+            if pattern.eq_ignore_ascii_case("{^LN-BEG}") {
+                format!("Use      datepattern : {pattern} : Default Detectors")
+            } else {
+                format!("Use      datepattern : {pattern}")
+            }
+        };
+        if let Some(pattern) = &args.datepattern {
+            writeln!(out, "{}", datepattern_line(pattern))?;
+        }
+        match (definition.files.last(), definition.pack_filter()) {
+            (_, Some(filter)) => writeln!(out, "Use   failregex filter pack : {} ({filter})", definition.where_())?,
+            (None, None) => writeln!(out, "Use   failregex line : {}", definition.list("failregex").join(" | "))?,
+            (Some(file), None) => {
+                // fail2ban names a filter and the directory above its filter.d.
+                let basedir = file.parent().and_then(Path::parent).map(|d| d.display().to_string()).unwrap_or_default();
+                writeln!(out, "Use   failregex filter file : {}, basedir: {basedir}", definition.name)?;
+            }
         }
         if let Some(ignore) = &args.ignoreregex {
             writeln!(out, "Use ignoreregex line : {ignore}")?;
         }
-        if let Some(pattern) = &args.datepattern {
-            writeln!(out, "Use      datepattern : {pattern}")?;
-        }
-        if Path::new(&args.log).is_file() {
-            writeln!(out, "Use         log file : {}\n", args.log)?;
-        } else {
-            writeln!(out, "Use      single line : {}\n", args.log)?;
-        }
-        writeln!(out, "Results\n=======\n")?;
-        writeln!(out, "Failregex: {} total", self.hits.iter().sum::<usize>())?;
-        writeln!(out, "|-  #) [# of hits] regular expression")?;
-        for (i, n) in self.hits.iter().enumerate() {
-            if *n > 0 {
-                let rule = failregex.get(i).cloned().unwrap_or_else(|| format!("(rule {i} of {})", definition.name));
-                writeln!(out, "|  {:>2}) [{n}] {rule}", i + 1)?;
+        if !definition.files.is_empty() {
+            if let Some(maxlines) = definition.get("maxlines") {
+                writeln!(out, "Use         maxlines : {}", maxlines.trim())?;
+            }
+            if let (None, Some(pattern)) = (&args.datepattern, definition.get("datepattern")) {
+                writeln!(out, "{}", datepattern_line(pattern))?;
             }
         }
-        writeln!(out, "`-\n")?;
+        if Path::new(&args.log).is_file() {
+            writeln!(out, "Use         log file : {}", args.log)?;
+            writeln!(out, "Use         encoding : UTF-8\n\n")?;
+        } else {
+            writeln!(out, "Use      single line : {}\n\n", args.log)?;
+        }
+        writeln!(out, "Results\n=======")?;
+        if let (Some(n), Some(prefregex)) = (self.prefregex, definition.get("prefregex")) {
+            writeln!(out, "\nPrefregex: {n} total")?;
+            pprint_list(out, &[python_groups(prefregex)], None)?;
+        }
+        let hits: Vec<u64> = self.hits.iter().map(|n| *n as u64).collect();
+        regex_section(out, "Failregex", &hits, |i| {
+            failregex.get(i).cloned().unwrap_or_else(|| format!("(rule {i} of {})", definition.name))
+        })?;
+        let ignoreregex = definition.list("ignoreregex");
+        let mut ignored = self.ignoreregex.clone();
+        ignored.resize(ignoreregex.len().max(ignored.len()), 0);
+        regex_section(out, "Ignoreregex", &ignored, |i| ignoreregex.get(i).cloned().unwrap_or_default())?;
+        if !args.journal {
+            writeln!(out, "\nDate template hits:")?;
+            let dates: Vec<String> = self.dates.iter().map(|(name, n)| format!("[{n}] {name}")).collect();
+            pprint_list(out, &dates, Some("[# of hits] date format"))?;
+        }
+        writeln!(out)?;
         writeln!(
             out,
             "Lines: {} lines, {} ignored, {} matched, {} missed{}",
@@ -471,5 +603,16 @@ impl Tally {
         print("ignored", self.ignored, &self.ignored_texts, args.print_all_ignored)?;
         print("missed", self.missed, &self.missed_texts, args.print_all_missed)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn captures_are_shown_as_python_groups() {
+        assert_eq!(
+            super::python_groups("^<F-MLFID>x</F-MLFID> <F-CONTENT>.+</F-CONTENT>$ <HOST> <F-bad name>"),
+            "^(?P<mlfid>x) (?P<content>.+)$ <HOST> <F-bad name>"
+        );
     }
 }

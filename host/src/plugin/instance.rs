@@ -12,7 +12,7 @@ use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
 use crate::plugin::sandbox::PluginState;
 use crate::wit::types::{Scan, Ticket};
-use crate::wit::{ActionPlugin, FilterPack, FilterPlugin, PackInfo, PreparedFilter};
+use crate::wit::{ActionPlugin, FilterPack, FilterPlugin, PackInfo, PreparedFilter, ReportHits};
 
 /// Counters of one instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -260,6 +260,22 @@ impl FilterInstance {
             }
             _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/prepare"))),
         })
+    }
+
+    /// What matched since the instance was made, for fail2ban-regex's
+    /// summary (made with the option `report = 1`); None when the filter
+    /// does not count.
+    pub fn report(&mut self) -> Result<Option<ReportHits>, PluginError> {
+        let counted = matches!(self.0.live.as_ref().map(|l| &l.bindings), Some(Bindings::Prepared(_)));
+        if !counted {
+            return Ok(None);
+        }
+        self.0
+            .call("report", |store, bindings, handle| match bindings {
+                Bindings::Prepared(b) => b.wasmban_plugin_report().call_report(store, handle),
+                _ => Err(wasmtime::Error::msg("the filter does not export wasmban:plugin/report")),
+            })
+            .map(Some)
     }
 
     /// Its counters.

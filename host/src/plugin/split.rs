@@ -52,7 +52,7 @@ impl Progress {
 /// from `each` ends the run.
 pub fn feed_split<B: std::ops::Deref<Target: AsRef<str>>, E>(
     feeder: &mut FilterInstance,
-    mut preparer: FilterInstance,
+    preparer: &mut FilterInstance,
     batch_lines: u32,
     batch: &(dyn Fn(usize) -> Option<B> + Sync),
     now: f64,

@@ -74,6 +74,13 @@ struct LineOutcome {
     ignored: bool,
 }
 
+/// What fail2ban-regex counts besides failregex hits: lines the prefregex
+/// matched, and each ignoreregex's matches.
+pub(crate) struct Counts {
+    pub(crate) prefregex: u64,
+    pub(crate) ignoreregex: Vec<u64>,
+}
+
 /// The candidate set and the gate (see `RegexFilter::sets`).
 struct Sets {
     candidates: Option<Candidates>,
@@ -99,6 +106,8 @@ pub struct RegexFilter {
     tz: TzRule,
     journal: bool,
     check_all: bool,
+    /// fail2ban-regex's counts, when asked for (`report` option).
+    counts: Option<Counts>,
     last_date: Option<f64>,
     last_time_text: String,
     mlfid: MlfidCache,
@@ -160,6 +169,7 @@ impl Filter for RegexFilter {
             }
         }
         let ignoreregex = compile_list(&options, "ignoreregex", false)?;
+        let ignoreregex_count = ignoreregex.len();
         let year: i64 = options.get("year").and_then(|y| y.parse().ok()).unwrap_or(2026);
         let journal = options.get("journal").is_some_and(|v| v == "1" || v == "true");
         let detector = if journal {
@@ -211,6 +221,10 @@ impl Filter for RegexFilter {
             tz,
             journal,
             check_all: options.get("check-all").is_some_and(|v| v == "1" || v == "true"),
+            counts: options
+                .get("report")
+                .is_some_and(|v| v == "1" || v == "true")
+                .then(|| Counts { prefregex: 0, ignoreregex: vec![0; ignoreregex_count] }),
             last_date: None,
             last_time_text: String::new(),
             mlfid: MlfidCache { entries: HashMap::default(), next_seq: 0 },
@@ -292,6 +306,17 @@ impl RegexFilter {
             }
         }
         scan
+    }
+
+    /// What fail2ban-regex reports besides failregex hits, since the filter
+    /// was made: lines its prefregex matched (None: it has none, or counts
+    /// are off), each ignoreregex's matches, and the lines each date
+    /// template dated, as the template names itself.
+    pub fn report(&self) -> (Option<u64>, Vec<u64>, Vec<(String, u64)>) {
+        let prefregex = self.counts.as_ref().filter(|_| self.prefregex.is_some()).map(|c| c.prefregex);
+        let ignoreregex = self.counts.as_ref().map(|c| c.ignoreregex.clone()).unwrap_or_default();
+        let dates = self.detector.as_ref().map(Detector::hits).unwrap_or_default();
+        (prefregex, ignoreregex, dates)
     }
 
     /// The regex sets, built on first use.
@@ -431,7 +456,7 @@ mod component {
         },
     });
 
-    use exports::wasmban::plugin::{filter, prepare};
+    use exports::wasmban::plugin::{filter, prepare, report};
 
     struct Component;
 
@@ -462,6 +487,13 @@ mod component {
             prepared: Vec<u32>,
         ) -> Scan {
             m.get::<Matcher>().0.borrow_mut().feed_prepared(&lines, now, notes, &prepared)
+        }
+    }
+
+    impl report::Guest for Component {
+        fn report(m: filter::MatcherBorrow<'_>) -> report::Hits {
+            let (prefregex, ignoreregex, dates) = m.get::<Matcher>().0.borrow().report();
+            report::Hits { prefregex, ignoreregex, dates }
         }
     }
 

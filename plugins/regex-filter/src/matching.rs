@@ -21,9 +21,12 @@ impl RegexFilter {
             _ => (buf, ascii, org),
         };
         let mut found = false;
-        for re in &self.ignoreregex {
+        for (index, re) in self.ignoreregex.iter().enumerate() {
             if re.search(buf, ascii, org, &mut self.scratch).is_some() {
                 found = true;
+                if let Some(counts) = &mut self.counts {
+                    counts.ignoreregex[index] += 1;
+                }
                 if (!self.check_all || self.maxlines > 1)
                     && let Some(h) = hit
                 {
@@ -106,6 +109,9 @@ impl RegexFilter {
         // The preparer answers for ASCII lines only.
         let ascii = line_ascii || matches!(answers, Answers::Replay(_)) || backtrack::is_ascii(buf);
         if self.ignores_up_front() && self.ignored(answers, buf, ascii) {
+            // fail2ban-regex counts the prefregex here too (it reads the
+            // state of its last search): counted as a search would find it.
+            self.count_prefregex_of(buf, ascii);
             out.ignored = true;
             return out;
         }
@@ -115,6 +121,7 @@ impl RegexFilter {
             && let Some(gate) = &self.sets().gate
             && !gate.is_match(buf.as_bytes())
         {
+            self.count_prefregex_of(buf, ascii);
             return out;
         }
         pre_spans.clear();
@@ -130,6 +137,7 @@ impl RegexFilter {
             match quick {
                 Some(None) => return out,
                 Some(Some(start)) => {
+                    self.count_prefregex();
                     content.clear();
                     content.push_str(&buf[start..buf.len() - 1]);
                     content.push('\n');
@@ -140,6 +148,7 @@ impl RegexFilter {
                     if !self.prefregex_matches(answers, buf, ascii, pre_spans) {
                         return out;
                     }
+                    self.count_prefregex();
                     if let Some((s, e)) = self.prefregex.as_ref().and_then(|p| p.span_of("content", pre_spans))
                         && s < e
                     {
@@ -226,7 +235,11 @@ impl RegexFilter {
     pub(crate) fn ignored(&mut self, answers: &mut Answers<'_>, text: &str, ascii: bool) -> bool {
         if let Answers::Replay(cursor) = answers {
             match cursor.word() {
-                Some(w) => return w == 1,
+                Some(1) => {
+                    self.count_ignores(text);
+                    return true;
+                }
+                Some(_) => return false,
                 None => {
                     self.unreadable_prepared += 1;
                     *answers = Answers::Live;
@@ -234,7 +247,44 @@ impl RegexFilter {
                 }
             }
         }
-        self.ignoreregex.iter().any(|re| re.find(text, ascii, &mut self.scratch))
+        let found = self.ignoreregex.iter().any(|re| re.find(text, ascii, &mut self.scratch));
+        if found {
+            self.count_ignores(text);
+        }
+        found
+    }
+
+    /// With counts on, the ignoreregexes that match `text`, each counted
+    /// (fail2ban-regex counts every one that matches, as its check of
+    /// every regex finds them).
+    pub(crate) fn count_ignores(&mut self, text: &str) {
+        let Some(counts) = &mut self.counts else { return };
+        let ascii = backtrack::is_ascii(text);
+        for (index, re) in self.ignoreregex.iter().enumerate() {
+            if re.find(text, ascii, &mut self.scratch) {
+                counts.ignoreregex[index] += 1;
+            }
+        }
+    }
+
+    /// With counts on, count the prefregex's match of `buf`, which the
+    /// search itself skipped (no failregex could match the line).
+    fn count_prefregex_of(&mut self, buf: &str, ascii: bool) {
+        if self.counts.is_none() {
+            return;
+        }
+        if let Some(pref) = &self.prefregex
+            && pref.find(buf, ascii, &mut self.scratch)
+            && let Some(counts) = &mut self.counts
+        {
+            counts.prefregex += 1;
+        }
+    }
+
+    pub(crate) fn count_prefregex(&mut self) {
+        if let Some(counts) = &mut self.counts {
+            counts.prefregex += 1;
+        }
     }
 
     /// Whether the prefregex matches `buf`; its groups' spans in `spans`.
@@ -302,6 +352,7 @@ impl RegexFilter {
             && self.ignoreregex.len() + 2 < self.failregex.len()
             && self.ignore_line(buf, *ascii, org, None)
         {
+            self.count_prefregex_of(buf, *ascii);
             out.ignored = true;
             return;
         }
@@ -310,11 +361,13 @@ impl RegexFilter {
             && let Some(gate) = &self.sets().gate
             && !gate.is_match(buf.as_bytes())
         {
+            self.count_prefregex_of(buf, *ascii);
             return;
         }
         let mut pre_groups = Groups::default();
         if let Some(pref) = &self.prefregex {
             let Some(hit) = pref.search(buf, *ascii, org, &mut self.scratch) else { return };
+            self.count_prefregex();
             pre_groups = hit.groups;
             if let Some(content) = pre_groups.remove("content").filter(|c| !c.is_empty()) {
                 if multi {

@@ -221,6 +221,9 @@ impl RegexFilter {
     /// an ignored line.
     pub(crate) fn record_searches(&mut self, line: LineRef<'_>, ascii: bool, out: &mut Vec<u32>) -> bool {
         let mut something = false;
+        // Whether the prefregex matched: counted here when nothing else
+        // did, since the feeder then skips the line.
+        let mut pre_matched = false;
         let mut buf = std::mem::take(&mut self.text);
         fill_buffer(&mut buf, &[line]);
         let ascii = ascii || backtrack::is_ascii(&buf);
@@ -250,6 +253,7 @@ impl RegexFilter {
                     Some(Some(start)) => {
                         content_span = Some((start, buf.len() - 1));
                         pre_pending = Some(out.len());
+                        pre_matched = true;
                     }
                     None => {
                         let found = pref.find(&buf, ascii, &mut self.scratch);
@@ -257,6 +261,7 @@ impl RegexFilter {
                         if !found {
                             break 'line;
                         }
+                        pre_matched = true;
                         write_spans(pref, &self.scratch.spans, out);
                         content_span = pref.span_of("content", &self.scratch.spans).filter(|(s, e)| s < e);
                     }
@@ -302,6 +307,9 @@ impl RegexFilter {
             }
         }
         self.text = buf;
+        if pre_matched && !something {
+            self.count_prefregex();
+        }
         something
     }
 }

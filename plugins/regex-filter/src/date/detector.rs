@@ -84,6 +84,12 @@ pub(super) struct Repeat {
 }
 
 impl Detector {
+    /// Each template that dated a line, with how many, in the detector's
+    /// order (the most used first, as it reorders them).
+    pub fn hits(&self) -> Vec<(String, u64)> {
+        self.templates.iter().filter(|t| t.hits > 0).map(|t| (t.name.clone(), t.hits)).collect()
+    }
+
     /// A detector for a filter's `datepattern` (None: the default set).
     pub fn new(datepattern: Option<&str>, year_prefix: &str) -> Result<Detector, String> {
         let mut templates: Vec<Template> = Vec::new();

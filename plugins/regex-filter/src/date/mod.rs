@@ -501,7 +501,75 @@ pub fn template(pattern: &str, year_prefix: &str) -> Result<Template, String> {
     if alpha {
         regex = format!("(?iu){regex}");
     }
-    build(pattern.to_string(), &regex, begin, end, Reader::Strptime)
+    build(display_name(pattern), &regex, begin, end, Reader::Strptime)
+}
+
+/// fail2ban's name of a strptime directive (`%b` is `MON`), as its
+/// fail2ban-regex lists date templates; None for those it shows as written.
+fn directive_name(directive: char) -> Option<&'static str> {
+    Some(match directive {
+        'a' => "DAY",
+        'A' => "DAYNAME",
+        'b' => "MON",
+        'B' => "MONTH",
+        'd' => "Day",
+        'H' => "24hour",
+        'I' => "12hour",
+        'j' => "Yearday",
+        'm' => "Month",
+        'M' => "Minute",
+        'p' => "AMPM",
+        'S' => "Second",
+        'U' | 'W' => "Yearweek",
+        'w' => "Weekday",
+        'y' => "Year2",
+        'Y' => "Year",
+        'z' => "Zone offset",
+        'f' => "Microseconds",
+        'Z' => "Zone name",
+        _ => return None,
+    })
+}
+
+/// A strptime pattern named as fail2ban names it: each directive by its
+/// name (`%ExY` is `ExYear`; `%k` stays `%k`).
+fn display_name(pattern: &str) -> String {
+    let mut name = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            name.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => name.push('%'),
+            Some('E') if chars.peek() == Some(&'x') => {
+                chars.next();
+                match chars.next() {
+                    Some(d) => match directive_name(d) {
+                        Some(n) => {
+                            name.push_str("Ex");
+                            name.push_str(n);
+                        }
+                        None => {
+                            name.push_str("%Ex");
+                            name.push(d);
+                        }
+                    },
+                    None => name.push_str("%Ex"),
+                }
+            }
+            Some(d) => match directive_name(d) {
+                Some(n) => name.push_str(n),
+                None => {
+                    name.push('%');
+                    name.push(d);
+                }
+            },
+            None => name.push('%'),
+        }
+    }
+    name
 }
 
 /// The default template set, each pattern in fail2ban's order.

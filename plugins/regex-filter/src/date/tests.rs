@@ -92,3 +92,12 @@ fn a_datepattern_with_non_ascii_text_before_a_directive_builds() {
     let d = Detector::new(Some("%d/é%b/%Y:%H:%M:%S"), &year_prefix(2026));
     assert!(d.is_ok(), "{:?}", d.err());
 }
+
+#[test]
+fn templates_are_named_as_fail2ban_names_them() {
+    assert_eq!(
+        super::display_name(r"{^LN-BEG}(?:%a )?%b %d %k:%M:%S(?:\.%f)?(?: %ExY)?"),
+        r"{^LN-BEG}(?:DAY )?MON Day %k:Minute:Second(?:\.Microseconds)?(?: ExYear)?"
+    );
+    assert_eq!(super::display_name("%Exy%Exm%Exd 100%%"), "ExYear2ExMonthExDay 100%");
+}

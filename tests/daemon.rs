@@ -178,32 +178,11 @@ fn sighup_restarts_a_changed_jail_and_keeps_its_bans() {
     assert!(d.wait().success());
 }
 
-const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
-
-/// Append entries to a real journal file, written by systemd's own tool
-/// from the journal export format.
-fn journal_append(file: &Path, entries: &[(&str, &str)]) {
-    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
-    let mut export = String::new();
-    for (i, (comm, message)) in entries.iter().enumerate() {
-        export.push_str(&format!(
-            "__REALTIME_TIMESTAMP={}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n\
-             _HOSTNAME=web\nSYSLOG_IDENTIFIER={comm}\n_PID=77\n_COMM={comm}\nMESSAGE={message}\n\n",
-            micros + i as u128,
-            micros + i as u128
-        ));
-    }
-    let dir = file.parent().unwrap();
-    let export_file = dir.join("entries.export");
-    std::fs::write(&export_file, export).unwrap();
-    let out =
-        Command::new(JOURNAL_REMOTE).arg(format!("--output={}", file.display())).arg(&export_file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn the_journal_backend_follows_a_real_journal_and_resumes_after_a_restart() {
-    if !Path::new(JOURNAL_REMOTE).exists() || Command::new("journalctl").arg("--version").output().is_err() {
+    if !Path::new(crate::util::journal::JOURNAL_REMOTE).exists()
+        || Command::new("journalctl").arg("--version").output().is_err()
+    {
         crate::util::skipped!(
             "the_journal_backend_follows_a_real_journal: journalctl or systemd-journal-remote missing"
         );
@@ -216,10 +195,10 @@ fn the_journal_backend_follows_a_real_journal_and_resumes_after_a_restart() {
     // The shipped filter matches sshd's unit or command name.
     std::fs::write(root.join("conf/filter.d/sshd.local"), "[Init]\njournalmatch = _COMM=sshd\n").unwrap();
     // History from before the start is not counted (the journal's tail).
-    journal_append(&journal, &[("sshd", "Failed password for root from 192.0.2.30 port 22 ssh2"); 3]);
+    crate::util::journal::append(&journal, &[("sshd", "Failed password for root from 192.0.2.30 port 22 ssh2"); 3]);
     let d = Daemon::start(root);
     assert!(d.status().unwrap()["files"][0].as_str().unwrap().starts_with("journal"));
-    journal_append(
+    crate::util::journal::append(
         &journal,
         &[
             ("sshd", "Failed password for root from 192.0.2.31 port 22 ssh2"),
@@ -235,7 +214,7 @@ fn the_journal_backend_follows_a_real_journal_and_resumes_after_a_restart() {
 
     // Written while stopped: read after the saved cursor, once. (Failure
     // counts live in memory, as fail2ban's do: .33 needs two again.)
-    journal_append(&journal, &[("sshd", "Failed password for root from 192.0.2.33 port 22 ssh2"); 2]);
+    crate::util::journal::append(&journal, &[("sshd", "Failed password for root from 192.0.2.33 port 22 ssh2"); 2]);
     let d = Daemon::start(root);
     d.wait_for("the ban after the restart", || d.status().unwrap()["total_banned"] == 1);
     let status = d.status().unwrap();

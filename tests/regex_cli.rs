@@ -282,7 +282,57 @@ fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
         assert!(ours.ok, "wasmban regex -o {out}: {}", ours.both());
         assert_eq!(ours.stdout, String::from_utf8_lossy(&theirs.stdout), "-o {out} (left: wasmban)");
     }
-    // The journal as a log is refused with what to do instead.
-    let journal = crate::util::wasmban(&["--state-dir", state.to_str().unwrap(), "regex", "systemd-journal", "sshd"]);
-    assert!(!journal.ok && journal.both().contains("journalctl"), "{}", journal.both());
+    // -m is for the journal only.
+    let misplaced =
+        crate::util::wasmban(&["--state-dir", state.to_str().unwrap(), "regex", "-m", "_COMM=sshd", log, "sshd"]);
+    assert!(!misplaced.ok && misplaced.both().contains("systemd-journal only"), "{}", misplaced.both());
+}
+
+#[test]
+fn the_journal_as_a_log_with_matches_gives_fail2ban_regexs_answers() {
+    let journal_remote = std::path::Path::new(crate::util::journal::JOURNAL_REMOTE);
+    if !journal_remote.exists() || !crate::util::has_program("journalctl") {
+        return crate::util::skipped!(
+            "journalctl or systemd-journal-remote is missing (Debian packages systemd, systemd-journal-remote)"
+        );
+    }
+    let python_journal = Command::new("/usr/bin/python3").args(["-c", "import systemd.journal"]).status();
+    if !crate::util::has_program("fail2ban-regex") || !python_journal.is_ok_and(|s| s.success()) {
+        return crate::util::skipped!(
+            "fail2ban-regex reads the journal through python3-systemd, which is not installed"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("system.journal");
+    crate::util::journal::append(
+        &journal,
+        &[
+            ("sshd", "Failed password for root from 192.0.2.31 port 22 ssh2"),
+            ("cron", "Failed password for root from 192.0.2.32 port 22 ssh2"),
+            ("sshd", "Invalid user x from 192.0.2.33 port 22"),
+            ("sshd", "Connection closed by 192.0.2.34 port 22"),
+        ],
+    );
+    let log = format!("systemd-journal[journalfiles={}]", journal.display());
+    let state = dir.path().join("state");
+    for matches in [None, Some("_COMM=sshd"), Some("_COMM=cron + _COMM=sshd")] {
+        let mut case = Vec::new();
+        if let Some(m) = matches {
+            case.extend(["-m", m]);
+        }
+        case.extend([log.as_str(), "sshd"]);
+        let theirs = Command::new("fail2ban-regex").args(&case).output().unwrap();
+        let mut args = vec!["-c", "/etc/fail2ban", "--state-dir", state.to_str().unwrap(), "regex"];
+        args.extend(case.iter().copied());
+        let ours = crate::util::wasmban(&args);
+        assert!(ours.ok, "wasmban regex {case:?}: {}", ours.both());
+        // All but the time it took.
+        let timeless =
+            |text: &str| text.lines().filter(|l| !l.starts_with("[processed in")).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            timeless(&ours.stdout),
+            timeless(&String::from_utf8_lossy(&theirs.stdout)),
+            "wasmban regex {case:?} (left) differs from fail2ban-regex (right)"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod fail2ban;
+pub mod journal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -12,7 +12,7 @@ pub mod interactive;
 mod log_batches;
 pub mod plugin;
 pub mod regex;
-mod regex_out;
+pub(crate) mod regex_out;
 pub mod scaffold;
 pub mod server;
 

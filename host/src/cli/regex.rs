@@ -70,7 +70,12 @@ pub struct RegexArgs {
     /// (`<ip> for <F-USER>`).
     #[arg(short = 'o', long = "out", value_name = "OUT")]
     pub out: Option<String>,
-    /// The log file to scan, or a log line (as fail2ban-regex takes it).
+    /// fail2ban-regex's `-m`: journalctl matches (`_COMM=sshd + _COMM=sshd-session`)
+    /// in place of the filter's `journalmatch`, for the log `systemd-journal`.
+    #[arg(short = 'm', long = "journalmatch", value_name = "MATCHES")]
+    pub journalmatch: Option<String>,
+    /// The log file to scan, a log line, or `systemd-journal` (optionally
+    /// `systemd-journal[journalfiles=FILE,journalpath=DIR]`), as fail2ban-regex takes it.
     pub log: String,
     /// A filter file path, the name of a filter in the configuration's
     /// filter.d (`sshd`, `sshd[mode=aggressive]`), or a failregex.
@@ -79,12 +84,33 @@ pub struct RegexArgs {
     pub ignoreregex: Option<String>,
 }
 
+/// Whether `log` names the journal (`systemd-journal`, optionally with
+/// `[options]`), as fail2ban-regex's LOG argument may.
+fn is_journal(log: &str) -> bool {
+    log.strip_prefix("systemd-journal").is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+}
+
 /// A log line given on the command line, in a private temporary file for
 /// the time of the run.
 struct LineFile(PathBuf);
 
 impl LineFile {
     fn new(line: &str) -> anyhow::Result<LineFile> {
+        LineFile::written("the given line", |f| Ok(writeln!(f, "{}", line.trim_end_matches(['\r', '\n']))?))
+    }
+
+    /// The journal's entries that `spec` selects, one line each, and
+    /// their times.
+    fn from_journal(spec: &crate::tail::JournalSpec) -> anyhow::Result<(LineFile, Vec<f64>)> {
+        let mut times = Vec::new();
+        let file = LineFile::written("the journal's entries", |f| {
+            times = spec.export(f).map_err(|e| anyhow::anyhow!("systemd-journal: {e}"))?;
+            Ok(())
+        })?;
+        Ok((file, times))
+    }
+
+    fn written(what: &str, write: impl FnOnce(&mut std::fs::File) -> anyhow::Result<()>) -> anyhow::Result<LineFile> {
         use std::os::unix::fs::OpenOptionsExt;
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let path = std::env::temp_dir().join(format!("wasmban-regex-{}-{nanos}.log", std::process::id()));
@@ -93,9 +119,11 @@ impl LineFile {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .with_context(|| format!("writing the given line to {}", path.display()))?;
-        writeln!(f, "{}", line.trim_end_matches(['\r', '\n']))?;
-        Ok(LineFile(path))
+            .with_context(|| format!("writing {what} to {}", path.display()))?;
+        // Removed however the writing ends.
+        let file = LineFile(path);
+        write(&mut f)?;
+        Ok(file)
     }
 }
 
@@ -196,7 +224,13 @@ fn cores() -> usize {
 /// Run `wasmban regex`.
 pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let params = parse_opts(&args.opts)?;
+    let mut params = parse_opts(&args.opts)?;
+    let from_journal = is_journal(&args.log);
+    // As fail2ban-regex does: the filter learns its lines come from the
+    // journal (prefixes differ), unless told otherwise.
+    if from_journal && !params.iter().any(|(k, _)| k == "logtype") {
+        params.push(("logtype".into(), "journal".into()));
+    }
     let mut definition = load_definition(cli, &args.filter, &params)?;
     if let Some(ignore) = &args.ignoreregex {
         // A filter file's ignoreregex, or the regex itself.
@@ -218,18 +252,33 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
         options.retain(|(k, _)| k != "timezone");
         options.push(("timezone".into(), rule));
     }
-    if args.log == "systemd-journal" {
-        bail!(
-            "wasmban regex reads files and lines, not the journal; export it first \
-             (journalctl -u ssh -o short-iso > ssh.log) and give that file"
-        );
-    }
-    let line_file = if Path::new(&args.log).is_file() { None } else { Some(LineFile::new(&args.log)?) };
+    // fail2ban-regex's `systemd-journal[journalfiles=..., journalpath=...]`,
+    // read through journalctl with -m's matches or the filter's.
+    let journal = match args.log.strip_prefix("systemd-journal") {
+        Some(params) if from_journal => {
+            let matches = args.journalmatch.clone().or_else(|| definition.get("journalmatch").map(str::to_string));
+            let spec = crate::tail::JournalSpec::parse(&format!("systemd{params}"), matches.as_deref())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", args.log))?;
+            Some((spec, matches))
+        }
+        _ if args.journalmatch.is_some() => bail!("-m (--journalmatch) is for the log systemd-journal only"),
+        _ => None,
+    };
+    let mut journal_times = Vec::new();
+    let line_file = match (&journal, Path::new(&args.log).is_file()) {
+        (Some((spec, _)), _) => {
+            let (file, times) = LineFile::from_journal(spec)?;
+            journal_times = times;
+            Some(file)
+        }
+        (None, true) => None,
+        (None, false) => Some(LineFile::new(&args.log)?),
+    };
     let log_path = line_file.as_ref().map_or_else(|| PathBuf::from(&args.log), |f| f.0.clone());
     // fail2ban-regex tries every failregex on every line, so its hit counts
     // are per regex; the daemon stops at the first match.
     options.push(("check-all".into(), "1".into()));
-    if args.journal {
+    if args.journal || journal.is_some() {
         options.push(("journal".into(), "1".into()));
     }
     // The summary's Prefregex, Ignoreregex and date sections.
@@ -252,7 +301,7 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let failregex = definition.list("failregex");
-    let mut tally = Tally { hits: vec![0usize; failregex.len()], ..Tally::default() };
+    let mut tally = Tally { hits: vec![0usize; failregex.len()], journal_times, ..Tally::default() };
     let mut each = |k: usize, batch: &std::sync::Arc<ReadBatch>, scan: Result<Scan, PluginError>| {
         let counted = tally.batch(args, batch, scan, &mut out);
         batches.release(k);
@@ -345,6 +394,9 @@ struct Tally {
     ignoreregex: Vec<u64>,
     /// Lines each date template dated, by name.
     dates: Vec<(String, u64)>,
+    /// The time of each line, when they are journal entries (listed lines
+    /// show it in front, as fail2ban-regex shows them).
+    journal_times: Vec<f64>,
 }
 
 /// A regex with fail2ban's `<F-NAME>...</F-NAME>` captures written as the
@@ -497,7 +549,11 @@ impl Tally {
             // few, and says how many otherwise.
             let few = listed_when_few && *count <= FEW_LINES + 1;
             if wanted || few {
-                texts.push(batch.text_of(line).to_string());
+                let text = batch.text_of(line);
+                texts.push(match line.number.checked_sub(1).and_then(|i| self.journal_times.get(i)) {
+                    Some(time) => format!("{} {text}", crate::cli::regex_out::iso_local(*time)),
+                    None => text.to_string(),
+                });
             }
         }
         Ok(())
@@ -544,7 +600,12 @@ impl Tally {
                 writeln!(out, "{}", datepattern_line(pattern))?;
             }
         }
-        if Path::new(&args.log).is_file() {
+        if is_journal(&args.log) {
+            writeln!(out, "Use         systemd journal")?;
+            writeln!(out, "Use         encoding : UTF-8")?;
+            let matches = args.journalmatch.as_deref().or_else(|| definition.get("journalmatch"));
+            writeln!(out, "Use    journal match : {}\n\n", matches.unwrap_or_default())?;
+        } else if Path::new(&args.log).is_file() {
             writeln!(out, "Use         log file : {}", args.log)?;
             writeln!(out, "Use         encoding : UTF-8\n\n")?;
         } else {
@@ -563,11 +624,9 @@ impl Tally {
         let mut ignored = self.ignoreregex.clone();
         ignored.resize(ignoreregex.len().max(ignored.len()), 0);
         regex_section(out, "Ignoreregex", &ignored, |i| ignoreregex.get(i).cloned().unwrap_or_default())?;
-        if !args.journal {
-            writeln!(out, "\nDate template hits:")?;
-            let dates: Vec<String> = self.dates.iter().map(|(name, n)| format!("[{n}] {name}")).collect();
-            pprint_list(out, &dates, Some("[# of hits] date format"))?;
-        }
+        writeln!(out, "\nDate template hits:")?;
+        let dates: Vec<String> = self.dates.iter().map(|(name, n)| format!("[{n}] {name}")).collect();
+        pprint_list(out, &dates, Some("[# of hits] date format"))?;
         writeln!(out)?;
         writeln!(
             out,

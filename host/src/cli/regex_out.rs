@@ -30,6 +30,36 @@ fn value(failure: &Failure, token: &str) -> Option<String> {
     }
 }
 
+/// Unix time `t` as Python's `datetime.fromtimestamp(t, local zone)
+/// .isoformat()` writes it (`2026-12-04T11:28:44.272514+00:00`; no
+/// fraction when it is 0), as fail2ban-regex shows journal entries.
+pub fn iso_local(t: f64) -> String {
+    let secs = t.floor();
+    let micros = ((t - secs) * 1e6).round() as u32;
+    let (secs, micros) = if micros >= 1_000_000 { (secs + 1.0, 0) } else { (secs, micros) };
+    let secs = secs as libc::time_t;
+    // SAFETY: localtime_r only writes the tm it is given.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    };
+    let offset = tm.tm_gmtoff / 60;
+    let sign = if offset < 0 { '-' } else { '+' };
+    let fraction = if micros > 0 { format!(".{micros:06}") } else { String::new() };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}{sign}{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        offset.abs() / 60,
+        offset.abs() % 60
+    )
+}
+
 /// The line `-o OUT` prints for `failure`.
 pub fn line(out: &str, failure: &Failure) -> String {
     if !out.contains('<') {

@@ -62,20 +62,46 @@ impl JournalSpec {
         Ok(spec)
     }
 
-    fn command(&self, cursor: Option<&str>) -> Command {
+    /// Write every entry the spec selects, one line each as the filter
+    /// sees it, to `out` (what `wasmban regex systemd-journal` scans);
+    /// the entries' times, in order.
+    pub fn export(&self, out: &mut impl std::io::Write) -> Result<Vec<f64>, String> {
+        let mut cmd = self.command(None, false);
+        let mut child = cmd.spawn().map_err(|e| format!("running journalctl: {e}"))?;
+        let stdout = child.stdout.take().ok_or("journalctl gave no output")?;
+        let mut times = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("reading journalctl: {e}"))?;
+            if let Some(entry) = parse_entry(&line) {
+                writeln!(out, "{}", entry.line).map_err(|e| e.to_string())?;
+                times.push(entry.time);
+            }
+        }
+        let done = child.wait_with_output().map_err(|e| format!("journalctl: {e}"))?;
+        if !done.status.success() {
+            return Err(format!("journalctl: {}", String::from_utf8_lossy(&done.stderr).trim()));
+        }
+        Ok(times)
+    }
+
+    fn command(&self, cursor: Option<&str>, follow: bool) -> Command {
         let mut cmd = Command::new("journalctl");
-        cmd.args(["--output=json", "--follow", "--no-pager", "--quiet"]);
+        cmd.args(["--output=json", "--no-pager", "--quiet"]);
+        if follow {
+            cmd.arg("--follow");
+        }
         for f in &self.files {
             cmd.arg(format!("--file={f}"));
         }
         if let Some(d) = &self.directory {
             cmd.arg(format!("--directory={d}"));
         }
-        match cursor {
-            Some(c) => cmd.arg(format!("--after-cursor={c}")),
+        match (cursor, follow) {
+            (Some(c), _) => drop(cmd.arg(format!("--after-cursor={c}"))),
             // fail2ban's default: what is logged from now on.
-            None => cmd.arg("--lines=0"),
-        };
+            (None, true) => drop(cmd.arg("--lines=0")),
+            (None, false) => {}
+        }
         cmd.args(&self.matches);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd
@@ -153,7 +179,7 @@ impl JournalSource {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = self.spec.command(self.cursor.as_deref());
+        let mut cmd = self.spec.command(self.cursor.as_deref(), true);
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

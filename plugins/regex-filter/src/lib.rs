@@ -397,6 +397,10 @@ impl RegexFilter {
         let mut answers = answers.unwrap_or(Answers::Live);
         if self.journal {
             self.last_date = Some(now);
+            // The preparer found nothing to match (and counted the line).
+            if let Answers::Nothing = answers {
+                return (Some(now), LineOutcome::default());
+            }
             let line = LineRef::Borrowed { text: line, ds: 0, de: 0 };
             return (Some(now), self.find_failure(line, ascii, now, &mut answers));
         }

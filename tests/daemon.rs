@@ -208,6 +208,9 @@ fn the_journal_backend_follows_a_real_journal_and_resumes_after_a_restart() {
         ],
     );
     d.wait_for("the journal ban", || d.status().unwrap()["total_banned"] == 1);
+    // As fail2ban-client shows a journal jail: its matches, not files.
+    let (_, text) = d.client(&["status", "sshd"]);
+    assert!(text.contains("|  `- Journal matches:\t_COMM=sshd\n"), "{text}");
     assert_eq!(d.status().unwrap()["total_failed"], 3, "the cron entry is not sshd's");
     d.signal(libc::SIGTERM);
     assert!(d.wait().success());

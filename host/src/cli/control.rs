@@ -167,7 +167,10 @@ fn print_status(s: &JailStatus, short: bool) {
     if !s.waiting.is_empty() {
         println!("|  |- Waiting for:\t{}", s.waiting.join(" "));
     }
-    println!("|  `- File list:\t{}", s.files.join(" "));
+    match &s.journal_matches {
+        Some(matches) => println!("|  `- Journal matches:\t{matches}"),
+        None => println!("|  `- File list:\t{}", s.files.join(" ")),
+    }
     println!("`- Actions");
     println!("   |- Currently banned:\t{}", s.currently_banned);
     let last = if short && s.unbans_pending == 0 { "`-" } else { "|-" };

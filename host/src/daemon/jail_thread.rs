@@ -555,6 +555,10 @@ impl RunningJail {
             total_failed: self.tracker.total_failed(),
             files: self.source.files(),
             waiting: self.source.waiting(),
+            journal_matches: self.source.is_journal().then(|| {
+                let matches = self.source_spec.journalmatch.as_deref().unwrap_or_default();
+                matches.split_whitespace().collect::<Vec<_>>().join(" ")
+            }),
             currently_banned: self.bans.count_in_force(),
             total_banned: self.bans.total_banned(),
             banned: Vec::new(),

@@ -18,6 +18,9 @@ pub struct JailStatus {
     pub files: Vec<String>,
     /// Files waiting to appear.
     pub waiting: Vec<String>,
+    /// The journal's matches, when the jail reads the journal.
+    #[serde(default)]
+    pub journal_matches: Option<String>,
     /// Bans in force.
     pub currently_banned: usize,
     /// Bans made since the jail started.

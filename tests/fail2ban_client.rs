@@ -216,6 +216,24 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
         assert!(ours.iter().any(|l| l == line), "wasmban's -d has no {line}: {ours:#?}");
     }
 
+    // fail2ban 1.1's stats table (1.0 has none to compare with): the jail,
+    // how it reads, its counts.
+    let stats = wasmban(&["stats"]);
+    let row = stats.lines().find(|l| l.starts_with(" sshd ")).unwrap_or_else(|| panic!("{stats}"));
+    assert!(row.contains("polling"), "{stats}");
+    let status = d.status().unwrap();
+    let cells: Vec<&str> = row.split(['|', '\u{2551}', '\u{2502}']).map(str::trim).collect();
+    assert_eq!(
+        cells[2..],
+        [
+            status["currently_failed"].to_string(),
+            status["total_failed"].to_string(),
+            status["currently_banned"].to_string(),
+            status["total_banned"].to_string()
+        ],
+        "{stats}"
+    );
+
     // No daemon needed.
     for value in ["1h30m", "1w", "10m 5s", "-1"] {
         let theirs = Command::new("fail2ban-client").args(["--str2sec", value]).output().unwrap();

@@ -45,6 +45,14 @@ pub enum ControlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every jail's backend and its failure and ban counts, current and
+    /// total, in one table (fail2ban-client 1.1's `stats`).
+    #[command(alias = "statistics")]
+    Stats {
+        /// Print the daemon's JSON answers instead.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every ban in force, per jail (fail2ban's `banned`), or, given
     /// addresses, the jails each is banned in (`banned IP ...`).
     Banned {
@@ -351,6 +359,22 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             let short = short_flavor(flavor.as_deref())?;
             let result = ask(Request::Status { jail: Some(jail.clone()) })?;
             if *json { print_json(&result)? } else { print_status(&serde_json::from_value(result)?, short) }
+        }
+        ControlCommand::Stats { json } => {
+            let list = ask(Request::Status { jail: None })?;
+            let mut names: Vec<String> = serde_json::from_value(list["jails"].clone()).unwrap_or_default();
+            names.sort();
+            let mut all = Vec::new();
+            for name in &names {
+                all.push(ask(Request::Status { jail: Some(name.clone()) })?);
+            }
+            if *json {
+                print_json(&Value::Array(all))?;
+            } else {
+                let statuses: Vec<JailStatus> =
+                    all.into_iter().map(serde_json::from_value).collect::<Result<_, _>>()?;
+                println!("{}", crate::cli::stats_table::render(&statuses, crate::cli::stats_table::output_is_utf8()));
+            }
         }
         ControlCommand::Status { jail: None, json, .. } => {
             let result = ask(Request::Status { jail: None })?;

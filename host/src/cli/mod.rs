@@ -15,6 +15,7 @@ pub mod regex;
 pub(crate) mod regex_out;
 pub mod scaffold;
 pub mod server;
+mod stats_table;
 
 /// Where the configuration lives by default.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/wasmban";

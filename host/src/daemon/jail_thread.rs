@@ -555,6 +555,7 @@ impl RunningJail {
             total_failed: self.tracker.total_failed(),
             files: self.source.files(),
             waiting: self.source.waiting(),
+            backend: self.source.backend_name().to_string(),
             journal_matches: self.source.is_journal().then(|| {
                 let matches = self.source_spec.journalmatch.as_deref().unwrap_or_default();
                 matches.split_whitespace().collect::<Vec<_>>().join(" ")

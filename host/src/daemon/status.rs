@@ -18,6 +18,9 @@ pub struct JailStatus {
     pub files: Vec<String>,
     /// Files waiting to appear.
     pub waiting: Vec<String>,
+    /// How lines are noticed (`inotify`, `polling`, `systemd`).
+    #[serde(default)]
+    pub backend: String,
     /// The journal's matches, when the jail reads the journal.
     #[serde(default)]
     pub journal_matches: Option<String>,

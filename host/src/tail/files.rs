@@ -232,6 +232,11 @@ impl FileSource {
         self.tailers.iter().filter(|t| t.is_open()).map(|t| t.path().display().to_string()).collect()
     }
 
+    /// Whether file events wake the reader (else it polls).
+    pub fn is_watched(&self) -> bool {
+        self.watcher.is_some()
+    }
+
     /// Paths (or globs) with nothing to follow yet.
     pub fn waiting(&self) -> Vec<String> {
         let mut out: Vec<String> =

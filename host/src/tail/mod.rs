@@ -143,6 +143,16 @@ impl Source {
         }
     }
 
+    /// How lines are noticed: `systemd` (the journal), `inotify` (file
+    /// events) or `polling`, as fail2ban's `stats` names the backend.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Source::Files(f) if f.is_watched() => "inotify",
+            Source::Files(_) => "polling",
+            Source::Journal(_) => "systemd",
+        }
+    }
+
     /// What is waited for.
     pub fn waiting(&self) -> Vec<String> {
         match self {

@@ -234,6 +234,10 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
         "{stats}"
     );
 
+    // --json beside the text.
+    let (ok, json) = d.client(&["get", "sshd", "ignoreip", "--json"]);
+    assert!(ok && serde_json::from_str::<serde_json::Value>(&json).is_ok_and(|v| v.is_array()), "{json}");
+
     // No daemon needed.
     for value in ["1h30m", "1w", "10m 5s", "-1"] {
         let theirs = Command::new("fail2ban-client").args(["--str2sec", value]).output().unwrap();

@@ -104,6 +104,9 @@ pub enum ControlCommand {
         /// syslogsocket, dbfile, dbpurgeage.
         #[arg(num_args = 1..=3, value_name = "JAIL KEY")]
         args: Vec<String>,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
     },
     /// fail2ban-client's `set JAIL KEY VALUE...`, until the next reload:
     /// banip, unbanip [--report-absent], bantime, findtime, maxretry,
@@ -430,22 +433,24 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                 if result.is_string() { result.as_str().unwrap_or("").to_string() } else { result.to_string() }
             );
         }
-        ControlCommand::Get { args } if SERVER_KEYS.contains(&args[0].as_str()) => {
+        ControlCommand::Get { args, json } if SERVER_KEYS.contains(&args[0].as_str()) => {
             let [key] = &args[..] else { anyhow::bail!("get {} takes no more arguments", args[0]) };
             let value = ask(Request::ServerGet { key: key.clone() })?;
-            println!("{}", fail2ban_server_setting(key, &value));
+            if *json { print_json(&value)? } else { println!("{}", fail2ban_server_setting(key, &value)) }
         }
         ControlCommand::Set { args } if SERVER_KEYS.contains(&args[0].as_str()) => {
             let [key, value] = &args[..] else { anyhow::bail!("set {} takes one value", args[0]) };
             let now = ask(Request::ServerSet { key: key.clone(), value: value.clone() })?;
             println!("{}", fail2ban_server_setting(key, &now));
         }
-        ControlCommand::Get { args } => {
+        ControlCommand::Get { args, json } => {
             let [jail, key, ..] = &args[..] else {
                 anyhow::bail!("get JAIL KEY: give a jail and a key (or loglevel, logtarget, dbfile, dbpurgeage)")
             };
             let value = ask(Request::Get { jail: jail.clone(), key: key.clone() })?;
-            if key == "banip" {
+            if *json {
+                print_json(&value)?;
+            } else if key == "banip" {
                 let list: Vec<String> = serde_json::from_value(value).unwrap_or_default();
                 let sep = args.get(2).map_or(" ", String::as_str);
                 if sep == "--with-time" {

@@ -236,6 +236,9 @@ fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
                 || l.starts_with("|- [# of hits] date format")
                 || l.starts_with("|- Ignored")
                 || l.starts_with("|- Missed")
+                || l.starts_with("Missed line(s):")
+                || l.starts_with("Ignored line(s):")
+                || l.starts_with("Use         maxlines")
             {
                 listing = l.starts_with("|- ");
                 keep.push(l.trim_end().to_string());
@@ -254,6 +257,11 @@ fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
         vec![log, r"Accepted \S+ for \S+ from <HOST>"],
         vec!["-d", "%d.%m.%Y %H:%M:%S", odd_date, r"Failed password for \S+ from <HOST>"],
         vec!["--timezone", "UTC+0200", line, "sshd"],
+        // -L replaces the filter's maxlines, and lists missed lines only
+        // below it, as fail2ban-regex does.
+        vec!["-L", "2", log, "sshd"],
+        vec!["--print-no-missed", log, "sshd"],
+        vec!["--print-all-missed", "-e", "UTF-8", log, "sshd"],
     ];
     for case in cases {
         let theirs = Command::new("fail2ban-regex").args(&case).output().unwrap();
@@ -286,6 +294,18 @@ fn fail2ban_regex_argument_forms_give_fail2ban_regexs_answers() {
     let misplaced =
         crate::util::wasmban(&["--state-dir", state.to_str().unwrap(), "regex", "-m", "_COMM=sshd", log, "sshd"]);
     assert!(!misplaced.ok && misplaced.both().contains("systemd-journal only"), "{}", misplaced.both());
+    // What wasmban cannot do is refused with what to do instead.
+    let state_dir = state.to_str().unwrap();
+    for (args, hint) in [
+        (&["-e", "latin-1", log, "sshd"][..], "iconv"),
+        (&["-o", "row", log, "sshd"], "template"),
+        (&["--print-no-missed", "--print-all-missed", log, "sshd"], "cannot be used with"),
+    ] {
+        let mut all = vec!["--state-dir", state_dir, "regex"];
+        all.extend_from_slice(args);
+        let refused = crate::util::wasmban(&all);
+        assert!(!refused.ok && refused.both().contains(hint), "{args:?}: {}", refused.both());
+    }
 }
 
 #[test]

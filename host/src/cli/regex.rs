@@ -22,6 +22,14 @@ const FEW_LINES: usize = 20;
 /// Lines sent to the filter per call.
 const BATCH_LINES: usize = 4096;
 
+impl RegexArgs {
+    /// How many missed or ignored lines are listed when not all are
+    /// asked for: fail2ban-regex takes its -L for this too.
+    fn listed_lines(&self) -> usize {
+        self.maxlines.map_or(FEW_LINES, |n| n as usize)
+    }
+}
+
 /// Arguments of `wasmban regex`.
 #[derive(Debug, Args)]
 pub struct RegexArgs {
@@ -38,11 +46,25 @@ pub struct RegexArgs {
     #[arg(long = "opt", value_name = "KEY=VALUE")]
     pub opts: Vec<String>,
     /// Print the lines no failregex matched.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "print_no_missed")]
     pub print_all_missed: bool,
     /// Print the lines an ignoreregex dropped.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "print_no_ignored")]
     pub print_all_ignored: bool,
+    /// Do not list the lines no failregex matched, even when few.
+    #[arg(long)]
+    pub print_no_missed: bool,
+    /// Do not list the lines an ignoreregex dropped, even when few.
+    #[arg(long)]
+    pub print_no_ignored: bool,
+    /// fail2ban-regex's `-L`: the filter's `maxlines`, replaced (and, as
+    /// in fail2ban-regex, the number of missed or ignored lines listed
+    /// without --print-all-*).
+    #[arg(short = 'L', long = "maxlines", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub maxlines: Option<u32>,
+    /// fail2ban-regex's `-e`: the log's encoding. wasmban reads UTF-8 only.
+    #[arg(short = 'e', long = "encoding", value_name = "ENCODING")]
+    pub encoding: Option<String>,
     /// Print the lines that matched.
     #[arg(long)]
     pub print_all_matched: bool,
@@ -246,6 +268,18 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     if let Some(pattern) = &args.datepattern {
         definition.options.insert("datepattern".into(), pattern.clone());
     }
+    if let Some(maxlines) = args.maxlines {
+        definition.options.insert("maxlines".into(), maxlines.to_string());
+    }
+    if let Some(encoding) = &args.encoding {
+        let utf8 = encoding.to_ascii_lowercase().replace(['-', '_'], "");
+        if utf8 != "utf8" {
+            anyhow::bail!(
+                "-e {encoding}: wasmban reads logs as UTF-8 only (invalid bytes are replaced); convert the log first, \
+                 for example with iconv -f {encoding} -t UTF-8"
+            );
+        }
+    }
     let mut options = definition.component_options()?;
     if let Some(zone) = &args.timezone {
         let rule = fixed_zone_rule(zone).map_err(|e| anyhow::anyhow!("--timezone: {e}"))?;
@@ -280,6 +314,13 @@ pub fn run(cli: &Cli, args: &RegexArgs) -> anyhow::Result<()> {
     options.push(("check-all".into(), "1".into()));
     if args.journal || journal.is_some() {
         options.push(("journal".into(), "1".into()));
+    }
+    if args.out.as_deref() == Some("row") {
+        // fail2ban-regex prints its internal Python tuple there; no script
+        // can rely on that shape, and the tokens say the same things.
+        anyhow::bail!(
+            "-o row prints fail2ban's internal ticket tuple, which wasmban does not have; use -o with tokens (id, ip, time, msg, matches, a field) or a template such as '<ip> <time> <F-USER>'"
+        );
     }
     // The summary's Prefregex, Ignoreregex and date sections.
     let summary = !args.json && args.out.is_none();
@@ -538,16 +579,16 @@ impl Tally {
                 self.hits[rule] += 1;
             }
             let (count, texts, wanted, listed_when_few) = if note.is_some_and(|n| n.ignored) {
-                (&mut self.ignored, &mut self.ignored_texts, args.print_all_ignored, true)
+                (&mut self.ignored, &mut self.ignored_texts, args.print_all_ignored, !args.print_no_ignored)
             } else if note.is_some_and(|n| n.matched) || !failures.is_empty() {
                 (&mut self.matched, &mut self.matched_texts, args.print_all_matched, false)
             } else {
-                (&mut self.missed, &mut self.missed_texts, args.print_all_missed, true)
+                (&mut self.missed, &mut self.missed_texts, args.print_all_missed, !args.print_no_missed)
             };
             *count += 1;
             // fail2ban-regex lists ignored and missed lines when there are
             // few, and says how many otherwise.
-            let few = listed_when_few && *count <= FEW_LINES + 1;
+            let few = listed_when_few && *count <= args.listed_lines() + 1;
             if wanted || few {
                 let text = batch.text_of(line);
                 texts.push(match line.number.checked_sub(1).and_then(|i| self.journal_times.get(i)) {
@@ -569,6 +610,9 @@ impl Tally {
         elapsed: Option<std::time::Duration>,
     ) -> std::io::Result<()> {
         writeln!(out, "\nRunning tests\n=============\n")?;
+        if let Some(maxlines) = args.maxlines {
+            writeln!(out, "Use         maxlines : {maxlines}")?;
+        }
         let datepattern_line = |pattern: &str| {
             let pattern = pattern.trim();
             if pattern.eq_ignore_ascii_case("{^LN-BEG}") {
@@ -593,7 +637,7 @@ impl Tally {
             writeln!(out, "Use ignoreregex line : {ignore}")?;
         }
         if !definition.files.is_empty() {
-            if let Some(maxlines) = definition.get("maxlines") {
+            if let (None, Some(maxlines)) = (args.maxlines, definition.get("maxlines")) {
                 writeln!(out, "Use         maxlines : {}", maxlines.trim())?;
             }
             if let (None, Some(pattern)) = (&args.datepattern, definition.get("datepattern")) {
@@ -602,12 +646,12 @@ impl Tally {
         }
         if is_journal(&args.log) {
             writeln!(out, "Use         systemd journal")?;
-            writeln!(out, "Use         encoding : UTF-8")?;
+            writeln!(out, "Use         encoding : {}", args.encoding.as_deref().unwrap_or("UTF-8"))?;
             let matches = args.journalmatch.as_deref().or_else(|| definition.get("journalmatch"));
             writeln!(out, "Use    journal match : {}\n\n", matches.unwrap_or_default())?;
         } else if Path::new(&args.log).is_file() {
             writeln!(out, "Use         log file : {}", args.log)?;
-            writeln!(out, "Use         encoding : UTF-8\n\n")?;
+            writeln!(out, "Use         encoding : {}\n\n", args.encoding.as_deref().unwrap_or("UTF-8"))?;
         } else {
             writeln!(out, "Use      single line : {}\n\n", args.log)?;
         }
@@ -646,7 +690,7 @@ impl Tally {
                 return Ok(());
             }
             let title = format!("{}{} line(s):", kind[..1].to_uppercase(), &kind[1..]);
-            if count < FEW_LINES || all {
+            if count < args.listed_lines() || all {
                 writeln!(out, "|- {title}")?;
                 for text in texts {
                     writeln!(out, "|  {}", text.trim_end())?;
@@ -659,8 +703,12 @@ impl Tally {
         if args.print_all_matched {
             print("matched", self.matched, &self.matched_texts, true)?;
         }
-        print("ignored", self.ignored, &self.ignored_texts, args.print_all_ignored)?;
-        print("missed", self.missed, &self.missed_texts, args.print_all_missed)?;
+        if !args.print_no_ignored {
+            print("ignored", self.ignored, &self.ignored_texts, args.print_all_ignored)?;
+        }
+        if !args.print_no_missed {
+            print("missed", self.missed, &self.missed_texts, args.print_all_missed)?;
+        }
         Ok(())
     }
 }

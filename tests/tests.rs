@@ -16,6 +16,7 @@ mod grants;
 mod hardening;
 mod import;
 mod iptables;
+mod jail_options;
 mod languages;
 mod log_target;
 mod mail;

@@ -73,6 +73,18 @@ pub fn plan_filter(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Resul
     let source = SourceSpec { jail: jail.name.clone(), backend: jail.backend.clone(), logpaths, journalmatch };
     source.validate()?;
     let mut options = def.component_options().map_err(|e| e.to_string())?;
+    if let Some(zone) = jail.logtimezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
+        if def.pack_filter().is_some() {
+            return Err(format!(
+                "logtimezone = {zone}: {label} is a filter pack's, which reads its own dates; remove logtimezone \
+                 from jail {}",
+                jail.name
+            ));
+        }
+        // The regex filter applies it to dates that carry no zone, as
+        // fail2ban's date detector does; journal entries carry their time.
+        options.push(("logtimezone".into(), zone.to_string()));
+    }
     if source.is_journal() && def.pack_filter().is_none() {
         // Journal entries carry their time: no date to look for.
         options.push(("journal".into(), "1".into()));

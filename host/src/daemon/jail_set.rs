@@ -40,7 +40,7 @@ const ONE_VALUE_OPTIONS: &[&str] = &[
 /// are commands rather than settings).
 pub const SETTABLE: &str = "bantime, findtime, maxretry, maxmatches, maxlines, usedns, ignoreself, \
      addignoreip/delignoreip, addlogpath/dellogpath, addfailregex/delfailregex, addignoreregex/delignoreregex, \
-     prefregex, datepattern, logencoding, bantime.increment/factor/formula/multipliers/maxtime/rndtime/overalljails";
+     prefregex, datepattern, logtimezone, logencoding, bantime.increment/factor/formula/multipliers/maxtime/rndtime/overalljails";
 
 /// The key whose `get` answers a `set` of `key` (fail2ban answers
 /// `set JAIL addfailregex` with the list of failregexes).
@@ -172,7 +172,13 @@ pub fn edit(jail: &Jail, key: &str, args: &[String]) -> Result<(Jail, Touches), 
             next.options.insert("logencoding".into(), value.to_string());
             return Ok((next, Touches::Options));
         }
-        "logtimezone" | "ignorecommand" | "ignorecache" | "addjournalmatch" | "deljournalmatch" => {
+        "logtimezone" => {
+            let zone = one()?.trim().to_string();
+            next.options.insert("logtimezone".into(), zone.clone());
+            next.logtimezone = (!zone.is_empty()).then_some(zone);
+            Touches::Filter
+        }
+        "ignorecommand" | "ignorecache" | "addjournalmatch" | "deljournalmatch" => {
             return Err(format!(
                 "set {name} {key}: not changed at run time by wasmban; put it in jail.local and run \
                  `wasmban reload {name}`"
@@ -360,6 +366,14 @@ mod tests {
         let (next, _) = edit(&next, "addignoreregex", &args(&["trusted"])).unwrap();
         assert_eq!(get(&next, &[], &[], false, "ignoreregex").unwrap(), json!(["trusted"]));
         assert!(edit(&next, "maxlines", &args(&["none"])).is_err());
+        // The zone goes to a new filter instance, which checks it.
+        let (next, touches) = edit(&next, "logtimezone", &args(&["UTC+0200"])).unwrap();
+        assert_eq!(
+            (touches, get(&next, &[], &[], false, "logtimezone").unwrap()),
+            (Touches::Filter, json!("UTC+0200"))
+        );
+        let (next, _) = edit(&next, "logtimezone", &args(&[""])).unwrap();
+        assert_eq!(next.logtimezone, None);
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! Jail options above the filter, against fail2ban's own daemon: both
+//! started by the test on one jail configuration, fed the same log lines,
+//! and asked what they counted and banned.
+
+use std::process::Command;
+
+use crate::util::daemon::{Daemon, append, iso, tree};
+use crate::util::fail2ban::Fail2ban;
+use crate::util::skipped;
+
+/// Now in UTC as `YYYY-MM-DD HH:MM:SS`: a date without a zone, which each
+/// jail reads in its `logtimezone`.
+fn utc_without_zone() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d %H:%M:%S"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn line(date: &str, ip: &str) -> String {
+    format!("{date} web sshd[7]: Failed password for root from {ip} port 22 ssh2\n")
+}
+
+/// What a jail banned, sorted, as each daemon says it.
+fn banned_by_fail2ban(f2b: &Fail2ban, jail: &str) -> Vec<String> {
+    let text = f2b.client(&["get", jail, "banip"]).unwrap_or_default();
+    let mut ips: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    ips.sort();
+    ips
+}
+
+fn banned_by_wasmban(d: &Daemon, jail: &str) -> Vec<String> {
+    let (_, text) = d.client(&["get", jail, "banip"]);
+    let mut ips: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    ips.sort();
+    ips
+}
+
+#[test]
+fn logtimezone_dates_lines_as_fail2ban_does_and_can_be_set_at_run_time() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    // Two jails on one log: one reads zoneless dates as UTC, the other as
+    // five hours east of it, where "now in UTC" is five hours ahead of
+    // the clock: too old for a findtime of one hour.
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 1\n\
+         action =\nfilter = sshd\nlogpath = {}\n\
+         [utc]\nenabled = true\nlogtimezone = UTC\n\
+         [east]\nenabled = true\nlogtimezone = UTC+0500\n",
+        log.display()
+    );
+    let f2b = Fail2ban::start(root, &jails);
+    tree(root, &jails);
+    let d = Daemon::start(root);
+    for jail in ["utc", "east"] {
+        d.wait_for("both jails", || {
+            serde_json::from_str::<serde_json::Value>(&d.client(&["status", jail, "--json"]).1)
+                .is_ok_and(|s| s["running"] == true)
+        });
+    }
+
+    // A zoneless date, then one that names its zone (logtimezone does not
+    // apply): when the east jail bans the second, it has read the first.
+    append(&log, &(line(&utc_without_zone(), "192.0.2.1") + &line(&iso(0), "192.0.2.2")));
+    let expected = |jail: &str| -> Vec<String> {
+        match jail {
+            "utc" => vec!["192.0.2.1".into(), "192.0.2.2".into()],
+            _ => vec!["192.0.2.2".into()],
+        }
+    };
+    for jail in ["utc", "east"] {
+        f2b.wait_for("fail2ban's bans", || banned_by_fail2ban(&f2b, jail) == expected(jail));
+        d.wait_for("wasmban's bans", || banned_by_wasmban(&d, jail) == expected(jail));
+    }
+    assert_eq!(f2b.count("east", "Total failed"), Some(1), "fail2ban counted the old line in east");
+    let status: serde_json::Value = serde_json::from_str(&d.client(&["status", "east", "--json"]).1).unwrap();
+    assert_eq!(status["total_failed"], 1, "wasmban counted the old line in east: {status}");
+
+    // At run time, as fail2ban: the next zoneless line is read in UTC.
+    let link = root.join("fail2ban-client");
+    std::os::unix::fs::symlink(crate::util::daemon::BIN, &link).unwrap();
+    let ours = |args: &[&str]| {
+        let out = Command::new(&link).arg("-s").arg(root.join("sock")).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for args in [&["get", "east", "logtimezone"][..], &["set", "east", "logtimezone", "UTC"]] {
+        assert_eq!(ours(args).1, f2b.client(args).unwrap(), "{args:?} (left: wasmban, right: fail2ban)");
+    }
+    append(&log, &line(&utc_without_zone(), "192.0.2.3"));
+    let after = vec!["192.0.2.2".to_string(), "192.0.2.3".to_string()];
+    f2b.wait_for("fail2ban's ban in UTC", || banned_by_fail2ban(&f2b, "east") == after);
+    d.wait_for("wasmban's ban in UTC", || banned_by_wasmban(&d, "east") == after);
+
+    // A zone neither knows is refused and changes nothing.
+    assert!(f2b.client(&["set", "east", "logtimezone", "Mars/Olympus"]).is_none());
+    let (ok, _) = ours(&["set", "east", "logtimezone", "Mars/Olympus"]);
+    assert!(!ok, "wasmban took an unknown zone");
+    assert_eq!(ours(&["get", "east", "logtimezone"]).1, f2b.client(&["get", "east", "logtimezone"]).unwrap());
+    // And at start: `check` names the jail's zone.
+    std::fs::write(root.join("conf/jail.local"), jails.replace("UTC+0500", "Mars/Olympus")).unwrap();
+    let out = Command::new(crate::util::daemon::BIN)
+        .args(["-c", root.join("conf").to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("logtimezone") && text.contains("east"), "{text}");
+}

@@ -409,6 +409,7 @@ fn bans_that_ended_while_stopped_are_lifted_at_start() {
             bancount: 1,
             failures: 5,
             matches: vec![],
+            fields: vec![],
         };
         store.record_ban(&ended).unwrap();
     }

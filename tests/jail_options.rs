@@ -2,6 +2,7 @@
 //! started by the test on one jail configuration, fed the same log lines,
 //! and asked what they counted and banned.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::util::daemon::{Daemon, append, iso, tree};
@@ -108,4 +109,76 @@ fn logtimezone_dates_lines_as_fail2ban_does_and_can_be_set_at_run_time() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && text.contains("logtimezone") && text.contains("east"), "{text}");
+}
+
+/// A classic action that writes the tags it is given, one line per ban,
+/// and its shell grant for wasmban.
+fn recording_action(conf: &Path, out: &Path) {
+    std::fs::create_dir_all(conf.join("action.d")).unwrap();
+    std::fs::write(
+        conf.join("action.d/record.conf"),
+        format!(
+            "[Definition]\nactionban = printf '%%s\\n' \"<ip>|<F-USER>|<F-NOSUCH>|<ip-rev>|<failures>|<bancount>|<family>\" >> {}\n\
+             actionunban =\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(conf.join("plugin.d")).unwrap();
+    std::fs::write(conf.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn actions_get_the_tags_fail2ban_gives_them() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 2\n\
+         [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction = record\n",
+        log.display()
+    );
+    let (theirs, ours) = (root.join("fail2ban.out"), root.join("wasmban.out"));
+    let f2b = Fail2ban::start_with(root, &jails, |conf| recording_action(conf, &theirs));
+    tree(root, &jails);
+    // fail2ban's own sshd filter on both sides: it captures the user.
+    for file in ["sshd.conf", "common.conf"] {
+        std::fs::copy(Path::new("/etc/fail2ban/filter.d").join(file), root.join("conf/filter.d").join(file)).unwrap();
+    }
+    recording_action(&root.join("conf"), &ours);
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+
+    let when = iso(0);
+    // One sshd process per attacker: fail2ban's sshd filter ties a
+    // process's lines to the first address it saw.
+    let failed = |user: &str, ip: &str| {
+        let pid = if ip.contains(':') { 8 } else { 7 };
+        format!("{when} web sshd[{pid}]: Failed password for {user} from {ip} port 22 ssh2\n")
+    };
+    // A user captured in the first failure, and an IPv6 attacker
+    // (`<ip-rev>` in nibbles); `<F-NOSUCH>` names no capture: empty.
+    let lines = [
+        failed("root", "192.0.2.1"),
+        failed("admin", "192.0.2.1"),
+        failed("invalid user guest", "2001:db8::5"),
+        failed("oracle", "2001:db8::5"),
+    ];
+    append(&log, &lines.concat());
+    f2b.wait_for("fail2ban's bans", || f2b.count("sshd", "Total banned") == Some(2));
+    d.wait_for("wasmban's bans", || d.status().is_some_and(|s| s["total_banned"] == 2));
+    d.wait_for("wasmban's action", || lines_of(&ours).len() == 2);
+    f2b.wait_for("fail2ban's action", || lines_of(&theirs).len() == 2);
+    assert_eq!(lines_of(&ours), lines_of(&theirs), "tags (left: wasmban, right: fail2ban)");
 }

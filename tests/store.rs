@@ -19,6 +19,7 @@ fn storm(db: &str) {
             bancount: 1,
             failures: 5,
             matches: vec![format!("line {i}")],
+            fields: vec![],
         };
         store.record_ban(&ban).unwrap();
         // Reported only once it is on disk.

@@ -29,6 +29,12 @@ impl Fail2ban {
     /// `jail_local` as jail.local, and start fail2ban-server on it; waits
     /// until it answers.
     pub fn start(root: &Path, jail_local: &str) -> Fail2ban {
+        Fail2ban::start_with(root, jail_local, |_| {})
+    }
+
+    /// [`Fail2ban::start`], with `prepare` given the configuration
+    /// directory before the server starts (to add action files).
+    pub fn start_with(root: &Path, jail_local: &str, prepare: impl FnOnce(&Path)) -> Fail2ban {
         let conf = root.join("f2b");
         let copied = Command::new("cp").args(["-r", "/etc/fail2ban", conf.to_str().unwrap()]).status().unwrap();
         assert!(copied.success());
@@ -48,6 +54,7 @@ impl Fail2ban {
         )
         .unwrap();
         std::fs::write(conf.join("jail.local"), jail_local).unwrap();
+        prepare(&conf);
         let child = Command::new("fail2ban-server")
             .args(["-f", "-x", "-c", conf.to_str().unwrap(), "-s", sock.to_str().unwrap()])
             .args(["-p", pid.to_str().unwrap()])

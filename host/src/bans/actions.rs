@@ -38,7 +38,7 @@ pub fn ticket(r: &BanRecord) -> Ticket {
         time: r.time,
         bantime: r.bantime,
         ban_count: r.bancount,
-        fields: Vec::new(),
+        fields: r.fields.clone(),
     }
 }
 

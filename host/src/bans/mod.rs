@@ -43,6 +43,8 @@ pub struct BanDecision {
     pub failures: u32,
     /// The matched lines.
     pub matches: Vec<String>,
+    /// What the filter captured (`user`, ...), for actions' `<F-*>` tags.
+    pub fields: Vec<(String, String)>,
 }
 
 /// Why a decision did not become a ban.
@@ -268,6 +270,7 @@ impl BanManager {
                     bancount: earlier + 1,
                     failures: d.failures,
                     matches: d.matches,
+                    fields: d.fields,
                 };
                 if record.active_at(now as i64) {
                     match d.origin {

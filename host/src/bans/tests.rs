@@ -26,7 +26,14 @@ fn manager(f: &Fixture, jail: &str, ban_time: BanTime) -> BanManager {
 }
 
 fn failures(id: &str, time: f64) -> BanDecision {
-    BanDecision { id: id.into(), origin: Origin::Failures, time, failures: 3, matches: vec!["a line".into()] }
+    BanDecision {
+        id: id.into(),
+        origin: Origin::Failures,
+        time,
+        failures: 3,
+        matches: vec!["a line".into()],
+        fields: Vec::new(),
+    }
 }
 
 fn ban_once(m: &mut BanManager, id: &str, now: f64) -> BanRecord {

@@ -148,7 +148,8 @@ pub fn read_fail2ban_db(path: &Path, now: i64) -> anyhow::Result<Imported> {
                 continue;
             }
         };
-        // `data` is fail2ban's ticket data: {"matches": [...], "failures": N}.
+        // `data` is fail2ban's ticket data: {"matches": [...], "failures": N},
+        // and what the filter captured ("user": ...).
         let data: serde_json::Value = data.and_then(|d| serde_json::from_str(&d).ok()).unwrap_or_default();
         let matches = data["matches"]
             .as_array()
@@ -162,6 +163,7 @@ pub fn read_fail2ban_db(path: &Path, now: i64) -> anyhow::Result<Imported> {
             bancount: bancount.clamp(1, u32::MAX as i64) as u32,
             failures: data["failures"].as_u64().unwrap_or(0).min(u32::MAX as u64) as u32,
             matches,
+            fields: captured_fields(&data),
         };
         let active = record.active_at(now);
         imported.bans.push((record, active));
@@ -216,6 +218,19 @@ pub fn read_fail2ban_db(path: &Path, now: i64) -> anyhow::Result<Imported> {
 }
 
 /// Run `wasmban import-fail2ban`.
+/// The filter's captures in fail2ban's ticket data: its text values
+/// besides the matches and the failure count.
+fn captured_fields(data: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(object) = data.as_object() else { return Vec::new() };
+    let mut fields: Vec<(String, String)> = object
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "matches" | "failures"))
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
+    fields.sort();
+    fields
+}
+
 pub fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<()> {
     let source = match &args.db {
         Some(db) => db.clone(),

@@ -22,7 +22,7 @@ use crate::daemon::assemble::assemble;
 use crate::daemon::clock::Clock;
 use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids::IdPolicy;
-use crate::jail::{FailureTracker, Verdict};
+use crate::jail::{FailureTracker, Seen, Verdict};
 use crate::metrics::Metrics;
 use crate::plugin::{FilterInstance, Registry, Runtime, TrapKind};
 use crate::store::Store;
@@ -388,8 +388,14 @@ impl RunningJail {
             return Ok(false);
         }
         let now = self.clock.now();
-        let decision =
-            BanDecision { id: id.clone(), origin: Origin::Manual, time: now, failures: 0, matches: Vec::new() };
+        let decision = BanDecision {
+            id: id.clone(),
+            origin: Origin::Manual,
+            time: now,
+            failures: 0,
+            matches: Vec::new(),
+            fields: Vec::new(),
+        };
         let progress = self.source.progress();
         let outcome = self.bans.decide(vec![decision], &progress, now);
         match outcome.dropped.into_iter().next() {
@@ -486,7 +492,8 @@ impl RunningJail {
                 let banned = self.bans.is_banned(id);
                 let found =
                     || tracing::info!(jail = %self.name, event = "found", address = %id, "[{}] Found {id}", self.name);
-                match self.tracker.failure(id, time, &failure.matches, now, banned) {
+                let seen = Seen { matches: &failure.matches, fields: &failure.fields };
+                match self.tracker.failure(id, time, seen, now, banned) {
                     Verdict::Ban(c) => {
                         found();
                         decisions.push(BanDecision {
@@ -495,6 +502,7 @@ impl RunningJail {
                             time: c.time,
                             failures: c.failures,
                             matches: c.matches,
+                            fields: c.fields,
                         });
                     }
                     Verdict::Ignored => tracing::info!(

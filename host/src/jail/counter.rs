@@ -12,6 +12,9 @@ struct Entry {
     /// Failure lines seen.
     failures: u32,
     matches: Vec<String>,
+    /// The first failure's captured fields, as fail2ban keeps the first
+    /// ticket's data for the ban.
+    fields: Vec<(String, String)>,
 }
 
 /// An id that reached `maxretry`.
@@ -25,6 +28,8 @@ pub struct BanCandidate {
     pub matches: Vec<String>,
     /// Time of its last failure.
     pub time: f64,
+    /// What the filter captured in its first failure (`user`, ...).
+    pub fields: Vec<(String, String)>,
 }
 
 /// The failure counts of one jail.
@@ -83,7 +88,13 @@ impl FailCounter {
 
     /// Count one failure of `id` at `time`; returns the ban candidate when
     /// the id reaches `maxretry` (its count is then forgotten).
-    pub fn add(&mut self, id: &str, time: f64, matches: &[String]) -> Option<BanCandidate> {
+    pub fn add(
+        &mut self,
+        id: &str,
+        time: f64,
+        matches: &[String],
+        fields: &[(String, String)],
+    ) -> Option<BanCandidate> {
         self.total += 1;
         let findtime = self.findtime;
         let entry = self.entries.entry(id.to_string()).or_insert_with(|| Entry {
@@ -92,6 +103,7 @@ impl FailCounter {
             retry: 0,
             failures: 0,
             matches: Vec::new(),
+            fields: fields.to_vec(),
         });
         if time > entry.last {
             if entry.first < time - findtime {
@@ -115,6 +127,7 @@ impl FailCounter {
                 failures: entry.failures,
                 matches: entry.matches,
                 time: entry.last,
+                fields: entry.fields,
             });
         }
         None
@@ -157,11 +170,11 @@ mod tests {
     fn a_burst_of_addresses_gives_its_memory_back_once_they_age_out() {
         let mut c = FailCounter::new(60, 1000, 5);
         for i in 0..100_000u32 {
-            c.add(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 100.0, &["line".to_string()]);
+            c.add(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 100.0, &["line".to_string()], &[]);
         }
         assert!(c.capacity() >= 100_000);
         assert!(!c.cleanup(120.0), "nothing aged out yet");
-        c.add("192.0.2.1", 200.0, &[]);
+        c.add("192.0.2.1", 200.0, &[], &[]);
         assert!(c.cleanup(200.0));
         assert_eq!(c.len(), 1);
         assert!(c.capacity() < 1024, "{}", c.capacity());
@@ -170,12 +183,15 @@ mod tests {
     #[test]
     fn bans_at_maxretry_within_findtime() {
         let mut c = FailCounter::new(600, 3, 10);
-        assert!(c.add("192.0.2.1", 1000.0, &["a".into()]).is_none());
-        assert!(c.add("192.0.2.1", 1100.0, &["b".into()]).is_none());
-        assert!(c.add("192.0.2.2", 1150.0, &[]).is_none());
-        let ban = c.add("192.0.2.1", 1200.0, &["c".into()]).unwrap();
+        let user = |name: &str| vec![("user".to_string(), name.to_string())];
+        assert!(c.add("192.0.2.1", 1000.0, &["a".into()], &user("root")).is_none());
+        assert!(c.add("192.0.2.1", 1100.0, &["b".into()], &user("admin")).is_none());
+        assert!(c.add("192.0.2.2", 1150.0, &[], &[]).is_none());
+        let ban = c.add("192.0.2.1", 1200.0, &["c".into()], &[]).unwrap();
         assert_eq!((ban.failures, ban.time), (3, 1200.0));
         assert_eq!(ban.matches, ["a", "b", "c"]);
+        // The first failure's captures, as fail2ban's ticket keeps them.
+        assert_eq!(ban.fields, user("root"));
         // Its count starts over; the other id is still counted.
         assert_eq!(c.len(), 1);
         assert_eq!(c.total(), 4);
@@ -184,28 +200,28 @@ mod tests {
     #[test]
     fn slow_attempts_are_scaled_to_their_rate() {
         let mut c = FailCounter::new(600, 3, 0);
-        c.add("x", 0.0, &[]);
-        c.add("x", 500.0, &[]);
+        c.add("x", 0.0, &[], &[]);
+        c.add("x", 500.0, &[], &[]);
         // 2 failures over 1200 s is 1 per findtime: with this one, 2 < 3.
-        assert!(c.add("x", 1200.0, &[]).is_none());
+        assert!(c.add("x", 1200.0, &[], &[]).is_none());
         // A fast burst now reaches 3.
-        assert!(c.add("x", 1210.0, &[]).is_some());
+        assert!(c.add("x", 1210.0, &[], &[]).is_some());
     }
 
     #[test]
     fn maxmatches_keeps_the_last_lines_and_cleanup_forgets_old_ids() {
         let mut c = FailCounter::new(60, 10, 2);
         for (i, t) in [0.0, 1.0, 2.0].iter().enumerate() {
-            c.add("x", *t, &[format!("line {i}")]);
+            c.add("x", *t, &[format!("line {i}")], &[]);
         }
-        c.add("y", 100.0, &[]);
+        c.add("y", 100.0, &[], &[]);
         c.cleanup(100.0);
         assert_eq!(c.len(), 1);
         c.forget("y");
         assert!(c.is_empty());
         let mut c = FailCounter::new(60, 3, 2);
         for (i, t) in [0.0, 1.0, 2.0].iter().enumerate() {
-            if let Some(b) = c.add("x", *t, &[format!("line {i}")]) {
+            if let Some(b) = c.add("x", *t, &[format!("line {i}")], &[]) {
                 assert_eq!(b.matches, ["line 1", "line 2"]);
                 return;
             }

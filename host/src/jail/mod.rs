@@ -14,4 +14,4 @@ pub mod tracker;
 pub use bantime::{BanTime, Increment};
 pub use counter::{BanCandidate, FailCounter};
 pub use ignore::{IgnoreEntry, IgnoreList, normalize};
-pub use tracker::{FailureTracker, TrackerSettings, Verdict};
+pub use tracker::{FailureTracker, Seen, TrackerSettings, Verdict};

@@ -26,6 +26,15 @@ pub enum Verdict {
     AlreadyBanned,
 }
 
+/// What a failure brings besides its id and time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seen<'a> {
+    /// The lines it matched.
+    pub matches: &'a [String],
+    /// What the filter captured (`user`, ...).
+    pub fields: &'a [(String, String)],
+}
+
 /// What a tracker is made from.
 #[derive(Debug, Clone)]
 pub struct TrackerSettings {
@@ -107,9 +116,10 @@ impl FailureTracker {
         }
     }
 
-    /// Count one failure of `id` logged at `time`, seen at `now`;
-    /// `banned` says whether `id` is banned in this jail now.
-    pub fn failure(&mut self, id: &str, time: f64, matches: &[String], now: f64, banned: bool) -> Verdict {
+    /// Count one failure of `id` logged at `time` (its lines and captured
+    /// fields in `seen`), at `now`; `banned` says whether `id` is banned
+    /// in this jail now.
+    pub fn failure(&mut self, id: &str, time: f64, seen: Seen<'_>, now: f64, banned: bool) -> Verdict {
         if self.is_ignored(id) {
             return Verdict::Ignored;
         }
@@ -120,7 +130,7 @@ impl FailureTracker {
             self.failed_while_banned += 1;
             return Verdict::AlreadyBanned;
         }
-        match self.counter.add(id, time, matches) {
+        match self.counter.add(id, time, seen.matches, seen.fields) {
             Some(candidate) => {
                 self.pending.insert(candidate.id.clone());
                 Verdict::Ban(candidate)
@@ -161,6 +171,12 @@ impl FailureTracker {
 mod tests {
     use super::*;
 
+    impl FailureTracker {
+        fn failure_of(&mut self, id: &str, time: f64, matches: &[String], now: f64, banned: bool) -> Verdict {
+            self.failure(id, time, Seen { matches, fields: &[] }, now, banned)
+        }
+    }
+
     fn tracker() -> FailureTracker {
         FailureTracker::new(TrackerSettings {
             findtime: 600,
@@ -174,11 +190,11 @@ mod tests {
     #[test]
     fn ignored_old_and_banned_ids_are_not_counted() {
         let mut t = tracker();
-        assert_eq!(t.failure("10.1.2.3", 100.0, &[], 100.0, false), Verdict::Ignored);
-        assert_eq!(t.failure("192.0.2.250", 100.0, &[], 100.0, false), Verdict::Ignored);
-        assert_eq!(t.failure("192.0.2.1", 100.0, &[], 800.0, false), Verdict::TooOld);
-        assert_eq!(t.failure("192.0.2.1", 1001.0, &[], 1001.0, true), Verdict::AlreadyBanned);
-        assert_eq!(t.failure("192.0.2.1", 1601.0, &[], 1601.0, false), Verdict::Counted);
+        assert_eq!(t.failure_of("10.1.2.3", 100.0, &[], 100.0, false), Verdict::Ignored);
+        assert_eq!(t.failure_of("192.0.2.250", 100.0, &[], 100.0, false), Verdict::Ignored);
+        assert_eq!(t.failure_of("192.0.2.1", 100.0, &[], 800.0, false), Verdict::TooOld);
+        assert_eq!(t.failure_of("192.0.2.1", 1001.0, &[], 1001.0, true), Verdict::AlreadyBanned);
+        assert_eq!(t.failure_of("192.0.2.1", 1601.0, &[], 1601.0, false), Verdict::Counted);
         assert_eq!(t.total_failed(), 2);
     }
 
@@ -187,7 +203,7 @@ mod tests {
         let mut t = tracker();
         let mut candidates = Vec::new();
         for i in 0..9 {
-            if let Verdict::Ban(c) = t.failure("192.0.2.3", 1000.0 + f64::from(i), &["l".into()], 1010.0, false) {
+            if let Verdict::Ban(c) = t.failure_of("192.0.2.3", 1000.0 + f64::from(i), &["l".into()], 1010.0, false) {
                 candidates.push(c);
             }
         }
@@ -195,27 +211,27 @@ mod tests {
         assert_eq!(candidates[0].failures, 3);
         assert_eq!(t.total_failed(), 9);
         t.settle("192.0.2.3");
-        assert_eq!(t.failure("192.0.2.3", 1011.0, &[], 1011.0, true), Verdict::AlreadyBanned);
+        assert_eq!(t.failure_of("192.0.2.3", 1011.0, &[], 1011.0, true), Verdict::AlreadyBanned);
         // A candidate dropped before its ban counts afresh.
         let mut t = tracker();
         for i in 0..3 {
-            t.failure("192.0.2.4", 1000.0 + f64::from(i), &[], 1010.0, false);
+            t.failure_of("192.0.2.4", 1000.0 + f64::from(i), &[], 1010.0, false);
         }
         t.drop_candidate("192.0.2.4");
-        assert_eq!(t.failure("192.0.2.4", 1004.0, &[], 1010.0, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.4", 1004.0, &[], 1010.0, false), Verdict::Counted);
     }
 
     #[test]
     fn failures_age_out_after_findtime() {
         let mut t = tracker();
-        t.failure("192.0.2.5", 1000.0, &[], 1000.0, false);
-        t.failure("192.0.2.5", 1001.0, &[], 1001.0, false);
+        t.failure_of("192.0.2.5", 1000.0, &[], 1000.0, false);
+        t.failure_of("192.0.2.5", 1001.0, &[], 1001.0, false);
         assert_eq!(t.currently_failed(), 1);
         t.cleanup(1700.0);
         assert_eq!(t.currently_failed(), 0);
         // Counting starts again: two more are not a ban.
-        assert_eq!(t.failure("192.0.2.5", 1700.0, &[], 1700.0, false), Verdict::Counted);
-        assert_eq!(t.failure("192.0.2.5", 1701.0, &[], 1701.0, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.5", 1700.0, &[], 1700.0, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.5", 1701.0, &[], 1701.0, false), Verdict::Counted);
     }
 
     /// The clock jumping back by hours: lines dated by the log (ahead of
@@ -224,16 +240,16 @@ mod tests {
     #[test]
     fn the_clock_jumping_by_hours_neither_loses_nor_invents_failures() {
         let mut t = tracker();
-        t.failure("192.0.2.6", 50_000.0, &[], 50_000.0, false);
+        t.failure_of("192.0.2.6", 50_000.0, &[], 50_000.0, false);
         let back = 50_000.0 - 3.0 * 3600.0;
-        assert_eq!(t.failure("192.0.2.6", 50_001.0, &[], back, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.6", 50_001.0, &[], back, false), Verdict::Counted);
         t.cleanup(back);
         assert_eq!(t.currently_failed(), 1, "a cleanup with the clock behind forgot recent failures");
-        assert!(matches!(t.failure("192.0.2.6", 50_002.0, &[], back, false), Verdict::Ban(_)));
+        assert!(matches!(t.failure_of("192.0.2.6", 50_002.0, &[], back, false), Verdict::Ban(_)));
         t.settle("192.0.2.6");
         let forward = 50_000.0 + 5.0 * 3600.0;
-        assert_eq!(t.failure("192.0.2.7", 50_003.0, &[], forward, false), Verdict::TooOld);
-        t.failure("192.0.2.8", 50_004.0, &[], 50_004.0, false);
+        assert_eq!(t.failure_of("192.0.2.7", 50_003.0, &[], forward, false), Verdict::TooOld);
+        t.failure_of("192.0.2.8", 50_004.0, &[], 50_004.0, false);
         t.cleanup(forward);
         assert_eq!(t.currently_failed(), 0);
     }

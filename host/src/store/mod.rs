@@ -14,7 +14,7 @@ mod recover;
 pub use recover::Recovery;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A store problem, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,9 @@ pub struct BanRecord {
     pub failures: u32,
     /// The matched lines.
     pub matches: Vec<String>,
+    /// What the filter captured (`user`, ...), for actions' `<F-*>` tags
+    /// (a restored ban's actions get them too).
+    pub fields: Vec<(String, String)>,
 }
 
 impl BanRecord {
@@ -88,6 +91,7 @@ impl Store {
                  failures INTEGER NOT NULL,
                  matches TEXT NOT NULL,
                  active INTEGER NOT NULL DEFAULT 1,
+                 fields TEXT NOT NULL DEFAULT '[]',
                  PRIMARY KEY (jail, ip, time)
              );
              CREATE INDEX IF NOT EXISTS bans_by_ip ON bans (ip, jail);
@@ -110,6 +114,13 @@ impl Store {
         let version: i64 =
             conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| open_err(e.to_string()))?;
         match version {
+            // Schema 1 had no captured fields: its bans get none.
+            1 => conn
+                .execute_batch(&format!(
+                    "BEGIN; ALTER TABLE bans ADD COLUMN fields TEXT NOT NULL DEFAULT '[]'; \
+                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(|e| open_err(format!("upgrading its schema: {e}")))?,
             0 => conn
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
                 .map_err(|e| open_err(e.to_string()))?,
@@ -217,7 +228,7 @@ impl Store {
     /// The bans of one jail in force at `now`.
     pub fn active_bans_of(&self, jail: &str, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches FROM bans
+            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
              WHERE active = 1 AND jail = ?1 AND (bantime < 0 OR time + bantime > ?2) ORDER BY time",
             params![jail, now],
         )
@@ -245,7 +256,7 @@ impl Store {
     /// Bans in force at `now`: what a restart restores.
     pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches FROM bans
+            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
              WHERE active = 1 AND (bantime < 0 OR time + bantime > ?1) ORDER BY time",
             params![now],
         )
@@ -255,7 +266,7 @@ impl Store {
     /// (for their actions' unban).
     pub fn expire(&mut self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         let expired = self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches FROM bans
+            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
              WHERE active = 1 AND bantime >= 0 AND time + bantime <= ?1 ORDER BY time",
             params![now],
         )?;
@@ -305,9 +316,10 @@ impl Store {
 }
 
 /// A ban from a row of `jail, ip, time, bantime, bancount, failures,
-/// matches`.
+/// matches, fields`.
 fn ban_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRecord> {
     let matches: String = r.get(6)?;
+    let fields: String = r.get(7)?;
     Ok(BanRecord {
         jail: r.get(0)?,
         id: r.get(1)?,
@@ -316,6 +328,7 @@ fn ban_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRecord> {
         bancount: r.get(4)?,
         failures: r.get(5)?,
         matches: serde_json::from_str(&matches).unwrap_or_default(),
+        fields: serde_json::from_str(&fields).unwrap_or_default(),
     })
 }
 
@@ -357,13 +370,14 @@ fn write_ban(
     existing: Existing,
 ) -> rusqlite::Result<usize> {
     let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+    let fields = serde_json::to_string(&ban.fields).unwrap_or_else(|_| "[]".into());
     tx.execute(
         &format!(
-            "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active, fields)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             existing.insert()
         ),
-        params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, active as i64],
+        params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, active as i64, fields],
     )
 }
 
@@ -396,6 +410,7 @@ mod tests {
             bancount: 1,
             failures: 5,
             matches: vec!["a line".into()],
+            fields: vec![("user".into(), "root".into())],
         }
     }
 
@@ -416,6 +431,7 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!((expired[0].jail.as_str(), expired[0].id.as_str()), ("sshd", "192.0.2.1"));
         assert_eq!(expired[0].matches, ["a line"]);
+        assert_eq!(expired[0].fields, [("user".to_string(), "root".to_string())]);
         assert_eq!(s.active_bans(1600).unwrap().len(), 2);
         // A permanent ban never expires.
         assert!(s.expire(10_000_000).unwrap().iter().all(|b| b.bantime >= 0));
@@ -458,5 +474,31 @@ mod tests {
         std::fs::write(&db, vec![0x42u8; 8192]).unwrap();
         let e = Store::open(&db).err().unwrap().to_string();
         assert!(e.contains(db.to_str().unwrap()) && e.contains("move it away"), "{e}");
+    }
+
+    #[test]
+    fn a_schema_1_database_is_upgraded_in_place_and_keeps_its_bans() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasmban.sqlite3");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE bans (jail TEXT NOT NULL, ip TEXT NOT NULL, time INTEGER NOT NULL, \
+             bantime INTEGER NOT NULL, bancount INTEGER NOT NULL, failures INTEGER NOT NULL, \
+             matches TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (jail, ip, time)); \
+             INSERT INTO bans VALUES ('sshd', '192.0.2.1', 1000, -1, 1, 3, '[\"old line\"]', 1); \
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = Store::open(&db).unwrap();
+        let bans = store.active_bans(2000).unwrap();
+        assert_eq!((bans.len(), bans[0].matches.clone(), bans[0].fields.len()), (1, vec!["old line".into()], 0));
+        drop(store);
+        // Upgraded once: the next open finds schema 2.
+        let version: i64 = Connection::open(&db).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mut store = Store::open(&db).unwrap();
+        store.record_ban(&ban("sshd", "192.0.2.2", 1500, -1)).unwrap();
+        assert_eq!(store.active_bans(2000).unwrap()[1].fields, [("user".to_string(), "root".to_string())]);
     }
 }

@@ -68,11 +68,14 @@ fn salvage(path: &Path) -> Salvaged {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return (bans, positions);
     };
-    if let Ok(mut stmt) = conn.prepare("SELECT jail, ip, time, bantime, bancount, failures, matches, active FROM bans")
+    // A damaged file may hold either schema: schema 1 had no fields.
+    let with_fields = "SELECT jail, ip, time, bantime, bancount, failures, matches, fields, active FROM bans";
+    let without = "SELECT jail, ip, time, bantime, bancount, failures, matches, '[]', active FROM bans";
+    if let Ok(mut stmt) = conn.prepare(with_fields).or_else(|_| conn.prepare(without))
         && let Ok(mut rows) = stmt.query([])
     {
         while let Ok(Some(row)) = rows.next() {
-            if let Ok(ban) = ban_at(row).and_then(|b| Ok((b, row.get::<_, i64>(7)? != 0))) {
+            if let Ok(ban) = ban_at(row).and_then(|b| Ok((b, row.get::<_, i64>(8)? != 0))) {
                 bans.push(ban);
             }
         }
@@ -149,6 +152,7 @@ mod tests {
             bancount: 1,
             failures: 3,
             matches: vec!["line".into()],
+            fields: vec![("user".into(), "root".into())],
         }
     }
 

@@ -94,6 +94,42 @@ fn defang(text: &str) -> String {
         .join("\n")
 }
 
+/// The address's name in the reverse DNS tree without its zone, as
+/// fail2ban's `<ip-rev>`: `4.3.2.1.` for 1.2.3.4, 32 nibbles for IPv6.
+fn reverse_name(ip: &str) -> Option<String> {
+    match ip.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            Some(format!("{}.{}.{}.{}.", o[3], o[2], o[1], o[0]))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(64);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            Some(out)
+        }
+    }
+}
+
+/// What fail2ban puts for a tag nothing else names: `<br>` and `<sp>`,
+/// and an empty text for a filter capture the failure did not have
+/// (`<F-USER>` where no user was logged).
+fn fallback(tag: &str) -> Option<&'static str> {
+    match tag {
+        "br" => Some("\n"),
+        "sp" => Some(" "),
+        _ if tag.strip_prefix("F-").is_some_and(|name| {
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        }) =>
+        {
+            Some("")
+        }
+        _ => None,
+    }
+}
+
 fn family_of(ip: &str) -> &'static str {
     if ip.contains(':') { "inet6" } else { "inet4" }
 }
@@ -107,9 +143,8 @@ fn ticket_tags(ticket: &Ticket) -> BTreeMap<String, (String, bool)> {
     put("ip", ticket.ip.clone(), false);
     put("fid", ticket.ip.clone(), false);
     put("family", family_of(&ticket.ip).to_string(), false);
-    if !ticket.ip.contains(':') {
-        let rev: Vec<&str> = ticket.ip.split('.').rev().collect();
-        put("ip-rev", format!("{}.", rev.join(".")), false);
+    if let Some(rev) = reverse_name(&ticket.ip) {
+        put("ip-rev", rev, false);
     }
     put("failures", ticket.failures.to_string(), false);
     put("time", ticket.time.to_string(), false);
@@ -134,7 +169,8 @@ impl CommandAction {
     }
 
     /// Fill `template`'s tags: per-ban ones from `tags`, the rest from the
-    /// options (`?family=` variants first). Unknown tags stay as written.
+    /// options (`?family=` variants first), then fail2ban's fallbacks
+    /// ([`fallback`]). Other unknown tags stay as written.
     fn fill(&self, template: &str, tags: &BTreeMap<String, (String, bool)>, family: &str, depth: u32) -> String {
         let mut out = String::with_capacity(template.len());
         let mut last = 0;
@@ -164,7 +200,7 @@ impl CommandAction {
                 // Option values may hold tags of their own.
                 Some(v) if depth < 10 => out.push_str(&self.fill(v, tags, family, depth + 1)),
                 Some(v) => out.push_str(v),
-                None => out.push_str(&template[start..end]),
+                None => out.push_str(fallback(base).unwrap_or(&template[start..end])),
             }
         }
         out.push_str(&template[last..]);
@@ -321,5 +357,33 @@ mod tests {
         assert_eq!(quote_for("$(id) `id` \"\\", Quote::Double), r#"\$(id) \`id\` \"\\"#);
         assert_eq!(defang("a\n~! touch x\nb"), "a\n ~! touch x\nb");
         assert_eq!(defang(r"x\n~! y"), r"x\\n~! y");
+    }
+
+    #[test]
+    fn reverse_names_and_fallbacks_are_fail2bans() {
+        assert_eq!(reverse_name("192.0.2.1").as_deref(), Some("1.2.0.192."));
+        assert_eq!(
+            reverse_name("2001:db8::1").as_deref(),
+            Some("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.")
+        );
+        assert_eq!(reverse_name("host.example"), None);
+        assert_eq!(fallback("F-USER"), Some(""));
+        assert_eq!(fallback("F-ALT_USER1"), Some(""));
+        assert_eq!(fallback("F-user"), None);
+        assert_eq!(fallback("br"), Some("\n"));
+        assert_eq!(fallback("nosuchtag"), None);
+        let action = CommandAction { options: BTreeMap::new(), timeout_ms: 1000, started: Vec::new() };
+        let ticket = Ticket {
+            jail: "sshd".into(),
+            ip: "192.0.2.1".into(),
+            failures: 1,
+            matches: vec![],
+            time: 0,
+            bantime: 60,
+            ban_count: 1,
+            fields: vec![("user".into(), "root".into())],
+        };
+        let tags = ticket_tags(&ticket);
+        assert_eq!(action.fill("<F-USER>|<F-SERVICE>|<other><br>", &tags, "inet4", 0), "'root'||<other>\n");
     }
 }

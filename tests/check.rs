@@ -58,6 +58,16 @@ fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
     std::fs::write(tree.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
     let (ok, out) = check(&tree, &dir.path().join("state"));
     assert!(ok && out.contains("\nOK\n"), "{out}");
+    // Debian's own keys raise no typo warning; an admin's typo does, with
+    // its file, line and the option meant, and the tree still loads.
+    assert!(!out.contains("did you mean"), "{out}");
+    let mut local = std::fs::read_to_string(tree.join("jail.local")).unwrap();
+    local.push_str("[sshd]\nmaxretries = 3\n");
+    std::fs::write(tree.join("jail.local"), &local).unwrap();
+    let (ok, out) = check(&tree, &dir.path().join("state"));
+    let line = local.lines().count();
+    let said = format!("warning: {}:{line}: [sshd] maxretries is not an option", tree.join("jail.local").display());
+    assert!(ok && out.contains(&said) && out.contains("did you mean maxretry?"), "{out}");
 }
 
 #[test]

@@ -102,6 +102,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
         jails.enabled.iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(", "),
         jails.disabled.len()
     );
+    for suspect in &jails.suspects {
+        println!("warning: {suspect}");
+    }
     for w in &warnings {
         println!("warning: [{}] {}", w.jail, w.message);
     }

@@ -8,7 +8,7 @@ use crate::config::action::ActionDefinition;
 use crate::config::filter::{FILTER_OPTIONS, FilterDefinition};
 use crate::config::ini::{Ini, require_layered_files};
 use crate::config::interp::Vars;
-use crate::config::values::{Reference, parse_bool, parse_reference, parse_time, split_references};
+use crate::config::values::{Reference, is_utf8_encoding, parse_bool, parse_reference, parse_time, split_references};
 
 /// The jail options fail2ban reads (besides the filter options a jail may
 /// override); these are what filters and actions see of their jail.
@@ -86,6 +86,8 @@ pub struct Jails {
     pub disabled: Vec<String>,
     /// Files read.
     pub files: Vec<PathBuf>,
+    /// Keys that look like a mistyped jail option, for a warning.
+    pub suspects: Vec<crate::config::typos::Suspect>,
 }
 
 impl Jails {
@@ -102,7 +104,8 @@ impl Jails {
             let origin = crate::config::ini::Origin { file: PathBuf::from("(built in)"), line: 0 };
             ini.defaults.entry(key.to_string()).or_insert(crate::config::ini::RawValue { text: value, origin });
         }
-        let mut jails = Jails { enabled: Vec::new(), disabled: Vec::new(), files: ini.files.clone() };
+        let suspects = crate::config::typos::suspects(&ini);
+        let mut jails = Jails { enabled: Vec::new(), disabled: Vec::new(), files: ini.files.clone(), suspects };
         let mut errors = Vec::new();
         for name in ini.sections.keys() {
             if name == "INCLUDES" || name.starts_with("KNOWN/") {
@@ -280,6 +283,15 @@ impl TypedOptions {
                 None => Ok(default),
             }
         };
+        if let Some(encoding) = options.get("logencoding").filter(|e| !is_utf8_encoding(e)) {
+            return Err(error(
+                "logencoding",
+                format!(
+                    "{encoding:?}: wasmban reads logs as UTF-8 only; have the service write UTF-8 (or convert the log) \
+                     and set logencoding = auto"
+                ),
+            ));
+        }
         let bantime = time("bantime", 600)?;
         let reconcile = time("reconcile", 300)?;
         if reconcile < 0 {
@@ -435,5 +447,19 @@ mod tests {
         let (_, errors) = Jails::load(dir.path()).unwrap();
         let e = errors[0].to_string();
         assert!(e.contains("jail.conf:3") && e.contains("[svc] bantime") && e.contains("parsecs"), "{e}");
+    }
+
+    #[test]
+    fn an_encoding_other_than_utf8_is_refused_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let jail = |encoding: &str| format!("[svc]\nenabled = true\nlogencoding = {encoding}\n");
+        std::fs::write(dir.path().join("jail.conf"), jail("latin-1")).unwrap();
+        let (_, errors) = Jails::load(dir.path()).unwrap();
+        let e = errors[0].to_string();
+        assert!(e.contains("[svc] logencoding") && e.contains("UTF-8"), "{e}");
+        for fine in ["auto", "UTF-8", "utf8"] {
+            std::fs::write(dir.path().join("jail.conf"), jail(fine)).unwrap();
+            assert!(Jails::load(dir.path()).unwrap().1.is_empty(), "{fine}");
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod filter;
 pub mod ini;
 pub mod interp;
 pub mod jail;
+pub mod typos;
 pub mod values;
 
 /// What can be wrong with a configuration. Every variant names the file

@@ -185,6 +185,12 @@ pub fn split_references(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether a `logencoding` value reads as UTF-8 (`auto` does, on the
+/// UTF-8 locales wasmban supports).
+pub fn is_utf8_encoding(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().replace('_', "-").as_str(), "auto" | "utf-8" | "utf8")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -163,7 +163,7 @@ pub fn edit(jail: &Jail, key: &str, args: &[String]) -> Result<(Jail, Touches), 
         }
         "logencoding" => {
             let value = one()?;
-            if !is_utf8_encoding(value) {
+            if !crate::config::values::is_utf8_encoding(value) {
                 return Err(format!(
                     "set {name} logencoding {value}: wasmban reads logs as UTF-8 (auto); convert the log, \
                      or have the service write UTF-8"
@@ -214,10 +214,6 @@ fn is_single_address(entry: &str) -> bool {
         Ok(ip) => prefix.is_none_or(|p| p.parse::<u8>().ok() == Some(if ip.is_ipv4() { 32 } else { 128 })),
         Err(_) => false,
     }
-}
-
-fn is_utf8_encoding(value: &str) -> bool {
-    matches!(value.trim().to_ascii_lowercase().replace('_', "-").as_str(), "auto" | "utf-8" | "utf8")
 }
 
 /// The jail's filter definition, when its options can be changed (a

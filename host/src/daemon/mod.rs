@@ -274,6 +274,9 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
     for e in &errors {
         tracing::error!("{e}; that jail is not started");
     }
+    for suspect in &jails.suspects {
+        tracing::warn!("{suspect}");
+    }
     daemon.start(jails.enabled.into_iter().collect());
     tracing::info!(
         "wasmban {} started: configuration {}, socket {}, {} jail(s)",
@@ -409,6 +412,9 @@ impl Daemon {
         let (jails, errors) = loaded;
         for e in &errors {
             tracing::error!("{e}; that jail keeps running as it was");
+        }
+        for suspect in &jails.suspects {
+            tracing::warn!("{suspect}");
         }
         let broken = broken_jails(&errors);
         if let Some(name) = &only

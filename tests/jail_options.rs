@@ -118,8 +118,8 @@ fn recording_action(conf: &Path, out: &Path) {
     std::fs::write(
         conf.join("action.d/record.conf"),
         format!(
-            "[Definition]\nactionban = printf '%%s\\n' \"<ip>|<F-USER>|<F-NOSUCH>|<ip-rev>|<failures>|<bancount>|<family>\" >> {}\n\
-             actionunban =\n",
+            "[Definition]\nactionban = printf '%%s\\n' \"<ip>|<F-USER>|<F-NOSUCH>|<ip-rev>|<failures>|<bancount>|<family>\" >> {0}\n\
+             actionunban = printf '%%s\\n' \"unban <ip>|<F-USER>\" >> {0}\n",
             out.display()
         ),
     )
@@ -181,4 +181,12 @@ fn actions_get_the_tags_fail2ban_gives_them() {
     d.wait_for("wasmban's action", || lines_of(&ours).len() == 2);
     f2b.wait_for("fail2ban's action", || lines_of(&theirs).len() == 2);
     assert_eq!(lines_of(&ours), lines_of(&theirs), "tags (left: wasmban, right: fail2ban)");
+
+    // A jail that stops lifts its bans through an action without
+    // actionflush, one unban each, as fail2ban does.
+    assert!(d.client(&["stop"]).0);
+    assert!(f2b.client(&["stop"]).is_some());
+    d.wait_for("wasmban's unbans at stop", || lines_of(&ours).len() == 4);
+    f2b.wait_for("fail2ban's unbans at stop", || lines_of(&theirs).len() == 4);
+    assert_eq!(lines_of(&ours), lines_of(&theirs), "unbans at stop (left: wasmban, right: fail2ban)");
 }

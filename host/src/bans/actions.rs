@@ -19,6 +19,9 @@ pub struct JailAction {
     pub instance: ActionInstance,
     /// `norestored`: skip bans restored at start (mail notifications).
     pub norestored: bool,
+    /// Whether its bans must be lifted one by one before it stops (see
+    /// `ActionDefinition::unbans_each_at_stop`).
+    pub unban_each_at_stop: bool,
 }
 
 /// Every action of one jail.
@@ -126,9 +129,16 @@ impl JailActions {
         Ok(index)
     }
 
-    /// Run every action's `stop`.
-    pub fn stop(&mut self) {
+    /// Run every action's `stop`, after lifting `in_force` through the
+    /// actions that would otherwise leave them behind (fail2ban lifts a
+    /// jail's bans when it stops; the next start restores them).
+    pub fn stop(&mut self, in_force: &[&BanRecord]) {
+        let tickets: Vec<Ticket> = in_force.iter().map(|r| ticket(r)).collect();
         for a in &mut self.actions {
+            if a.unban_each_at_stop && !tickets.is_empty() {
+                let failed = run(&mut a.instance, &tickets, false);
+                report_failures(&self.jail, &a.name, "unban at stop", &failed);
+            }
             if let Err(e) = a.instance.stop() {
                 tracing::error!("[{}] action {} failed to stop: {e}", self.jail, a.name);
             }

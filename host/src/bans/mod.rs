@@ -227,7 +227,8 @@ impl BanManager {
                 self.unrecorded.len()
             );
         }
-        self.actions.stop();
+        let in_force: Vec<&BanRecord> = self.in_force.values().collect();
+        self.actions.stop(&in_force);
     }
 
     /// Decide `decisions`, made from lines up to `progress`: each becomes a

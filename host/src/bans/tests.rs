@@ -165,7 +165,10 @@ fn iptables_manager(f: &Fixture, recorder: &RecordingRunner) -> BanManager {
         Runtime::new(RuntimeOptions { runner: Arc::new(recorder.clone()), ..RuntimeOptions::default() }).unwrap();
     let source = Registry::new(None).resolve("iptables").unwrap();
     let instance = runtime.load(&source, "built-in").unwrap().action(vec![("name".into(), "sshd".into())]).unwrap();
-    let actions = JailActions::new("sshd", vec![JailAction { name: "iptables".into(), instance, norestored: false }]);
+    let actions = JailActions::new(
+        "sshd",
+        vec![JailAction { name: "iptables".into(), instance, norestored: false, unban_each_at_stop: false }],
+    );
     let mut m =
         BanManager::new("sshd", f.store.clone(), actions, BanTime { base: 60, increment: None }, Listing::default());
     m.start(1000.0);

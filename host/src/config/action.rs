@@ -112,6 +112,18 @@ impl ActionDefinition {
         }
     }
 
+    /// Whether stopping it leaves its bans behind unless each is lifted:
+    /// a classic action with an `actionunban` but no `actionflush`, whose
+    /// bans fail2ban lifts one by one when the jail stops.
+    pub fn unbans_each_at_stop(&self) -> bool {
+        let has = |command: &str| {
+            self.options
+                .iter()
+                .any(|(k, v)| k.split('?').next() == Some(command) && !v.trim().is_empty() && !k.starts_with("known/"))
+        };
+        self.is_command_action() && has("actionunban") && !has("actionflush")
+    }
+
     /// Whether it is a classic action made of shell commands.
     pub fn is_command_action(&self) -> bool {
         self.options.get("plugin").is_none_or(|p| p.trim().is_empty())
@@ -138,6 +150,19 @@ impl ActionDefinition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_action_without_actionflush_lifts_each_ban_at_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("action.d")).unwrap();
+        let load = |text: &str| {
+            std::fs::write(dir.path().join("action.d/a.conf"), text).unwrap();
+            ActionDefinition::load(dir.path(), "a", &[], &Vars::new()).unwrap().unbans_each_at_stop()
+        };
+        assert!(load("[Definition]\nactionban = add <ip>\nactionunban = del <ip>\n"));
+        assert!(!load("[Definition]\nactionban = add <ip>\nactionunban = del <ip>\nactionflush = flush\n"));
+        assert!(!load("[Definition]\nactionban = mail <ip>\nactionunban =\n"));
+    }
 
     #[test]
     fn params_override_init_and_fill_tags() {

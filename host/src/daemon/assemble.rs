@@ -119,7 +119,7 @@ pub fn action(
     }));
     let norestored =
         def.options.get("norestored").is_some_and(|v| crate::config::values::parse_bool(v).unwrap_or(false));
-    Ok(JailAction { name: reference.name.clone(), instance, norestored })
+    Ok(JailAction { name: reference.name.clone(), instance, norestored, unban_each_at_stop: def.unbans_each_at_stop() })
 }
 
 /// `usedns`, from the jail or its filter (fail2ban's default: `warn`).

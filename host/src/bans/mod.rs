@@ -500,18 +500,25 @@ impl BanManager {
             );
         }
         let done: Vec<&BanRecord> = records.iter().filter(|r| !pending.contains_key(r.id.as_str())).collect();
-        self.forget_stored(&done)
+        // As fail2ban: an admin's unban also forgets the address's earlier
+        // bans in this jail, so that under bantime.increment its next ban
+        // counts as its first.
+        self.forget_stored(&done, why == BanOrigin::Manual)
     }
 
-    /// Take lifted bans out of the store.
-    fn forget_stored(&self, done: &[&BanRecord]) -> Result<(), String> {
+    /// Take lifted bans out of the store (with their history when
+    /// `with_history`).
+    fn forget_stored(&self, done: &[&BanRecord], with_history: bool) -> Result<(), String> {
         if done.is_empty() {
             return Ok(());
         }
         match self.store.lock() {
             Ok(mut store) => done
                 .iter()
-                .try_for_each(|r| store.lift(Some(&self.jail), &r.id).map(drop))
+                .try_for_each(|r| match with_history {
+                    true => store.forget(&self.jail, &r.id),
+                    false => store.lift(Some(&self.jail), &r.id).map(drop),
+                })
                 .map_err(|e| format!("{e}; the ban(s) are lifted in the firewall all the same")),
             Err(_) => Err("the ban store is poisoned".to_string()),
         }
@@ -531,7 +538,7 @@ impl BanManager {
             let failures = self.actions.unban(std::slice::from_ref(&pending.record), Some(&pending.actions));
             if failures.is_empty() {
                 tracing::info!("[{}] {} lifted after {} failed attempt(s)", self.jail, id, pending.attempts);
-                if let Err(e) = self.forget_stored(&[&pending.record]) {
+                if let Err(e) = self.forget_stored(&[&pending.record], false) {
                     tracing::error!("[{}] {e}", self.jail);
                 }
                 continue;

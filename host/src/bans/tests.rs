@@ -94,6 +94,21 @@ fn the_increment_formula_doubles_each_ban_across_restarts() {
 }
 
 #[test]
+fn an_admins_unban_forgets_the_history_an_expiry_keeps() {
+    let f = fixture();
+    let rule = BanTime { base: 600, increment: Some(Increment::default()) };
+    let mut m = manager(&f, "sshd", rule);
+    ban_once(&mut m, "192.0.2.9", 1000.0);
+    assert_eq!(m.expire(1600.0).len(), 1);
+    // Back after its ban ran out: its second ban is twice as long.
+    assert_eq!(ban_once(&mut m, "192.0.2.9", 2000.0).bantime, 1200);
+    // Lifted by hand: fail2ban forgets it, and its next ban is a first.
+    assert_eq!(m.lift(Some("192.0.2.9"), 2100.0).unwrap().len(), 1);
+    assert_eq!(f.store.lock().unwrap().ban_count("192.0.2.9", Some("sshd")).unwrap(), 0);
+    assert_eq!(ban_once(&mut m, "192.0.2.9", 2200.0).bantime, 600);
+}
+
+#[test]
 fn overalljails_counts_bans_of_other_jails() {
     let f = fixture();
     ban_once(&mut manager(&f, "postfix", BanTime { base: 60, increment: None }), "192.0.2.8", 5000.0);

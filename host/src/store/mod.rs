@@ -247,6 +247,15 @@ impl Store {
         Ok(n)
     }
 
+    /// Forget every ban of `ip` in `jail`, in force or history (an
+    /// admin's unban, as fail2ban's database forgets it).
+    pub fn forget(&mut self, jail: &str, ip: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM bans WHERE jail = ?1 AND ip = ?2", params![jail, ip])
+            .map_err(self.query_err("forget a ban"))?;
+        Ok(())
+    }
+
     fn read_bans(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<BanRecord>, StoreError> {
         let mut stmt = self.conn.prepare(sql).map_err(self.query_err("read bans"))?;
         let rows = stmt.query_map(args, ban_at).map_err(self.query_err("read bans"))?;

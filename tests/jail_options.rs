@@ -190,3 +190,32 @@ fn actions_get_the_tags_fail2ban_gives_them() {
     f2b.wait_for("fail2ban's unbans at stop", || lines_of(&theirs).len() == 4);
     assert_eq!(lines_of(&ours), lines_of(&theirs), "unbans at stop (left: wasmban, right: fail2ban)");
 }
+
+#[test]
+fn skip_if_nologs_skips_only_that_jail_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    append(&root.join("auth.log"), "");
+    // fail2ban 1.1's option: a jail whose logs are missing is skipped
+    // (with a journalmatch and no journal being written on this host, it
+    // cannot read the journal instead); the others run.
+    tree(
+        root,
+        &format!(
+            "[gone]\nenabled = true\nfilter = sshd\nbackend = polling\nlogpath = {}\nskip_if_nologs = true\n",
+            root.join("missing.log").display()
+        ),
+    );
+    let d = Daemon::start(root);
+    d.wait_for("the sshd jail", || d.status().is_some_and(|s| s["running"] == true));
+    let (_, text) = d.client(&["status", "gone", "--json"]);
+    let gone: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    assert!(gone["running"] != true, "{text}");
+    d.wait_for("the skip in the log", || d.log().contains("Jail skipped (skip_if_nologs)"));
+    let out = Command::new(crate::util::daemon::BIN)
+        .args(["-c", root.join("conf").to_str().unwrap(), "--state-dir", root.join("state").to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("warning: [gone] Have not found any log file"), "{text}");
+}

@@ -32,6 +32,14 @@ fn check_jail(
     } else {
         match assemble::plan_filter(jail, runtime, registry) {
             Ok(plan) => {
+                if let Some(why) = &plan.skipped {
+                    // fail2ban starts without such a jail; so does wasmban.
+                    report(warnings, why.clone());
+                    return;
+                }
+                if let Some(notice) = &plan.notice {
+                    report(warnings, notice.clone());
+                }
                 if let Err(e) = plan.instantiate() {
                     report(errors, e);
                 }

@@ -35,6 +35,9 @@ pub const JAIL_OPTIONS: &[&str] = &[
     "logencoding",
     "logpath",
     "action",
+    // fail2ban 1.1: what a jail does when no file matches its logpath.
+    "skip_if_nologs",
+    "systemd_if_nologs",
     // wasmban's own: how often actions are compared with the bans in force.
     "reconcile",
 ];

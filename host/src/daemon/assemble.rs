@@ -11,11 +11,12 @@ use crate::bans::{JailAction, JailActions};
 use crate::config::action::ActionDefinition;
 use crate::config::jail::Jail;
 use crate::config::values::Reference;
+use crate::config::values::parse_bool;
 use crate::jail::ids::{UseDns, local_addresses, lookup};
 use crate::jail::{BanTime, TrackerSettings};
 use crate::metrics::{self, PluginKey};
 use crate::plugin::{FilterInstance, Plugin, Registry, Runtime};
-use crate::tail::SourceSpec;
+use crate::tail::{Backend, SourceSpec, has_glob};
 
 /// A jail's filter, planned: the component loaded, the options it will be
 /// made with, and the source those options were chosen for.
@@ -28,6 +29,11 @@ pub struct FilterPlan {
     pack_filter: Option<String>,
     /// `filter NAME (FILE)`, for errors.
     label: String,
+    /// What the admin should hear about how the jail reads (fail2ban 1.1's
+    /// switch of `backend = auto` to the journal when no log file exists).
+    pub notice: Option<String>,
+    /// Why the jail is not to start at all (`skip_if_nologs`).
+    pub skipped: Option<String>,
 }
 
 impl FilterPlan {
@@ -70,7 +76,9 @@ pub fn plan_filter(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Resul
             journalmatch = meta.journalmatch.clone();
         }
     }
-    let source = SourceSpec { jail: jail.name.clone(), backend: jail.backend.clone(), logpaths, journalmatch };
+    let journal_running = std::path::Path::new(JOURNALD_SOCKET).exists();
+    let (backend, notice, skipped) = when_no_log_exists(jail, &logpaths, journalmatch.is_some(), journal_running)?;
+    let source = SourceSpec { jail: jail.name.clone(), backend, logpaths, journalmatch };
     source.validate()?;
     let mut options = def.component_options().map_err(|e| e.to_string())?;
     if let Some(zone) = jail.logtimezone.as_deref().map(str::trim).filter(|z| !z.is_empty()) {
@@ -89,7 +97,67 @@ pub fn plan_filter(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Resul
         // Journal entries carry their time: no date to look for.
         options.push(("journal".into(), "1".into()));
     }
-    Ok(FilterPlan { source, options, plugin, pack_filter: def.pack_filter().map(str::to_string), label })
+    Ok(FilterPlan {
+        source,
+        options,
+        plugin,
+        pack_filter: def.pack_filter().map(str::to_string),
+        label,
+        notice,
+        skipped,
+    })
+}
+
+/// Present while systemd-journald runs on this host.
+const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// fail2ban 1.1's rules for a jail none of whose `logpath` entries names
+/// an existing file: with `backend = auto` and a `journalmatch` it reads
+/// the journal instead (unless `systemd_if_nologs = false`), here only
+/// where a journal is being written (`journal_running`); otherwise
+/// `skip_if_nologs = true` skips the jail. wasmban's own rule stays for
+/// the rest: the jail waits for its files. The backend, a notice, and why
+/// the jail is skipped.
+fn when_no_log_exists(
+    jail: &Jail,
+    logpaths: &[String],
+    has_journalmatch: bool,
+    journal_running: bool,
+) -> Result<(String, Option<String>, Option<String>), String> {
+    let backend = jail.backend.clone();
+    let word = backend.split(['[', ' ']).next().unwrap_or_default().trim();
+    let file_backend = !matches!(Backend::parse(&backend), Ok(Backend::Systemd) | Err(_));
+    if !file_backend || logpaths.is_empty() || logpaths.iter().any(|entry| log_exists(entry)) {
+        return Ok((backend, None, None));
+    }
+    let flag = |key: &str, default: bool| match jail.options.get(key) {
+        Some(v) => parse_bool(v).map_err(|e| format!("{key}: {e}")),
+        None => Ok(default),
+    };
+    let missing = format!("Have not found any log file for '{}' jail.", jail.name);
+    let auto = word.is_empty() || word == "auto";
+    if auto && has_journalmatch && journal_running && flag("systemd_if_nologs", true)? {
+        return Ok(("systemd".into(), Some(format!("{missing} Jail will monitor systemd journal.")), None));
+    }
+    if flag("skip_if_nologs", false)? {
+        return Ok((
+            backend,
+            None,
+            Some(format!("{missing} Jail skipped (skip_if_nologs), because of missing log files.")),
+        ));
+    }
+    Ok((backend, None, None))
+}
+
+/// Whether a `logpath` entry (a path or glob, maybe followed by head or
+/// tail) names a file that exists now.
+fn log_exists(entry: &str) -> bool {
+    let path = entry.split_whitespace().next().unwrap_or_default();
+    if has_glob(path) {
+        glob::glob(path).is_ok_and(|mut found| found.any(|p| p.is_ok_and(|p| p.is_file())))
+    } else {
+        std::path::Path::new(path).exists()
+    }
 }
 
 /// Make each of `jail`'s actions, or say why it cannot be made.
@@ -167,11 +235,16 @@ pub struct AssembledJail {
     pub tracker: TrackerSettings,
     /// How long its bans last.
     pub ban_time: BanTime,
+    /// What to tell the admin when it starts (see [`FilterPlan::notice`]).
+    pub notice: Option<String>,
 }
 
 /// Build `jail`; the first problem stops it.
 pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<AssembledJail, String> {
     let plan = plan_filter(jail, runtime, registry)?;
+    if let Some(why) = &plan.skipped {
+        return Err(why.clone());
+    }
     let mut filter = plan.instantiate()?;
     filter.set_meter(metrics::global().plugin_meter(PluginKey {
         jail: jail.name.clone(),
@@ -187,6 +260,7 @@ pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<A
         usedns: usedns(jail)?,
         tracker: tracker_settings(jail),
         ban_time: jail.ban_time.clone(),
+        notice: plan.notice,
     })
 }
 
@@ -231,5 +305,42 @@ mod tests {
         let plan = plan_filter(&jails[0], &runtime, &Registry::new(None)).unwrap();
         assert!(!plan.source.is_journal());
         assert!(!plan.options.iter().any(|(k, _)| k == "journal"), "{:?}", plan.options);
+    }
+
+    #[test]
+    fn a_jail_without_its_log_files_reads_the_journal_or_is_skipped_as_fail2ban_1_1_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.log").display().to_string();
+        let present = dir.path().join("here.log");
+        std::fs::write(&present, "").unwrap();
+        let jail_with = |extra: &str, logpath: &str| {
+            let (_d, jails) = jails(
+                &format!("[DEFAULT]\naction =\n[svc]\nenabled = true\nfilter = svc\nlogpath = {logpath}\n{extra}"),
+                &[("svc", "[Definition]\nfailregex = ^Failed for <HOST>$\n")],
+            );
+            jails[0].clone()
+        };
+        let decide = |jail: &Jail, logpath: &str, journalmatch: bool, running: bool| {
+            when_no_log_exists(jail, &[logpath.to_string()], journalmatch, running).unwrap()
+        };
+        let auto = jail_with("", &missing);
+        let (backend, notice, skipped) = decide(&auto, &missing, true, true);
+        assert_eq!(backend, "systemd");
+        assert!(notice.unwrap().ends_with("Jail will monitor systemd journal.") && skipped.is_none());
+        // No journal being written, no journalmatch, a file there, another
+        // backend, or systemd_if_nologs = false: the files are waited for.
+        assert_eq!(decide(&auto, &missing, true, false), ("auto".into(), None, None));
+        assert_eq!(decide(&auto, &missing, false, true), ("auto".into(), None, None));
+        let here = present.display().to_string();
+        assert_eq!(decide(&jail_with("", &here), &here, true, true), ("auto".into(), None, None));
+        let polling = jail_with("backend = polling\n", &missing);
+        assert_eq!(decide(&polling, &missing, true, true).0, "polling");
+        let no_switch = jail_with("systemd_if_nologs = false\n", &missing);
+        assert_eq!(decide(&no_switch, &missing, true, true).0, "auto");
+        // skip_if_nologs: the jail does not start.
+        let skip = jail_with("skip_if_nologs = true\n", &missing);
+        let (_, _, skipped) = decide(&skip, &missing, false, true);
+        assert!(skipped.unwrap().contains("Jail skipped"));
+        assert!(decide(&skip, &format!("{}/*.log", dir.path().display()), false, true).2.is_none());
     }
 }

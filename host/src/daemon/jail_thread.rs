@@ -281,6 +281,9 @@ impl RunningJail {
             Err(_) => Default::default(),
         };
         let source = Source::open(&parts.source, saved_files, saved_journal, wake.clone())?;
+        if let Some(notice) = &parts.notice {
+            tracing::warn!("[{}] {notice}", jail.name);
+        }
         if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
             tracing::warn!(
                 "[{}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead",

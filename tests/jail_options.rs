@@ -219,3 +219,22 @@ fn skip_if_nologs_skips_only_that_jail_and_says_why() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("warning: [gone] Have not found any log file"), "{text}");
 }
+
+#[test]
+fn ignoreip_takes_a_file_set_as_fail2ban_1_1_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let list = root.join("ignore.list");
+    std::fs::write(&list, "# partners\n198.51.100.0/24 ; their NAT\n").unwrap();
+    tree(root, &format!("[sshd]\nignoreip = 127.0.0.1/8 file:{}\n", list.display()));
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+    append(&log, &(crate::util::daemon::failure("198.51.100.20") + &crate::util::daemon::failure("192.0.2.20")));
+    d.wait_for("the ban of the address not listed", || banned_by_wasmban(&d, "sshd") == ["192.0.2.20"]);
+    assert!(d.log().contains("Ignore 198.51.100.20 by ignoreip"), "{}", d.log());
+    // The entry is kept as written, as fail2ban-client shows it.
+    let (_, text) = d.client(&["get", "sshd", "ignoreip"]);
+    assert!(text.contains(&format!("file:{}", list.display())), "{text}");
+}

@@ -210,7 +210,9 @@ fn status_top_shows_a_hostile_filters_timeouts() {
     let rows = top()["plugins"].as_array().unwrap().clone();
     // The filter that spun to its deadline cost the most CPU.
     assert_eq!((rows[0]["jail"].as_str(), rows[0]["kind"].as_str()), (Some("hostile"), Some("filter")), "{rows:?}");
-    assert!(rows[0]["cpu_seconds"].as_f64().unwrap() >= 0.1, "{rows:?}");
+    // Its deadline is wall time: on a loaded machine it may have had the
+    // CPU for a fraction of it, but never for none.
+    assert!(rows[0]["cpu_seconds"].as_f64().unwrap() > 0.0, "{rows:?}");
     assert!(rows.iter().any(|r| r["jail"] == "sshd" && r["plugin"] == "regex-filter"), "{rows:?}");
     let (ok, text) = d.client(&["status", "--top"]);
     assert!(ok, "{text}");

@@ -62,6 +62,9 @@ fn the_journal_target_reaches_a_real_journald_and_targets_switch_at_run_time() {
     let journal = root.join("journal");
     std::fs::create_dir_all(&journal).unwrap();
     tree(root, "");
+    // The log exists before the daemon starts: with journald running, a
+    // jail without its log would read the journal (fail2ban 1.1's switch).
+    append(&root.join("auth.log"), "");
     std::fs::write(
         root.join("conf/wasmban.conf"),
         "[Definition]\nlogtarget = SYSTEMD-JOURNAL\nloglevel = NOTICE\npidfile =\n",

@@ -36,10 +36,13 @@ pub(crate) fn tree(root: &Path, extra: &str) {
     std::fs::create_dir_all(conf.join("filter.d")).unwrap();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/sshd.conf");
     std::fs::copy(shipped, conf.join("filter.d/sshd.conf")).unwrap();
+    // Where journald runs, a jail whose log is not there yet would read
+    // the journal instead (fail2ban 1.1's switch); tests want their files.
     std::fs::write(
         conf.join("jail.conf"),
         format!(
             "[DEFAULT]\nignoreself = false\naction =\nfindtime = 1h\nbantime = 1h\nmaxretry = 1\n\
+             systemd_if_nologs = false\n\
              [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\n",
             root.join("auth.log").display()
         ),

@@ -14,6 +14,18 @@ pub fn local_rule() -> String {
     }
 }
 
+/// Unix time `secs` broken down in the host's zone (its `tm_gmtoff` is the
+/// offset then).
+pub fn local_time(secs: i64) -> libc::tm {
+    let secs = secs as libc::time_t;
+    // SAFETY: localtime_r only writes the tm it is given.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    }
+}
+
 /// The current calendar year (UTC), which decides the years `%ExY` accepts.
 pub fn current_year() -> i64 {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

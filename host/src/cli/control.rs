@@ -344,12 +344,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         ControlCommand::Status { all: true, jail, flavor, json, .. } => {
             // `status --all [FLAVOR]`: clap puts a lone FLAVOR where the jail goes.
             let short = short_flavor(flavor.as_deref().or(jail.as_deref()))?;
-            let list = ask(Request::Status { jail: None })?;
-            let names: Vec<String> = serde_json::from_value(list["jails"].clone()).unwrap_or_default();
-            let mut all = Vec::new();
-            for name in &names {
-                all.push(ask(Request::Status { jail: Some(name.clone()) })?);
-            }
+            let all = every_status(&ask, false)?;
             if *json {
                 print_json(&Value::Array(all))?;
             } else {
@@ -364,13 +359,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             if *json { print_json(&result)? } else { print_status(&serde_json::from_value(result)?, short) }
         }
         ControlCommand::Stats { json } => {
-            let list = ask(Request::Status { jail: None })?;
-            let mut names: Vec<String> = serde_json::from_value(list["jails"].clone()).unwrap_or_default();
-            names.sort();
-            let mut all = Vec::new();
-            for name in &names {
-                all.push(ask(Request::Status { jail: Some(name.clone()) })?);
-            }
+            let all = every_status(&ask, true)?;
             if *json {
                 print_json(&Value::Array(all))?;
             } else {
@@ -509,6 +498,16 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every jail's status, one request each, in the daemon's order or by name.
+fn every_status(ask: &dyn Fn(Request) -> anyhow::Result<Value>, by_name: bool) -> anyhow::Result<Vec<Value>> {
+    let list = ask(Request::Status { jail: None })?;
+    let mut names: Vec<String> = serde_json::from_value(list["jails"].clone()).unwrap_or_default();
+    if by_name {
+        names.sort();
+    }
+    names.into_iter().map(|name| ask(Request::Status { jail: Some(name) })).collect()
 }
 
 #[cfg(test)]

@@ -37,13 +37,7 @@ pub fn iso_local(t: f64) -> String {
     let secs = t.floor();
     let micros = ((t - secs) * 1e6).round() as u32;
     let (secs, micros) = if micros >= 1_000_000 { (secs + 1.0, 0) } else { (secs, micros) };
-    let secs = secs as libc::time_t;
-    // SAFETY: localtime_r only writes the tm it is given.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&secs, &mut tm);
-        tm
-    };
+    let tm = crate::timezone::local_time(secs as i64);
     let offset = tm.tm_gmtoff / 60;
     let sign = if offset < 0 { '-' } else { '+' };
     let fraction = if micros > 0 { format!(".{micros:06}") } else { String::new() };

@@ -72,13 +72,7 @@ fn jail_of(message: &str) -> Option<&str> {
 /// Local date and time with milliseconds, as fail2ban writes them.
 fn local_timestamp() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = now.as_secs() as libc::time_t;
-    // SAFETY: localtime_r only writes the tm it is given.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&secs, &mut tm);
-        tm
-    };
+    let tm = crate::timezone::local_time(now.as_secs() as i64);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
         tm.tm_year + 1900,

@@ -37,6 +37,24 @@ pub mod prepared_world {
     });
 }
 
+/// The evented-action world: an action that also exports `action-events`.
+/// Shares the action world's imports, so one linker serves both.
+pub mod evented_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "evented-action",
+        with: {
+            "wasmban:plugin/types": super::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log": super::filter_world::wasmban::plugin::log,
+            "wasmban:plugin/firewall": super::action_world::wasmban::plugin::firewall,
+            "wasmban:plugin/mail": super::action_world::wasmban::plugin::mail,
+            "wasmban:plugin/whois": super::action_world::wasmban::plugin::whois,
+            "wasmban:plugin/shell": super::action_world::wasmban::plugin::shell,
+            "wasmban:plugin/http": super::action_world::wasmban::plugin::http,
+        },
+    });
+}
+
 /// The filter-pack world: exports `pack`, imports `log`.
 pub mod pack_world {
     wasmtime::component::bindgen!({
@@ -51,6 +69,9 @@ pub mod pack_world {
 
 pub use action_world::ActionPlugin;
 pub use action_world::ActionPluginPre;
+pub use evented_world::EventedAction;
+pub use evented_world::EventedActionPre;
+pub use evented_world::exports::wasmban::plugin::action_events::{BanContext, BanKind};
 pub use filter_world::FilterPlugin;
 pub use filter_world::FilterPluginPre;
 pub use pack_world::FilterPack;

@@ -22,6 +22,9 @@ pub struct Fail2ban {
     pub db: PathBuf,
     /// Its log.
     pub log: PathBuf,
+    /// Its configuration directory and pid file, to start it again.
+    conf: PathBuf,
+    pid: PathBuf,
 }
 
 impl Fail2ban {
@@ -55,16 +58,28 @@ impl Fail2ban {
         .unwrap();
         std::fs::write(conf.join("jail.local"), jail_local).unwrap();
         prepare(&conf);
+        let mut f = Fail2ban { child: None, sock, db, log, conf, pid };
+        f.spawn();
+        f
+    }
+
+    fn spawn(&mut self) {
         let child = Command::new("fail2ban-server")
-            .args(["-f", "-x", "-c", conf.to_str().unwrap(), "-s", sock.to_str().unwrap()])
-            .args(["-p", pid.to_str().unwrap()])
+            .args(["-f", "-x", "-c", self.conf.to_str().unwrap(), "-s", self.sock.to_str().unwrap()])
+            .args(["-p", self.pid.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let f = Fail2ban { child: Some(child), sock, db, log };
-        f.wait_for("fail2ban-server to answer", || f.client(&["ping"]).is_some());
-        f
+        self.child = Some(child);
+        self.wait_for("fail2ban-server to answer", || self.client(&["ping"]).is_some());
+    }
+
+    /// Stop the server and start it again on the same configuration and
+    /// database (bans in force are restored).
+    pub fn restart(&mut self) {
+        self.stop_server();
+        self.spawn();
     }
 
     /// `fail2ban-client -s SOCK ARGS`: its standard output when it
@@ -95,6 +110,10 @@ impl Fail2ban {
 
     /// `fail2ban-client stop`, and wait for the server to exit.
     pub fn stop(mut self) {
+        self.stop_server();
+    }
+
+    fn stop_server(&mut self) {
         assert!(self.client(&["stop"]).is_some());
         let mut child = self.child.take().unwrap();
         let start = Instant::now();

@@ -10,6 +10,11 @@
 use crate::plugin::ActionInstance;
 use crate::store::BanRecord;
 use crate::wit::types::Ticket;
+pub use crate::wit::{BanContext, BanKind};
+
+/// How the manager tells a ban's context (its history and the jail's
+/// counters), asked only for actions that export `action-events`.
+pub type ContextOf<'c> = &'c dyn Fn(&BanRecord, BanKind) -> BanContext;
 
 /// One action of a jail.
 pub struct JailAction {
@@ -42,6 +47,47 @@ pub fn ticket(r: &BanRecord) -> Ticket {
         bantime: r.bantime,
         ban_count: r.bancount,
         fields: r.fields.clone(),
+    }
+}
+
+/// Bans of one kind on their way to actions: tickets made once, contexts
+/// made when the first action that wants them comes.
+struct Applying<'r, 'c> {
+    records: Vec<&'r BanRecord>,
+    kind: BanKind,
+    tickets: Vec<Ticket>,
+    contexts: Option<Vec<BanContext>>,
+    context_of: ContextOf<'c>,
+}
+
+impl<'r, 'c> Applying<'r, 'c> {
+    fn new(records: Vec<&'r BanRecord>, kind: BanKind, context_of: ContextOf<'c>) -> Self {
+        let tickets = records.iter().map(|r| ticket(r)).collect();
+        Applying { records, kind, tickets, contexts: None, context_of }
+    }
+
+    /// Apply them through `instance`; the tickets that failed, with why.
+    /// An action without `action-events` gets a plain `ban`, and nothing
+    /// for a prolonged ban: it holds the ban until the host lifts it.
+    fn run(&mut self, instance: &mut ActionInstance) -> Vec<(Ticket, String)> {
+        if self.tickets.is_empty() {
+            return Vec::new();
+        }
+        if !instance.is_evented() {
+            if self.kind == BanKind::Prolong {
+                return Vec::new();
+            }
+            return run(instance, &self.tickets, true);
+        }
+        let Applying { records, kind, context_of, .. } = self;
+        let contexts = self.contexts.get_or_insert_with(|| records.iter().map(|r| context_of(r, *kind)).collect());
+        let bans: Vec<(Ticket, BanContext)> = self.tickets.iter().cloned().zip(contexts.iter().cloned()).collect();
+        match instance.apply(&bans) {
+            Ok(results) => {
+                self.tickets.iter().zip(results).filter_map(|(t, r)| r.err().map(|e| (t.clone(), e))).collect()
+            }
+            Err(e) => self.tickets.iter().map(|t| (t.clone(), e.to_string())).collect(),
+        }
     }
 }
 
@@ -102,13 +148,17 @@ impl JailActions {
 
     /// Start `action` and give it every ban in force (fail2ban's runtime
     /// `addaction`); a start that fails is refused, and nothing is added.
-    pub fn add(&mut self, mut action: JailAction, in_force: Vec<&BanRecord>) -> Result<(), String> {
+    pub fn add(
+        &mut self,
+        mut action: JailAction,
+        in_force: Vec<&BanRecord>,
+        context_of: ContextOf,
+    ) -> Result<(), String> {
         if self.actions.iter().any(|a| a.name == action.name) {
             return Err(format!("the jail {} has an action {} already", self.jail, action.name));
         }
         action.instance.start().map_err(|e| format!("action {} failed to start: {e}", action.name))?;
-        let tickets: Vec<Ticket> = in_force.into_iter().map(ticket).collect();
-        let failed = run(&mut action.instance, &tickets, true);
+        let failed = Applying::new(in_force, BanKind::Reban, context_of).run(&mut action.instance);
         report_failures(&self.jail, &action.name, "ban", &failed);
         self.actions.push(action);
         Ok(())
@@ -172,47 +222,87 @@ impl JailActions {
     /// that is gone, put back bans deleted behind their back and remove
     /// rules of bans the daemon does not hold, and log what they changed).
     /// An action whose check fails gets every ban in force again.
-    pub fn reconcile<'a>(&mut self, in_force: impl Fn() -> Vec<&'a BanRecord>) {
+    pub fn reconcile<'a>(&mut self, in_force: impl Fn() -> Vec<&'a BanRecord>, context_of: ContextOf) {
         for a in &mut self.actions {
             if let Err(e) = a.instance.check() {
                 tracing::warn!("[{}] action {}: {e}; applying every ban in force again", self.jail, a.name);
-                let all: Vec<Ticket> = in_force().into_iter().map(ticket).collect();
-                let failed = run(&mut a.instance, &all, true);
+                let failed = Applying::new(in_force(), BanKind::Reban, context_of).run(&mut a.instance);
                 report_failures(&self.jail, &a.name, "ban", &failed);
             }
         }
     }
 
-    /// Ban `records` through every action; `restoring` skips the actions
-    /// with `norestored`; `in_force` gives every ban in force, for an
-    /// action whose check failed.
-    pub fn ban<'a>(&mut self, records: &[BanRecord], restoring: bool, in_force: impl Fn() -> Vec<&'a BanRecord>) {
+    /// Lift every ban in force, `records`: at once through each action
+    /// that can (fail2ban's `actionflush`), one by one through the others;
+    /// for each action that failed some, its index and the ids it failed.
+    pub fn unban_all(&mut self, records: &[BanRecord]) -> Vec<(usize, Vec<String>)> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let mut one_by_one = Vec::new();
+        for (index, a) in self.actions.iter_mut().enumerate() {
+            match a.instance.flush() {
+                Ok(true) => tracing::info!("[{}] Flush ticket(s) with {}", self.jail, a.name),
+                Ok(false) => one_by_one.push(index),
+                Err(e) => {
+                    tracing::error!(
+                        "[{}] action {} failed to flush: {e}; lifting its bans one by one",
+                        self.jail,
+                        a.name
+                    );
+                    one_by_one.push(index);
+                }
+            }
+        }
+        if one_by_one.is_empty() {
+            return Vec::new();
+        }
+        self.unban(records, Some(&one_by_one))
+    }
+
+    /// Apply `records`, bans of one `kind`, through every action (a
+    /// restored ban skips the actions with `norestored`); `in_force` gives
+    /// every ban in force, for an action whose check failed.
+    pub fn ban<'a>(
+        &mut self,
+        records: &[BanRecord],
+        kind: BanKind,
+        in_force: impl Fn() -> Vec<&'a BanRecord>,
+        context_of: ContextOf,
+    ) {
         if records.is_empty() {
             return;
         }
-        let tickets: Vec<Ticket> = records.iter().map(ticket).collect();
+        let mut applying = Applying::new(records.iter().collect(), kind, context_of);
         for a in &mut self.actions {
-            if restoring && a.norestored {
+            if kind == BanKind::Restored && a.norestored {
                 continue;
             }
-            let failed = run(&mut a.instance, &tickets, true);
+            let failed = applying.run(&mut a.instance);
             if failed.is_empty() {
                 continue;
             }
-            let retry: Vec<Ticket> = match a.instance.check() {
-                Ok(()) => failed.iter().map(|(t, _)| t.clone()).collect(),
+            let failed_ids: Vec<&str> = failed.iter().map(|(t, _)| t.ip.as_str()).collect();
+            let mut retry = match a.instance.check() {
+                Ok(()) => Applying::new(
+                    records.iter().filter(|r| failed_ids.contains(&r.id.as_str())).collect(),
+                    kind,
+                    context_of,
+                ),
                 Err(e) => {
                     tracing::warn!("[{}] action {}: {e}; applying every ban in force again", self.jail, a.name);
-                    let mut all: Vec<Ticket> = in_force().into_iter().map(ticket).collect();
-                    for (t, _) in &failed {
-                        if !all.iter().any(|a| a.ip == t.ip) {
-                            all.push(t.clone());
-                        }
-                    }
-                    all
+                    // Bans that failed just now keep their kind; the others
+                    // in force are applied again.
+                    let failed_now: Vec<&BanRecord> =
+                        records.iter().filter(|r| failed_ids.contains(&r.id.as_str())).collect();
+                    let others: Vec<&BanRecord> =
+                        in_force().into_iter().filter(|r| !failed_ids.contains(&r.id.as_str())).collect();
+                    let still = Applying::new(others, BanKind::Reban, context_of).run(&mut a.instance);
+                    report_failures(&self.jail, &a.name, "ban", &still);
+                    Applying::new(failed_now, kind, context_of)
                 }
             };
-            let still = run(&mut a.instance, &retry, true);
+            let still = retry.run(&mut a.instance);
             report_failures(&self.jail, &a.name, "ban", &still);
         }
     }

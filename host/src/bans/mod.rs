@@ -14,7 +14,7 @@ pub mod actions;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-pub use actions::{JailAction, JailActions};
+pub use actions::{BanContext, BanKind, JailAction, JailActions};
 
 use crate::jail::BanTime;
 use crate::metrics::BanOrigin;
@@ -131,6 +131,23 @@ pub fn is_due(now: f64, next: f64, every: f64) -> bool {
     now >= next || next - now > every
 }
 
+/// The ban `current` made longer by failures at `time` (fail2ban's ban
+/// manager: a ban in force lasts at least `bantime` from its address's
+/// latest failure), or `None` when it would not end later.
+fn prolonged(current: &BanRecord, time: f64, bantime: i64) -> Option<BanRecord> {
+    let end = end_of(current)?;
+    let bantime = if bantime < 0 {
+        -1
+    } else {
+        let new_end = (time.floor() as i64).saturating_add(bantime);
+        if new_end <= end {
+            return None;
+        }
+        new_end - current.time
+    };
+    Some(BanRecord { bantime, ..current.clone() })
+}
+
 /// A ban's end, for the expiry order; `None` for a ban for ever.
 fn end_of(r: &BanRecord) -> Option<i64> {
     (r.bantime >= 0).then(|| r.time.saturating_add(r.bantime))
@@ -154,6 +171,63 @@ pub struct BanManager {
     total_banned: u64,
     /// Unbans that failed in some action, by id, waiting to be tried again.
     pending_unbans: BTreeMap<String, PendingUnban>,
+    /// The jail's failure counters, as last told (`<jail.found>`,
+    /// `<jail.found_total>`).
+    found: (u32, u32),
+}
+
+/// What an action that exports `action-events` is told about a ban
+/// besides its ticket: the address's history in the store and the jail's
+/// counters, as fail2ban's merged and jail tags give them.
+struct ContextSource<'m> {
+    store: &'m Mutex<Store>,
+    jail: &'m str,
+    banned: u32,
+    banned_total: u32,
+    found: (u32, u32),
+}
+
+impl<'m> ContextSource<'m> {
+    fn new(store: &'m Mutex<Store>, jail: &'m str, in_force: usize, total_banned: u64, found: (u32, u32)) -> Self {
+        let banned = u32::try_from(in_force).unwrap_or(u32::MAX);
+        let banned_total = u32::try_from(total_banned).unwrap_or(u32::MAX);
+        ContextSource { store, jail, banned, banned_total, found }
+    }
+
+    fn context(&self, r: &BanRecord, kind: BanKind) -> BanContext {
+        let history = |jail: Option<&str>| -> Vec<BanRecord> {
+            let read = match self.store.lock() {
+                Ok(store) => store.history(&r.id, jail).map_err(|e| e.to_string()),
+                Err(_) => Err("the ban store is poisoned".to_string()),
+            };
+            let mut bans = read.unwrap_or_else(|e| {
+                tracing::warn!("[{}] {e}; the merged tags of {} hold this ban only", self.jail, r.id);
+                Vec::new()
+            });
+            // A ban the store could not record yet is part of it all the same.
+            if !bans.iter().any(|b| b.jail == r.jail && b.time == r.time) {
+                bans.push(r.clone());
+            }
+            bans
+        };
+        let merge = |bans: Vec<BanRecord>| {
+            let failures = bans.iter().map(|b| b.failures).fold(0u32, u32::saturating_add);
+            (failures, bans.into_iter().flat_map(|b| b.matches).collect::<Vec<_>>())
+        };
+        let (ip_failures, ip_matches) = merge(history(None));
+        let (ip_jail_failures, ip_jail_matches) = merge(history(Some(self.jail)));
+        BanContext {
+            kind,
+            ip_failures,
+            ip_matches,
+            ip_jail_failures,
+            ip_jail_matches,
+            jail_banned: self.banned,
+            jail_banned_total: self.banned_total,
+            jail_found: self.found.0,
+            jail_found_total: self.found.1,
+        }
+    }
 }
 
 impl BanManager {
@@ -179,7 +253,22 @@ impl BanManager {
             listing,
             total_banned: 0,
             pending_unbans: BTreeMap::new(),
+            found: (0, 0),
         }
+    }
+
+    /// Tell the manager the jail's failure counters (addresses counted,
+    /// failures since start), for the actions' `<jail.found*>` tags.
+    pub fn note_found(&mut self, current: usize, total: u64) {
+        self.found = (u32::try_from(current).unwrap_or(u32::MAX), u32::try_from(total).unwrap_or(u32::MAX));
+    }
+
+    /// Apply `records` of one `kind` through the actions.
+    fn apply(&mut self, records: &[BanRecord], kind: BanKind) {
+        let BanManager { actions, in_force, store, jail, total_banned, found, .. } = self;
+        let source = ContextSource::new(store, jail, in_force.len(), *total_banned, *found);
+        let context_of = |r: &BanRecord, kind| source.context(r, kind);
+        actions.ban(records, kind, || in_force.values().collect(), &context_of);
     }
 
     /// Start the actions and put the stored bans of this jail back in force.
@@ -203,8 +292,7 @@ impl BanManager {
                     );
                     self.put_in_force(b.clone());
                 }
-                let BanManager { actions, in_force, .. } = self;
-                actions.ban(&bans, true, || in_force.values().collect());
+                self.apply(&bans, BanKind::Restored);
                 self.list(&bans);
             }
             Ok(_) => {}
@@ -238,6 +326,7 @@ impl BanManager {
     pub fn decide(&mut self, decisions: Vec<BanDecision>, progress: &Progress, now: f64) -> Outcome {
         let mut outcome = Outcome::default();
         let mut planned = Vec::new();
+        let mut prolonged_bans = Vec::new();
         // New bans per origin, for the metrics: (filter, manual).
         let mut by_origin = (0u64, 0u64);
         {
@@ -248,6 +337,12 @@ impl BanManager {
             };
             let overall = self.ban_time.increment.as_ref().is_some_and(|i| i.overalljails);
             for d in decisions {
+                if let Some(current) = self.in_force.get(&d.id)
+                    && let Some(longer) = prolonged(current, d.time.min(now), self.ban_time.base)
+                    && !prolonged_bans.iter().any(|p: &BanRecord| p.id == d.id)
+                {
+                    prolonged_bans.push(longer);
+                }
                 if self.in_force.contains_key(&d.id) || planned.iter().any(|p: &BanRecord| p.id == d.id) {
                     outcome.dropped.push((d.id, Dropped::AlreadyBanned));
                     continue;
@@ -312,11 +407,43 @@ impl BanManager {
         let metrics = crate::metrics::global();
         metrics.banned(&self.jail, BanOrigin::Filter, by_origin.0);
         metrics.banned(&self.jail, BanOrigin::Manual, by_origin.1);
-        let BanManager { actions, in_force, .. } = self;
-        actions.ban(&planned, false, || in_force.values().collect());
+        self.apply(&planned, BanKind::Fresh);
         self.list(&planned);
+        self.prolong(prolonged_bans);
         outcome.banned = planned;
         outcome
+    }
+
+    /// Make `longer` the bans in force (each a ban in force with a later
+    /// end), record them, and tell the actions (fail2ban's
+    /// `actionprolong`).
+    fn prolong(&mut self, longer: Vec<BanRecord>) {
+        if longer.is_empty() {
+            return;
+        }
+        for r in &longer {
+            tracing::info!(
+                target: crate::BAN_TARGET,
+                jail = %self.jail,
+                event = "prolong",
+                address = %r.id,
+                bantime = r.bantime,
+                "[{}] {} already banned; ban prolonged to {}",
+                self.jail,
+                r.id,
+                if r.bantime < 0 { "permanent".to_string() } else { format!("{} s", r.bantime) }
+            );
+            let recorded = match self.store.lock() {
+                Ok(mut store) => store.prolong(r).map_err(|e| e.to_string()),
+                Err(_) => Err("the ban store is poisoned".to_string()),
+            };
+            if let Err(e) = recorded {
+                tracing::error!("[{}] {e}; after a restart {} keeps its earlier end", self.jail, r.id);
+            }
+            self.put_in_force(r.clone());
+        }
+        self.apply(&longer, BanKind::Prolong);
+        self.list(&longer);
     }
 
     /// Lift the ban of `id`, or every ban when `None`: from the firewall,
@@ -333,7 +460,7 @@ impl BanManager {
                 all
             }
         };
-        self.lift_records(&lifted, now, BanOrigin::Manual).map(|()| lifted)
+        self.lift_records(&lifted, now, BanOrigin::Manual, id.is_none()).map(|()| lifted)
     }
 
     /// Lift every ban whose time is up at `now`; the bans lifted.
@@ -350,7 +477,7 @@ impl BanManager {
                 due.push(r);
             }
         }
-        if let Err(e) = self.lift_records(&due, now as f64, BanOrigin::Expired) {
+        if let Err(e) = self.lift_records(&due, now as f64, BanOrigin::Expired, false) {
             tracing::error!("[{}] could not lift expired bans: {e}", self.jail);
         }
         crate::jail::counter::shrink_if_sparse(&mut self.in_force);
@@ -367,8 +494,9 @@ impl BanManager {
     /// Add a started action, given every ban in force (`set JAIL
     /// addaction`).
     pub fn add_action(&mut self, action: actions::JailAction) -> Result<(), String> {
-        let BanManager { actions, in_force, .. } = self;
-        actions.add(action, in_force.values().collect())
+        let BanManager { actions, in_force, store, jail, total_banned, found, .. } = self;
+        let source = ContextSource::new(store, jail, in_force.len(), *total_banned, *found);
+        actions.add(action, in_force.values().collect(), &|r, kind| source.context(r, kind))
     }
 
     /// Stop and drop an action (`set JAIL delaction`); unbans it still owed
@@ -461,7 +589,9 @@ impl BanManager {
         }
     }
 
-    fn lift_records(&mut self, records: &[BanRecord], now: f64, why: BanOrigin) -> Result<(), String> {
+    /// Lift `records` (`all`: every ban in force, which actions that can
+    /// lift at once, with `actionflush`, do).
+    fn lift_records(&mut self, records: &[BanRecord], now: f64, why: BanOrigin, all: bool) -> Result<(), String> {
         if records.is_empty() {
             return Ok(());
         }
@@ -478,7 +608,7 @@ impl BanManager {
             );
         }
         crate::metrics::global().unbanned(&self.jail, why, records.len() as u64);
-        let failures = self.actions.unban(records, None);
+        let failures = if all { self.actions.unban_all(records) } else { self.actions.unban(records, None) };
         self.unlist(records);
         let mut pending: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (action, ids) in &failures {
@@ -565,8 +695,9 @@ impl BanManager {
     /// Every action compares what it applied with what should be, and
     /// repairs the difference (see `JailActions::reconcile`).
     pub fn reconcile(&mut self) {
-        let BanManager { actions, in_force, .. } = self;
-        actions.reconcile(|| in_force.values().collect());
+        let BanManager { actions, in_force, store, jail, total_banned, found, .. } = self;
+        let source = ContextSource::new(store, jail, in_force.len(), *total_banned, *found);
+        actions.reconcile(|| in_force.values().collect(), &|r, kind| source.context(r, kind));
     }
 
     /// Save `bans`, with every ban not recorded yet and the read

@@ -299,3 +299,26 @@ fn the_clock_jumping_by_hours_lifts_no_ban_early_and_every_due_one_at_once() {
     assert!(!is_due(999.0, 1000.0, 300.0));
     assert!(is_due(1000.0 - 7200.0, 1000.0, 300.0), "a clock gone back hours must not put the task off by hours");
 }
+
+#[test]
+fn failures_of_an_address_in_force_prolong_its_ban_as_fail2bans_ban_manager_does() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    ban_once(&mut m, "192.0.2.1", 1000.0);
+    // Failures logged before its end would not move it: nothing changes.
+    let outcome = m.decide(vec![failures("192.0.2.1", 999.0)], &Progress::default(), 1001.0);
+    assert_eq!(outcome.dropped, [("192.0.2.1".to_string(), Dropped::AlreadyBanned)]);
+    assert_eq!(m.expire(1600.0).len(), 1);
+    ban_once(&mut m, "192.0.2.1", 2000.0);
+    // Later failures: it lasts bantime from the latest, in the store too.
+    m.decide(vec![failures("192.0.2.1", 2300.0)], &Progress::default(), 2300.0);
+    assert!(m.expire(2600.0).is_empty(), "the first end no longer holds");
+    let stored = f.store.lock().unwrap().active_bans_of("sshd", 2600).unwrap();
+    assert_eq!((stored[0].time, stored[0].bantime), (2000, 900));
+    assert_eq!(m.expire(2900.0).len(), 1);
+    // A jail whose bantime became permanent makes a ban in force permanent.
+    ban_once(&mut m, "192.0.2.2", 3000.0);
+    m.ban_time = BanTime { base: -1, increment: None };
+    m.decide(vec![failures("192.0.2.2", 3001.0)], &Progress::default(), 3001.0);
+    assert!(m.expire(1e12).is_empty());
+}

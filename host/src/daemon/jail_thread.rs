@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::bans::{BanDecision, BanManager, Dropped, Listing, Origin};
+use crate::bans::{BanDecision, BanManager, Dropped, Listing, Origin, Outcome};
 use crate::config::jail::Jail;
 use crate::daemon::assemble::assemble;
 use crate::daemon::clock::Clock;
@@ -26,7 +26,7 @@ use crate::jail::{FailureTracker, Seen, Verdict};
 use crate::metrics::Metrics;
 use crate::plugin::{FilterInstance, Registry, Runtime, TrapKind};
 use crate::store::Store;
-use crate::tail::{Batch, Source};
+use crate::tail::{Batch, Progress, Source};
 use crate::wit::types::Failure;
 
 mod reconfigure;
@@ -400,7 +400,7 @@ impl RunningJail {
             fields: Vec::new(),
         };
         let progress = self.source.progress();
-        let outcome = self.bans.decide(vec![decision], &progress, now);
+        let outcome = self.decide(vec![decision], &progress, now);
         match outcome.dropped.into_iter().next() {
             None if !outcome.banned.is_empty() => {
                 self.tracker.settle(&id);
@@ -425,15 +425,37 @@ impl RunningJail {
         let failures = self.scan_batch(&batch, now);
         self.metrics.failures(&self.name, failures.len() as u64);
         let decisions = self.judge(failures, now);
-        let outcome = self.bans.decide(decisions, &batch.progress, now);
+        let outcome = self.decide(decisions, &batch.progress, now);
+        self.settle(&outcome);
+        full
+    }
+
+    /// Tell the tracker what became of its candidates.
+    fn settle(&mut self, outcome: &Outcome) {
         for r in &outcome.banned {
             self.tracker.settle(&r.id);
         }
         for (id, why) in &outcome.dropped {
-            self.tracker.drop_candidate(id);
-            tracing::info!("[{}] {id} reached maxretry but is not banned: {why}", self.name);
+            if *why == Dropped::AlreadyBanned {
+                // Its ban stands (made longer if these failures say so);
+                // its count starts afresh, as fail2ban's does.
+                self.tracker.settle(id);
+                tracing::info!("[{}] {id} already banned", self.name);
+            } else {
+                self.tracker.drop_candidate(id);
+                tracing::info!("[{}] {id} reached maxretry but is not banned: {why}", self.name);
+            }
         }
-        full
+    }
+
+    /// Hand `decisions` to the ban manager, with the counters its actions'
+    /// `<jail.found*>` tags give.
+    fn decide(&mut self, decisions: Vec<BanDecision>, progress: &Progress, now: f64) -> Outcome {
+        // As fail2ban's `<jail.found>`: addresses about to be banned no
+        // longer count as found.
+        let banning = decisions.iter().filter(|d| d.origin == Origin::Failures).count();
+        self.bans.note_found(self.tracker.currently_failed().saturating_sub(banning), self.tracker.total_failed());
+        self.bans.decide(decisions, progress, now)
     }
 
     /// What the filter finds in `batch`.
@@ -492,11 +514,10 @@ impl RunningJail {
             };
             let time = failure.time.unwrap_or(at);
             for id in &ids {
-                let banned = self.bans.is_banned(id);
                 let found =
                     || tracing::info!(jail = %self.name, event = "found", address = %id, "[{}] Found {id}", self.name);
                 let seen = Seen { matches: &failure.matches, fields: &failure.fields };
-                match self.tracker.failure(id, time, seen, now, banned) {
+                match self.tracker.failure(id, time, seen, now) {
                     Verdict::Ban(c) => {
                         found();
                         decisions.push(BanDecision {

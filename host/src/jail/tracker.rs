@@ -21,8 +21,8 @@ pub enum Verdict {
     Ignored,
     /// Older than `findtime` before now: history, not an attack in progress.
     TooOld,
-    /// The id is banned already (lines still in flight, or logged before
-    /// the firewall rule took effect).
+    /// The id reached `maxretry` earlier in the same batch and its ban is
+    /// being decided.
     AlreadyBanned,
 }
 
@@ -60,8 +60,8 @@ pub struct FailureTracker {
     /// Ids that reached `maxretry` and whose ban is being decided: later
     /// lines of the same batch must not make them candidates again.
     pending: HashSet<String>,
-    /// Failures of ids already banned, which fail2ban's "Total failed"
-    /// counts too.
+    /// Failures of ids whose ban was being decided, which fail2ban's
+    /// "Total failed" counts too.
     failed_while_banned: u64,
 }
 
@@ -117,16 +117,17 @@ impl FailureTracker {
     }
 
     /// Count one failure of `id` logged at `time` (its lines and captured
-    /// fields in `seen`), at `now`; `banned` says whether `id` is banned
-    /// in this jail now.
-    pub fn failure(&mut self, id: &str, time: f64, seen: Seen<'_>, now: f64, banned: bool) -> Verdict {
+    /// fields in `seen`), at `now`. An id banned in the jail counts too, as
+    /// in fail2ban: when it reaches `maxretry` again, its ban lasts longer
+    /// (the ban manager decides).
+    pub fn failure(&mut self, id: &str, time: f64, seen: Seen<'_>, now: f64) -> Verdict {
         if self.is_ignored(id) {
             return Verdict::Ignored;
         }
         if time < now - self.findtime as f64 {
             return Verdict::TooOld;
         }
-        if banned || self.pending.contains(id) {
+        if self.pending.contains(id) {
             self.failed_while_banned += 1;
             return Verdict::AlreadyBanned;
         }
@@ -172,8 +173,8 @@ mod tests {
     use super::*;
 
     impl FailureTracker {
-        fn failure_of(&mut self, id: &str, time: f64, matches: &[String], now: f64, banned: bool) -> Verdict {
-            self.failure(id, time, Seen { matches, fields: &[] }, now, banned)
+        fn failure_of(&mut self, id: &str, time: f64, matches: &[String], now: f64) -> Verdict {
+            self.failure(id, time, Seen { matches, fields: &[] }, now)
         }
     }
 
@@ -188,14 +189,13 @@ mod tests {
     }
 
     #[test]
-    fn ignored_old_and_banned_ids_are_not_counted() {
+    fn ignored_and_old_failures_are_not_counted() {
         let mut t = tracker();
-        assert_eq!(t.failure_of("10.1.2.3", 100.0, &[], 100.0, false), Verdict::Ignored);
-        assert_eq!(t.failure_of("192.0.2.250", 100.0, &[], 100.0, false), Verdict::Ignored);
-        assert_eq!(t.failure_of("192.0.2.1", 100.0, &[], 800.0, false), Verdict::TooOld);
-        assert_eq!(t.failure_of("192.0.2.1", 1001.0, &[], 1001.0, true), Verdict::AlreadyBanned);
-        assert_eq!(t.failure_of("192.0.2.1", 1601.0, &[], 1601.0, false), Verdict::Counted);
-        assert_eq!(t.total_failed(), 2);
+        assert_eq!(t.failure_of("10.1.2.3", 100.0, &[], 100.0), Verdict::Ignored);
+        assert_eq!(t.failure_of("192.0.2.250", 100.0, &[], 100.0), Verdict::Ignored);
+        assert_eq!(t.failure_of("192.0.2.1", 100.0, &[], 800.0), Verdict::TooOld);
+        assert_eq!(t.failure_of("192.0.2.1", 1601.0, &[], 1601.0), Verdict::Counted);
+        assert_eq!(t.total_failed(), 1);
     }
 
     #[test]
@@ -203,35 +203,36 @@ mod tests {
         let mut t = tracker();
         let mut candidates = Vec::new();
         for i in 0..9 {
-            if let Verdict::Ban(c) = t.failure_of("192.0.2.3", 1000.0 + f64::from(i), &["l".into()], 1010.0, false) {
+            if let Verdict::Ban(c) = t.failure_of("192.0.2.3", 1000.0 + f64::from(i), &["l".into()], 1010.0) {
                 candidates.push(c);
             }
         }
         assert_eq!(candidates.len(), 1);
         assert_eq!(candidates[0].failures, 3);
         assert_eq!(t.total_failed(), 9);
+        // Once banned, its failures count again, towards a longer ban.
         t.settle("192.0.2.3");
-        assert_eq!(t.failure_of("192.0.2.3", 1011.0, &[], 1011.0, true), Verdict::AlreadyBanned);
+        assert_eq!(t.failure_of("192.0.2.3", 1011.0, &[], 1011.0), Verdict::Counted);
         // A candidate dropped before its ban counts afresh.
         let mut t = tracker();
         for i in 0..3 {
-            t.failure_of("192.0.2.4", 1000.0 + f64::from(i), &[], 1010.0, false);
+            t.failure_of("192.0.2.4", 1000.0 + f64::from(i), &[], 1010.0);
         }
         t.drop_candidate("192.0.2.4");
-        assert_eq!(t.failure_of("192.0.2.4", 1004.0, &[], 1010.0, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.4", 1004.0, &[], 1010.0), Verdict::Counted);
     }
 
     #[test]
     fn failures_age_out_after_findtime() {
         let mut t = tracker();
-        t.failure_of("192.0.2.5", 1000.0, &[], 1000.0, false);
-        t.failure_of("192.0.2.5", 1001.0, &[], 1001.0, false);
+        t.failure_of("192.0.2.5", 1000.0, &[], 1000.0);
+        t.failure_of("192.0.2.5", 1001.0, &[], 1001.0);
         assert_eq!(t.currently_failed(), 1);
         t.cleanup(1700.0);
         assert_eq!(t.currently_failed(), 0);
         // Counting starts again: two more are not a ban.
-        assert_eq!(t.failure_of("192.0.2.5", 1700.0, &[], 1700.0, false), Verdict::Counted);
-        assert_eq!(t.failure_of("192.0.2.5", 1701.0, &[], 1701.0, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.5", 1700.0, &[], 1700.0), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.5", 1701.0, &[], 1701.0), Verdict::Counted);
     }
 
     /// The clock jumping back by hours: lines dated by the log (ahead of
@@ -240,16 +241,16 @@ mod tests {
     #[test]
     fn the_clock_jumping_by_hours_neither_loses_nor_invents_failures() {
         let mut t = tracker();
-        t.failure_of("192.0.2.6", 50_000.0, &[], 50_000.0, false);
+        t.failure_of("192.0.2.6", 50_000.0, &[], 50_000.0);
         let back = 50_000.0 - 3.0 * 3600.0;
-        assert_eq!(t.failure_of("192.0.2.6", 50_001.0, &[], back, false), Verdict::Counted);
+        assert_eq!(t.failure_of("192.0.2.6", 50_001.0, &[], back), Verdict::Counted);
         t.cleanup(back);
         assert_eq!(t.currently_failed(), 1, "a cleanup with the clock behind forgot recent failures");
-        assert!(matches!(t.failure_of("192.0.2.6", 50_002.0, &[], back, false), Verdict::Ban(_)));
+        assert!(matches!(t.failure_of("192.0.2.6", 50_002.0, &[], back), Verdict::Ban(_)));
         t.settle("192.0.2.6");
         let forward = 50_000.0 + 5.0 * 3600.0;
-        assert_eq!(t.failure_of("192.0.2.7", 50_003.0, &[], forward, false), Verdict::TooOld);
-        t.failure_of("192.0.2.8", 50_004.0, &[], 50_004.0, false);
+        assert_eq!(t.failure_of("192.0.2.7", 50_003.0, &[], forward), Verdict::TooOld);
+        t.failure_of("192.0.2.8", 50_004.0, &[], 50_004.0);
         t.cleanup(forward);
         assert_eq!(t.currently_failed(), 0);
     }

@@ -12,7 +12,9 @@ use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
 use crate::plugin::sandbox::PluginState;
 use crate::wit::types::{Scan, Ticket};
-use crate::wit::{ActionPlugin, FilterPack, FilterPlugin, PackInfo, PreparedFilter, ReportHits};
+use crate::wit::{
+    ActionPlugin, BanContext, EventedAction, FilterPack, FilterPlugin, PackInfo, PreparedFilter, ReportHits,
+};
 
 /// Counters of one instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +32,8 @@ enum Bindings {
     /// A filter that also exports `prepare`.
     Prepared(PreparedFilter),
     Action(ActionPlugin),
+    /// An action that also exports `action-events`.
+    Evented(EventedAction),
     Pack(FilterPack),
 }
 
@@ -93,7 +97,16 @@ impl Sandboxed {
                     .map_err(|e| trap(&mut store, "create", e))?;
                 (Bindings::Filter(b), created)
             }
-            Pre::Action(pre) => {
+            Pre::Action(_, Some(pre)) => {
+                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let created = b
+                    .wasmban_plugin_action()
+                    .handler()
+                    .call_create(&mut store, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::Evented(b), created)
+            }
+            Pre::Action(pre, None) => {
                 let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
                 let created = b
                     .wasmban_plugin_action()
@@ -234,7 +247,7 @@ impl FilterInstance {
             Bindings::Filter(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Prepared(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Pack(b) => b.wasmban_plugin_pack().matcher().call_feed(store, handle, lines, now, notes),
-            Bindings::Action(_) => unreachable!("filter instances hold filter bindings"),
+            Bindings::Action(_) | Bindings::Evented(_) => unreachable!("filter instances hold filter bindings"),
         })
     }
 
@@ -306,6 +319,7 @@ macro_rules! action_call {
     ($self:ident, $name:literal, $method:ident $(, $arg:expr)*) => {{
         let r = $self.0.call($name, |store, bindings, handle| match bindings {
             Bindings::Action(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
+            Bindings::Evented(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
             Bindings::Filter(_) | Bindings::Prepared(_) | Bindings::Pack(_) => {
                 unreachable!("action instances hold action bindings")
             }
@@ -345,6 +359,37 @@ impl ActionInstance {
     /// Lift every ticket's ban; one result per ticket.
     pub fn unban(&mut self, tickets: &[Ticket]) -> Result<Vec<Result<(), String>>, PluginError> {
         Ok(action_call!(self, "unban", call_unban, tickets))
+    }
+
+    /// Whether the action exports `action-events` (and so wants each
+    /// ban's context, and may flush).
+    pub fn is_evented(&self) -> bool {
+        matches!(&self.0.plugin.inner.pre, Pre::Action(_, Some(_)))
+    }
+
+    /// Apply bans with their context (`action-events`); one result per ban.
+    /// An action without the interface gets a plain `ban`, and a `reban`
+    /// or `prolong` it cannot tell from a new ban is applied as one.
+    pub fn apply(&mut self, bans: &[(Ticket, BanContext)]) -> Result<Vec<Result<(), String>>, PluginError> {
+        let plugin = self.0.plugin.name().to_string();
+        self.0.call("apply", |store, bindings, handle| match bindings {
+            Bindings::Evented(b) => b.wasmban_plugin_action_events().call_apply(store, handle, bans),
+            _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/action-events"))),
+        })
+    }
+
+    /// Lift every ban at once (fail2ban's `actionflush`): false when the
+    /// action has no such way, and its bans must be lifted one by one.
+    pub fn flush(&mut self) -> Result<bool, PluginError> {
+        if !self.is_evented() {
+            return Ok(false);
+        }
+        let plugin = self.0.plugin.name().to_string();
+        let r = self.0.call("flush", |store, bindings, handle| match bindings {
+            Bindings::Evented(b) => b.wasmban_plugin_action_events().call_flush(store, handle),
+            _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/action-events"))),
+        })?;
+        r.map_err(|message| PluginError::Failed { plugin, call: "flush", message })
     }
 
     /// Its counters.

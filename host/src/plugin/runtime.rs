@@ -22,7 +22,7 @@ use crate::plugin::manifest::{Grants, Limits};
 use crate::plugin::registry::PluginSource;
 use crate::plugin::sandbox::{PluginKind, PluginState, check_imports, interface_names, kind_of, linker_for};
 use crate::plugin::{PluginError, registry::Origin};
-use crate::wit::{ActionPluginPre, FilterPackPre, FilterPluginPre, PackInfo, PreparedFilterPre};
+use crate::wit::{ActionPluginPre, EventedActionPre, FilterPackPre, FilterPluginPre, PackInfo, PreparedFilterPre};
 
 /// How often the engine's epoch advances; a call's deadline is counted in
 /// these ticks, so this is the precision of plugin timeouts.
@@ -201,7 +201,12 @@ impl Runtime {
                 let prepared = PreparedFilterPre::new(instance_pre.clone()).ok();
                 Pre::Filter(FilterPluginPre::new(instance_pre).map_err(fail)?, prepared)
             }
-            PluginKind::Action => Pre::Action(ActionPluginPre::new(instance_pre).map_err(fail)?),
+            PluginKind::Action => {
+                // An action that also exports `action-events` is
+                // instantiated through the world that has it.
+                let evented = EventedActionPre::new(instance_pre.clone()).ok();
+                Pre::Action(ActionPluginPre::new(instance_pre).map_err(fail)?, evented)
+            }
             PluginKind::Pack => Pre::Pack(FilterPackPre::new(instance_pre).map_err(fail)?),
         };
         Ok(Plugin {
@@ -231,7 +236,7 @@ impl Runtime {
 
 pub(crate) enum Pre {
     Filter(FilterPluginPre<PluginState>, Option<PreparedFilterPre<PluginState>>),
-    Action(ActionPluginPre<PluginState>),
+    Action(ActionPluginPre<PluginState>, Option<EventedActionPre<PluginState>>),
     Pack(FilterPackPre<PluginState>),
 }
 

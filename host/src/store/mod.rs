@@ -302,6 +302,28 @@ impl Store {
         Ok(count as u32)
     }
 
+    /// Every ban of `ip` the store holds, in force or history, in `jail`
+    /// (every jail when `None`), oldest first: what fail2ban merges for
+    /// `<ipfailures>` and `<ipmatches>`.
+    pub fn history(&self, ip: &str, jail: Option<&str>) -> Result<Vec<BanRecord>, StoreError> {
+        const COLUMNS: &str = "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans";
+        match jail {
+            Some(j) => self.read_bans(&format!("{COLUMNS} WHERE ip = ?1 AND jail = ?2 ORDER BY time"), params![ip, j]),
+            None => self.read_bans(&format!("{COLUMNS} WHERE ip = ?1 ORDER BY time"), params![ip]),
+        }
+    }
+
+    /// Give the ban in force `ban` its new length (a ban prolonged).
+    pub fn prolong(&mut self, ban: &BanRecord) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE bans SET bantime = ?4 WHERE active = 1 AND jail = ?1 AND ip = ?2 AND time = ?3",
+                params![ban.jail, ban.id, ban.time, ban.bantime],
+            )
+            .map_err(self.query_err("prolong a ban"))?;
+        Ok(())
+    }
+
     /// Forget lifted bans that ended more than `age` seconds before `now`
     /// (`dbpurgeage`); returns how many.
     pub fn purge(&mut self, now: i64, age: i64) -> Result<usize, StoreError> {

@@ -134,8 +134,38 @@ fn family_of(ip: &str) -> &'static str {
     if ip.contains(':') { "inet6" } else { "inet4" }
 }
 
+/// Why a ban is applied, as the host's `action-events` says.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// A new ban.
+    Fresh,
+    /// Put back at start (`<restored>` = 1).
+    Restored,
+    /// Applied again after a repair (`actionreban`).
+    Reban,
+    /// Made longer (`actionprolong`).
+    Prolong,
+}
+
+/// What the host says of a ban besides its ticket (fail2ban's merged and
+/// jail tags).
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub kind: Kind,
+    pub ip_failures: u32,
+    pub ip_matches: Vec<String>,
+    pub ip_jail_failures: u32,
+    pub ip_jail_matches: Vec<String>,
+    pub jail_banned: u32,
+    pub jail_banned_total: u32,
+    pub jail_found: u32,
+    pub jail_found_total: u32,
+}
+
 /// The per-ban tags of `ticket`: (value, whether it comes from a log).
-fn ticket_tags(ticket: &Ticket) -> BTreeMap<String, (String, bool)> {
+/// Without a `context` (a host that does not send one), the merged tags
+/// hold this ban alone.
+fn ticket_tags(ticket: &Ticket, context: Option<&Context>) -> BTreeMap<String, (String, bool)> {
     let mut tags = BTreeMap::new();
     let mut put = |k: &str, v: String, from_log: bool| {
         tags.insert(k.to_string(), (v, from_log));
@@ -150,11 +180,29 @@ fn ticket_tags(ticket: &Ticket) -> BTreeMap<String, (String, bool)> {
     put("time", ticket.time.to_string(), false);
     put("bantime", ticket.bantime.to_string(), false);
     put("bancount", ticket.ban_count.to_string(), false);
-    put("restored", "0".to_string(), false);
+    put("jail.name", ticket.jail.clone(), false);
     let matches = defang(&ticket.matches.join("\n"));
     put("matches", matches.clone(), true);
-    put("ipmatches", matches.clone(), true);
-    put("ipjailmatches", matches, true);
+    match context {
+        Some(c) => {
+            put("restored", u8::from(c.kind == Kind::Restored).to_string(), false);
+            put("ipmatches", defang(&c.ip_matches.join("\n")), true);
+            put("ipjailmatches", defang(&c.ip_jail_matches.join("\n")), true);
+            put("ipfailures", c.ip_failures.to_string(), false);
+            put("ipjailfailures", c.ip_jail_failures.to_string(), false);
+            put("jail.banned", c.jail_banned.to_string(), false);
+            put("jail.banned_total", c.jail_banned_total.to_string(), false);
+            put("jail.found", c.jail_found.to_string(), false);
+            put("jail.found_total", c.jail_found_total.to_string(), false);
+        }
+        None => {
+            put("restored", "0".to_string(), false);
+            put("ipmatches", matches.clone(), true);
+            put("ipjailmatches", matches, true);
+            put("ipfailures", ticket.failures.to_string(), false);
+            put("ipjailfailures", ticket.failures.to_string(), false);
+        }
+    }
     for (k, v) in &ticket.fields {
         let name = k.strip_prefix("F-").unwrap_or(k).to_ascii_lowercase();
         put(&format!("F-{}", name.to_ascii_uppercase()), defang(v), true);
@@ -257,6 +305,55 @@ impl CommandAction {
     }
 }
 
+impl CommandAction {
+    /// Whether `key` holds a command (fail2ban skips empty ones).
+    fn has_command(&self, key: &str) -> bool {
+        self.options.iter().any(|(k, v)| (k == key || k.starts_with(&format!("{key}?"))) && !v.trim().is_empty())
+    }
+
+    /// Apply one ban as its `context` says: `actionban`, or `actionreban`
+    /// when the action has it and the ban is applied again, or
+    /// `actionprolong` (nothing when the action has none) for a ban made
+    /// longer.
+    pub fn apply(&mut self, ticket: &Ticket, context: Option<&Context>) -> Result<(), String> {
+        let family = family_of(&ticket.ip);
+        let kind = context.map_or(Kind::Fresh, |c| c.kind);
+        let command = match kind {
+            Kind::Reban if self.has_command("actionreban") => "actionreban",
+            Kind::Prolong if !self.has_command("actionprolong") => return Ok(()),
+            Kind::Prolong => "actionprolong",
+            _ => "actionban",
+        };
+        self.ensure_started(family)?;
+        let tags = ticket_tags(ticket, context);
+        match self.run_for(command, family, &tags) {
+            Ok(()) => Ok(()),
+            // fail2ban checks (and repairs) the action after a failed ban,
+            // then tries once more.
+            Err(first) if self.options.contains_key("actionrepair") => {
+                log::warn(&format!("{command} of {} failed ({first}); running actionrepair", ticket.ip));
+                self.run_for("actionrepair", family, &tags)?;
+                self.run_for(command, family, &tags)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lift every ban at once with `actionflush`, for each family started;
+    /// false when the action has no `actionflush`.
+    pub fn flush(&mut self) -> Result<bool, String> {
+        if !self.has_command("actionflush") {
+            return Ok(false);
+        }
+        for family in self.families("actionflush") {
+            if self.started.contains(&family) {
+                self.run_for("actionflush", family, &BTreeMap::new())?;
+            }
+        }
+        Ok(true)
+    }
+}
+
 impl Action for CommandAction {
     fn new(options: Options) -> Result<Self, String> {
         let options: BTreeMap<String, String> = options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -310,30 +407,112 @@ impl Action for CommandAction {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        let family = family_of(&ticket.ip);
-        self.ensure_started(family)?;
-        let tags = ticket_tags(ticket);
-        match self.run_for("actionban", family, &tags) {
-            Ok(()) => Ok(()),
-            // fail2ban checks (and repairs) the action after a failed ban,
-            // then tries once more.
-            Err(first) if self.options.contains_key("actionrepair") => {
-                log::warn(&format!("ban of {} failed ({first}); running actionrepair", ticket.ip));
-                self.run_for("actionrepair", family, &tags)?;
-                self.run_for("actionban", family, &tags)
-            }
-            Err(e) => Err(e),
-        }
+        self.apply(ticket, None)
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
         let family = family_of(&ticket.ip);
-        self.run_for("actionunban", family, &ticket_tags(ticket))
+        self.run_for("actionunban", family, &ticket_tags(ticket, None))
     }
 }
 
+/// The component's exports: `action` and `action-events`. Generated here
+/// rather than through the SDK's `export_action!`, for the reason the
+/// regex filter gives (wit-bindgen issue #1502: two worlds exporting
+/// `action` cannot both export macros from one crate).
 #[cfg(target_arch = "wasm32")]
-wasmban_plugin_sdk::export_action!(CommandAction);
+mod component {
+    use std::cell::RefCell;
+
+    use wasmban_plugin_sdk::{Action, Options};
+
+    use super::{CommandAction, Context, Kind};
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "evented-action",
+        runtime_path: "wasmban_plugin_sdk::wit::rt",
+        with: {
+            "wasmban:plugin/types@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::log,
+            "wasmban:plugin/firewall@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::firewall,
+            "wasmban:plugin/mail@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::mail,
+            "wasmban:plugin/whois@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::whois,
+            "wasmban:plugin/shell@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::shell,
+            "wasmban:plugin/http@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::http,
+        },
+    });
+
+    use exports::wasmban::plugin::{action, action_events};
+    use wasmban_plugin_sdk::Ticket;
+
+    struct Component;
+
+    struct Handler(RefCell<CommandAction>);
+
+    impl action::Guest for Component {
+        type Handler = Handler;
+    }
+
+    impl action::GuestHandler for Handler {
+        fn create(options: Vec<(String, String)>) -> Result<action::Handler, String> {
+            CommandAction::new(Options::new(options)).map(|a| action::Handler::new(Handler(RefCell::new(a))))
+        }
+        fn start(&self) -> Result<(), String> {
+            self.0.borrow_mut().start()
+        }
+        fn stop(&self) -> Result<(), String> {
+            self.0.borrow_mut().stop()
+        }
+        fn check(&self) -> Result<(), String> {
+            self.0.borrow_mut().check()
+        }
+        fn ban(&self, tickets: Vec<Ticket>) -> Vec<Result<(), String>> {
+            self.0.borrow_mut().ban_all(&tickets)
+        }
+        fn unban(&self, tickets: Vec<Ticket>) -> Vec<Result<(), String>> {
+            self.0.borrow_mut().unban_all(&tickets)
+        }
+    }
+
+    fn context(c: action_events::BanContext) -> Context {
+        Context {
+            kind: match c.kind {
+                action_events::BanKind::Fresh => Kind::Fresh,
+                action_events::BanKind::Restored => Kind::Restored,
+                action_events::BanKind::Reban => Kind::Reban,
+                action_events::BanKind::Prolong => Kind::Prolong,
+            },
+            ip_failures: c.ip_failures,
+            ip_matches: c.ip_matches,
+            ip_jail_failures: c.ip_jail_failures,
+            ip_jail_matches: c.ip_jail_matches,
+            jail_banned: c.jail_banned,
+            jail_banned_total: c.jail_banned_total,
+            jail_found: c.jail_found,
+            jail_found_total: c.jail_found_total,
+        }
+    }
+
+    impl action_events::Guest for Component {
+        fn apply(
+            h: action::HandlerBorrow<'_>,
+            bans: Vec<(Ticket, action_events::BanContext)>,
+        ) -> Vec<Result<(), String>> {
+            let mut action = h.get::<Handler>().0.borrow_mut();
+            bans.into_iter().map(|(ticket, c)| action.apply(&ticket, Some(&context(c)))).collect()
+        }
+        fn flush(h: action::HandlerBorrow<'_>) -> Result<bool, String> {
+            h.get::<Handler>().0.borrow_mut().flush()
+        }
+    }
+
+    export!(Component);
+
+    #[unsafe(link_section = "wasmban:sdk-version")]
+    #[used]
+    static SDK_VERSION: [u8; wasmban_plugin_sdk::SDK_VERSION.len()] = wasmban_plugin_sdk::SDK_VERSION_BYTES;
+}
 
 #[cfg(test)]
 mod tests {
@@ -383,7 +562,29 @@ mod tests {
             ban_count: 1,
             fields: vec![("user".into(), "root".into())],
         };
-        let tags = ticket_tags(&ticket);
+        let tags = ticket_tags(&ticket, None);
         assert_eq!(action.fill("<F-USER>|<F-SERVICE>|<other><br>", &tags, "inet4", 0), "'root'||<other>\n");
+        let context = Context {
+            kind: Kind::Restored,
+            ip_failures: 7,
+            ip_matches: vec!["a".into(), "b'c".into()],
+            ip_jail_failures: 3,
+            ip_jail_matches: vec!["b'c".into()],
+            jail_banned: 2,
+            jail_banned_total: 5,
+            jail_found: 1,
+            jail_found_total: 9,
+        };
+        let tags = ticket_tags(&ticket, Some(&context));
+        assert_eq!(
+            action.fill(
+                "<restored> <ipfailures> <ipjailfailures> <ipmatches> <ipjailmatches> <jail.name> <jail.banned> \
+                 <jail.banned_total> <jail.found> <jail.found_total>",
+                &tags,
+                "inet4",
+                0
+            ),
+            "1 7 3 'a\nb'\\''c' 'b'\\''c' sshd 2 5 1 9"
+        );
     }
 }

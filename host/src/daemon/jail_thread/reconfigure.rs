@@ -74,10 +74,8 @@ impl RunningJail {
         tracing::info!("[{}] Attempt {host}", self.name);
         let decisions = self.judge(failures, now);
         let progress = self.source.progress();
-        let outcome = self.bans.decide(decisions, &progress, now);
-        for r in &outcome.banned {
-            self.tracker.settle(&r.id);
-        }
+        let outcome = self.decide(decisions, &progress, now);
+        self.settle(&outcome);
         Ok(json!(1))
     }
 

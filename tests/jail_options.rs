@@ -435,3 +435,47 @@ fn actionprolong_and_actionreban_run_when_fail2ban_would_want_them() {
         ]
     );
 }
+
+/// Under `bantime.increment`, an address banned before is banned after
+/// fewer failures: each counts 2^n / 2 + 1 times (fail2ban's observer).
+/// fail2ban weighs on another thread, so each line here waits for its
+/// "bad" count in fail2ban's log before the next.
+#[test]
+fn a_known_offender_is_banned_sooner_under_bantime_increment_as_in_fail2ban() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 2\nmaxretry = 3\n\
+         bantime.increment = true\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n",
+        log.display()
+    );
+    let f2b = Fail2ban::start(root, &jails);
+    tree(root, &jails);
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+    let ours = |field: &str| d.status().and_then(|s| s[field].as_u64());
+    let fail = |n: u64| {
+        append(&log, &format!("{} web sshd[5]: Failed password for root from 192.0.2.5 port 22 ssh2\n", iso(0)));
+        d.wait_for("wasmban to count it", || ours("total_failed") == Some(n));
+        f2b.wait_for("fail2ban to count it", || f2b.count("sshd", "Total failed") >= Some(n));
+    };
+    for n in 1..=3 {
+        fail(n);
+    }
+    d.wait_for("wasmban's first ban", || ours("total_banned") == Some(1));
+    f2b.wait_for("fail2ban's first ban", || f2b.count("sshd", "Total banned") == Some(1));
+    d.wait_for("its end in wasmban", || ours("currently_banned") == Some(0));
+    f2b.wait_for("its end in fail2ban", || f2b.count("sshd", "Currently banned") == Some(0));
+    // Banned once before: each failure counts twice, so the second bans.
+    fail(4);
+    f2b.wait_for("fail2ban's observer", || std::fs::read_to_string(&f2b.log).unwrap_or_default().contains("bad -"));
+    assert_eq!((ours("total_banned"), f2b.count("sshd", "Total banned")), (Some(1), Some(1)));
+    fail(5);
+    d.wait_for("wasmban's second ban", || ours("total_banned") == Some(2));
+    f2b.wait_for("fail2ban's second ban", || f2b.count("sshd", "Total banned") == Some(2));
+}

@@ -14,6 +14,7 @@ mod fail2ban_client;
 mod filters;
 mod grants;
 mod hardening;
+mod ignore_command;
 mod import;
 mod iptables;
 mod jail_options;

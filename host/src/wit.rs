@@ -51,6 +51,23 @@ pub mod evented_world {
             "wasmban:plugin/whois": super::action_world::wasmban::plugin::whois,
             "wasmban:plugin/shell": super::action_world::wasmban::plugin::shell,
             "wasmban:plugin/http": super::action_world::wasmban::plugin::http,
+            "wasmban:plugin/dns": super::action_world::wasmban::plugin::dns,
+        },
+    });
+}
+
+/// The ignore world: exports `ignore`; imports `log`, `dns` and `shell`,
+/// shared with the action world.
+pub mod ignore_world {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "ignore-plugin",
+        with: {
+            "wasmban:plugin/types": super::filter_world::wasmban::plugin::types,
+            "wasmban:plugin/log": super::filter_world::wasmban::plugin::log,
+            "wasmban:plugin/firewall": super::action_world::wasmban::plugin::firewall,
+            "wasmban:plugin/shell": super::action_world::wasmban::plugin::shell,
+            "wasmban:plugin/dns": super::action_world::wasmban::plugin::dns,
         },
     });
 }
@@ -81,5 +98,7 @@ pub use prepared_world::PreparedFilter;
 pub use prepared_world::PreparedFilterPre;
 pub use prepared_world::exports::wasmban::plugin::report::Hits as ReportHits;
 
-pub use action_world::wasmban::plugin::{firewall, http, mail, shell, whois};
+pub use action_world::wasmban::plugin::{dns, firewall, http, mail, shell, whois};
 pub use filter_world::wasmban::plugin::{log, types};
+pub use ignore_world::IgnorePlugin;
+pub use ignore_world::IgnorePluginPre;

@@ -79,6 +79,8 @@ pub mod wit {
     pub use wit_bindgen::rt;
 }
 
+pub mod classic;
+
 use wit::action_world::exports::wasmban::plugin::action as action_export;
 use wit::filter_world::exports::wasmban::plugin::filter as filter_export;
 use wit::pack_world::exports::wasmban::plugin::pack as pack_export;
@@ -365,6 +367,19 @@ pub mod http {
     /// timed out), while any HTTP status is an answer.
     pub fn send(request: &Request, timeout_ms: u32) -> Result<Response, String> {
         crate::wit::action_world::wasmban::plugin::http::send(request, timeout_ms)
+    }
+}
+
+/// DNS lookups through the host's resolver (when granted `dns`).
+pub mod dns {
+    use crate::wit::action_world::wasmban::plugin::dns as imp;
+    /// The names of `address` (PTR); empty when it has none.
+    pub fn reverse(address: &str) -> Result<Vec<String>, String> {
+        imp::reverse(address)
+    }
+    /// The addresses of `name` (A and AAAA); empty when it has none.
+    pub fn forward(name: &str) -> Result<Vec<String>, String> {
+        imp::forward(name)
     }
 }
 

@@ -174,6 +174,9 @@ pub struct BanManager {
     /// The jail's failure counters, as last told (`<jail.found>`,
     /// `<jail.found_total>`).
     found: (u32, u32),
+    /// Ban counts and latest ban times read from the store for
+    /// `failure_weight`, until the next change of this jail's bans.
+    known: HashMap<String, (u32, Option<i64>)>,
 }
 
 /// What an action that exports `action-events` is told about a ban
@@ -254,7 +257,43 @@ impl BanManager {
             total_banned: 0,
             pending_unbans: BTreeMap::new(),
             found: (0, 0),
+            known: HashMap::new(),
         }
+    }
+
+    /// How many failures towards `maxretry` one failure of `id` logged at
+    /// `time` counts for, as fail2ban's observer weighs them under
+    /// `bantime.increment`: an address banned `n` times before in this jail
+    /// counts 2^n / 2 + 1 per failure (2, 3, 5, 9, ...), at most
+    /// `maxretry`; one failure otherwise, and for a line from before its
+    /// latest ban (read again). Without `bantime.increment`, always 1.
+    pub fn failure_weight(&mut self, id: &str, time: f64, maxretry: u32) -> u32 {
+        if self.ban_time.increment.is_none() {
+            return 1;
+        }
+        if self.known.len() >= 65_536 {
+            self.known.clear();
+        }
+        let (count, latest) = match self.known.get(id) {
+            Some(known) => *known,
+            None => {
+                let read = match self.store.lock() {
+                    Ok(store) => store.ban_summary(id, &self.jail).map_err(|e| e.to_string()),
+                    Err(_) => Err("the ban store is poisoned".to_string()),
+                };
+                let known = read.unwrap_or_else(|e| {
+                    tracing::warn!("[{}] {e}; {id}'s failures count once each", self.jail);
+                    (0, None)
+                });
+                self.known.insert(id.to_string(), known);
+                known
+            }
+        };
+        if count == 0 || latest.is_some_and(|latest| time <= latest as f64) {
+            return 1;
+        }
+        let weight = (1u64 << count.min(20)) / 2 + 1;
+        u32::try_from(weight).unwrap_or(u32::MAX).min(maxretry.max(1))
     }
 
     /// Tell the manager the jail's failure counters (addresses counted,
@@ -545,6 +584,7 @@ impl BanManager {
     }
 
     fn put_in_force(&mut self, r: BanRecord) {
+        self.known.remove(&r.id);
         // Banned again before a failed unban went through: the ban stands,
         // and the unban must not lift it later.
         self.pending_unbans.remove(&r.id);
@@ -596,6 +636,9 @@ impl BanManager {
             return Ok(());
         }
         self.unrecorded.retain(|u| !records.iter().any(|l| l.id == u.id));
+        for r in records {
+            self.known.remove(&r.id);
+        }
         for r in records {
             tracing::info!(
                 target: crate::BAN_TARGET,

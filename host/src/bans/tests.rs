@@ -322,3 +322,25 @@ fn failures_of_an_address_in_force_prolong_its_ban_as_fail2bans_ban_manager_does
     m.decide(vec![failures("192.0.2.2", 3001.0)], &Progress::default(), 3001.0);
     assert!(m.expire(1e12).is_empty());
 }
+
+#[test]
+fn a_known_offenders_failures_weigh_as_fail2bans_observer_weighs_them() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 100, increment: Some(Increment::default()) });
+    assert_eq!(m.failure_weight("192.0.2.1", 1000.0, 5), 1, "never banned");
+    let mut now = 1000.0;
+    let mut weights = Vec::new();
+    for _ in 0..4 {
+        ban_once(&mut m, "192.0.2.1", now);
+        now += 100_000.0;
+        m.expire(now);
+        weights.push(m.failure_weight("192.0.2.1", now, 20));
+    }
+    assert_eq!(weights, [2, 3, 5, 9]);
+    assert_eq!(m.failure_weight("192.0.2.1", now, 4), 4, "at most maxretry");
+    assert_eq!(m.failure_weight("192.0.2.1", 1000.0, 20), 1, "a line from before its latest ban");
+    assert_eq!(m.failure_weight("192.0.2.2", now, 20), 1, "another address");
+    // Without bantime.increment, every failure counts once.
+    m.ban_time = BanTime { base: 100, increment: None };
+    assert_eq!(m.failure_weight("192.0.2.1", now, 20), 1);
+}

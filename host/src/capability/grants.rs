@@ -18,6 +18,9 @@ pub struct Grants {
     /// May query whois.
     #[serde(default)]
     pub whois: bool,
+    /// May look names up (reverse and forward DNS).
+    #[serde(default)]
+    pub dns: bool,
     /// May run shell command lines (fail2ban's classic actions).
     #[serde(default)]
     pub shell: bool,

@@ -12,6 +12,7 @@ use wasmtime::component::Linker;
 
 pub use grants::Grants;
 
+pub mod dns;
 pub mod firewall;
 pub mod grants;
 pub mod http;
@@ -31,6 +32,8 @@ pub struct HostServices {
     pub mail: std::sync::Arc<mail::MailSettings>,
     /// `[whois]` of wasmban.conf.
     pub whois: std::sync::Arc<whois::WhoisSettings>,
+    /// Answers of the `dns` capability, shared by every instance.
+    pub dns: std::sync::Arc<dns::DnsCache>,
 }
 
 /// Whether `imports` name our interface `name` (`wasmban:plugin/NAME@...`).
@@ -125,6 +128,7 @@ capabilities! {
     Whois => whois::WhoisCtx,
     Shell => shell::ShellCtx,
     Http => http::HttpCtx,
+    Dns => dns::DnsCtx,
 }
 
 impl Capability {

@@ -56,6 +56,9 @@ fn check_jail(
             report(errors, e);
         }
     }
+    if let Err(e) = crate::daemon::ignore_judge::IgnoreJudge::assemble(jail, runtime, registry) {
+        report(errors, e);
+    }
     if let Err(e) = assemble::usedns(jail) {
         report(errors, e);
     }
@@ -95,9 +98,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
     let mut errors: Vec<Finding> =
         load_errors.into_iter().map(|e| Finding { jail: String::new(), message: e.to_string() }).collect();
     // The daemon's own settings (wasmban.conf): a bad one stops the start.
-    if let Err(e) = crate::daemon::settings::Settings::load(&cli.config_dir) {
-        errors.push(Finding { jail: String::new(), message: e.to_string() });
-    }
+    let notices = match crate::daemon::settings::Settings::load(&cli.config_dir) {
+        Ok(settings) => settings.notices,
+        Err(e) => {
+            errors.push(Finding { jail: String::new(), message: e.to_string() });
+            Vec::new()
+        }
+    };
     let mut warnings = Vec::new();
     for jail in &jails.enabled {
         check_jail(jail, &registry, &runtime, &mut errors, &mut warnings);
@@ -110,6 +117,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<bool> {
         jails.enabled.iter().map(|j| j.name.as_str()).collect::<Vec<_>>().join(", "),
         jails.disabled.len()
     );
+    for notice in &notices {
+        println!("warning: {notice}");
+    }
     for suspect in &jails.suspects {
         println!("warning: {suspect}");
     }

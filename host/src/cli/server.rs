@@ -30,6 +30,9 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         }
     };
     let log = logging::init(&settings)?;
+    for notice in &settings.notices {
+        tracing::warn!("{notice}");
+    }
     if !(0.01..=60.0).contains(&args.poll_interval) {
         anyhow::bail!("--poll-interval {}: give between 0.01 and 60 seconds", args.poll_interval);
     }
@@ -40,6 +43,7 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         poll_interval: Duration::from_secs_f64(args.poll_interval),
         dbpurgeage: settings.dbpurgeage,
+        dbmaxmatches: settings.dbmaxmatches,
         log: Some(log),
         syslogsocket: settings.syslogsocket.clone(),
         mail: settings.mail.clone(),

@@ -38,8 +38,11 @@ pub const JAIL_OPTIONS: &[&str] = &[
     // fail2ban 1.1: what a jail does when no file matches its logpath.
     "skip_if_nologs",
     "systemd_if_nologs",
-    // wasmban's own: how often actions are compared with the bans in force.
+    // wasmban's own: how often actions are compared with the bans in force,
+    // and a component that decides what to ignore (ignorecommand's sandboxed
+    // alternative).
     "reconcile",
+    "ignoreplugin",
 ];
 
 /// One jail, typed.

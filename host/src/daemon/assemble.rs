@@ -12,6 +12,7 @@ use crate::config::action::ActionDefinition;
 use crate::config::jail::Jail;
 use crate::config::values::Reference;
 use crate::config::values::parse_bool;
+use crate::daemon::ignore_judge::IgnoreJudge;
 use crate::jail::ids::{UseDns, local_addresses, lookup};
 use crate::jail::{BanTime, TrackerSettings};
 use crate::metrics::{self, PluginKey};
@@ -237,6 +238,8 @@ pub struct AssembledJail {
     pub ban_time: BanTime,
     /// What to tell the admin when it starts (see [`FilterPlan::notice`]).
     pub notice: Option<String>,
+    /// Its `ignorecommand` or `ignoreplugin`.
+    pub ignore: Option<IgnoreJudge>,
 }
 
 /// Build `jail`; the first problem stops it.
@@ -253,6 +256,7 @@ pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<A
         plugin: filter.plugin().name().to_string(),
     }));
     let actions = actions(jail, runtime, registry).into_iter().collect::<Result<Vec<_>, _>>()?;
+    let ignore = IgnoreJudge::assemble(jail, runtime, registry)?;
     Ok(AssembledJail {
         source: plan.source,
         filter,
@@ -261,6 +265,7 @@ pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<A
         tracker: tracker_settings(jail),
         ban_time: jail.ban_time.clone(),
         notice: plan.notice,
+        ignore,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::bans::{BanDecision, BanManager, Dropped, Listing, Origin, Outcome};
 use crate::config::jail::Jail;
 use crate::daemon::assemble::assemble;
 use crate::daemon::clock::Clock;
+use crate::daemon::ignore_judge::IgnoreJudge;
 use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids::IdPolicy;
 use crate::jail::{FailureTracker, Seen, Verdict};
@@ -236,6 +237,8 @@ struct RunningJail {
     source: Source,
     filter: FilterInstance,
     ids: IdPolicy,
+    /// `ignorecommand` / `ignoreplugin`, asked after `ignoreip`.
+    ignore: Option<IgnoreJudge>,
     tracker: FailureTracker,
     bans: BanManager,
     clock: Arc<dyn Clock>,
@@ -284,12 +287,6 @@ impl RunningJail {
         if let Some(notice) = &parts.notice {
             tracing::warn!("[{}] {notice}", jail.name);
         }
-        if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
-            tracing::warn!(
-                "[{}] ignorecommand is not run by wasmban; list the addresses in ignoreip instead",
-                jail.name
-            );
-        }
         let mut running = RunningJail {
             name: jail.name.clone(),
             config: jail.clone(),
@@ -304,6 +301,7 @@ impl RunningJail {
             source,
             filter: parts.filter,
             ids: IdPolicy::new(parts.usedns),
+            ignore: parts.ignore,
             tracker: FailureTracker::new(parts.tracker),
             bans: BanManager::new(&jail.name, ctx.store.clone(), parts.actions, parts.ban_time, listing),
             clock: ctx.clock.clone(),
@@ -517,7 +515,21 @@ impl RunningJail {
                 let found =
                     || tracing::info!(jail = %self.name, event = "found", address = %id, "[{}] Found {id}", self.name);
                 let seen = Seen { matches: &failure.matches, fields: &failure.fields };
-                match self.tracker.failure(id, time, seen, now) {
+                if let Some(judge) = &mut self.ignore
+                    && !self.tracker.is_ignored(id)
+                    && judge.ignores(id, &failure, now)
+                {
+                    tracing::info!(
+                        jail = %self.name,
+                        event = "ignored",
+                        address = %id,
+                        "[{}] Ignore {id} by command",
+                        self.name
+                    );
+                    continue;
+                }
+                let weight = self.bans.failure_weight(id, time, self.tracker.maxretry());
+                match self.tracker.failure(id, time, seen, now, weight) {
                     Verdict::Ban(c) => {
                         found();
                         decisions.push(BanDecision {

@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod clock;
 pub mod control;
+pub mod ignore_judge;
 pub mod jail_set;
 pub mod jail_thread;
 pub mod log_output;
@@ -54,6 +55,8 @@ pub struct ServerOptions {
     pub poll_interval: Duration,
     /// `dbpurgeage` in seconds.
     pub dbpurgeage: i64,
+    /// `dbmaxmatches`: matched lines the store keeps per ban.
+    pub dbmaxmatches: usize,
     /// The daemon's log, reopened on reload, changed by `set loglevel` and
     /// `set logtarget`.
     pub log: Option<&'static LogControl>,
@@ -221,6 +224,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
     if let Some(recovery) = recovery {
         tracing::error!("{}: {recovery}", db.display());
     }
+    store.set_max_matches(options.dbmaxmatches);
     // Bans that ended while the daemon was down are lifted in the store
     // (their actions' rules went with the last stop), then age out.
     match store.expire(now) {

@@ -1,5 +1,5 @@
 //! fail2ban's daemon-level `get` and `set`: loglevel, logtarget,
-//! syslogsocket, dbfile, dbpurgeage. A change lasts until the daemon
+//! syslogsocket, dbfile, dbpurgeage, dbmaxmatches. A change lasts until the daemon
 //! starts again, as in fail2ban (a reload keeps it too).
 
 use std::sync::atomic::Ordering;
@@ -27,6 +27,10 @@ impl Daemon {
             "syslogsocket" => Reply::ok(json!(self.syslogsocket())),
             "dbfile" => Reply::ok(json!(self.db.display().to_string())),
             "dbpurgeage" => Reply::ok(json!(self.dbpurgeage.load(Ordering::Relaxed))),
+            "dbmaxmatches" => match self.jail_context.store.lock() {
+                Ok(store) => Reply::ok(json!(store.max_matches())),
+                Err(_) => Reply::error("the ban store is poisoned"),
+            },
             other => Reply::error(unknown(other)),
         }
     }
@@ -74,10 +78,19 @@ impl Daemon {
                 }
                 Err(e) => Reply::error(format!("dbpurgeage {value:?}: {e}")),
             },
-            ("dbfile" | "dbmaxmatches", _) => Reply::error(format!(
-                "set {key}: not changed at run time by wasmban (the store lives in the state directory, \
-                 --state-dir; it keeps every match a ban was given)"
-            )),
+            ("dbmaxmatches", _) => match (value.trim().parse::<usize>(), self.jail_context.store.lock()) {
+                (Ok(n), Ok(mut store)) => {
+                    store.set_max_matches(n);
+                    tracing::info!("dbmaxmatches set to {n} until the daemon starts again");
+                    Reply::ok(json!(n))
+                }
+                (Err(_), _) => Reply::error(format!("dbmaxmatches {value:?}: give a number of lines, 0 or more")),
+                (_, Err(_)) => Reply::error("the ban store is poisoned"),
+            },
+            ("dbfile", _) => Reply::error(
+                "set dbfile: wasmban keeps its bans in wasmban.sqlite3 in its state directory (--state-dir); \
+                 to move it, stop wasmban, move the file and start it with the new --state-dir",
+            ),
             (other, _) => Reply::error(unknown(other)),
         }
     }
@@ -99,5 +112,5 @@ impl Daemon {
 }
 
 fn unknown(key: &str) -> String {
-    format!("Invalid command {key:?}; the daemon's settings are {}", SERVER_KEYS[..5].join(", "))
+    format!("Invalid command {key:?}; the daemon's settings are {}", SERVER_KEYS.join(", "))
 }

@@ -100,6 +100,11 @@ pub struct Settings {
     /// `dbpurgeage` in seconds: lifted bans older than this are forgotten
     /// (and stop counting for `bantime.increment`).
     pub dbpurgeage: i64,
+    /// `dbmaxmatches`: matched lines the store keeps per ban.
+    pub dbmaxmatches: usize,
+    /// What was read but is not used as fail2ban would use it, each
+    /// naming its file, key and what to do: said by `check` and at start.
+    pub notices: Vec<String>,
     /// The file the settings came from, if any.
     pub file: Option<PathBuf>,
     /// `[mail]`: how the mail capability sends.
@@ -119,6 +124,8 @@ impl Default for Settings {
             metrics_listen: None,
             pidfile: None,
             dbpurgeage: 86400,
+            dbmaxmatches: crate::store::DEFAULT_MAX_MATCHES,
+            notices: Vec::new(),
             file: None,
             mail: MailSettings::default(),
             whois: WhoisSettings::default(),
@@ -229,6 +236,38 @@ impl Settings {
         if let Some(age) = get("dbpurgeage")? {
             settings.dbpurgeage = parse_time(&age).map_err(|m| value_error("dbpurgeage", m))?;
         }
+        if let Some(n) = get("dbmaxmatches")? {
+            settings.dbmaxmatches = n
+                .trim()
+                .parse()
+                .map_err(|_| value_error("dbmaxmatches", format!("{n:?}: give a number of lines, 0 or more")))?;
+        }
+        let origin = |option: &str| {
+            ini.raw("Definition", option)
+                .map(|r| r.origin.to_string())
+                .unwrap_or_else(|| files[0].display().to_string())
+        };
+        if let Some(db) = get("dbfile")?.filter(|d| !d.trim().is_empty()) {
+            settings.notices.push(format!(
+                "{}: [Definition] dbfile = {}: not used; wasmban keeps its bans in wasmban.sqlite3 in its state \
+                 directory (--state-dir, /var/lib/wasmban by default; it cannot be in memory or off, so that no \
+                 ban is lost); `wasmban import-fail2ban` takes over fail2ban's bans",
+                origin("dbfile"),
+                db.trim()
+            ));
+        }
+        if let Some(v6) = get("allowipv6")? {
+            match v6.trim().to_ascii_lowercase().as_str() {
+                "auto" | "yes" | "on" | "true" | "1" => {}
+                "no" | "off" | "false" | "0" => settings.notices.push(format!(
+                    "{}: [Definition] allowipv6 = {}: not used; wasmban reads, counts and bans IPv6 addresses \
+                     whatever it says (to keep a jail's actions to IPv4, give them IPv4 commands only)",
+                    origin("allowipv6"),
+                    v6.trim()
+                )),
+                _ => return Err(value_error("allowipv6", format!("{v6:?}: use auto, yes or no"))),
+            }
+        }
         let seconds = |section: &str, option: &str, value: &str| {
             parse_time(value)
                 .ok()
@@ -313,6 +352,30 @@ mod tests {
         std::fs::write(dir.path().join("wasmban.local"), "[mail]\ntransport = pigeon\n").unwrap();
         let e = Settings::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("wasmban.local:2") && e.contains("[mail] transport"), "{e}");
+    }
+
+    #[test]
+    fn fail2bans_database_keys_are_used_or_said_to_be_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("fail2ban.conf"),
+            "[Definition]\ndbfile = /var/lib/fail2ban/fail2ban.sqlite3\ndbmaxmatches = 3\nallowipv6 = auto\n",
+        )
+        .unwrap();
+        let s = Settings::load(dir.path()).unwrap();
+        assert_eq!(s.dbmaxmatches, 3);
+        assert_eq!(s.notices.len(), 1, "{:?}", s.notices);
+        assert!(
+            s.notices[0].contains("fail2ban.conf:2") && s.notices[0].contains("import-fail2ban"),
+            "{:?}",
+            s.notices
+        );
+        std::fs::write(dir.path().join("fail2ban.local"), "[Definition]\nallowipv6 = no\n").unwrap();
+        let s = Settings::load(dir.path()).unwrap();
+        assert!(s.notices.iter().any(|n| n.contains("fail2ban.local:2") && n.contains("IPv6")), "{:?}", s.notices);
+        std::fs::write(dir.path().join("fail2ban.local"), "[Definition]\ndbmaxmatches = many\n").unwrap();
+        let e = Settings::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("fail2ban.local:2") && e.contains("dbmaxmatches"), "{e}");
     }
 
     #[test]

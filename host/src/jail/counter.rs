@@ -61,6 +61,11 @@ impl FailCounter {
         self.findtime = findtime.max(1) as f64;
     }
 
+    /// `maxretry`.
+    pub fn maxretry(&self) -> u32 {
+        self.maxretry
+    }
+
     /// Change `maxretry`.
     pub fn set_maxretry(&mut self, maxretry: u32) {
         self.maxretry = maxretry.max(1);
@@ -86,14 +91,17 @@ impl FailCounter {
         self.total
     }
 
-    /// Count one failure of `id` at `time`; returns the ban candidate when
-    /// the id reaches `maxretry` (its count is then forgotten).
+    /// Count one failure of `id` at `time`, as `weight` failures towards
+    /// `maxretry` (more than 1 for a known offender under
+    /// `bantime.increment`); returns the ban candidate when the id reaches
+    /// `maxretry` (its count is then forgotten).
     pub fn add(
         &mut self,
         id: &str,
         time: f64,
         matches: &[String],
         fields: &[(String, String)],
+        weight: u32,
     ) -> Option<BanCandidate> {
         self.total += 1;
         let findtime = self.findtime;
@@ -113,7 +121,7 @@ impl FailCounter {
             }
             entry.last = time;
         }
-        entry.retry += 1;
+        entry.retry = entry.retry.saturating_add(weight.max(1));
         entry.failures += 1;
         if self.maxmatches > 0 {
             entry.matches.extend(matches.iter().cloned());
@@ -170,11 +178,11 @@ mod tests {
     fn a_burst_of_addresses_gives_its_memory_back_once_they_age_out() {
         let mut c = FailCounter::new(60, 1000, 5);
         for i in 0..100_000u32 {
-            c.add(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 100.0, &["line".to_string()], &[]);
+            c.add(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255), 100.0, &["line".to_string()], &[], 1);
         }
         assert!(c.capacity() >= 100_000);
         assert!(!c.cleanup(120.0), "nothing aged out yet");
-        c.add("192.0.2.1", 200.0, &[], &[]);
+        c.add("192.0.2.1", 200.0, &[], &[], 1);
         assert!(c.cleanup(200.0));
         assert_eq!(c.len(), 1);
         assert!(c.capacity() < 1024, "{}", c.capacity());
@@ -184,10 +192,10 @@ mod tests {
     fn bans_at_maxretry_within_findtime() {
         let mut c = FailCounter::new(600, 3, 10);
         let user = |name: &str| vec![("user".to_string(), name.to_string())];
-        assert!(c.add("192.0.2.1", 1000.0, &["a".into()], &user("root")).is_none());
-        assert!(c.add("192.0.2.1", 1100.0, &["b".into()], &user("admin")).is_none());
-        assert!(c.add("192.0.2.2", 1150.0, &[], &[]).is_none());
-        let ban = c.add("192.0.2.1", 1200.0, &["c".into()], &[]).unwrap();
+        assert!(c.add("192.0.2.1", 1000.0, &["a".into()], &user("root"), 1).is_none());
+        assert!(c.add("192.0.2.1", 1100.0, &["b".into()], &user("admin"), 1).is_none());
+        assert!(c.add("192.0.2.2", 1150.0, &[], &[], 1).is_none());
+        let ban = c.add("192.0.2.1", 1200.0, &["c".into()], &[], 1).unwrap();
         assert_eq!((ban.failures, ban.time), (3, 1200.0));
         assert_eq!(ban.matches, ["a", "b", "c"]);
         // The first failure's captures, as fail2ban's ticket keeps them.
@@ -200,28 +208,28 @@ mod tests {
     #[test]
     fn slow_attempts_are_scaled_to_their_rate() {
         let mut c = FailCounter::new(600, 3, 0);
-        c.add("x", 0.0, &[], &[]);
-        c.add("x", 500.0, &[], &[]);
+        c.add("x", 0.0, &[], &[], 1);
+        c.add("x", 500.0, &[], &[], 1);
         // 2 failures over 1200 s is 1 per findtime: with this one, 2 < 3.
-        assert!(c.add("x", 1200.0, &[], &[]).is_none());
+        assert!(c.add("x", 1200.0, &[], &[], 1).is_none());
         // A fast burst now reaches 3.
-        assert!(c.add("x", 1210.0, &[], &[]).is_some());
+        assert!(c.add("x", 1210.0, &[], &[], 1).is_some());
     }
 
     #[test]
     fn maxmatches_keeps_the_last_lines_and_cleanup_forgets_old_ids() {
         let mut c = FailCounter::new(60, 10, 2);
         for (i, t) in [0.0, 1.0, 2.0].iter().enumerate() {
-            c.add("x", *t, &[format!("line {i}")], &[]);
+            c.add("x", *t, &[format!("line {i}")], &[], 1);
         }
-        c.add("y", 100.0, &[], &[]);
+        c.add("y", 100.0, &[], &[], 1);
         c.cleanup(100.0);
         assert_eq!(c.len(), 1);
         c.forget("y");
         assert!(c.is_empty());
         let mut c = FailCounter::new(60, 3, 2);
         for (i, t) in [0.0, 1.0, 2.0].iter().enumerate() {
-            if let Some(b) = c.add("x", *t, &[format!("line {i}")], &[]) {
+            if let Some(b) = c.add("x", *t, &[format!("line {i}")], &[], 1) {
                 assert_eq!(b.matches, ["line 1", "line 2"]);
                 return;
             }

@@ -63,7 +63,7 @@ pub fn stored_id(text: &str) -> Option<String> {
 }
 
 /// Whether `text` has the shape of a DNS name worth a lookup.
-fn is_host_name(text: &str) -> bool {
+pub fn is_host_name(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 253
         && !text.starts_with(['-', '.'])

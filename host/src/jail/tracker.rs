@@ -94,6 +94,11 @@ impl FailureTracker {
         self.counter.set_findtime(findtime);
     }
 
+    /// `maxretry`.
+    pub fn maxretry(&self) -> u32 {
+        self.counter.maxretry()
+    }
+
     /// Change `maxretry` at run time.
     pub fn set_maxretry(&mut self, maxretry: u32) {
         self.counter.set_maxretry(maxretry);
@@ -117,10 +122,11 @@ impl FailureTracker {
     }
 
     /// Count one failure of `id` logged at `time` (its lines and captured
-    /// fields in `seen`), at `now`. An id banned in the jail counts too, as
-    /// in fail2ban: when it reaches `maxretry` again, its ban lasts longer
-    /// (the ban manager decides).
-    pub fn failure(&mut self, id: &str, time: f64, seen: Seen<'_>, now: f64) -> Verdict {
+    /// fields in `seen`), at `now`, as `weight` failures (see
+    /// `BanManager::failure_weight`). An id banned in the jail counts too,
+    /// as in fail2ban: when it reaches `maxretry` again, its ban lasts
+    /// longer (the ban manager decides).
+    pub fn failure(&mut self, id: &str, time: f64, seen: Seen<'_>, now: f64, weight: u32) -> Verdict {
         if self.is_ignored(id) {
             return Verdict::Ignored;
         }
@@ -131,7 +137,7 @@ impl FailureTracker {
             self.failed_while_banned += 1;
             return Verdict::AlreadyBanned;
         }
-        match self.counter.add(id, time, seen.matches, seen.fields) {
+        match self.counter.add(id, time, seen.matches, seen.fields, weight) {
             Some(candidate) => {
                 self.pending.insert(candidate.id.clone());
                 Verdict::Ban(candidate)
@@ -174,7 +180,7 @@ mod tests {
 
     impl FailureTracker {
         fn failure_of(&mut self, id: &str, time: f64, matches: &[String], now: f64) -> Verdict {
-            self.failure(id, time, Seen { matches, fields: &[] }, now)
+            self.failure(id, time, Seen { matches, fields: &[] }, now, 1)
         }
     }
 

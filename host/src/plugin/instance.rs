@@ -11,9 +11,10 @@ use crate::plugin::PluginError;
 use crate::plugin::error::TrapKind;
 use crate::plugin::runtime::{EPOCH_TICK, Plugin, Pre};
 use crate::plugin::sandbox::PluginState;
-use crate::wit::types::{Scan, Ticket};
+use crate::wit::types::{Failure, Scan, Ticket};
 use crate::wit::{
-    ActionPlugin, BanContext, EventedAction, FilterPack, FilterPlugin, PackInfo, PreparedFilter, ReportHits,
+    ActionPlugin, BanContext, EventedAction, FilterPack, FilterPlugin, IgnorePlugin, PackInfo, PreparedFilter,
+    ReportHits,
 };
 
 /// Counters of one instance.
@@ -35,6 +36,7 @@ enum Bindings {
     /// An action that also exports `action-events`.
     Evented(EventedAction),
     Pack(FilterPack),
+    Ignore(IgnorePlugin),
 }
 
 struct Live {
@@ -114,6 +116,15 @@ impl Sandboxed {
                     .call_create(&mut store, &self.options)
                     .map_err(|e| trap(&mut store, "create", e))?;
                 (Bindings::Action(b), created)
+            }
+            Pre::Ignore(pre) => {
+                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let created = b
+                    .wasmban_plugin_ignore()
+                    .judge()
+                    .call_create(&mut store, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::Ignore(b), created)
             }
             Pre::Pack(pre) => {
                 let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
@@ -247,7 +258,9 @@ impl FilterInstance {
             Bindings::Filter(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Prepared(b) => b.wasmban_plugin_filter().matcher().call_feed(store, handle, lines, now, notes),
             Bindings::Pack(b) => b.wasmban_plugin_pack().matcher().call_feed(store, handle, lines, now, notes),
-            Bindings::Action(_) | Bindings::Evented(_) => unreachable!("filter instances hold filter bindings"),
+            Bindings::Action(_) | Bindings::Evented(_) | Bindings::Ignore(_) => {
+                unreachable!("filter instances hold filter bindings")
+            }
         })
     }
 
@@ -320,7 +333,7 @@ macro_rules! action_call {
         let r = $self.0.call($name, |store, bindings, handle| match bindings {
             Bindings::Action(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
             Bindings::Evented(b) => b.wasmban_plugin_action().handler().$method(store, handle $(, $arg)*),
-            Bindings::Filter(_) | Bindings::Prepared(_) | Bindings::Pack(_) => {
+            Bindings::Filter(_) | Bindings::Prepared(_) | Bindings::Pack(_) | Bindings::Ignore(_) => {
                 unreachable!("action instances hold action bindings")
             }
         })?;
@@ -400,6 +413,36 @@ impl ActionInstance {
     /// Count its calls on `meter` from now on.
     pub fn set_meter(&mut self, meter: PluginMeter) {
         self.0.meter = Some(meter);
+    }
+
+    /// The plugin it runs.
+    pub fn plugin(&self) -> &Plugin {
+        &self.0.plugin
+    }
+}
+
+/// An ignore instance: fail2ban's `ignorecommand`, or a component that
+/// decides by itself.
+pub struct IgnoreInstance(Sandboxed);
+
+impl IgnoreInstance {
+    pub(crate) fn new(plugin: Plugin, options: Vec<(String, String)>) -> Result<Self, PluginError> {
+        Sandboxed::new(plugin, None, options).map(IgnoreInstance)
+    }
+
+    /// Whether to ignore `ip`, found failing in `failure`.
+    pub fn ignore(&mut self, ip: &str, failure: &Failure) -> Result<bool, PluginError> {
+        let plugin = self.0.plugin.name().to_string();
+        let r = self.0.call("ignore", |store, bindings, handle| match bindings {
+            Bindings::Ignore(b) => b.wasmban_plugin_ignore().judge().call_ignore(store, handle, ip, failure),
+            _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/ignore"))),
+        })?;
+        r.map_err(|message| PluginError::Failed { plugin, call: "ignore", message })
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> InstanceStats {
+        self.0.stats
     }
 
     /// The plugin it runs.

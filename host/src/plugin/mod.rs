@@ -17,7 +17,7 @@ pub mod sandbox;
 pub mod split;
 
 pub use error::{PluginError, TrapKind};
-pub use instance::{ActionInstance, FilterInstance, InstanceStats};
+pub use instance::{ActionInstance, FilterInstance, IgnoreInstance, InstanceStats};
 pub use manifest::{Grants, Limits, Manifest};
 pub use registry::{BUILTINS, PluginSource, Registry};
 pub use runtime::{Plugin, Runtime, RuntimeOptions};

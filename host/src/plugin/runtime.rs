@@ -17,12 +17,14 @@ use crate::capability::mail::MailSettings;
 use crate::capability::process::{ProgramRunner, SystemRunner};
 use crate::capability::whois::WhoisSettings;
 use crate::plugin::cache::{CacheOutcome, CompiledCache, compile};
-use crate::plugin::instance::{ActionInstance, FilterInstance};
+use crate::plugin::instance::{ActionInstance, FilterInstance, IgnoreInstance};
 use crate::plugin::manifest::{Grants, Limits};
 use crate::plugin::registry::PluginSource;
 use crate::plugin::sandbox::{PluginKind, PluginState, check_imports, interface_names, kind_of, linker_for};
 use crate::plugin::{PluginError, registry::Origin};
-use crate::wit::{ActionPluginPre, EventedActionPre, FilterPackPre, FilterPluginPre, PackInfo, PreparedFilterPre};
+use crate::wit::{
+    ActionPluginPre, EventedActionPre, FilterPackPre, FilterPluginPre, IgnorePluginPre, PackInfo, PreparedFilterPre,
+};
 
 /// How often the engine's epoch advances; a call's deadline is counted in
 /// these ticks, so this is the precision of plugin timeouts.
@@ -135,6 +137,7 @@ impl Runtime {
                 runner: options.runner,
                 mail: Arc::new(options.mail),
                 whois: Arc::new(options.whois),
+                dns: Arc::default(),
             },
             compiled: Mutex::default(),
         })
@@ -208,6 +211,7 @@ impl Runtime {
                 Pre::Action(ActionPluginPre::new(instance_pre).map_err(fail)?, evented)
             }
             PluginKind::Pack => Pre::Pack(FilterPackPre::new(instance_pre).map_err(fail)?),
+            PluginKind::Ignore => Pre::Ignore(IgnorePluginPre::new(instance_pre).map_err(fail)?),
         };
         Ok(Plugin {
             inner: Arc::new(PluginInner {
@@ -238,6 +242,7 @@ pub(crate) enum Pre {
     Filter(FilterPluginPre<PluginState>, Option<PreparedFilterPre<PluginState>>),
     Action(ActionPluginPre<PluginState>, Option<EventedActionPre<PluginState>>),
     Pack(FilterPackPre<PluginState>),
+    Ignore(IgnorePluginPre<PluginState>),
 }
 
 pub(crate) struct PluginInner {
@@ -339,11 +344,17 @@ impl Plugin {
         self.expect(PluginKind::Action)?;
         ActionInstance::new(self.clone(), options)
     }
+
+    /// A new ignore instance built from `options`.
+    pub fn ignore(&self, options: Vec<(String, String)>) -> Result<IgnoreInstance, PluginError> {
+        self.expect(PluginKind::Ignore)?;
+        IgnoreInstance::new(self.clone(), options)
+    }
 }
 
 fn article(kind: PluginKind) -> &'static str {
     match kind {
-        PluginKind::Action => "an",
+        PluginKind::Action | PluginKind::Ignore => "an",
         PluginKind::Filter => "a",
         PluginKind::Pack => "a",
     }

@@ -23,6 +23,9 @@ pub enum PluginKind {
     Action,
     /// Exports `wasmban:plugin/pack`: several named filters.
     Pack,
+    /// Exports `wasmban:plugin/ignore`: decides whether a failing address
+    /// is never counted.
+    Ignore,
 }
 
 impl std::fmt::Display for PluginKind {
@@ -31,6 +34,7 @@ impl std::fmt::Display for PluginKind {
             PluginKind::Filter => "filter",
             PluginKind::Action => "action",
             PluginKind::Pack => "filter pack",
+            PluginKind::Ignore => "ignore",
         })
     }
 }
@@ -48,9 +52,12 @@ fn our_interface<'a>(name: &'a str, interface: &str) -> Option<&'a str> {
 pub fn kind_of(plugin: &str, exports: &[String]) -> Result<PluginKind, PluginError> {
     let mut found = Vec::new();
     for name in exports {
-        for (iface, kind) in
-            [("filter", PluginKind::Filter), ("action", PluginKind::Action), ("pack", PluginKind::Pack)]
-        {
+        for (iface, kind) in [
+            ("filter", PluginKind::Filter),
+            ("action", PluginKind::Action),
+            ("pack", PluginKind::Pack),
+            ("ignore", PluginKind::Ignore),
+        ] {
             if let Some(version) = our_interface(name, iface) {
                 if !version.starts_with(WIT_VERSION_PREFIX) {
                     return Err(PluginError::WrongKind {
@@ -69,13 +76,13 @@ pub fn kind_of(plugin: &str, exports: &[String]) -> Result<PluginKind, PluginErr
         [] => Err(PluginError::WrongKind {
             plugin: plugin.to_string(),
             message: format!(
-                "it exports none of wasmban:plugin/filter, action or pack (it exports: {}); is it a wasmban plugin?",
+                "it exports none of wasmban:plugin/filter, action, pack or ignore (it exports: {}); is it a wasmban plugin?",
                 if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
             ),
         }),
         _ => Err(PluginError::WrongKind {
             plugin: plugin.to_string(),
-            message: "it exports more than one of filter, action and pack; a plugin is one of them".into(),
+            message: "it exports more than one of filter, action, pack and ignore; a plugin is one of them".into(),
         }),
     }
 }
@@ -116,7 +123,7 @@ pub fn check_imports(
         let Some(capability) = Capability::from_import(import) else {
             return refuse(
                 import,
-                "which wasmban does not provide: plugins may import wasi:* (sandboxed) and wasmban:plugin/{log,firewall,mail,whois,shell,http}".into(),
+                "which wasmban does not provide: plugins may import wasi:* (sandboxed) and wasmban:plugin/{log,firewall,mail,whois,shell,http,dns}".into(),
             );
         };
         let version = import.split('@').nth(1).unwrap_or("");
@@ -131,6 +138,12 @@ pub fn check_imports(
         }
         if !capability.granted(grants, imports) {
             let line = capability.grant_line(imports);
+            // `firewall` is imported for the shell's types: name the shell.
+            let shell = imports.iter().find(|i| Capability::from_import(i) == Some(Capability::Shell));
+            let import = match (capability, shell) {
+                (Capability::Firewall, Some(shell)) if grants.firewall.is_empty() => shell,
+                _ => import,
+            };
             return refuse(
                 import,
                 format!("which its grant does not allow; to allow it, add `{line}` under [grants] in {grant_file}"),
@@ -243,7 +256,7 @@ impl PluginState {
 }
 
 /// A linker with WASI (sandboxed), `log`, and the granted capabilities only
-/// (none but `log` for filters).
+/// (none but `log` for filters and packs).
 pub fn linker_for(
     engine: &Engine,
     kind: PluginKind,
@@ -252,7 +265,8 @@ pub fn linker_for(
 ) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    crate::capability::link_granted(&mut linker, grants, imports, kind != PluginKind::Action)?;
+    let log_only = matches!(kind, PluginKind::Filter | PluginKind::Pack);
+    crate::capability::link_granted(&mut linker, grants, imports, log_only)?;
     Ok(linker)
 }
 

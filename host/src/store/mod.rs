@@ -68,10 +68,15 @@ impl BanRecord {
     }
 }
 
+/// fail2ban's default `dbmaxmatches`.
+pub const DEFAULT_MAX_MATCHES: usize = 10;
+
 /// The store.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// `dbmaxmatches`: matched lines kept per ban (the latest).
+    max_matches: usize,
 }
 
 impl Store {
@@ -131,7 +136,20 @@ impl Store {
                 )));
             }
         }
-        Ok(Store { conn, path: path.to_path_buf() })
+        Ok(Store { conn, path: path.to_path_buf(), max_matches: DEFAULT_MAX_MATCHES })
+    }
+
+    /// Keep at most `n` matched lines of each ban written from now on (the
+    /// latest), as fail2ban's `dbmaxmatches`; 0 keeps none. Actions still
+    /// get every line of a new ban; restored bans and the merged tags get
+    /// what was kept.
+    pub fn set_max_matches(&mut self, n: usize) {
+        self.max_matches = n;
+    }
+
+    /// `dbmaxmatches`.
+    pub fn max_matches(&self) -> usize {
+        self.max_matches
     }
 
     fn query_err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -181,9 +199,10 @@ impl Store {
             move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() }
         };
         let started = std::time::Instant::now();
+        let max_matches = self.max_matches;
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         for ban in bans {
-            write_ban(&tx, ban, true, Existing::Replaced).map_err(err("record a ban"))?;
+            write_ban(&tx, ban, true, Existing::Replaced, max_matches).map_err(err("record a ban"))?;
         }
         for (file, c) in cursors {
             write_position(&tx, file, c, Existing::Replaced).map_err(err("save a read position"))?;
@@ -213,10 +232,11 @@ impl Store {
         let err = |what: &'static str| {
             move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() }
         };
+        let max_matches = self.max_matches;
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         let mut added = (0, 0);
         for (ban, active) in bans {
-            added.0 += write_ban(&tx, ban, *active, Existing::Kept).map_err(err("import a ban"))?;
+            added.0 += write_ban(&tx, ban, *active, Existing::Kept, max_matches).map_err(err("import a ban"))?;
         }
         for (file, c) in positions {
             added.1 += write_position(&tx, file, c, Existing::Kept).map_err(err("import a read position"))?;
@@ -324,6 +344,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many bans of `ip` in `jail` the store holds, and when the latest
+    /// started.
+    pub fn ban_summary(&self, ip: &str, jail: &str) -> Result<(u32, Option<i64>), StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*), MAX(time) FROM bans WHERE ip = ?1 AND jail = ?2", params![ip, jail], |r| {
+                Ok((r.get::<_, i64>(0)? as u32, r.get(1)?))
+            })
+            .map_err(self.query_err("count bans"))
+    }
+
     /// Forget lifted bans that ended more than `age` seconds before `now`
     /// (`dbpurgeage`); returns how many.
     pub fn purge(&mut self, now: i64, age: i64) -> Result<usize, StoreError> {
@@ -399,8 +429,10 @@ fn write_ban(
     ban: &BanRecord,
     active: bool,
     existing: Existing,
+    max_matches: usize,
 ) -> rusqlite::Result<usize> {
-    let matches = serde_json::to_string(&ban.matches).unwrap_or_else(|_| "[]".into());
+    let kept = &ban.matches[ban.matches.len().saturating_sub(max_matches)..];
+    let matches = serde_json::to_string(kept).unwrap_or_else(|_| "[]".into());
     let fields = serde_json::to_string(&ban.fields).unwrap_or_else(|_| "[]".into());
     tx.execute(
         &format!(
@@ -467,6 +499,20 @@ mod tests {
         // A permanent ban never expires.
         assert!(s.expire(10_000_000).unwrap().iter().all(|b| b.bantime >= 0));
         assert_eq!(s.active_bans(10_000_000).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dbmaxmatches_keeps_the_latest_lines_of_each_ban() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        let mut b = ban("sshd", "192.0.2.1", 1000, 600);
+        b.matches = (1..=5).map(|i| format!("line {i}")).collect();
+        s.set_max_matches(2);
+        s.record_ban(&b).unwrap();
+        assert_eq!(s.history("192.0.2.1", None).unwrap()[0].matches, ["line 4", "line 5"]);
+        s.set_max_matches(0);
+        s.record_ban(&BanRecord { time: 2000, ..b }).unwrap();
+        assert!(s.history("192.0.2.1", Some("sshd")).unwrap()[1].matches.is_empty());
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         for (ban, active) in bans {
-            write_ban(&tx, ban, *active, Existing::Replaced).map_err(err)?;
+            write_ban(&tx, ban, *active, Existing::Replaced, usize::MAX).map_err(err)?;
         }
         for (file, c) in positions {
             write_position(&tx, file, c, Existing::Replaced).map_err(err)?;

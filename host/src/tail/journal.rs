@@ -27,6 +27,38 @@ pub struct JournalSpec {
     pub directory: Option<String>,
     /// The filter's `journalmatch`, as journalctl arguments (`+` is "or").
     pub matches: Vec<String>,
+    /// `journalflags` (sd_journal_open's flags) as journalctl options.
+    pub flag_args: Vec<String>,
+}
+
+/// journalctl's options for sd_journal_open's `flags`: 1 local only (what
+/// journalctl reads by default; without it, `--merge` adds remote
+/// journals), 2 runtime only (`/run/log/journal`), 4 system, 8 current
+/// user (one of the two: `--system` or `--user`).
+fn journal_flag_args(value: &str) -> Result<Vec<String>, String> {
+    let flags: u32 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("backend systemd: journalflags = {value:?}: give sd_journal_open's flags as a number"))?;
+    if flags & !15 != 0 {
+        return Err(format!(
+            "backend systemd: journalflags = {flags}: wasmban reads the journal with journalctl, which offers \
+             local only (1), runtime only (2), system (4) and current user (8); use journalpath for another journal"
+        ));
+    }
+    let mut args = Vec::new();
+    if flags & 1 == 0 {
+        args.push("--merge".to_string());
+    }
+    if flags & 2 != 0 {
+        args.push("--directory=/run/log/journal".to_string());
+    }
+    match flags & 12 {
+        4 => args.push("--system".to_string()),
+        8 => args.push("--user".to_string()),
+        _ => {}
+    }
+    Ok(args)
 }
 
 impl JournalSpec {
@@ -38,6 +70,7 @@ impl JournalSpec {
             files: Vec::new(),
             directory: None,
             matches: journalmatch.map(|m| m.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+            flag_args: Vec::new(),
         };
         for (key, value) in reference.params {
             match key.as_str() {
@@ -45,8 +78,11 @@ impl JournalSpec {
                     spec.files.extend(value.split([' ', ',']).filter(|f| !f.is_empty()).map(str::to_string))
                 }
                 "journalpath" => spec.directory = Some(value),
-                // Which journals to merge (local, runtime, system): journalctl's defaults.
-                "journalflags" | "rotated" => {}
+                "journalflags" => spec.flag_args = journal_flag_args(&value)?,
+                // fail2ban leaves rotated (archived) files out unless asked;
+                // journalctl reads them only to resume from a cursor in one,
+                // which loses nothing either way.
+                "rotated" => {}
                 other => {
                     return Err(format!(
                         "backend systemd: unknown option {other:?}; use journalfiles, journalpath or journalflags"
@@ -96,6 +132,7 @@ impl JournalSpec {
         if let Some(d) = &self.directory {
             cmd.arg(format!("--directory={d}"));
         }
+        cmd.args(&self.flag_args);
         match (cursor, follow) {
             (Some(c), _) => drop(cmd.arg(format!("--after-cursor={c}"))),
             // fail2ban's default: what is logged from now on.
@@ -325,6 +362,14 @@ mod tests {
         .unwrap();
         assert_eq!(s.files, ["/a.journal", "/b.journal"]);
         assert_eq!(s.matches, ["_SYSTEMD_UNIT=ssh.service", "+", "_COMM=sshd"]);
+        assert!(s.flag_args.is_empty(), "local only: journalctl's default");
+        let flags = |f: &str| JournalSpec::parse(&format!("systemd[journalflags={f}]"), None).map(|s| s.flag_args);
+        assert_eq!(flags("0").unwrap(), ["--merge"]);
+        assert_eq!(flags("5").unwrap(), ["--system"]);
+        assert_eq!(flags("9").unwrap(), ["--user"]);
+        assert_eq!(flags("3").unwrap(), ["--directory=/run/log/journal"]);
+        assert!(flags("16").unwrap_err().contains("journalflags = 16"));
+        assert!(flags("x").unwrap_err().contains("journalflags"));
         assert!(JournalSpec::parse("systemd[bogus=1]", None).unwrap_err().contains("bogus"));
         assert!(JournalSpec::parse("systemd", Some("sshd")).unwrap_err().contains("FIELD=VALUE"));
     }

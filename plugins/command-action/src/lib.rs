@@ -10,7 +10,12 @@
 
 use std::collections::BTreeMap;
 
+use wasmban_plugin_sdk::classic::{Tags, address_tags, defang, fill};
 use wasmban_plugin_sdk::{Action, Options, Ticket, log, shell};
+
+fn family_of(ip: &str) -> &'static str {
+    wasmban_plugin_sdk::classic::family_of(ip)
+}
 
 /// The commands of one action.
 pub struct CommandAction {
@@ -19,119 +24,6 @@ pub struct CommandAction {
     /// Families whose start ran (commands with `?family=` variants start
     /// once per family).
     started: Vec<&'static str>,
-}
-
-/// Quoting state at a point of a shell command.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Quote {
-    None,
-    Single,
-    Double,
-}
-
-/// Where each `<tag>` of `template` stands: (start, end, tag, quoting).
-fn tags_with_quoting(template: &str) -> Vec<(usize, usize, String, Quote)> {
-    let bytes = template.as_bytes();
-    let mut out = Vec::new();
-    let mut state = Quote::None;
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match (state, c) {
-            (Quote::None | Quote::Double, b'\\') => {
-                i += 2;
-                continue;
-            }
-            (Quote::None, b'\'') => state = Quote::Single,
-            (Quote::Single, b'\'') => state = Quote::None,
-            (Quote::None, b'"') => state = Quote::Double,
-            (Quote::Double, b'"') => state = Quote::None,
-            (_, b'<') => {
-                if let Some(len) = template[i + 1..].find('>') {
-                    let name = &template[i + 1..i + 1 + len];
-                    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_?=.".contains(c)) {
-                        out.push((i, i + len + 2, name.to_string(), state));
-                        i += len + 2;
-                        continue;
-                    }
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out
-}
-
-/// `value` written so that the shell reads it back unchanged at a place
-/// with quoting `q`.
-fn quote_for(value: &str, q: Quote) -> String {
-    match q {
-        Quote::None => format!("'{}'", value.replace('\'', r"'\''")),
-        Quote::Single => value.replace('\'', r"'\''"),
-        Quote::Double => {
-            let mut out = String::with_capacity(value.len());
-            for c in value.chars() {
-                if matches!(c, '$' | '`' | '"' | '\\') {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out
-        }
-    }
-}
-
-/// Log text made harmless for what commands do with it: backslashes are
-/// doubled, so that `printf %b` (fail2ban's mail actions) cannot turn a
-/// logged `\n~!` into a new line, and a line that starts with `~` (a
-/// tilde escape in mail/mailx, which runs commands) is indented.
-fn defang(text: &str) -> String {
-    text.replace('\\', r"\\")
-        .split('\n')
-        .map(|l| if l.starts_with('~') { format!(" {l}") } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// The address's name in the reverse DNS tree without its zone, as
-/// fail2ban's `<ip-rev>`: `4.3.2.1.` for 1.2.3.4, 32 nibbles for IPv6.
-fn reverse_name(ip: &str) -> Option<String> {
-    match ip.parse::<std::net::IpAddr>().ok()? {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            Some(format!("{}.{}.{}.{}.", o[3], o[2], o[1], o[0]))
-        }
-        std::net::IpAddr::V6(v6) => {
-            let mut out = String::with_capacity(64);
-            for byte in v6.octets().iter().rev() {
-                out.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
-            }
-            Some(out)
-        }
-    }
-}
-
-/// What fail2ban puts for a tag nothing else names: `<br>` and `<sp>`,
-/// and an empty text for a filter capture the failure did not have
-/// (`<F-USER>` where no user was logged).
-fn fallback(tag: &str) -> Option<&'static str> {
-    match tag {
-        "br" => Some("\n"),
-        "sp" => Some(" "),
-        _ if tag.strip_prefix("F-").is_some_and(|name| {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
-        }) =>
-        {
-            Some("")
-        }
-        _ => None,
-    }
-}
-
-fn family_of(ip: &str) -> &'static str {
-    if ip.contains(':') { "inet6" } else { "inet4" }
 }
 
 /// Why a ban is applied, as the host's `action-events` says.
@@ -165,24 +57,17 @@ pub struct Context {
 /// The per-ban tags of `ticket`: (value, whether it comes from a log).
 /// Without a `context` (a host that does not send one), the merged tags
 /// hold this ban alone.
-fn ticket_tags(ticket: &Ticket, context: Option<&Context>) -> BTreeMap<String, (String, bool)> {
-    let mut tags = BTreeMap::new();
+fn ticket_tags(ticket: &Ticket, context: Option<&Context>) -> Tags {
+    let mut tags = address_tags(&ticket.ip, &ticket.matches, &ticket.fields);
     let mut put = |k: &str, v: String, from_log: bool| {
         tags.insert(k.to_string(), (v, from_log));
     };
-    put("ip", ticket.ip.clone(), false);
-    put("fid", ticket.ip.clone(), false);
-    put("family", family_of(&ticket.ip).to_string(), false);
-    if let Some(rev) = reverse_name(&ticket.ip) {
-        put("ip-rev", rev, false);
-    }
     put("failures", ticket.failures.to_string(), false);
     put("time", ticket.time.to_string(), false);
     put("bantime", ticket.bantime.to_string(), false);
     put("bancount", ticket.ban_count.to_string(), false);
     put("jail.name", ticket.jail.clone(), false);
     let matches = defang(&ticket.matches.join("\n"));
-    put("matches", matches.clone(), true);
     match context {
         Some(c) => {
             put("restored", u8::from(c.kind == Kind::Restored).to_string(), false);
@@ -203,10 +88,6 @@ fn ticket_tags(ticket: &Ticket, context: Option<&Context>) -> BTreeMap<String, (
             put("ipjailfailures", ticket.failures.to_string(), false);
         }
     }
-    for (k, v) in &ticket.fields {
-        let name = k.strip_prefix("F-").unwrap_or(k).to_ascii_lowercase();
-        put(&format!("F-{}", name.to_ascii_uppercase()), defang(v), true);
-    }
     tags
 }
 
@@ -217,42 +98,13 @@ impl CommandAction {
     }
 
     /// Fill `template`'s tags: per-ban ones from `tags`, the rest from the
-    /// options (`?family=` variants first), then fail2ban's fallbacks
-    /// ([`fallback`]). Other unknown tags stay as written.
-    fn fill(&self, template: &str, tags: &BTreeMap<String, (String, bool)>, family: &str, depth: u32) -> String {
-        let mut out = String::with_capacity(template.len());
-        let mut last = 0;
-        for (start, end, name, quote) in tags_with_quoting(template) {
-            out.push_str(&template[last..start]);
-            last = end;
-            let (base, variant) = match name.split_once('?') {
-                Some((b, v)) => (b, Some(v)),
-                None => (name.as_str(), None),
-            };
-            if let Some((value, from_log)) = tags.get(base) {
-                // Values that are not from a log are plain numbers and
-                // validated addresses; quoting them too would change what
-                // templates expect (`<ip>/32`).
-                if *from_log {
-                    out.push_str(&quote_for(value, quote));
-                } else {
-                    out.push_str(value);
-                }
-                continue;
-            }
-            let looked_up = match variant {
-                Some(v) => self.options.get(&format!("{base}?{v}")).map(String::as_str),
-                None => self.option(base, family),
-            };
-            match looked_up {
-                // Option values may hold tags of their own.
-                Some(v) if depth < 10 => out.push_str(&self.fill(v, tags, family, depth + 1)),
-                Some(v) => out.push_str(v),
-                None => out.push_str(fallback(base).unwrap_or(&template[start..end])),
-            }
-        }
-        out.push_str(&template[last..]);
-        out
+    /// options (`?family=` variants first), then fail2ban's fallbacks.
+    fn fill(&self, template: &str, tags: &Tags, family: &str) -> String {
+        let option = |base: &str, variant: Option<&str>| match variant {
+            Some(v) => self.options.get(&format!("{base}?{v}")).cloned(),
+            None => self.option(base, family).map(str::to_string),
+        };
+        fill(template, tags, &option, 0)
     }
 
     fn run(&self, what: &str, command: &str) -> Result<(), String> {
@@ -271,10 +123,10 @@ impl CommandAction {
         Ok(())
     }
 
-    fn run_for(&self, key: &str, family: &str, tags: &BTreeMap<String, (String, bool)>) -> Result<(), String> {
+    fn run_for(&self, key: &str, family: &str, tags: &Tags) -> Result<(), String> {
         match self.option(key, family) {
             Some(template) => {
-                let command = self.fill(template, tags, family, 0);
+                let command = self.fill(template, tags, family);
                 self.run(key, &command)
             }
             None => Ok(()),
@@ -285,8 +137,8 @@ impl CommandAction {
     /// differ by family, else one.
     fn families(&self, key: &str) -> Vec<&'static str> {
         let none = BTreeMap::new();
-        let four = self.option(key, "inet4").map(|t| self.fill(t, &none, "inet4", 0));
-        let six = self.option(key, "inet6").map(|t| self.fill(t, &none, "inet6", 0));
+        let four = self.option(key, "inet4").map(|t| self.fill(t, &none, "inet4"));
+        let six = self.option(key, "inet6").map(|t| self.fill(t, &none, "inet6"));
         if four == six { vec!["inet4"] } else { vec!["inet4", "inet6"] }
     }
 
@@ -519,38 +371,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_follows_the_place_of_the_tag() {
-        let t = r#"echo <a> '<b>' "<c>" \<d> "it's <e>""#;
-        let q: Vec<(String, Quote)> = tags_with_quoting(t).into_iter().map(|(_, _, n, q)| (n, q)).collect();
-        assert_eq!(
-            q,
-            [
-                ("a".into(), Quote::None),
-                ("b".into(), Quote::Single),
-                ("c".into(), Quote::Double),
-                ("e".into(), Quote::Double)
-            ]
-        );
-        assert_eq!(quote_for("x'y", Quote::None), r"'x'\''y'");
-        assert_eq!(quote_for("x'y", Quote::Single), r"x'\''y");
-        assert_eq!(quote_for("$(id) `id` \"\\", Quote::Double), r#"\$(id) \`id\` \"\\"#);
-        assert_eq!(defang("a\n~! touch x\nb"), "a\n ~! touch x\nb");
-        assert_eq!(defang(r"x\n~! y"), r"x\\n~! y");
-    }
-
-    #[test]
-    fn reverse_names_and_fallbacks_are_fail2bans() {
-        assert_eq!(reverse_name("192.0.2.1").as_deref(), Some("1.2.0.192."));
-        assert_eq!(
-            reverse_name("2001:db8::1").as_deref(),
-            Some("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.")
-        );
-        assert_eq!(reverse_name("host.example"), None);
-        assert_eq!(fallback("F-USER"), Some(""));
-        assert_eq!(fallback("F-ALT_USER1"), Some(""));
-        assert_eq!(fallback("F-user"), None);
-        assert_eq!(fallback("br"), Some("\n"));
-        assert_eq!(fallback("nosuchtag"), None);
+    fn ticket_tags_are_fail2bans() {
         let action = CommandAction { options: BTreeMap::new(), timeout_ms: 1000, started: Vec::new() };
         let ticket = Ticket {
             jail: "sshd".into(),
@@ -563,7 +384,7 @@ mod tests {
             fields: vec![("user".into(), "root".into())],
         };
         let tags = ticket_tags(&ticket, None);
-        assert_eq!(action.fill("<F-USER>|<F-SERVICE>|<other><br>", &tags, "inet4", 0), "'root'||<other>\n");
+        assert_eq!(action.fill("<F-USER>|<F-SERVICE>|<other><br>", &tags, "inet4"), "'root'||<other>\n");
         let context = Context {
             kind: Kind::Restored,
             ip_failures: 7,
@@ -581,8 +402,7 @@ mod tests {
                 "<restored> <ipfailures> <ipjailfailures> <ipmatches> <ipjailmatches> <jail.name> <jail.banned> \
                  <jail.banned_total> <jail.found> <jail.found_total>",
                 &tags,
-                "inet4",
-                0
+                "inet4"
             ),
             "1 7 3 'a\nb'\\''c' 'b'\\''c' sshd 2 5 1 9"
         );

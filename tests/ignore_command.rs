@@ -1,0 +1,158 @@
+//! `ignorecommand` and `ignorecache` against fail2ban's own daemon, and
+//! fail2ban's Googlebot check carried out with DNS lookups only, in a
+//! network namespace whose /etc/hosts the test writes.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::daemon::{Daemon, append, iso, tree};
+use crate::util::fail2ban::Fail2ban;
+use crate::util::{NetNs, root_skip_reason, skipped};
+
+/// A command that ignores 192.0.2.1 only, and writes each address it is
+/// asked about to the file its second argument names.
+fn known_script(root: &Path) -> String {
+    let script = root.join("known.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"$1\" >> \"$2\"\n[ \"$1\" = 192.0.2.1 ]\n").unwrap();
+    Command::new("chmod").arg("755").arg(&script).status().unwrap();
+    script.display().to_string()
+}
+
+fn calls(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn banned(text: &str) -> Vec<String> {
+    let mut ips: Vec<String> = text.split_whitespace().map(str::to_string).collect();
+    ips.sort();
+    ips
+}
+
+#[test]
+fn ignorecommand_and_its_cache_decide_as_in_fail2ban() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let script = known_script(root);
+    let jails = |calls: &Path| {
+        format!(
+            "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 2\n\
+             [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n\
+             ignorecommand = {script} <ip> {}\nignorecache = key=\"<ip>\", max-count=10, max-time=5m\n",
+            log.display(),
+            calls.display()
+        )
+    };
+    let (theirs, ours) = (root.join("fail2ban.calls"), root.join("wasmban.calls"));
+    let f2b = Fail2ban::start(root, &jails(&theirs));
+    tree(root, &jails(&ours));
+    // Without the shell granted, the jail does not start, and says what
+    // to add where.
+    let d = Daemon::start_in(root, None);
+    d.wait_for("the refusal", || d.log().contains("command-ignore"));
+    assert!(d.log().contains("shell = true"), "{}", d.log());
+    assert!(!d.status().is_some_and(|s| s["running"] == true), "{}", d.log());
+    drop(d);
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(root.join("conf/plugin.d/command-ignore.toml"), "[grants]\nshell = true\n").unwrap();
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+
+    let when = iso(0);
+    let mut lines = String::new();
+    for (pid, ip) in ["192.0.2.1", "192.0.2.2"].iter().enumerate() {
+        for _ in 0..3 {
+            lines += &format!("{when} web sshd[{pid}]: Failed password for root from {ip} port 22 ssh2\n");
+        }
+    }
+    append(&log, &lines);
+    d.wait_for("wasmban's ban", || d.status().is_some_and(|s| s["total_banned"] == 1));
+    f2b.wait_for("fail2ban's ban", || f2b.count("sshd", "Total banned") == Some(1));
+    let (_, ours_banned) = d.client(&["get", "sshd", "banip"]);
+    let theirs_banned = f2b.client(&["get", "sshd", "banip"]).unwrap_or_default();
+    assert_eq!(banned(&ours_banned), ["192.0.2.2"]);
+    assert_eq!(banned(&ours_banned), banned(&theirs_banned));
+    // The cache asks once per address.
+    assert_eq!(calls(&ours), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(calls(&ours), calls(&theirs), "left: wasmban, right: fail2ban");
+    assert!(d.log().contains("Ignore 192.0.2.1 by command"), "{}", d.log());
+}
+
+/// Now as Apache writes it: `04/Dec/2026:15:00:00 +0000`.
+fn apache_now() -> String {
+    let out = Command::new("date").args(["-u", "+%d/%b/%Y:%H:%M:%S +0000"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The namespace's own /etc/hosts, which `ip netns exec` puts in place of
+/// the machine's for the daemon it starts; removed with the test.
+struct HostsFile(std::path::PathBuf);
+
+impl Drop for HostsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
+    if let Some(why) = root_skip_reason(&["ip"]) {
+        return skipped!("{why}");
+    }
+    let filter = Path::new("/etc/fail2ban/filter.d/apache-fakegooglebot.conf");
+    if !filter.is_file() {
+        return skipped!("fail2ban's apache-fakegooglebot filter is not installed (Debian package fail2ban)");
+    }
+    let ns = NetNs::new("crawler");
+    let hosts_dir = Path::new("/etc/netns").join(&ns.name);
+    std::fs::create_dir_all(&hosts_dir).unwrap();
+    let _hosts = HostsFile(hosts_dir.clone());
+    std::fs::write(
+        hosts_dir.join("hosts"),
+        "127.0.0.1 localhost\n192.0.2.66 crawl-192-0-2-66.googlebot.com\n192.0.2.88 crawl.notgoogle.example\n",
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("access.log");
+    append(&log, "");
+    tree(
+        root,
+        &format!(
+            "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\n\
+             [apache-fakegooglebot]\nenabled = true\nfilter = apache-fakegooglebot\nlogpath = {}\nmaxretry = 1\n\
+             action =\nignorecommand = /etc/fail2ban/filter.d/ignorecommands/apache-fakegooglebot <ip>\n",
+            log.display()
+        ),
+    );
+    std::fs::create_dir_all(root.join("conf/filter.d")).unwrap();
+    std::fs::copy(filter, root.join("conf/filter.d/apache-fakegooglebot.conf")).unwrap();
+    let d = Daemon::start_in(root, Some(&ns.name));
+    let status = || {
+        let (ok, out) = d.client(&["status", "apache-fakegooglebot", "--json"]);
+        ok.then(|| serde_json::from_str::<serde_json::Value>(&out).unwrap())
+    };
+    d.wait_for("the jail", || status().is_some_and(|s| s["running"] == true));
+    let when = apache_now();
+    let mut lines = String::new();
+    // The real crawler, one with no name, and one whose name is not Google's.
+    for ip in ["192.0.2.66", "192.0.2.77", "192.0.2.88"] {
+        lines += &format!(
+            "{ip} - - - [{when}] example.com \"GET / HTTP/1.1\" 200 814 \"-\" \"Mozilla/5.0 (compatible; \
+             Googlebot/2.1; +http://www.google.com/bot.html)\"\n"
+        );
+    }
+    append(&log, &lines);
+    d.wait_for("the bans", || status().is_some_and(|s| s["total_banned"] == 2));
+    let (_, text) = d.client(&["get", "apache-fakegooglebot", "banip"]);
+    assert_eq!(banned(&text), ["192.0.2.77", "192.0.2.88"], "{}", d.log());
+    assert!(d.log().contains("Ignore 192.0.2.66 by command"), "{}", d.log());
+}

@@ -70,6 +70,38 @@ fn debians_fail2ban_tree_loads_with_every_stock_jail_enabled() {
     assert!(ok && out.contains(&said) && out.contains("did you mean maxretry?"), "{out}");
 }
 
+/// The same tree with nftables banactions (fail2ban 1.1's default on
+/// several distributions): the stock jails `3proxy` (a name that starts
+/// with a digit) and `pass2allow-ftp` (`blocktype = RETURN`, `returntype =
+/// DROP`) build too, and fail2ban's Googlebot ignorecommand needs no shell.
+#[test]
+fn debians_tree_with_nftables_banactions_loads_every_stock_jail() {
+    let stock = Path::new("/etc/fail2ban");
+    if !stock.join("jail.conf").is_file() {
+        crate::util::skipped!(
+            "debians_tree_with_nftables_banactions_loads_every_stock_jail: fail2ban is not installed"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("fail2ban");
+    let status = Command::new("cp").args(["-r", stock.to_str().unwrap(), tree.to_str().unwrap()]).status().unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(tree.join("jail.d"));
+    std::fs::write(
+        tree.join("jail.local"),
+        "[DEFAULT]\nenabled = true\nbanaction = nftables-multiport\nbanaction_allports = nftables-allports\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(tree.join("plugin.d")).unwrap();
+    std::fs::write(tree.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    let (ok, out) = check(&tree, &dir.path().join("state"));
+    assert!(ok && out.contains("\nOK\n"), "{out}");
+    for jail in ["3proxy", "pass2allow-ftp", "apache-fakegooglebot"] {
+        assert!(!out.lines().any(|l| l.starts_with(&format!("error: [{jail}]"))), "{out}");
+    }
+}
+
 #[test]
 fn a_broken_filter_is_reported_with_its_jail_file_and_pattern() {
     let dir = tempfile::tempdir().unwrap();

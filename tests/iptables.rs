@@ -239,3 +239,38 @@ fn a_batch_lists_the_chain_once_and_skips_what_is_there() {
     assert_eq!(runs.len(), 1 + 9, "one listing, nine inserts");
     assert!(!runs.iter().any(|r| r.args.iter().any(|a| a == "192.0.2.8")), "192.0.2.8 was inserted again");
 }
+
+/// fail2ban 1.1's lists: a jump from each chain for each protocol, all
+/// checked and all removed at stop.
+#[test]
+fn several_chains_and_protocols_in_a_network_namespace() {
+    if let Some(why) = root_skip_reason(&["iptables", "ip6tables", "ip"]) {
+        crate::util::skipped!("several_chains_and_protocols_in_a_network_namespace: {why}");
+        return;
+    }
+    let ns = NetNs::new("iptmulti");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let options = opts(&[("name", "multi"), ("port", "53"), ("chain", "INPUT,FORWARD"), ("protocol", "tcp,udp")]);
+    let mut action = builtin(&rt, "iptables").action(options).unwrap();
+    ns.run(|| {
+        action.start().unwrap();
+        assert!(action.ban(&[ticket("192.0.2.9")]).unwrap()[0].is_ok());
+        action.check().unwrap();
+    });
+    let rules = ns.exec(&["iptables", "-w", "-S"]);
+    for chain in ["INPUT", "FORWARD"] {
+        for proto in ["tcp", "udp"] {
+            let jump = format!("-A {chain} -p {proto} -m multiport --dports 53 -j f2b-multi");
+            assert!(rules.contains(&jump), "{jump}\n{rules}");
+        }
+    }
+    // One jump gone: check puts the structure back whole.
+    ns.exec(&["iptables", "-w", "-D", "FORWARD", "-p", "udp", "-m", "multiport", "--dports", "53", "-j", "f2b-multi"]);
+    ns.run(|| action.check().unwrap());
+    let rules = ns.exec(&["iptables", "-w", "-S"]);
+    assert!(rules.contains("-A FORWARD -p udp -m multiport --dports 53 -j f2b-multi"), "{rules}");
+    assert!(rules.contains("-A f2b-multi -s 192.0.2.9/32 -j REJECT"), "{rules}");
+    ns.run(|| action.stop().unwrap());
+    let rules = ns.exec(&["iptables", "-w", "-S"]);
+    assert!(!rules.contains("f2b-multi"), "{rules}");
+}

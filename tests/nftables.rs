@@ -124,3 +124,40 @@ fn real_nftables_in_a_network_namespace() {
     ns.run(|| other.stop().unwrap());
     assert!(!ns.exec(&["nft", "list", "ruleset"]).contains("wasmban"));
 }
+
+/// fail2ban's stock jails `3proxy` (a name that starts with a digit) and
+/// `pass2allow-ftp` (banned addresses pass, the others are dropped) with
+/// the real nft, in a namespace.
+#[test]
+fn stock_jails_3proxy_and_pass2allow_ftp_in_a_network_namespace() {
+    if let Some(why) = root_skip_reason(&["nft", "ip"]) {
+        crate::util::skipped!("stock_jails_3proxy_and_pass2allow_ftp_in_a_network_namespace: {why}");
+        return;
+    }
+    let ns = NetNs::new("nftstock");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let mut proxy = builtin(&rt, "nftables").action(opts(&[("name", "3proxy"), ("port", "3128")])).unwrap();
+    let pass = opts(&[
+        ("name", "pass2allow-ftp"),
+        ("port", "ftp,ftp-data,ftps,ftps-data"),
+        ("blocktype", "RETURN"),
+        ("returntype", "DROP"),
+    ]);
+    let mut pass = builtin(&rt, "nftables").action(pass).unwrap();
+    ns.run(|| {
+        proxy.start().unwrap();
+        pass.start().unwrap();
+        assert!(proxy.ban(&[ticket("192.0.2.3")]).unwrap()[0].is_ok());
+        assert!(pass.ban(&[ticket("192.0.2.4")]).unwrap()[0].is_ok());
+        proxy.check().unwrap();
+        pass.check().unwrap();
+    });
+    let rules = ns.exec(&["nft", "list", "ruleset"]);
+    assert!(rules.contains("table inet wasmban-3proxy"), "{rules}");
+    assert!(rules.contains("ip saddr @addr-set-pass2allow-ftp return"), "{rules}");
+    assert!(rules.contains("tcp dport { 20, 21, 989, 990 } drop"), "{rules}");
+    ns.run(|| {
+        proxy.stop().unwrap();
+        pass.stop().unwrap();
+    });
+}

@@ -42,8 +42,11 @@ impl Family {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub name: String,
-    pub chain: String,
-    pub protocol: String,
+    /// `chain`: where the jump rules go; fail2ban 1.1 takes a
+    /// comma-separated list (`INPUT,FORWARD`, `DOCKER-USER`).
+    pub chains: Vec<String>,
+    /// `protocol`: one jump rule per protocol (fail2ban 1.1: `tcp,udp`).
+    pub protocols: Vec<String>,
     pub ports: PortMatch,
     pub blocktype: Vec<String>,
     pub blocktype6: Vec<String>,
@@ -74,8 +77,11 @@ fn valid_chain_name(option: &str, value: &str) -> Result<(), String> {
 impl Plan {
     pub fn from_options(options: &Options) -> Result<Plan, String> {
         let name = options.get_or("name", "default").to_string();
-        let chain = options.get_or("chain", "INPUT").to_string();
-        let protocol = options.get_or("protocol", "tcp").to_string();
+        let list = |key: &str, default: &str| -> Vec<String> {
+            options.get_or(key, default).split([',', ' ']).filter(|w| !w.is_empty()).map(str::to_string).collect()
+        };
+        let chains = list("chain", "INPUT");
+        let protocols = list("protocol", "tcp");
         let port = options.get_or("port", "ssh").replace(' ', "");
         let ports = match options.get_or("type", "multiport") {
             "multiport" => PortMatch::Multiport(port),
@@ -86,8 +92,18 @@ impl Plan {
             }
         };
         valid_chain_name("name", &format!("f2b-{name}"))?;
-        valid_chain_name("chain", &chain)?;
-        if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp" | "udplite" | "all") {
+        if chains.is_empty() {
+            return Err("option `chain` is empty: give a chain such as INPUT (or several: INPUT,FORWARD)".into());
+        }
+        for chain in &chains {
+            valid_chain_name("chain", chain)?;
+        }
+        if protocols.is_empty() {
+            return Err("option `protocol` is empty: give tcp, udp, sctp, udplite or all (or several: tcp,udp)".into());
+        }
+        if let Some(protocol) =
+            protocols.iter().find(|p| !matches!(p.as_str(), "tcp" | "udp" | "sctp" | "udplite" | "all"))
+        {
             return Err(format!("option `protocol` = {protocol:?}: expected tcp, udp, sctp, udplite or all"));
         }
         let blocktype = words(options.get_or("blocktype", "REJECT --reject-with icmp-port-unreachable"));
@@ -107,8 +123,8 @@ impl Plan {
         };
         Ok(Plan {
             name,
-            chain,
-            protocol,
+            chains,
+            protocols,
             ports,
             blocktype,
             blocktype6,
@@ -121,9 +137,9 @@ impl Plan {
         format!("f2b-{}", self.name)
     }
 
-    /// The match part of the jump rule: `-p tcp -m multiport --dports 22`.
-    fn jump_match(&self) -> Vec<String> {
-        let mut m = vec!["-p".to_string(), self.protocol.clone()];
+    /// The match part of a jump rule: `-p tcp -m multiport --dports 22`.
+    fn jump_match(&self, protocol: &str) -> Vec<String> {
+        let mut m = vec!["-p".to_string(), protocol.to_string()];
         match &self.ports {
             PortMatch::Multiport(p) => m.extend(argv(&["-m", "multiport", "--dports", p])),
             PortMatch::AllPorts => {}
@@ -132,28 +148,39 @@ impl Plan {
         m
     }
 
-    fn jump(&self, op: &str) -> Vec<String> {
-        let mut a = argv(&["-w", op, &self.chain]);
-        a.extend(self.jump_match());
-        a.extend(argv(&["-j", &self.jail_chain()]));
-        a
+    /// The jump rules, one per chain and protocol, for iptables' `op`.
+    fn jumps(&self, op: &str) -> Vec<Vec<String>> {
+        let mut all = Vec::new();
+        for chain in &self.chains {
+            for protocol in &self.protocols {
+                let mut a = argv(&["-w", op, chain]);
+                a.extend(self.jump_match(protocol));
+                a.extend(argv(&["-j", &self.jail_chain()]));
+                all.push(a);
+            }
+        }
+        all
     }
 
     /// Commands that build the structure, in order.
     pub fn start(&self) -> Vec<Vec<String>> {
         let c = self.jail_chain();
-        vec![argv(&["-w", "-N", &c]), argv(&["-w", "-A", &c, "-j", &self.returntype]), self.jump("-I")]
+        let mut steps = vec![argv(&["-w", "-N", &c]), argv(&["-w", "-A", &c, "-j", &self.returntype])];
+        steps.extend(self.jumps("-I"));
+        steps
     }
 
     /// Commands that remove the structure, in order.
     pub fn stop(&self) -> Vec<Vec<String>> {
         let c = self.jail_chain();
-        vec![self.jump("-D"), argv(&["-w", "-F", &c]), argv(&["-w", "-X", &c])]
+        let mut steps = self.jumps("-D");
+        steps.extend([argv(&["-w", "-F", &c]), argv(&["-w", "-X", &c])]);
+        steps
     }
 
-    /// The command that succeeds only while the jump rule is in place.
-    pub fn check_jump(&self) -> Vec<String> {
-        self.jump("-C")
+    /// The commands that succeed only while each jump rule is in place.
+    pub fn check_jumps(&self) -> Vec<Vec<String>> {
+        self.jumps("-C")
     }
 
     /// The command that succeeds only while the chain ends in RETURN.
@@ -384,7 +411,10 @@ impl Action for Iptables {
             if !self.started[family as usize] {
                 continue;
             }
-            let jump_ok = self.run(family, &self.plan.check_jump())?.status == 0;
+            let mut jump_ok = true;
+            for args in self.plan.check_jumps() {
+                jump_ok &= self.run(family, &args)?.status == 0;
+            }
             let return_ok = self.run(family, &self.plan.check_return())?.status == 0;
             if !(jump_ok && return_ok) {
                 log::warn(&format!(
@@ -499,9 +529,29 @@ mod tests {
     #[test]
     fn allports_and_oneport() {
         let p = plan(&[("name", "x"), ("type", "allports"), ("protocol", "udp")]).unwrap();
-        assert_eq!(p.check_jump().join(" "), "-w -C INPUT -p udp -j f2b-x");
+        assert_eq!(p.check_jumps()[0].join(" "), "-w -C INPUT -p udp -j f2b-x");
         let p = plan(&[("name", "x"), ("type", "oneport"), ("port", "25")]).unwrap();
-        assert_eq!(p.check_jump().join(" "), "-w -C INPUT -p tcp --dport 25 -j f2b-x");
+        assert_eq!(p.check_jumps()[0].join(" "), "-w -C INPUT -p tcp --dport 25 -j f2b-x");
+    }
+
+    #[test]
+    fn several_chains_and_protocols_get_a_jump_each_as_in_fail2ban_1_1() {
+        let p = plan(&[("name", "x"), ("type", "allports"), ("chain", "INPUT,DOCKER-USER"), ("protocol", "tcp,udp")])
+            .unwrap();
+        let jumps: Vec<String> = p.check_jumps().iter().map(|a| a.join(" ")).collect();
+        assert_eq!(
+            jumps,
+            [
+                "-w -C INPUT -p tcp -j f2b-x",
+                "-w -C INPUT -p udp -j f2b-x",
+                "-w -C DOCKER-USER -p tcp -j f2b-x",
+                "-w -C DOCKER-USER -p udp -j f2b-x"
+            ]
+        );
+        assert_eq!(p.start().len(), 6);
+        assert_eq!(p.stop().len(), 6);
+        assert!(plan(&[("chain", "INPUT,bad chain!")]).unwrap_err().contains("`chain`"));
+        assert!(plan(&[("protocol", "tcp,icmp")]).unwrap_err().contains("icmp"));
     }
 
     #[test]

@@ -37,21 +37,46 @@ pub struct Plan {
     pub hook: String,
     pub priority: i32,
     pub blocktype: String,
+    /// The verdict for the jail's packets from addresses not banned, when
+    /// not `return` (fail2ban's `returntype`).
+    pub returntype: Option<String>,
     pub timeout_ms: u32,
 }
 
 /// nft identifiers: what a jail name may be if it is to name a table.
 fn valid_identifier(option: &str, value: &str) -> Result<(), String> {
-    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+    // Every name made from it has a prefix (`wasmban-`, `f2b-`,
+    // `addr-set-`), so a jail named `3proxy` (fail2ban's stock jail) makes
+    // valid nftables names too.
+    let ok = value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && value.len() <= 64
         && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "option `{option}` = {value:?}: nftables names must start with a letter and hold at most 64 letters, digits, `-`, `_` or `.`"
+            "option `{option}` = {value:?}: nftables names must start with a letter or digit and hold at most 64 letters, digits, `-`, `_` or `.`"
         ))
     }
+}
+
+/// An nftables verdict from fail2ban's spelling of it (`REJECT`, `DROP`,
+/// `RETURN` as iptables writes them, or `reject with tcp reset`).
+fn verdict(option: &str, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let lowered = value.to_ascii_lowercase();
+    let first = lowered.split_whitespace().next().unwrap_or("");
+    let ok = matches!(first, "reject" | "drop" | "return" | "accept")
+        && (first == "reject" || lowered == first)
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_'));
+    if !ok {
+        return Err(format!(
+            "option `{option}` = {value:?}: expected drop, reject, reject with a type (\"reject with tcp reset\"), \
+             return or accept"
+        ));
+    }
+    // Only the keyword is lowered: a reject type keeps its spelling.
+    Ok(format!("{first}{}", &value[first.len()..]))
 }
 
 /// `ssh, 2222,1000:2000` → `["ssh", "2222", "1000-2000"]`.
@@ -103,20 +128,19 @@ impl Plan {
             .trim()
             .parse::<i32>()
             .map_err(|_| format!("option `chain_priority` = {priority:?}: expected a number such as -1"))?;
-        let blocktype = options.get_or("blocktype", "reject").trim().to_string();
-        let first = blocktype.split_whitespace().next().unwrap_or("");
-        if !matches!(first, "reject" | "drop")
-            || !blocktype.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_'))
-        {
-            return Err(format!(
-                "option `blocktype` = {blocktype:?}: expected drop, reject or reject with a type (\"reject with tcp reset\")"
-            ));
-        }
+        let blocktype = verdict("blocktype", options.get_or("blocktype", "reject"))?;
+        // What the chain does with the jail's other packets: nothing by
+        // default; fail2ban's pass2allow-ftp gives `blocktype = RETURN`
+        // and `returntype = DROP` (banned addresses pass, the others not).
+        let returntype = match verdict("returntype", options.get_or("returntype", "return"))?.as_str() {
+            "return" => None,
+            other => Some(other.to_string()),
+        };
         let timeout_ms = match options.get("timeout") {
             Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
             None => 60_000,
         };
-        Ok(Plan { name, protocols, ports, hook, priority, blocktype, timeout_ms })
+        Ok(Plan { name, protocols, ports, hook, priority, blocktype, returntype, timeout_ms })
     }
 
     pub fn table(&self) -> String {
@@ -131,14 +155,26 @@ impl Plan {
         format!("f2b-{}", self.name)
     }
 
-    fn rule(&self, v6: bool) -> String {
+    /// The jail's packets: its protocols and ports.
+    fn packets(&self) -> String {
         let mut rule = format!("meta l4proto {{ {} }} ", self.protocols.join(", "));
         if let PortMatch::Multiport(ports) = &self.ports {
             let _ = write!(rule, "th dport {{ {} }} ", ports.join(", "));
         }
-        let family = if v6 { "ip6" } else { "ip" };
-        let _ = write!(rule, "{family} saddr @{} {}", self.set(v6), self.blocktype);
         rule
+    }
+
+    fn rule(&self, v6: bool) -> String {
+        let family = if v6 { "ip6" } else { "ip" };
+        format!("{}{family} saddr @{} {}", self.packets(), self.set(v6), self.blocktype)
+    }
+
+    /// The rule after the set rules, for `returntype` (empty without one).
+    fn return_rule(&self) -> String {
+        match &self.returntype {
+            Some(verdict) => format!("\t\t{}{verdict}\n", self.packets()),
+            None => String::new(),
+        }
     }
 
     /// One transaction that removes any table of this name (left by an
@@ -155,6 +191,7 @@ impl Plan {
              \t\ttype filter hook {hook} priority {priority}; policy accept;\n\
              \t\t{rule4}\n\
              \t\t{rule6}\n\
+             {returning}\
              \t}}\n\
              }}\n",
             set4 = self.set(false),
@@ -164,6 +201,7 @@ impl Plan {
             priority = self.priority,
             rule4 = self.rule(false),
             rule6 = self.rule(true),
+            returning = self.return_rule(),
         )
     }
 
@@ -447,6 +485,28 @@ mod tests {
     }
 
     #[test]
+    fn fail2bans_stock_jails_3proxy_and_pass2allow_ftp_build() {
+        assert!(plan(&[("name", "3proxy")]).unwrap().start_script().contains("table inet wasmban-3proxy {"));
+        let p = plan(&[
+            ("name", "pass2allow-ftp"),
+            ("port", "ftp,ftp-data"),
+            ("blocktype", "RETURN"),
+            ("returntype", "DROP"),
+        ])
+        .unwrap();
+        let script = p.start_script();
+        assert!(script.contains("th dport { ftp, ftp-data } ip saddr @addr-set-pass2allow-ftp return\n"), "{script}");
+        assert!(script.contains("\t\tmeta l4proto { tcp } th dport { ftp, ftp-data } drop\n\t}"), "{script}");
+        assert!(!plan(&[("name", "x")]).unwrap().start_script().contains("} drop"));
+        assert_eq!(verdict("blocktype", "REJECT").unwrap(), "reject");
+        assert_eq!(
+            verdict("blocktype", "reject with icmpx type admin-prohibited").unwrap(),
+            "reject with icmpx type admin-prohibited"
+        );
+        assert!(verdict("blocktype", "DROP now").is_err());
+    }
+
+    #[test]
     fn allports_matches_protocols_only() {
         let p = plan(&[("name", "x"), ("type", "allports"), ("protocol", "tcp,udp"), ("blocktype", "drop")]).unwrap();
         assert!(p.start_script().contains("meta l4proto { tcp, udp } ip saddr @addr-set-x drop"));
@@ -481,7 +541,7 @@ mod tests {
         assert!(plan(&[("name", "x;flush ruleset")]).unwrap_err().contains("`name`"));
         assert!(plan(&[("port", "22 } ; flush ruleset")]).unwrap_err().contains("`port`"));
         assert!(plan(&[("protocol", "icmp")]).unwrap_err().contains("`protocol`"));
-        assert!(plan(&[("blocktype", "accept")]).unwrap_err().contains("`blocktype`"));
+        assert!(plan(&[("blocktype", "continue")]).unwrap_err().contains("`blocktype`"));
         assert!(plan(&[("blocktype", "reject; flush ruleset")]).unwrap_err().contains("`blocktype`"));
         assert!(plan(&[("chain_hook", "prerouting")]).unwrap_err().contains("`chain_hook`"));
     }

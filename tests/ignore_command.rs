@@ -9,11 +9,18 @@ use crate::util::daemon::{Daemon, append, iso, tree};
 use crate::util::fail2ban::Fail2ban;
 use crate::util::{NetNs, root_skip_reason, skipped};
 
-/// A command that ignores 192.0.2.1 only, and writes each address it is
-/// asked about to the file its second argument names.
+/// A command that ignores 192.0.2.1 only, fails with garbage for
+/// 192.0.2.3, and writes each address it is asked about to the file its
+/// second argument names.
 fn known_script(root: &Path) -> String {
     let script = root.join("known.sh");
-    std::fs::write(&script, "#!/bin/sh\necho \"$1\" >> \"$2\"\n[ \"$1\" = 192.0.2.1 ]\n").unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$1\" >> \"$2\"\n\
+         if [ \"$1\" = 192.0.2.3 ]; then printf '\\001garbage\\n' >&2; exit 2; fi\n\
+         [ \"$1\" = 192.0.2.1 ]\n",
+    )
+    .unwrap();
     Command::new("chmod").arg("755").arg(&script).status().unwrap();
     script.display().to_string()
 }
@@ -67,22 +74,25 @@ fn ignorecommand_and_its_cache_decide_as_in_fail2ban() {
 
     let when = iso(0);
     let mut lines = String::new();
-    for (pid, ip) in ["192.0.2.1", "192.0.2.2"].iter().enumerate() {
+    for (pid, ip) in ["192.0.2.1", "192.0.2.2", "192.0.2.3"].iter().enumerate() {
         for _ in 0..3 {
             lines += &format!("{when} web sshd[{pid}]: Failed password for root from {ip} port 22 ssh2\n");
         }
     }
     append(&log, &lines);
-    d.wait_for("wasmban's ban", || d.status().is_some_and(|s| s["total_banned"] == 1));
-    f2b.wait_for("fail2ban's ban", || f2b.count("sshd", "Total banned") == Some(1));
+    // A command that fails counts the failure: 192.0.2.3 is banned too.
+    d.wait_for("wasmban's bans", || d.status().is_some_and(|s| s["total_banned"] == 2));
+    f2b.wait_for("fail2ban's bans", || f2b.count("sshd", "Total banned") == Some(2));
     let (_, ours_banned) = d.client(&["get", "sshd", "banip"]);
     let theirs_banned = f2b.client(&["get", "sshd", "banip"]).unwrap_or_default();
-    assert_eq!(banned(&ours_banned), ["192.0.2.2"]);
+    assert_eq!(banned(&ours_banned), ["192.0.2.2", "192.0.2.3"]);
     assert_eq!(banned(&ours_banned), banned(&theirs_banned));
     // The cache asks once per address.
-    assert_eq!(calls(&ours), ["192.0.2.1", "192.0.2.2"]);
+    assert_eq!(calls(&ours), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
     assert_eq!(calls(&ours), calls(&theirs), "left: wasmban, right: fail2ban");
     assert!(d.log().contains("Ignore 192.0.2.1 by command"), "{}", d.log());
+    let failed = d.log().lines().find(|l| l.contains("status 2")).unwrap_or_default().to_string();
+    assert!(failed.contains("[sshd]") && failed.contains("192.0.2.3") && failed.contains("garbage"), "{}", d.log());
 }
 
 /// Now as Apache writes it: `04/Dec/2026:15:00:00 +0000`.
@@ -129,10 +139,21 @@ fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
         &format!(
             "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\n\
              [apache-fakegooglebot]\nenabled = true\nfilter = apache-fakegooglebot\nlogpath = {}\nmaxretry = 1\n\
-             action =\nignorecommand = /etc/fail2ban/filter.d/ignorecommands/apache-fakegooglebot <ip>\n",
+             action = hostrec\nignorecommand = /etc/fail2ban/filter.d/ignorecommands/apache-fakegooglebot <ip>\n",
             log.display()
         ),
     );
+    // A classic action that writes each ban's `<ip-host>`, looked up with
+    // the shell grant's DNS in the namespace.
+    let out = root.join("hosts.out");
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    std::fs::write(
+        root.join("conf/action.d/hostrec.conf"),
+        format!("[Definition]\nactionban = echo \"<ip>=<ip-host>\" >> {}\n", out.display()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
     std::fs::create_dir_all(root.join("conf/filter.d")).unwrap();
     std::fs::copy(filter, root.join("conf/filter.d/apache-fakegooglebot.conf")).unwrap();
     let d = Daemon::start_in(root, Some(&ns.name));
@@ -155,4 +176,12 @@ fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
     let (_, text) = d.client(&["get", "apache-fakegooglebot", "banip"]);
     assert_eq!(banned(&text), ["192.0.2.77", "192.0.2.88"], "{}", d.log());
     assert!(d.log().contains("Ignore 192.0.2.66 by command"), "{}", d.log());
+    let hosts = || {
+        let mut lines: Vec<String> =
+            std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    d.wait_for("the action", || hosts().len() == 2);
+    assert_eq!(hosts(), ["192.0.2.77=", "192.0.2.88=crawl.notgoogle.example"]);
 }

@@ -479,3 +479,138 @@ fn a_known_offender_is_banned_sooner_under_bantime_increment_as_in_fail2ban() {
     d.wait_for("wasmban's second ban", || ours("total_banned") == Some(2));
     f2b.wait_for("fail2ban's second ban", || f2b.count("sshd", "Total banned") == Some(2));
 }
+
+/// A host name in a log, under each `usedns` mode, on both daemons: `yes`
+/// and `warn` ban its addresses (from /etc/hosts here: no DNS traffic),
+/// `raw` bans the name as written, `no` bans nothing.
+#[test]
+fn usedns_modes_ban_as_fail2ban_bans() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let mut jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 2\n\
+         filter = sshd\nlogpath = {}\naction =\n",
+        log.display()
+    );
+    let modes = ["yes", "warn", "no", "raw"];
+    for mode in modes {
+        jails += &format!("[dns-{mode}]\nenabled = true\nusedns = {mode}\n");
+    }
+    let f2b = Fail2ban::start(root, &jails);
+    tree(root, &jails);
+    let d = Daemon::start_in(root, None);
+    let running = |jail: &str| {
+        let (ok, out) = d.client(&["status", jail, "--json"]);
+        ok && serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|s| s["running"] == true)
+    };
+    d.wait_for("the jails", || modes.iter().all(|m| running(&format!("dns-{m}"))));
+    let when = iso(0);
+    append(
+        &log,
+        &(0..2)
+            .map(|_| format!("{when} web sshd[3]: Failed password for root from localhost port 22 ssh2\n"))
+            .collect::<String>(),
+    );
+    f2b.wait_for("fail2ban's bans", || f2b.count("dns-raw", "Total banned") == Some(1));
+    d.wait_for("wasmban's bans", || banned_by_wasmban(&d, "dns-raw").len() == 1);
+    // fail2ban's yes and warn ban what /etc/hosts gives for localhost.
+    f2b.wait_for("fail2ban's lookups", || !banned_by_fail2ban(&f2b, "dns-yes").is_empty());
+    d.wait_for("wasmban's lookups", || {
+        banned_by_wasmban(&d, "dns-yes").len() == banned_by_fail2ban(&f2b, "dns-yes").len()
+    });
+    for mode in modes {
+        let jail = format!("dns-{mode}");
+        assert_eq!(
+            banned_by_wasmban(&d, &jail),
+            banned_by_fail2ban(&f2b, &jail),
+            "{jail} (left: wasmban, right: fail2ban)"
+        );
+    }
+    assert_eq!(banned_by_wasmban(&d, "dns-raw"), ["localhost"]);
+    assert!(banned_by_wasmban(&d, "dns-no").is_empty());
+    assert!(banned_by_wasmban(&d, "dns-yes").contains(&"127.0.0.1".to_string()));
+}
+
+/// A multi-line session (fail2ban's sshd filter ties a process's lines to
+/// the address of its first), with its lines in separate reads: the
+/// address named only by the first line is banned by the later one, as
+/// fail2ban bans it.
+#[test]
+fn a_multi_line_session_across_reads_bans_as_in_fail2ban() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 1\n\
+         [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n",
+        log.display()
+    );
+    let f2b = Fail2ban::start(root, &jails);
+    tree(root, &jails);
+    // fail2ban's own sshd filter on both sides.
+    for file in ["sshd.conf", "common.conf"] {
+        std::fs::copy(Path::new("/etc/fail2ban/filter.d").join(file), root.join("conf/filter.d").join(file)).unwrap();
+    }
+    let d = Daemon::start(root);
+    let ours = || d.status().and_then(|s| s["total_failed"].as_u64());
+    let when = iso(0);
+    // The session's first line, then a failure of another address to know
+    // both daemons have read it.
+    append(
+        &log,
+        &format!(
+            "{when} web sshd[500]: Connection from 192.0.2.44 port 5555 on 10.0.0.1 port 22\n\
+             {when} web sshd[600]: Failed password for root from 192.0.2.99 port 22 ssh2\n"
+        ),
+    );
+    d.wait_for("wasmban to read it", || ours() == Some(1));
+    f2b.wait_for("fail2ban to read it", || f2b.count("sshd", "Total failed") == Some(1));
+    // The session's failure names no address.
+    append(&log, &format!("{when} web sshd[500]: Disconnecting: Too many authentication failures [preauth]\n"));
+    d.wait_for("wasmban's bans", || banned_by_wasmban(&d, "sshd").len() == 2);
+    f2b.wait_for("fail2ban's bans", || banned_by_fail2ban(&f2b, "sshd").len() == 2);
+    assert_eq!(banned_by_wasmban(&d, "sshd"), ["192.0.2.44", "192.0.2.99"]);
+    assert_eq!(banned_by_wasmban(&d, "sshd"), banned_by_fail2ban(&f2b, "sshd"));
+    assert_eq!(ours(), f2b.count("sshd", "Total failed"));
+}
+
+/// `ignoreip` with an address, a network and a host name, on both daemons.
+#[test]
+fn ignoreip_ignores_what_fail2ban_ignores() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip = 198.51.100.7 192.0.2.0/28 localhost\nbackend = polling\n\
+         findtime = 1h\nbantime = 1h\nmaxretry = 1\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n",
+        log.display()
+    );
+    let f2b = Fail2ban::start(root, &jails);
+    tree(root, &jails);
+    let d = Daemon::start(root);
+    let when = iso(0);
+    let ips = ["198.51.100.7", "198.51.100.8", "192.0.2.5", "192.0.2.16", "127.0.0.1"];
+    let lines: String = ips
+        .iter()
+        .enumerate()
+        .map(|(pid, ip)| format!("{when} web sshd[{pid}]: Failed password for root from {ip} port 22 ssh2\n"))
+        .collect();
+    append(&log, &lines);
+    d.wait_for("wasmban's bans", || banned_by_wasmban(&d, "sshd").len() == 2);
+    f2b.wait_for("fail2ban's bans", || banned_by_fail2ban(&f2b, "sshd").len() == 2);
+    assert_eq!(banned_by_wasmban(&d, "sshd"), ["192.0.2.16", "198.51.100.8"]);
+    assert_eq!(banned_by_wasmban(&d, "sshd"), banned_by_fail2ban(&f2b, "sshd"));
+}

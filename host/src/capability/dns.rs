@@ -18,9 +18,11 @@ use crate::wit::dns as wit;
 /// The interface name (`wasmban:plugin/dns`).
 pub const NAME: &str = "dns";
 
-/// Granted by `dns = true`.
-pub fn granted(grants: &Grants, _imports: &[String]) -> bool {
-    grants.dns
+/// Granted by `dns = true`, and with the shell to a plugin that imports
+/// it (a shell could run `host` anyway): fail2ban's classic actions look
+/// up `<ip-host>` with it.
+pub fn granted(grants: &Grants, imports: &[String]) -> bool {
+    grants.dns || (grants.shell && crate::capability::imports(imports, crate::capability::shell::NAME))
 }
 
 /// The line that grants it.

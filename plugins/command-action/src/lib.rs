@@ -158,6 +158,23 @@ impl CommandAction {
 }
 
 impl CommandAction {
+    /// `tags` with `<ip-host>`, the address's name, looked up only when a
+    /// command uses it. The name comes from whoever controls the address's
+    /// PTR record, so it is quoted as log text is.
+    fn with_host(&self, mut tags: Tags, ip: &str) -> Tags {
+        if self.options.values().any(|v| v.contains("<ip-host>")) {
+            let name = match wasmban_plugin_sdk::dns::reverse(ip) {
+                Ok(names) => names.into_iter().next().unwrap_or_default(),
+                Err(e) => {
+                    log::warn(&format!("<ip-host> of {ip}: {e}"));
+                    String::new()
+                }
+            };
+            tags.insert("ip-host".into(), (defang(&name), true));
+        }
+        tags
+    }
+
     /// Whether `key` holds a command (fail2ban skips empty ones).
     fn has_command(&self, key: &str) -> bool {
         self.options.iter().any(|(k, v)| (k == key || k.starts_with(&format!("{key}?"))) && !v.trim().is_empty())
@@ -177,7 +194,7 @@ impl CommandAction {
             _ => "actionban",
         };
         self.ensure_started(family)?;
-        let tags = ticket_tags(ticket, context);
+        let tags = self.with_host(ticket_tags(ticket, context), &ticket.ip);
         match self.run_for(command, family, &tags) {
             Ok(()) => Ok(()),
             // fail2ban checks (and repairs) the action after a failed ban,
@@ -264,7 +281,8 @@ impl Action for CommandAction {
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
         let family = family_of(&ticket.ip);
-        self.run_for("actionunban", family, &ticket_tags(ticket, None))
+        let tags = self.with_host(ticket_tags(ticket, None), &ticket.ip);
+        self.run_for("actionunban", family, &tags)
     }
 }
 

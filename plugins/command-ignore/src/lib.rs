@@ -16,7 +16,9 @@ pub struct CommandIgnore {
 
 impl CommandIgnore {
     /// From the jail's options: `ignorecommand` (required) and `timeout`
-    /// (seconds, default 60).
+    /// (seconds, default 30: under the component's 60 s call limit, so that
+    /// a command that hangs is an error of its own, and the jail's other
+    /// lines wait at most that long).
     pub fn new(options: &Options) -> Result<Self, String> {
         let command = options.require("ignorecommand")?.trim().to_string();
         if command.is_empty() {
@@ -27,7 +29,7 @@ impl CommandIgnore {
                 let secs: f64 = t.trim().parse().map_err(|_| format!("option `timeout` = {t:?}: expected seconds"))?;
                 (secs * 1000.0).clamp(1.0, 600_000.0) as u32
             }
-            None => 60_000,
+            None => 30_000,
         };
         Ok(CommandIgnore { command, timeout_ms })
     }

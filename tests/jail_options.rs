@@ -614,3 +614,47 @@ fn ignoreip_ignores_what_fail2ban_ignores() {
     assert_eq!(banned_by_wasmban(&d, "sshd"), ["192.0.2.16", "198.51.100.8"]);
     assert_eq!(banned_by_wasmban(&d, "sshd"), banned_by_fail2ban(&f2b, "sshd"));
 }
+
+/// `reload` runs `actionreload` of the actions of a jail it keeps.
+#[test]
+fn reload_runs_actionreload_as_fail2ban_does() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 2\n\
+         [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction = reloading\n",
+        log.display()
+    );
+    let action = |conf: &Path, out: &Path| {
+        std::fs::create_dir_all(conf.join("action.d")).unwrap();
+        std::fs::write(
+            conf.join("action.d/reloading.conf"),
+            format!(
+                "[Definition]\nactionstart = echo start >> {0}\nactionreload = echo reload <name> >> {0}\n\
+                 actionban = echo ban <ip> >> {0}\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(conf.join("plugin.d")).unwrap();
+        std::fs::write(conf.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    };
+    let (theirs, ours) = (root.join("fail2ban.out"), root.join("wasmban.out"));
+    let f2b = Fail2ban::start_with(root, &jails, |conf| action(conf, &theirs));
+    tree(root, &jails);
+    action(&root.join("conf"), &ours);
+    let d = Daemon::start(root);
+    d.wait_for("wasmban's start", || lines_of(&ours).len() == 1);
+    f2b.wait_for("fail2ban's start", || lines_of(&theirs).len() == 1);
+    assert!(d.client(&["reload"]).0);
+    assert!(f2b.client(&["reload"]).is_some());
+    d.wait_for("wasmban's reload", || lines_of(&ours).len() == 2);
+    f2b.wait_for("fail2ban's reload", || lines_of(&theirs).len() == 2);
+    assert_eq!(lines_of(&ours), ["reload sshd", "start"]);
+    assert_eq!(lines_of(&ours), lines_of(&theirs), "left: wasmban, right: fail2ban");
+}

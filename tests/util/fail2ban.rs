@@ -85,7 +85,15 @@ impl Fail2ban {
     /// `fail2ban-client -s SOCK ARGS`: its standard output when it
     /// succeeded.
     pub fn client(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("fail2ban-client").arg("-s").arg(&self.sock).args(args).output().ok()?;
+        // The configuration too: `reload` reads it on the client's side.
+        let out = Command::new("fail2ban-client")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-s")
+            .arg(&self.sock)
+            .args(args)
+            .output()
+            .ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 

@@ -232,6 +232,16 @@ impl JailActions {
         }
     }
 
+    /// Tell every action the configuration was read again and its jail
+    /// kept (fail2ban's `actionreload`); a failure is logged.
+    pub fn reload(&mut self) {
+        for a in &mut self.actions {
+            if let Err(e) = a.instance.reload() {
+                tracing::error!("[{}] action {} failed to reload: {e}", self.jail, a.name);
+            }
+        }
+    }
+
     /// Lift every ban in force, `records`: at once through each action
     /// that can (fail2ban's `actionflush`), one by one through the others;
     /// for each action that failed some, its index and the ids it failed.

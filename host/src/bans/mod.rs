@@ -552,6 +552,11 @@ impl BanManager {
         Ok(())
     }
 
+    /// Tell the actions the configuration was read again and the jail kept.
+    pub fn reload_actions(&mut self) {
+        self.actions.reload();
+    }
+
     /// The jail's actions, by name.
     pub fn action_names(&self) -> Vec<String> {
         self.actions.names()

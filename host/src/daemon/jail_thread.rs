@@ -83,6 +83,9 @@ pub enum JailCommand {
         /// What fail2ban's server answers: the setting now in force.
         reply: oneshot::Sender<Result<Value, String>>,
     },
+    /// The configuration was read again and this jail kept as it was: its
+    /// actions' `actionreload`.
+    Reload,
     /// Stop: save positions, run every action's `stop`.
     Stop,
 }
@@ -214,7 +217,7 @@ fn idle(rx: Receiver<JailCommand>, name: &str) {
             JailCommand::Ban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Unban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Set { reply, .. } => drop(reply.send(Err(why))),
-            JailCommand::Wake => {}
+            JailCommand::Wake | JailCommand::Reload => {}
             JailCommand::Stop => return,
         }
     }
@@ -379,6 +382,10 @@ impl RunningJail {
                 let result = self.set(&key, &args);
                 self.publish();
                 let _ = reply.send(result);
+            }
+            JailCommand::Reload => {
+                self.bans.reload_actions();
+                self.publish();
             }
             JailCommand::Wake | JailCommand::Stop => self.publish(),
         }

@@ -463,6 +463,15 @@ impl Daemon {
                 }
             }
         }
+        // As fail2ban's reload: the actions of a jail kept as it was run
+        // their `actionreload` (a changed jail restarts instead).
+        if let Ok(map) = self.jails.lock() {
+            for name in &unchanged {
+                if let Some(h) = map.get(name) {
+                    h.send(JailCommand::Reload);
+                }
+            }
+        }
         let stopped: Vec<String> = stopping.iter().map(|(n, _)| n.clone()).collect();
         let handles = stopping.into_iter().map(|(_, h)| h).collect();
         tokio::task::spawn_blocking(move || stop_handles(handles)).await.map_err(|e| e.to_string())?;

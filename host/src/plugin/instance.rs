@@ -391,6 +391,20 @@ impl ActionInstance {
         })
     }
 
+    /// The configuration was read again and the action kept (fail2ban's
+    /// `actionreload`); nothing for an action without `action-events`.
+    pub fn reload(&mut self) -> Result<(), PluginError> {
+        if !self.is_evented() {
+            return Ok(());
+        }
+        let plugin = self.0.plugin.name().to_string();
+        let r = self.0.call("reload", |store, bindings, handle| match bindings {
+            Bindings::Evented(b) => b.wasmban_plugin_action_events().call_reload(store, handle),
+            _ => Err(wasmtime::Error::msg(format!("plugin {plugin} does not export wasmban:plugin/action-events"))),
+        })?;
+        r.map_err(|message| PluginError::Failed { plugin, call: "reload", message })
+    }
+
     /// Lift every ban at once (fail2ban's `actionflush`): false when the
     /// action has no such way, and its bans must be lifted one by one.
     pub fn flush(&mut self) -> Result<bool, PluginError> {

@@ -208,6 +208,20 @@ impl CommandAction {
         }
     }
 
+    /// Run `actionreload` for each family started (fail2ban runs it when
+    /// the configuration is read again and the action kept).
+    pub fn reload(&mut self) -> Result<(), String> {
+        if !self.has_command("actionreload") {
+            return Ok(());
+        }
+        for family in self.families("actionreload") {
+            if self.started.contains(&family) {
+                self.run_for("actionreload", family, &BTreeMap::new())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Lift every ban at once with `actionflush`, for each family started;
     /// false when the action has no `actionflush`.
     pub fn flush(&mut self) -> Result<bool, String> {
@@ -374,6 +388,9 @@ mod component {
         }
         fn flush(h: action::HandlerBorrow<'_>) -> Result<bool, String> {
             h.get::<Handler>().0.borrow_mut().flush()
+        }
+        fn reload(h: action::HandlerBorrow<'_>) -> Result<(), String> {
+            h.get::<Handler>().0.borrow_mut().reload()
         }
     }
 

@@ -451,7 +451,8 @@ fn a_known_offender_is_banned_sooner_under_bantime_increment_as_in_fail2ban() {
     append(&log, "");
     let jails = format!(
         "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 2\nmaxretry = 3\n\
-         bantime.increment = true\n[sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n",
+         bantime.increment = true\nbantime.multipliers = 1 100\n\
+         [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n",
         log.display()
     );
     let f2b = Fail2ban::start(root, &jails);
@@ -478,6 +479,11 @@ fn a_known_offender_is_banned_sooner_under_bantime_increment_as_in_fail2ban() {
     fail(5);
     d.wait_for("wasmban's second ban", || ours("total_banned") == Some(2));
     f2b.wait_for("fail2ban's second ban", || f2b.count("sshd", "Total banned") == Some(2));
+    // The second ban lasts 100 times the first in both, as the
+    // multipliers say (fail2ban lengthens it after its actionban, wasmban
+    // before).
+    f2b.wait_for("fail2ban's longer ban", || ban_length_by_fail2ban(&f2b, "sshd", "192.0.2.5") == Some(200));
+    assert_eq!(ban_length_by_wasmban(&d, "sshd", "192.0.2.5"), Some(200));
 }
 
 /// A host name in a log, under each `usedns` mode, on both daemons: `yes`
@@ -657,4 +663,55 @@ fn reload_runs_actionreload_as_fail2ban_does() {
     f2b.wait_for("fail2ban's reload", || lines_of(&theirs).len() == 2);
     assert_eq!(lines_of(&ours), ["reload sshd", "start"]);
     assert_eq!(lines_of(&ours), lines_of(&theirs), "left: wasmban, right: fail2ban");
+}
+
+/// How long each daemon says the ban of `ip` in `jail` lasts: fail2ban's
+/// `get JAIL banip --with-time` (`IP \t START + SECONDS = END`), wasmban's
+/// `banned --json`.
+fn ban_length_by_fail2ban(f2b: &Fail2ban, jail: &str, ip: &str) -> Option<i64> {
+    let text = f2b.client(&["get", jail, "banip", "--with-time"])?;
+    let line = text.lines().find(|l| l.trim_start().starts_with(ip))?;
+    line.split(" + ").nth(1)?.split(" = ").next()?.trim().parse().ok()
+}
+
+fn ban_length_by_wasmban(d: &Daemon, jail: &str, ip: &str) -> Option<i64> {
+    let (ok, out) = d.client(&["banned", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&out).ok().filter(|_| ok)?;
+    all[jail].as_array()?.iter().find(|b| b["ip"] == ip)?["bantime"].as_i64()
+}
+
+/// Failures of an address already banned, logged later, make its ban last
+/// `bantime` from the latest of them, in both daemons.
+#[test]
+fn failures_during_a_ban_prolong_it_as_in_fail2ban() {
+    if let Some(why) = crate::util::fail2ban::missing() {
+        return skipped!("{why}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let log = root.join("auth.log");
+    append(&log, "");
+    let jails = format!(
+        "[DEFAULT]\nignoreself = false\nignoreip =\nbackend = polling\nfindtime = 1h\nbantime = 1h\nmaxretry = 2\n\
+         [sshd]\nenabled = true\nfilter = sshd\nlogpath = {}\naction =\n",
+        log.display()
+    );
+    let f2b = Fail2ban::start(root, &jails);
+    tree(root, &jails);
+    let d = Daemon::start(root);
+    let failures = |offset: i64| -> String {
+        let when = iso(offset);
+        (0..2).map(|_| format!("{when} web sshd[4]: Failed password for root from 192.0.2.40 port 22 ssh2\n")).collect()
+    };
+    let (earlier, later) = (failures(-10), failures(0));
+    append(&log, &earlier);
+    d.wait_for("wasmban's ban", || ban_length_by_wasmban(&d, "sshd", "192.0.2.40") == Some(3600));
+    f2b.wait_for("fail2ban's ban", || ban_length_by_fail2ban(&f2b, "sshd", "192.0.2.40") == Some(3600));
+    append(&log, &later);
+    // Both read the same dates: the ban now lasts 3600 s from 10 s later.
+    d.wait_for("wasmban's longer ban", || ban_length_by_wasmban(&d, "sshd", "192.0.2.40") > Some(3600));
+    f2b.wait_for("fail2ban's longer ban", || ban_length_by_fail2ban(&f2b, "sshd", "192.0.2.40") > Some(3600));
+    let ours = ban_length_by_wasmban(&d, "sshd", "192.0.2.40");
+    assert!(matches!(ours, Some(3610 | 3611)), "{ours:?}");
+    assert_eq!(ours, ban_length_by_fail2ban(&f2b, "sshd", "192.0.2.40"), "left: wasmban, right: fail2ban");
 }

@@ -59,7 +59,8 @@ pub struct Report {
     pub granted: crate::plugin::manifest::Grants,
 }
 
-fn classify_import(name: &str) -> Import {
+/// How `name`, one of `all` the component imports, would be linked.
+fn classify_import(name: &str, all: &[String]) -> Import {
     let (class, note) = if name.starts_with("wasi:http/") {
         (
             ImportClass::Refused,
@@ -76,7 +77,11 @@ fn classify_import(name: &str) -> Import {
             Some(Capability::Log) => {
                 (ImportClass::AlwaysAllowed, "writes to the daemon log, tagged with the plugin".to_string())
             }
-            Some(cap) => (ImportClass::Capability, format!("needs `{}` in the plugin's grant", cap.name())),
+            // The grant line says what allows it: `firewall` imported for
+            // the shell's types comes with `shell = true`.
+            Some(cap) => {
+                (ImportClass::Capability, format!("allowed by `{}` in the plugin's grant", cap.grant_line(all)))
+            }
             None => (ImportClass::Refused, "not provided by wasmban; the plugin will be refused".to_string()),
         }
     };
@@ -104,7 +109,7 @@ pub fn inspect(runtime: &Runtime, source: &PluginSource) -> Result<Report, Plugi
         Ok(k) => (Some(k), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let imports: Vec<Import> = imports.iter().map(|i| classify_import(i)).collect();
+    let imports: Vec<Import> = imports.iter().map(|i| classify_import(i, &imports)).collect();
     let capabilities = imports
         .iter()
         .filter(|i| i.class == ImportClass::Capability)

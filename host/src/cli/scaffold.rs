@@ -23,8 +23,10 @@ const WIT: &[(&str, &str)] = &[
     ("action.wit", include_str!("../../../wit/action.wit")),
     ("capabilities.wit", include_str!("../../../wit/capabilities.wit")),
     ("worlds.wit", include_str!("../../../wit/worlds.wit")),
+    ("ignore.wit", include_str!("../../../wit/ignore.wit")),
 ];
 const SDK_LIB: &str = include_str!("../../../plugin-sdk/src/lib.rs");
+const SDK_CLASSIC: &str = include_str!("../../../plugin-sdk/src/classic.rs");
 const SDK_MANIFEST: &str = include_str!("../../../plugin-sdk/Cargo.toml");
 
 /// What a name must be: it becomes a crate, a file and a plugin name.
@@ -69,6 +71,7 @@ strip = "debuginfo"
         ),
         ("wasmban-plugin-sdk/Cargo.toml".into(), SDK_MANIFEST.to_string()),
         ("wasmban-plugin-sdk/src/lib.rs".into(), SDK_LIB.to_string()),
+        ("wasmban-plugin-sdk/src/classic.rs".into(), SDK_CLASSIC.to_string()),
         (
             "src/lib.rs".into(),
             format!(
@@ -354,6 +357,25 @@ mod tests {
         for bad in ["", "My", "9a", "a_b", "a/b", "../x"] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A new project builds only with every WIT file and every SDK source:
+    /// a file added to either must be added to what projects get.
+    #[test]
+    fn projects_get_every_wit_file_and_every_sdk_source() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let names = |dir: &str| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let mut embedded: Vec<String> = WIT.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(names("wit"), embedded);
+        assert_eq!(names("plugin-sdk/src"), ["classic.rs", "lib.rs"]);
     }
 
     #[test]

@@ -198,27 +198,29 @@ impl<'m> ContextSource<'m> {
     }
 
     fn context(&self, r: &BanRecord, kind: BanKind) -> BanContext {
-        let history = |jail: Option<&str>| -> Vec<BanRecord> {
-            let read = match self.store.lock() {
-                Ok(store) => store.history(&r.id, jail).map_err(|e| e.to_string()),
-                Err(_) => Err("the ban store is poisoned".to_string()),
-            };
-            let mut bans = read.unwrap_or_else(|e| {
-                tracing::warn!("[{}] {e}; the merged tags of {} hold this ban only", self.jail, r.id);
-                Vec::new()
-            });
-            // A ban the store could not record yet is part of it all the same.
-            if !bans.iter().any(|b| b.jail == r.jail && b.time == r.time) {
-                bans.push(r.clone());
+        // One read of every jail's bans of the address serves both merges.
+        let read = match self.store.lock() {
+            Ok(store) => store.history(&r.id).map_err(|e| e.to_string()),
+            Err(_) => Err("the ban store is poisoned".to_string()),
+        };
+        let mut bans = read.unwrap_or_else(|e| {
+            tracing::warn!("[{}] {e}; the merged tags of {} hold this ban only", self.jail, r.id);
+            Vec::new()
+        });
+        // A ban the store could not record yet is part of it all the same.
+        if !bans.iter().any(|b| b.jail == r.jail && b.time == r.time) {
+            bans.push(r.clone());
+        }
+        let merge = |bans: &mut dyn Iterator<Item = &BanRecord>| {
+            let (mut failures, mut matches) = (0u32, Vec::new());
+            for b in bans {
+                failures = failures.saturating_add(b.failures);
+                matches.extend(b.matches.iter().cloned());
             }
-            bans
+            (failures, matches)
         };
-        let merge = |bans: Vec<BanRecord>| {
-            let failures = bans.iter().map(|b| b.failures).fold(0u32, u32::saturating_add);
-            (failures, bans.into_iter().flat_map(|b| b.matches).collect::<Vec<_>>())
-        };
-        let (ip_failures, ip_matches) = merge(history(None));
-        let (ip_jail_failures, ip_jail_matches) = merge(history(Some(self.jail)));
+        let (ip_failures, ip_matches) = merge(&mut bans.iter());
+        let (ip_jail_failures, ip_jail_matches) = merge(&mut bans.iter().filter(|b| b.jail == self.jail));
         BanContext {
             kind,
             ip_failures,

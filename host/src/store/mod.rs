@@ -322,15 +322,15 @@ impl Store {
         Ok(count as u32)
     }
 
-    /// Every ban of `ip` the store holds, in force or history, in `jail`
-    /// (every jail when `None`), oldest first: what fail2ban merges for
-    /// `<ipfailures>` and `<ipmatches>`.
-    pub fn history(&self, ip: &str, jail: Option<&str>) -> Result<Vec<BanRecord>, StoreError> {
-        const COLUMNS: &str = "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans";
-        match jail {
-            Some(j) => self.read_bans(&format!("{COLUMNS} WHERE ip = ?1 AND jail = ?2 ORDER BY time"), params![ip, j]),
-            None => self.read_bans(&format!("{COLUMNS} WHERE ip = ?1 ORDER BY time"), params![ip]),
-        }
+    /// Every ban of `ip` the store holds, in force or history, in every
+    /// jail, oldest first: what fail2ban merges for `<ipfailures>` and
+    /// `<ipmatches>` (and, of one jail, `<ipjail...>`).
+    pub fn history(&self, ip: &str) -> Result<Vec<BanRecord>, StoreError> {
+        self.read_bans(
+            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
+             WHERE ip = ?1 ORDER BY time",
+            params![ip],
+        )
     }
 
     /// Give the ban in force `ban` its new length (a ban prolonged).
@@ -509,10 +509,10 @@ mod tests {
         b.matches = (1..=5).map(|i| format!("line {i}")).collect();
         s.set_max_matches(2);
         s.record_ban(&b).unwrap();
-        assert_eq!(s.history("192.0.2.1", None).unwrap()[0].matches, ["line 4", "line 5"]);
+        assert_eq!(s.history("192.0.2.1").unwrap()[0].matches, ["line 4", "line 5"]);
         s.set_max_matches(0);
         s.record_ban(&BanRecord { time: 2000, ..b }).unwrap();
-        assert!(s.history("192.0.2.1", Some("sshd")).unwrap()[1].matches.is_empty());
+        assert!(s.history("192.0.2.1").unwrap()[1].matches.is_empty());
     }
 
     #[test]

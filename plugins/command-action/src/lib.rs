@@ -24,6 +24,8 @@ pub struct CommandAction {
     /// Families whose start ran (commands with `?family=` variants start
     /// once per family).
     started: Vec<&'static str>,
+    /// Whether a command uses `<ip-host>` (a DNS lookup per ban).
+    uses_ip_host: bool,
 }
 
 /// Why a ban is applied, as the host's `action-events` says.
@@ -162,7 +164,7 @@ impl CommandAction {
     /// command uses it. The name comes from whoever controls the address's
     /// PTR record, so it is quoted as log text is.
     fn with_host(&self, mut tags: Tags, ip: &str) -> Tags {
-        if self.options.values().any(|v| v.contains("<ip-host>")) {
+        if self.uses_ip_host {
             let name = match wasmban_plugin_sdk::dns::reverse(ip) {
                 Ok(names) => names.into_iter().next().unwrap_or_default(),
                 Err(e) => {
@@ -250,7 +252,8 @@ impl Action for CommandAction {
             }
             None => 60_000,
         };
-        Ok(CommandAction { options, timeout_ms, started: Vec::new() })
+        let uses_ip_host = options.values().any(|v| v.contains("<ip-host>"));
+        Ok(CommandAction { options, timeout_ms, started: Vec::new(), uses_ip_host })
     }
 
     fn start(&mut self) -> Result<(), String> {
@@ -407,7 +410,8 @@ mod tests {
 
     #[test]
     fn ticket_tags_are_fail2bans() {
-        let action = CommandAction { options: BTreeMap::new(), timeout_ms: 1000, started: Vec::new() };
+        let action =
+            CommandAction { options: BTreeMap::new(), timeout_ms: 1000, started: Vec::new(), uses_ip_host: false };
         let ticket = Ticket {
             jail: "sshd".into(),
             ip: "192.0.2.1".into(),

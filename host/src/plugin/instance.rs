@@ -80,52 +80,25 @@ impl Sandboxed {
         let mut store = new_store(&self.plugin, self.deadline_ticks());
         let plugin = inner.name.to_string();
         let trap = |store: &mut Store<PluginState>, call, e| classify(&plugin, call, store, e);
+        // Instantiate through one world's bindings and create its resource
+        // (`IFACE().RESOURCE().create(options)`).
+        macro_rules! made {
+            ($pre:expr, $variant:ident, $iface:ident, $resource:ident) => {{
+                let b = $pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
+                let created = b
+                    .$iface()
+                    .$resource()
+                    .call_create(&mut store, &self.options)
+                    .map_err(|e| trap(&mut store, "create", e))?;
+                (Bindings::$variant(b), created)
+            }};
+        }
         let (bindings, created) = match &inner.pre {
-            Pre::Filter(_, Some(pre)) => {
-                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
-                let created = b
-                    .wasmban_plugin_filter()
-                    .matcher()
-                    .call_create(&mut store, &self.options)
-                    .map_err(|e| trap(&mut store, "create", e))?;
-                (Bindings::Prepared(b), created)
-            }
-            Pre::Filter(pre, None) => {
-                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
-                let created = b
-                    .wasmban_plugin_filter()
-                    .matcher()
-                    .call_create(&mut store, &self.options)
-                    .map_err(|e| trap(&mut store, "create", e))?;
-                (Bindings::Filter(b), created)
-            }
-            Pre::Action(_, Some(pre)) => {
-                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
-                let created = b
-                    .wasmban_plugin_action()
-                    .handler()
-                    .call_create(&mut store, &self.options)
-                    .map_err(|e| trap(&mut store, "create", e))?;
-                (Bindings::Evented(b), created)
-            }
-            Pre::Action(pre, None) => {
-                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
-                let created = b
-                    .wasmban_plugin_action()
-                    .handler()
-                    .call_create(&mut store, &self.options)
-                    .map_err(|e| trap(&mut store, "create", e))?;
-                (Bindings::Action(b), created)
-            }
-            Pre::Ignore(pre) => {
-                let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
-                let created = b
-                    .wasmban_plugin_ignore()
-                    .judge()
-                    .call_create(&mut store, &self.options)
-                    .map_err(|e| trap(&mut store, "create", e))?;
-                (Bindings::Ignore(b), created)
-            }
+            Pre::Filter(_, Some(pre)) => made!(pre, Prepared, wasmban_plugin_filter, matcher),
+            Pre::Filter(pre, None) => made!(pre, Filter, wasmban_plugin_filter, matcher),
+            Pre::Action(_, Some(pre)) => made!(pre, Evented, wasmban_plugin_action, handler),
+            Pre::Action(pre, None) => made!(pre, Action, wasmban_plugin_action, handler),
+            Pre::Ignore(pre) => made!(pre, Ignore, wasmban_plugin_ignore, judge),
             Pre::Pack(pre) => {
                 let b = pre.instantiate(&mut store).map_err(|e| trap(&mut store, "instantiate", e))?;
                 let filter = self.pack_filter.as_deref().unwrap_or("");

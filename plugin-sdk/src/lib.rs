@@ -76,6 +76,25 @@ pub mod wit {
             additional_derives: [PartialEq, Clone],
         });
     }
+    /// The ignore world; shares the action world's imports.
+    pub mod ignore_world {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "ignore-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_ignore_world",
+            default_bindings_module: "wasmban_plugin_sdk::wit::ignore_world",
+            runtime_path: "wasmban_plugin_sdk::wit::rt",
+            with: {
+                "wasmban:plugin/types@0.1.0": crate::wit::filter_world::wasmban::plugin::types,
+                "wasmban:plugin/log@0.1.0": crate::wit::filter_world::wasmban::plugin::log,
+                "wasmban:plugin/firewall@0.1.0": crate::wit::action_world::wasmban::plugin::firewall,
+                "wasmban:plugin/shell@0.1.0": crate::wit::action_world::wasmban::plugin::shell,
+                "wasmban:plugin/dns@0.1.0": crate::wit::action_world::wasmban::plugin::dns,
+            },
+            additional_derives: [PartialEq, Clone],
+        });
+    }
     pub use wit_bindgen::rt;
 }
 
@@ -83,6 +102,7 @@ pub mod classic;
 
 use wit::action_world::exports::wasmban::plugin::action as action_export;
 use wit::filter_world::exports::wasmban::plugin::filter as filter_export;
+use wit::ignore_world::exports::wasmban::plugin::ignore as ignore_export;
 use wit::pack_world::exports::wasmban::plugin::pack as pack_export;
 
 /// What a filter pack says about itself and its filters.
@@ -195,6 +215,27 @@ pub trait Action: Sized + 'static {
     }
 }
 
+/// An ignore plugin (fail2ban's `ignorecommand` as a component): decides
+/// whether a failing address is never counted.
+pub trait Ignore: Sized + 'static {
+    /// Build the judge from the jail's options.
+    fn new(options: Options) -> Result<Self, String>;
+    /// Whether to ignore `ip`, found failing in `failure`.
+    fn ignore(&mut self, ip: &str, failure: &Failure) -> Result<bool, String>;
+}
+
+#[doc(hidden)]
+pub struct IgnoreAdapter<T: Ignore>(RefCell<T>);
+
+impl<T: Ignore> ignore_export::GuestJudge for IgnoreAdapter<T> {
+    fn create(options: Vec<(String, String)>) -> Result<ignore_export::Judge, String> {
+        T::new(Options(options)).map(|j| ignore_export::Judge::new(IgnoreAdapter(RefCell::new(j))))
+    }
+    fn ignore(&self, ip: String, failure: Failure) -> Result<bool, String> {
+        self.0.borrow_mut().ignore(&ip, &failure)
+    }
+}
+
 #[doc(hidden)]
 pub struct FilterAdapter<T: Filter>(RefCell<T>);
 
@@ -299,6 +340,25 @@ macro_rules! export_action {
         }
         $crate::wit::action_world::export_action_world!(
             __WasmbanActionExport with_types_in $crate::wit::action_world
+        );
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(link_section = "wasmban:sdk-version")]
+        #[used]
+        static __WASMBAN_SDK_VERSION: [u8; $crate::SDK_VERSION.len()] = $crate::SDK_VERSION_BYTES;
+    };
+}
+
+/// Export an [`Ignore`] implementation as this component's judge.
+#[macro_export]
+macro_rules! export_ignore {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WasmbanIgnoreExport;
+        impl $crate::wit::ignore_world::exports::wasmban::plugin::ignore::Guest for __WasmbanIgnoreExport {
+            type Judge = $crate::IgnoreAdapter<$ty>;
+        }
+        $crate::wit::ignore_world::export_ignore_world!(
+            __WasmbanIgnoreExport with_types_in $crate::wit::ignore_world
         );
         #[cfg(target_arch = "wasm32")]
         #[unsafe(link_section = "wasmban:sdk-version")]

@@ -6,7 +6,7 @@
 //! error, and the failure counts, as in fail2ban.
 
 use wasmban_plugin_sdk::classic::{address_tags, fill};
-use wasmban_plugin_sdk::{Failure, Options};
+use wasmban_plugin_sdk::{Failure, Ignore, Options};
 
 /// One jail's `ignorecommand`.
 pub struct CommandIgnore {
@@ -19,7 +19,7 @@ impl CommandIgnore {
     /// (seconds, default 30: under the component's 60 s call limit, so that
     /// a command that hangs is an error of its own, and the jail's other
     /// lines wait at most that long).
-    pub fn new(options: &Options) -> Result<Self, String> {
+    pub fn from_options(options: &Options) -> Result<Self, String> {
         let command = options.require("ignorecommand")?.trim().to_string();
         if command.is_empty() {
             return Err("option `ignorecommand` is empty: nothing to run".into());
@@ -66,48 +66,17 @@ impl CommandIgnore {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use wasmban_plugin_sdk::{Failure, Options};
-
-    use super::CommandIgnore;
-
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "ignore-plugin",
-        runtime_path: "wasmban_plugin_sdk::wit::rt",
-        with: {
-            "wasmban:plugin/types@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::types,
-            "wasmban:plugin/log@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::log,
-            "wasmban:plugin/firewall@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::firewall,
-            "wasmban:plugin/shell@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::shell,
-            "wasmban:plugin/dns@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::dns,
-        },
-    });
-
-    use exports::wasmban::plugin::ignore;
-
-    struct Component;
-
-    impl ignore::Guest for Component {
-        type Judge = CommandIgnore;
+impl Ignore for CommandIgnore {
+    fn new(options: Options) -> Result<Self, String> {
+        CommandIgnore::from_options(&options)
     }
-
-    impl ignore::GuestJudge for CommandIgnore {
-        fn create(options: Vec<(String, String)>) -> Result<ignore::Judge, String> {
-            CommandIgnore::new(&Options::new(options)).map(ignore::Judge::new)
-        }
-        fn ignore(&self, ip: String, failure: Failure) -> Result<bool, String> {
-            self.decide(&ip, &failure)
-        }
+    fn ignore(&mut self, ip: &str, failure: &Failure) -> Result<bool, String> {
+        self.decide(ip, failure)
     }
-
-    export!(Component);
-
-    #[unsafe(link_section = "wasmban:sdk-version")]
-    #[used]
-    static SDK_VERSION: [u8; wasmban_plugin_sdk::SDK_VERSION.len()] = wasmban_plugin_sdk::SDK_VERSION_BYTES;
 }
+
+#[cfg(target_arch = "wasm32")]
+wasmban_plugin_sdk::export_ignore!(CommandIgnore);
 
 #[cfg(test)]
 mod tests {
@@ -116,7 +85,7 @@ mod tests {
     #[test]
     fn the_command_gets_the_failures_tags_quoted() {
         let options = Options::new(vec![("ignorecommand".into(), "/usr/bin/check <ip> <F-USER> \"<matches>\"".into())]);
-        let judge = CommandIgnore::new(&options).unwrap();
+        let judge = CommandIgnore::from_options(&options).unwrap();
         let failure = Failure {
             line: 0,
             host: "192.0.2.1".into(),
@@ -132,6 +101,6 @@ mod tests {
         assert_eq!(CommandIgnore::verdict(0, ""), Ok(true));
         assert_eq!(CommandIgnore::verdict(1, ""), Ok(false));
         assert!(CommandIgnore::verdict(127, "not found").unwrap_err().contains("127: not found"));
-        assert!(CommandIgnore::new(&Options::new(vec![("ignorecommand".into(), " ".into())])).is_err());
+        assert!(CommandIgnore::from_options(&Options::new(vec![("ignorecommand".into(), " ".into())])).is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! nothing. An address that passes is ignored: fail2ban's
 //! `apache-fakegooglebot` ignorecommand, without the shell.
 
-use wasmban_plugin_sdk::Options;
+use wasmban_plugin_sdk::{Failure, Ignore, Options};
 
 /// Googlebot's domains, the default (what fail2ban's script accepts).
 pub const GOOGLE: &str = "google.com googlebot.com";
@@ -18,7 +18,7 @@ pub struct CrawlerVerify {
 impl CrawlerVerify {
     /// From the option `domains` (space- or comma-separated; default
     /// Google's).
-    pub fn new(options: &Options) -> Result<Self, String> {
+    pub fn from_options(options: &Options) -> Result<Self, String> {
         let domains: Vec<String> = options
             .get_or("domains", GOOGLE)
             .split([' ', ',', '\n'])
@@ -63,48 +63,17 @@ impl CrawlerVerify {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use wasmban_plugin_sdk::{Failure, Options};
-
-    use super::CrawlerVerify;
-
-    wit_bindgen::generate!({
-        path: "../../wit",
-        world: "ignore-plugin",
-        runtime_path: "wasmban_plugin_sdk::wit::rt",
-        with: {
-            "wasmban:plugin/types@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::types,
-            "wasmban:plugin/log@0.1.0": wasmban_plugin_sdk::wit::filter_world::wasmban::plugin::log,
-            "wasmban:plugin/firewall@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::firewall,
-            "wasmban:plugin/shell@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::shell,
-            "wasmban:plugin/dns@0.1.0": wasmban_plugin_sdk::wit::action_world::wasmban::plugin::dns,
-        },
-    });
-
-    use exports::wasmban::plugin::ignore;
-
-    struct Component;
-
-    impl ignore::Guest for Component {
-        type Judge = CrawlerVerify;
+impl Ignore for CrawlerVerify {
+    fn new(options: Options) -> Result<Self, String> {
+        CrawlerVerify::from_options(&options)
     }
-
-    impl ignore::GuestJudge for CrawlerVerify {
-        fn create(options: Vec<(String, String)>) -> Result<ignore::Judge, String> {
-            CrawlerVerify::new(&Options::new(options)).map(ignore::Judge::new)
-        }
-        fn ignore(&self, ip: String, _failure: Failure) -> Result<bool, String> {
-            self.verify(&ip, wasmban_plugin_sdk::dns::reverse, wasmban_plugin_sdk::dns::forward)
-        }
+    fn ignore(&mut self, ip: &str, _failure: &Failure) -> Result<bool, String> {
+        self.verify(ip, wasmban_plugin_sdk::dns::reverse, wasmban_plugin_sdk::dns::forward)
     }
-
-    export!(Component);
-
-    #[unsafe(link_section = "wasmban:sdk-version")]
-    #[used]
-    static SDK_VERSION: [u8; wasmban_plugin_sdk::SDK_VERSION.len()] = wasmban_plugin_sdk::SDK_VERSION_BYTES;
 }
+
+#[cfg(target_arch = "wasm32")]
+wasmban_plugin_sdk::export_ignore!(CrawlerVerify);
 
 #[cfg(test)]
 mod tests {
@@ -112,7 +81,7 @@ mod tests {
 
     #[test]
     fn a_crawler_is_one_when_its_name_resolves_back_to_it() {
-        let v = CrawlerVerify::new(&Options::new(Vec::new())).unwrap();
+        let v = CrawlerVerify::from_options(&Options::new(Vec::new())).unwrap();
         let reverse = |ip: &str| -> Result<Vec<String>, String> {
             Ok(match ip {
                 "66.249.66.1" => vec!["crawl-66-249-66-1.googlebot.com".into()],
@@ -136,8 +105,9 @@ mod tests {
         assert_eq!(v.verify("192.0.2.8", reverse, forward), Ok(false), "no name");
         let timeout = |_: &str| -> Result<Vec<String>, String> { Err("timed out".into()) };
         assert!(v.verify("66.249.66.1", timeout, forward).is_err());
-        let bing = CrawlerVerify::new(&Options::new(vec![("domains".into(), "search.msn.com".into())])).unwrap();
+        let bing =
+            CrawlerVerify::from_options(&Options::new(vec![("domains".into(), "search.msn.com".into())])).unwrap();
         assert!(bing.in_domains("msnbot-157-55-39-1.search.msn.com.") && !bing.in_domains("googlebot.com"));
-        assert!(CrawlerVerify::new(&Options::new(vec![("domains".into(), "not a domain".into())])).is_err());
+        assert!(CrawlerVerify::from_options(&Options::new(vec![("domains".into(), "not a domain".into())])).is_err());
     }
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::jail_options::{banned_by_fail2ban, banned_by_wasmban, lines_of};
 use crate::util::daemon::{Daemon, append, iso, tree};
 use crate::util::fail2ban::Fail2ban;
 use crate::util::{NetNs, root_skip_reason, skipped};
@@ -23,19 +24,6 @@ fn known_script(root: &Path) -> String {
     .unwrap();
     Command::new("chmod").arg("755").arg(&script).status().unwrap();
     script.display().to_string()
-}
-
-fn calls(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> =
-        std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
-    lines.sort();
-    lines
-}
-
-fn banned(text: &str) -> Vec<String> {
-    let mut ips: Vec<String> = text.split_whitespace().map(str::to_string).collect();
-    ips.sort();
-    ips
 }
 
 #[test]
@@ -83,13 +71,11 @@ fn ignorecommand_and_its_cache_decide_as_in_fail2ban() {
     // A command that fails counts the failure: 192.0.2.3 is banned too.
     d.wait_for("wasmban's bans", || d.status().is_some_and(|s| s["total_banned"] == 2));
     f2b.wait_for("fail2ban's bans", || f2b.count("sshd", "Total banned") == Some(2));
-    let (_, ours_banned) = d.client(&["get", "sshd", "banip"]);
-    let theirs_banned = f2b.client(&["get", "sshd", "banip"]).unwrap_or_default();
-    assert_eq!(banned(&ours_banned), ["192.0.2.2", "192.0.2.3"]);
-    assert_eq!(banned(&ours_banned), banned(&theirs_banned));
+    assert_eq!(banned_by_wasmban(&d, "sshd"), ["192.0.2.2", "192.0.2.3"]);
+    assert_eq!(banned_by_wasmban(&d, "sshd"), banned_by_fail2ban(&f2b, "sshd"));
     // The cache asks once per address.
-    assert_eq!(calls(&ours), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
-    assert_eq!(calls(&ours), calls(&theirs), "left: wasmban, right: fail2ban");
+    assert_eq!(lines_of(&ours), ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+    assert_eq!(lines_of(&ours), lines_of(&theirs), "left: wasmban, right: fail2ban");
     assert!(d.log().contains("Ignore 192.0.2.1 by command"), "{}", d.log());
     let failed = d.log().lines().find(|l| l.contains("status 2")).unwrap_or_default().to_string();
     assert!(failed.contains("[sshd]") && failed.contains("192.0.2.3") && failed.contains("garbage"), "{}", d.log());
@@ -173,15 +159,8 @@ fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
     }
     append(&log, &lines);
     d.wait_for("the bans", || status().is_some_and(|s| s["total_banned"] == 2));
-    let (_, text) = d.client(&["get", "apache-fakegooglebot", "banip"]);
-    assert_eq!(banned(&text), ["192.0.2.77", "192.0.2.88"], "{}", d.log());
+    assert_eq!(banned_by_wasmban(&d, "apache-fakegooglebot"), ["192.0.2.77", "192.0.2.88"], "{}", d.log());
     assert!(d.log().contains("Ignore 192.0.2.66 by command"), "{}", d.log());
-    let hosts = || {
-        let mut lines: Vec<String> =
-            std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_string).collect();
-        lines.sort();
-        lines
-    };
-    d.wait_for("the action", || hosts().len() == 2);
-    assert_eq!(hosts(), ["192.0.2.77=", "192.0.2.88=crawl.notgoogle.example"]);
+    d.wait_for("the action", || lines_of(&out).len() == 2);
+    assert_eq!(lines_of(&out), ["192.0.2.77=", "192.0.2.88=crawl.notgoogle.example"]);
 }

@@ -21,14 +21,14 @@ fn line(date: &str, ip: &str) -> String {
 }
 
 /// What a jail banned, sorted, as each daemon says it.
-fn banned_by_fail2ban(f2b: &Fail2ban, jail: &str) -> Vec<String> {
+pub(crate) fn banned_by_fail2ban(f2b: &Fail2ban, jail: &str) -> Vec<String> {
     let text = f2b.client(&["get", jail, "banip"]).unwrap_or_default();
     let mut ips: Vec<String> = text.split_whitespace().map(str::to_string).collect();
     ips.sort();
     ips
 }
 
-fn banned_by_wasmban(d: &Daemon, jail: &str) -> Vec<String> {
+pub(crate) fn banned_by_wasmban(d: &Daemon, jail: &str) -> Vec<String> {
     let (_, text) = d.client(&["get", jail, "banip"]);
     let mut ips: Vec<String> = text.split_whitespace().map(str::to_string).collect();
     ips.sort();
@@ -128,9 +128,14 @@ fn recording_action(conf: &Path, out: &Path) {
     std::fs::write(conf.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
 }
 
-fn lines_of(path: &Path) -> Vec<String> {
-    let mut lines: Vec<String> =
-        std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect();
+/// The lines of `path` in the order written (none when it is missing).
+fn written(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+/// The lines of `path`, sorted.
+pub(crate) fn lines_of(path: &Path) -> Vec<String> {
+    let mut lines = written(path);
     lines.sort();
     lines
 }
@@ -346,8 +351,7 @@ fn merged_and_jail_tags_count_every_ban_of_the_address() {
         let when = iso(0);
         (0..n).map(|_| format!("{when} web sshd[9]: Failed password for root from {ip} port 22 ssh2\n")).collect()
     };
-    let out_lines =
-        || std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+    let out_lines = || written(&out);
     // One ban in the other jail.
     append(&other_log, &failures("192.0.2.7", 2));
     d.wait_for("the other jail's ban", || out_lines().len() == 2);
@@ -403,8 +407,7 @@ fn actionprolong_and_actionreban_run_when_fail2ban_would_want_them() {
     std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
     let d = Daemon::start(root);
     d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
-    let out_lines =
-        || std::fs::read_to_string(&out).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+    let out_lines = || written(&out);
     let failures = |offset: i64| -> String {
         let when = iso(offset);
         (0..2).map(|_| format!("{when} web sshd[9]: Failed password for root from 192.0.2.9 port 22 ssh2\n")).collect()

@@ -162,6 +162,15 @@ fn the_journal_target_reaches_a_real_journald_and_targets_switch_at_run_time() {
     assert!(!ok && out.contains("use CRITICAL, ERROR"), "{out}");
     let (ok, out) = client(root, &["set", "dbpurgeage", "2d"]);
     assert!(ok && out == "Current database purge age is:\n`- 172800seconds\n", "{out}");
+    // dbmaxmatches is honoured at run time too; a bad value changes nothing.
+    let (ok, out) = client(root, &["get", "dbmaxmatches"]);
+    assert!(ok && out == "10\n", "{out}");
+    let (ok, out) = client(root, &["set", "dbmaxmatches", "3"]);
+    assert!(ok && out == "3\n", "{out}");
+    let (ok, out) = client(root, &["set", "dbmaxmatches", "many"]);
+    assert!(!ok && out.contains("dbmaxmatches"), "{out}");
+    let (ok, out) = client(root, &["get", "dbmaxmatches"]);
+    assert!(ok && out == "3\n", "{out}");
 
     assert!(client(root, &["stop"]).0);
     let start = Instant::now();

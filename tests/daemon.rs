@@ -326,8 +326,8 @@ fn a_hostile_filter_stalls_only_its_own_jail_and_recovers() {
     assert!(d.client(&["ping"]).0);
 }
 
-/// A classic action.d file runs through command-action once the admin
-/// grants the shell; log lines crafted to break out of every quoting (and
+/// A classic action.d file is off (the jail running without it) until the
+/// admin grants the shell and reloads; then it runs, and log lines crafted to break out of every quoting (and
 /// a CVE-2021-32749-style `\n~!` for mail's tilde escapes, through a fake
 /// mail that obeys them) run nothing.
 #[test]
@@ -358,17 +358,23 @@ fn a_classic_action_runs_with_the_shell_grant_and_log_lines_cannot_inject() {
     )
     .unwrap();
     tree(root, "[sshd]\naction = note[name=ssh]\n");
-    // Without the grant the jail does not start, and says what to add.
-    let d = Daemon::start_in(root, None);
+    // Without the grant the jail runs without the action, and the log and
+    // status say what to add.
+    let d = Daemon::start(root);
     d.wait_for("the refusal", || d.log().contains("add `shell = true` under [grants]"));
     let (_, status) = d.client(&["status", "sshd"]);
-    assert!(status.contains("Problem"), "{status}");
-    assert!(d.client(&["stop"]).0);
-    let _ = d.wait();
+    assert!(!status.contains("Problem"), "{status}");
+    assert!(status.contains("Action off:\taction note (") && status.contains("add `shell = true`"), "{status}");
 
+    // The grant, then a reload: the jail is rebuilt with its action.
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
     std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
-    let d = Daemon::start(root);
+    assert!(d.client(&["reload"]).0);
+    d.wait_for("the action to start", || std::fs::read_to_string(&out).unwrap_or_default().contains("start ssh"));
+    d.wait_for("the status without the action off", || {
+        let (_, status) = d.client(&["status", "sshd"]);
+        status.contains("Currently banned") && !status.contains("Action off")
+    });
     let pwned = root.join("PWNED");
     let user = format!(
         "$(touch {p}) `touch {p}` \"; touch {p}; echo \" '; touch {p}; echo ' \\n~! touch {p}",

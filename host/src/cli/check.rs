@@ -52,8 +52,12 @@ fn check_jail(
         report(warnings, "no action set: failures will be counted but nobody is banned".into());
     }
     for built in assemble::actions(jail, runtime, registry) {
-        if let Err(e) = built {
-            report(errors, e);
+        match built {
+            Ok(_) => {}
+            Err(assemble::ActionProblem::Off(why)) => {
+                report(warnings, format!("{why}; the jail will run without this action"))
+            }
+            Err(assemble::ActionProblem::Broken(why)) => report(errors, why),
         }
     }
     if let Err(e) = crate::daemon::ignore_judge::IgnoreJudge::assemble(jail, runtime, registry) {
@@ -61,13 +65,6 @@ fn check_jail(
     }
     if let Err(e) = assemble::usedns(jail) {
         report(errors, e);
-    }
-    if jail.options.get("ignorecommand").is_some_and(|c| !c.trim().is_empty()) {
-        report(
-            warnings,
-            "ignorecommand is not run by wasmban (it would need a shell); list the addresses in ignoreip instead"
-                .into(),
-        );
     }
     let Some(source) = source else {
         // Without a filter the source was not checked with it.

@@ -186,6 +186,10 @@ fn print_status(s: &JailStatus, short: bool) {
     println!("   |- Currently banned:\t{}", s.currently_banned);
     let last = if short && s.unbans_pending == 0 { "`-" } else { "|-" };
     println!("   {last} Total banned:\t{}", s.total_banned);
+    for off in &s.actions_off {
+        // Not in fail2ban's tree: only a jail missing an action has it.
+        println!("   |- Action off:\t{off}");
+    }
     if s.unbans_pending > 0 {
         // Not in fail2ban's tree: shown only when there is something to say.
         println!("   {} Unbans pending:\t{}", if short { "`-" } else { "|-" }, s.unbans_pending);

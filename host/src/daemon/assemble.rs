@@ -16,7 +16,7 @@ use crate::daemon::ignore_judge::IgnoreJudge;
 use crate::jail::ids::{UseDns, local_addresses, lookup};
 use crate::jail::{BanTime, TrackerSettings};
 use crate::metrics::{self, PluginKey};
-use crate::plugin::{FilterInstance, Plugin, Registry, Runtime};
+use crate::plugin::{FilterInstance, Plugin, PluginError, Registry, Runtime};
 use crate::tail::{Backend, SourceSpec, has_glob};
 
 /// A jail's filter, planned: the component loaded, the options it will be
@@ -161,8 +161,30 @@ fn log_exists(entry: &str) -> bool {
     }
 }
 
+/// Why an action of a jail was not made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionProblem {
+    /// Its plugin needs a capability the admin has not granted. The jail
+    /// runs without it: a grant left out is a choice the admin can still be
+    /// making, and one action should not take the other protections (or,
+    /// through the unit's `check`, the whole service) down with it.
+    Off(String),
+    /// The action cannot be made at all (a bad file, a broken plugin,
+    /// options the plugin rejects): the jail does not start.
+    Broken(String),
+}
+
+impl ActionProblem {
+    /// What to tell the admin.
+    pub fn message(&self) -> &str {
+        match self {
+            ActionProblem::Off(m) | ActionProblem::Broken(m) => m,
+        }
+    }
+}
+
 /// Make each of `jail`'s actions, or say why it cannot be made.
-pub fn actions(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Vec<Result<JailAction, String>> {
+pub fn actions(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Vec<Result<JailAction, ActionProblem>> {
     jail.actions.iter().map(|(reference, def)| action(&jail.name, reference, def, runtime, registry)).collect()
 }
 
@@ -173,13 +195,19 @@ pub fn action(
     def: &ActionDefinition,
     runtime: &Runtime,
     registry: &Registry,
-) -> Result<JailAction, String> {
+) -> Result<JailAction, ActionProblem> {
     let label = format!("action {} ({})", reference.name, def.where_());
     let Some(plugin_name) = def.plugin() else {
-        return Err(format!("{label} has neither `plugin` nor any action command: nothing to run"));
+        return Err(ActionProblem::Broken(format!(
+            "{label} has neither `plugin` nor any action command: nothing to run"
+        )));
     };
-    let plugin = runtime.load_named(registry, plugin_name).map_err(|e| format!("{label}: {e}"))?;
-    let mut instance = plugin.action(def.plugin_options()).map_err(|e| format!("{label}: {e}"))?;
+    let plugin = runtime.load_named(registry, plugin_name).map_err(|e| match e {
+        PluginError::NotGranted { .. } => ActionProblem::Off(format!("{label}: {e}")),
+        other => ActionProblem::Broken(format!("{label}: {other}")),
+    })?;
+    let mut instance =
+        plugin.action(def.plugin_options()).map_err(|e| ActionProblem::Broken(format!("{label}: {e}")))?;
     instance.set_meter(metrics::global().plugin_meter(PluginKey {
         jail: jail.to_string(),
         kind: "action".into(),
@@ -240,9 +268,12 @@ pub struct AssembledJail {
     pub notice: Option<String>,
     /// Its `ignorecommand` or `ignoreplugin`.
     pub ignore: Option<IgnoreJudge>,
+    /// Its actions left off for want of a grant, each with the line to add.
+    pub actions_off: Vec<String>,
 }
 
-/// Build `jail`; the first problem stops it.
+/// Build `jail`; the first problem stops it, but for actions whose grant
+/// is missing, which are left off.
 pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<AssembledJail, String> {
     let plan = plan_filter(jail, runtime, registry)?;
     if let Some(why) = &plan.skipped {
@@ -255,17 +286,26 @@ pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<A
         instance: jail.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
         plugin: filter.plugin().name().to_string(),
     }));
-    let actions = actions(jail, runtime, registry).into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut made = Vec::new();
+    let mut actions_off = Vec::new();
+    for built in actions(jail, runtime, registry) {
+        match built {
+            Ok(action) => made.push(action),
+            Err(ActionProblem::Off(why)) => actions_off.push(why),
+            Err(ActionProblem::Broken(why)) => return Err(why),
+        }
+    }
     let ignore = IgnoreJudge::assemble(jail, runtime, registry)?;
     Ok(AssembledJail {
         source: plan.source,
         filter,
-        actions: JailActions::new(&jail.name, actions),
+        actions: JailActions::new(&jail.name, made),
         usedns: usedns(jail)?,
         tracker: tracker_settings(jail),
         ban_time: jail.ban_time.clone(),
         notice: plan.notice,
         ignore,
+        actions_off,
     })
 }
 
@@ -298,6 +338,22 @@ mod tests {
         assert_eq!(plan.source.journalmatch.as_deref(), Some("_SYSTEMD_UNIT=ssh.service"));
         assert!(plan.options.contains(&("journal".into(), "1".into())), "{:?}", plan.options);
         plan.instantiate().unwrap();
+    }
+
+    #[test]
+    fn an_action_without_its_grant_is_left_off_and_the_jail_is_built() {
+        let (dir, _) = jails("", &[("svc", "[Definition]\nfailregex = ^x <HOST>$\n")]);
+        std::fs::create_dir_all(dir.path().join("action.d")).unwrap();
+        std::fs::write(dir.path().join("action.d/note.conf"), "[Definition]\nactionban = echo <ip>\n").unwrap();
+        let conf = "[svc]\nenabled = true\nfilter = svc\nlogpath = /dev/null\naction = note\n";
+        std::fs::write(dir.path().join("jail.conf"), conf).unwrap();
+        let (loaded, errors) = Jails::load(dir.path()).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let runtime = Runtime::new(crate::plugin::RuntimeOptions::default()).unwrap();
+        let built = assemble(&loaded.enabled[0], &runtime, &Registry::new(None)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(built.actions.names().is_empty());
+        let [off] = &built.actions_off[..] else { panic!("{:?}", built.actions_off) };
+        assert!(off.starts_with("action note (") && off.contains("add `shell = true` under [grants]"), "{off}");
     }
 
     #[test]

@@ -260,6 +260,8 @@ struct RunningJail {
     heartbeat: Arc<AtomicU64>,
     /// Bytes not yet read of each followed file, and when that was measured.
     backlog: (std::collections::BTreeMap<String, u64>, Instant),
+    /// Actions left off for want of a grant, with the line to add.
+    actions_off: Vec<String>,
 }
 
 impl RunningJail {
@@ -290,6 +292,9 @@ impl RunningJail {
         if let Some(notice) = &parts.notice {
             tracing::warn!("[{}] {notice}", jail.name);
         }
+        for off in &parts.actions_off {
+            tracing::error!("[{}] runs without an action until it is granted and wasmban reloaded: {off}", jail.name);
+        }
         let mut running = RunningJail {
             name: jail.name.clone(),
             config: jail.clone(),
@@ -318,6 +323,7 @@ impl RunningJail {
             next_reconcile: ctx.clock.now() + jail.reconcile as f64,
             metrics: crate::metrics::global(),
             heartbeat,
+            actions_off: parts.actions_off,
         };
         running.bans.start(running.clock.now());
         let mut what = running.source.files();
@@ -620,6 +626,7 @@ impl RunningJail {
             unbans_pending: self.bans.pending_unbans(),
             running: true,
             problem: None,
+            actions_off: self.actions_off.clone(),
         };
         if let Ok(mut s) = self.status.lock() {
             *s = status;

@@ -450,7 +450,14 @@ impl Daemon {
                 match map.get(&jail.name) {
                     // A runtime `set` lasts until the next reload, as in
                     // fail2ban: such a jail starts again from its files.
-                    Some(h) if h.fingerprint == fingerprint && only.is_none() && !h.edited() => {
+                    // So does a jail running without an action, whose
+                    // grant may have been added since.
+                    Some(h)
+                        if h.fingerprint == fingerprint
+                            && only.is_none()
+                            && !h.edited()
+                            && h.counters().actions_off.is_empty() =>
+                    {
                         unchanged.push(jail.name.clone())
                     }
                     Some(_) => {

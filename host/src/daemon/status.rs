@@ -46,4 +46,8 @@ pub struct JailStatus {
     pub running: bool,
     /// Why the jail is not working, when it is not.
     pub problem: Option<String>,
+    /// Actions the jail runs without, for want of a grant: each says the
+    /// line to add.
+    #[serde(default)]
+    pub actions_off: Vec<String>,
 }

@@ -93,6 +93,22 @@ pub enum PluginError {
         /// Why, and what would allow it.
         reason: String,
     },
+    /// The component imports a capability its grant file does not give:
+    /// the configuration, not the plugin, is what to change.
+    #[error(
+        "plugin {plugin} is refused: it imports `{import}`, which its grant does not allow; to allow it, add `{line}` \
+         under [grants] in {grant_file}"
+    )]
+    NotGranted {
+        /// The plugin.
+        plugin: String,
+        /// The import that was not granted.
+        import: String,
+        /// The grant line that would allow it.
+        line: String,
+        /// Where that line goes.
+        grant_file: String,
+    },
     /// Instantiation failed.
     #[error("plugin {plugin}: cannot instantiate: {message}")]
     Instantiate {

@@ -144,10 +144,12 @@ pub fn check_imports(
                 (Capability::Firewall, Some(shell)) if grants.firewall.is_empty() => shell,
                 _ => import,
             };
-            return refuse(
-                import,
-                format!("which its grant does not allow; to allow it, add `{line}` under [grants] in {grant_file}"),
-            );
+            return Err(PluginError::NotGranted {
+                plugin: plugin.to_string(),
+                import: import.to_string(),
+                line,
+                grant_file: grant_file.to_string(),
+            });
         }
     }
     Ok(())

@@ -92,7 +92,8 @@ impl RunningJail {
         };
         let (reference, def) = self.config.resolve_action(&self.confdir, text)?;
         let registry = Registry::new(Some(self.plugin_dir.clone()));
-        let action = assemble::action(&self.name, &reference, &def, &self.runtime, &registry)?;
+        let action = assemble::action(&self.name, &reference, &def, &self.runtime, &registry)
+            .map_err(|problem| problem.message().to_string())?;
         self.bans.add_action(action)?;
         let name = reference.name.clone();
         self.config.actions.push((reference, def));

@@ -16,6 +16,7 @@ mod grants;
 mod hardening;
 mod ignore_command;
 mod import;
+mod ipset;
 mod iptables;
 mod jail_options;
 mod languages;

@@ -34,7 +34,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// configuration bans and notifies without running shell commands. The
 /// iptables component builds the same chains and rules; the nftables one
 /// keeps the ports, protocols, hook, priority and blocktype in a table of
-/// its own per jail (see plugins/nftables); mail-whois sends the ban mail
+/// its own per jail (see plugins/nftables); iptables-ipset makes the same
+/// sets and jump rules as fail2ban's ipset files; mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
 type StockEquivalent = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
@@ -43,6 +44,12 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("iptables", "iptables", &[("type", "oneport")]),
     ("iptables-multiport", "iptables", &[("type", "multiport")]),
     ("iptables-allports", "iptables", &[("type", "allports")]),
+    // fail2ban 1.0's proto4 file speaks ipset 4's syntax; the component
+    // speaks today's, to the same sets.
+    ("iptables-ipset", "iptables-ipset", &[("type", "oneport")]),
+    ("iptables-ipset-proto4", "iptables-ipset", &[("type", "oneport")]),
+    ("iptables-ipset-proto6", "iptables-ipset", &[("type", "multiport")]),
+    ("iptables-ipset-proto6-allports", "iptables-ipset", &[("type", "allports")]),
     ("nftables", "nftables", &[("type", "multiport")]),
     ("nftables-multiport", "nftables", &[("type", "multiport")]),
     ("nftables-allports", "nftables", &[("type", "allports")]),
@@ -205,5 +212,31 @@ mod tests {
         let options: BTreeMap<String, String> = a.plugin_options().into_iter().collect();
         assert_eq!((options["lines"].as_str(), options["dest"].as_str()), ("yes", "root"));
         assert!(!options.keys().any(|k| k.starts_with("action")), "{options:?}");
+    }
+
+    #[test]
+    fn fail2bans_ipset_actions_run_in_the_component_with_their_timeouts() {
+        let stock = Path::new("/etc/fail2ban");
+        if !stock.join("action.d/iptables-ipset-proto6.conf").is_file() {
+            eprintln!("SKIPPED fail2bans_ipset_actions_run_in_the_component: fail2ban is not installed");
+            return;
+        }
+        for (file, kind) in [
+            ("iptables-ipset", "oneport"),
+            ("iptables-ipset-proto4", "oneport"),
+            ("iptables-ipset-proto6", "multiport"),
+            ("iptables-ipset-proto6-allports", "allports"),
+        ] {
+            let a = ActionDefinition::load(stock, file, &[("name".into(), "sshd".into())], &Vars::new()).unwrap();
+            assert_eq!(a.plugin(), Some("iptables-ipset"), "{file}");
+            let options: BTreeMap<String, String> = a.plugin_options().into_iter().collect();
+            assert_eq!((options["type"].as_str(), options["name"].as_str()), (kind, "sshd"), "{file}");
+            assert!(!options.keys().any(|k| k.starts_with("action")), "{file}: {options:?}");
+        }
+        // fail2ban's way to let the kernel end bans: the expression stays
+        // tied to each ban's <bantime>, which the component reads.
+        let params = [("ipsettime".to_string(), "<timeout-bantime>".to_string())];
+        let a = ActionDefinition::load(stock, "iptables-ipset-proto6", &params, &Vars::new()).unwrap();
+        assert!(a.options["ipsettime"].contains("<bantime>"), "{:?}", a.options["ipsettime"]);
     }
 }

@@ -274,3 +274,60 @@ fn several_chains_and_protocols_in_a_network_namespace() {
     let rules = ns.exec(&["iptables", "-w", "-S"]);
     assert!(!rules.contains("f2b-multi"), "{rules}");
 }
+
+/// Debian's stock iptables-multiport-log and iptables-new files, as the
+/// built-in component carries them out, in a namespace: banned packets
+/// go through a logging chain, and jumps match new connections only.
+#[test]
+fn fail2bans_log_and_new_variants_in_a_network_namespace() {
+    use wasmban::config::action::ActionDefinition;
+    if let Some(why) = root_skip_reason(&["iptables", "ip6tables", "ip"]) {
+        crate::util::skipped!("fail2bans_log_and_new_variants_in_a_network_namespace: {why}");
+        return;
+    }
+    let stock = std::path::Path::new("/etc/fail2ban");
+    if !stock.join("action.d/iptables-multiport-log.conf").is_file() {
+        crate::util::skipped!("fail2bans_log_and_new_variants_in_a_network_namespace: fail2ban is not installed");
+        return;
+    }
+    let ns = NetNs::new("ipt-var");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let load = |file: &str, name: &str, port: &str| {
+        let params = [("name".to_string(), name.to_string()), ("port".to_string(), port.to_string())];
+        let def = ActionDefinition::load(stock, file, &params, &Default::default()).unwrap();
+        assert_eq!(def.plugin(), Some("iptables"), "{file}");
+        builtin(&rt, "iptables").action(def.plugin_options()).unwrap()
+    };
+    let mut logged = load("iptables-multiport-log", "xinetd", "ftp,telnet");
+    let mut fresh = load("iptables-new", "ssh-new", "22");
+    ns.run(|| {
+        for action in [&mut logged, &mut fresh] {
+            action.start().unwrap();
+            assert!(action.ban(&[ticket("192.0.2.7"), ticket("2001:db8::7")]).unwrap().iter().all(Result::is_ok));
+            action.check().unwrap();
+        }
+    });
+    let rules = ns.exec(&["iptables", "-w", "-S"]);
+    for expected in [
+        "-A INPUT -p tcp -m multiport --dports 21,23 -j f2b-xinetd",
+        "-A f2b-xinetd -s 192.0.2.7/32 -j f2b-xinetd-log",
+        "-A f2b-xinetd-log -m limit --limit 6/min --limit-burst 2 -j LOG --log-prefix \"f2b-xinetd:DROP \"",
+        "-A f2b-xinetd-log -j REJECT --reject-with icmp-port-unreachable",
+        "-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j f2b-ssh-new",
+        "-A f2b-ssh-new -s 192.0.2.7/32 -j REJECT --reject-with icmp-port-unreachable",
+    ] {
+        assert!(rules.contains(expected), "missing {expected:?} in:\n{rules}");
+    }
+    let rules6 = ns.exec(&["ip6tables", "-w", "-S"]);
+    assert!(rules6.contains("-A f2b-xinetd-log -j REJECT --reject-with icmp6-port-unreachable"), "{rules6}");
+    ns.run(|| {
+        for action in [&mut logged, &mut fresh] {
+            assert!(action.unban(&[ticket("192.0.2.7")]).unwrap()[0].is_ok());
+            action.stop().unwrap();
+        }
+    });
+    for program in ["iptables", "ip6tables"] {
+        let rules = ns.exec(&[program, "-w", "-S"]);
+        assert!(!rules.contains("f2b-"), "stop left {program} rules behind: {rules}");
+    }
+}

@@ -44,6 +44,8 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("iptables", "iptables", &[("type", "oneport")]),
     ("iptables-multiport", "iptables", &[("type", "multiport")]),
     ("iptables-allports", "iptables", &[("type", "allports")]),
+    ("iptables-new", "iptables", &[("type", "oneport"), ("pre-rule", "-m state --state NEW")]),
+    ("iptables-multiport-log", "iptables", &[("type", "multiport"), ("log", "yes")]),
     // fail2ban 1.0's proto4 file speaks ipset 4's syntax; the component
     // speaks today's, to the same sets.
     ("iptables-ipset", "iptables-ipset", &[("type", "oneport")]),

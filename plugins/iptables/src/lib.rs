@@ -52,6 +52,13 @@ pub struct Plan {
     pub blocktype6: Vec<String>,
     pub returntype: String,
     pub timeout_ms: u32,
+    /// `pre-rule`: match words put before the jump rule's own
+    /// (fail2ban's iptables-new: `-m state --state NEW`).
+    pub pre_rule: Vec<String>,
+    /// `log = yes` (fail2ban's iptables-multiport-log): banned packets go
+    /// through a chain `f2b-<name>-log` that logs them, rate-limited, and
+    /// then applies the blocktype.
+    pub log: bool,
 }
 
 fn words(value: &str) -> Vec<String> {
@@ -91,7 +98,8 @@ impl Plan {
                 return Err(format!("option `type` = {other:?}: expected multiport, allports or oneport"));
             }
         };
-        valid_chain_name("name", &format!("f2b-{name}"))?;
+        let log = matches!(options.get_or("log", "no"), "yes" | "true" | "1" | "on");
+        valid_chain_name("name", &format!("f2b-{name}{}", if log { "-log" } else { "" }))?;
         if chains.is_empty() {
             return Err("option `chain` is empty: give a chain such as INPUT (or several: INPUT,FORWARD)".into());
         }
@@ -130,6 +138,8 @@ impl Plan {
             blocktype6,
             returntype: options.get_or("returntype", "RETURN").to_string(),
             timeout_ms,
+            pre_rule: words(&options.get_or("pre-rule", "").replace("<sp>", " ")),
+            log,
         })
     }
 
@@ -137,9 +147,14 @@ impl Plan {
         format!("f2b-{}", self.name)
     }
 
+    fn log_chain(&self) -> String {
+        format!("f2b-{}-log", self.name)
+    }
+
     /// The match part of a jump rule: `-p tcp -m multiport --dports 22`.
     fn jump_match(&self, protocol: &str) -> Vec<String> {
-        let mut m = vec!["-p".to_string(), protocol.to_string()];
+        let mut m = self.pre_rule.clone();
+        m.extend(["-p".to_string(), protocol.to_string()]);
         match &self.ports {
             PortMatch::Multiport(p) => m.extend(argv(&["-m", "multiport", "--dports", p])),
             PortMatch::AllPorts => {}
@@ -162,10 +177,28 @@ impl Plan {
         all
     }
 
+    /// The log chain's rules (fail2ban's iptables-multiport-log): a
+    /// rate-limited LOG whose prefix is the jail's chain (at most 23
+    /// characters, as fail2ban cuts it), then the blocktype.
+    fn log_rules(&self, family: Family) -> [Vec<String>; 2] {
+        let l = self.log_chain();
+        let prefix: String = self.jail_chain().chars().take(23).collect();
+        let mut log = argv(&["-w", "-A", &l, "-j", "LOG", "--log-prefix"]);
+        log.push(format!("{prefix}:DROP "));
+        log.extend(argv(&["--log-level", "warning", "-m", "limit", "--limit", "6/m", "--limit-burst", "2"]));
+        let mut block = argv(&["-w", "-A", &l, "-j"]);
+        block.extend(self.blocktype_of(family).iter().cloned());
+        [log, block]
+    }
+
     /// Commands that build the structure, in order.
-    pub fn start(&self) -> Vec<Vec<String>> {
+    pub fn start(&self, family: Family) -> Vec<Vec<String>> {
         let c = self.jail_chain();
         let mut steps = vec![argv(&["-w", "-N", &c]), argv(&["-w", "-A", &c, "-j", &self.returntype])];
+        if self.log {
+            steps.push(argv(&["-w", "-N", &self.log_chain()]));
+            steps.extend(self.log_rules(family));
+        }
         steps.extend(self.jumps("-I"));
         steps
     }
@@ -175,6 +208,10 @@ impl Plan {
         let c = self.jail_chain();
         let mut steps = self.jumps("-D");
         steps.extend([argv(&["-w", "-F", &c]), argv(&["-w", "-X", &c])]);
+        if self.log {
+            let l = self.log_chain();
+            steps.extend([argv(&["-w", "-F", &l]), argv(&["-w", "-X", &l])]);
+        }
         steps
     }
 
@@ -183,33 +220,45 @@ impl Plan {
         self.jumps("-C")
     }
 
-    /// The command that succeeds only while the chain ends in RETURN.
-    pub fn check_return(&self) -> Vec<String> {
-        argv(&["-w", "-C", &self.jail_chain(), "-j", &self.returntype])
+    /// The commands that succeed only while the chain ends in RETURN (and
+    /// the log chain, when there is one, blocks).
+    pub fn check_return(&self, family: Family) -> Vec<Vec<String>> {
+        let mut checks = vec![argv(&["-w", "-C", &self.jail_chain(), "-j", &self.returntype])];
+        if self.log {
+            let [_, mut block] = self.log_rules(family);
+            block[1] = "-C".into();
+            checks.push(block);
+        }
+        checks
     }
 
-    fn block(&self, family: Family) -> &[String] {
+    fn blocktype_of(&self, family: Family) -> &[String] {
         match family {
             Family::V4 => &self.blocktype,
             Family::V6 => &self.blocktype6,
         }
     }
 
+    /// Where a ban rule sends the address's packets.
+    fn block(&self, family: Family) -> Vec<String> {
+        if self.log { vec![self.log_chain()] } else { self.blocktype_of(family).to_vec() }
+    }
+
     pub fn ban(&self, ip: &str) -> Vec<String> {
         let mut a = argv(&["-w", "-I", &self.jail_chain(), "1", "-s", ip, "-j"]);
-        a.extend(self.block(Family::of(ip)).iter().cloned());
+        a.extend(self.block(Family::of(ip)));
         a
     }
 
     pub fn unban(&self, ip: &str) -> Vec<String> {
         let mut a = argv(&["-w", "-D", &self.jail_chain(), "-s", ip, "-j"]);
-        a.extend(self.block(Family::of(ip)).iter().cloned());
+        a.extend(self.block(Family::of(ip)));
         a
     }
 
     pub fn check_ban(&self, ip: &str) -> Vec<String> {
         let mut a = argv(&["-w", "-C", &self.jail_chain(), "-s", ip, "-j"]);
-        a.extend(self.block(Family::of(ip)).iter().cloned());
+        a.extend(self.block(Family::of(ip)));
         a
     }
 }
@@ -250,7 +299,7 @@ impl Iptables {
     }
 
     fn start_family(&mut self, family: Family) -> Result<(), String> {
-        let steps = self.plan.start();
+        let steps = self.plan.start(family);
         let Some((create, rest)) = steps.split_first() else { return Ok(()) };
         if self.run(family, create)?.status != 0 {
             // The chain is there already: left by a run that could not stop
@@ -415,7 +464,10 @@ impl Action for Iptables {
             for args in self.plan.check_jumps() {
                 jump_ok &= self.run(family, &args)?.status == 0;
             }
-            let return_ok = self.run(family, &self.plan.check_return())?.status == 0;
+            let mut return_ok = true;
+            for args in self.plan.check_return(family) {
+                return_ok &= self.run(family, &args)?.status == 0;
+            }
             if !(jump_ok && return_ok) {
                 log::warn(&format!(
                     "{} structure of f2b-{} is damaged (jump present: {jump_ok}, return rule present: \
@@ -515,7 +567,7 @@ mod tests {
     #[test]
     fn multiport_structure_matches_fail2ban() {
         let p = plan(&[("name", "sshd"), ("port", "22, 2222")]).unwrap();
-        assert_eq!(p.start()[2].join(" "), "-w -I INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd");
+        assert_eq!(p.start(Family::V4)[2].join(" "), "-w -I INPUT -p tcp -m multiport --dports 22,2222 -j f2b-sshd");
         assert_eq!(
             p.ban("192.0.2.7").join(" "),
             "-w -I f2b-sshd 1 -s 192.0.2.7 -j REJECT --reject-with icmp-port-unreachable"
@@ -548,10 +600,41 @@ mod tests {
                 "-w -C DOCKER-USER -p udp -j f2b-x"
             ]
         );
-        assert_eq!(p.start().len(), 6);
+        assert_eq!(p.start(Family::V4).len(), 6);
         assert_eq!(p.stop().len(), 6);
         assert!(plan(&[("chain", "INPUT,bad chain!")]).unwrap_err().contains("`chain`"));
         assert!(plan(&[("protocol", "tcp,icmp")]).unwrap_err().contains("icmp"));
+    }
+
+    #[test]
+    fn iptables_new_puts_its_pre_rule_first() {
+        let p = plan(&[("name", "x"), ("type", "oneport"), ("port", "22"), ("pre-rule", "-m state --state NEW<sp>")])
+            .unwrap();
+        assert_eq!(p.check_jumps()[0].join(" "), "-w -C INPUT -m state --state NEW -p tcp --dport 22 -j f2b-x");
+    }
+
+    #[test]
+    fn multiport_log_sends_bans_through_a_logging_chain() {
+        let p = plan(&[("name", "xinetd-fail"), ("log", "yes"), ("blocktype", "DROP")]).unwrap();
+        let start: Vec<String> = p.start(Family::V4).iter().map(|a| a.join(" ")).collect();
+        assert_eq!(
+            start[..5],
+            [
+                "-w -N f2b-xinetd-fail",
+                "-w -A f2b-xinetd-fail -j RETURN",
+                "-w -N f2b-xinetd-fail-log",
+                "-w -A f2b-xinetd-fail-log -j LOG --log-prefix f2b-xinetd-fail:DROP  --log-level warning -m limit \
+                 --limit 6/m --limit-burst 2",
+                "-w -A f2b-xinetd-fail-log -j DROP",
+            ]
+        );
+        assert_eq!(p.ban("192.0.2.7").join(" "), "-w -I f2b-xinetd-fail 1 -s 192.0.2.7 -j f2b-xinetd-fail-log");
+        assert_eq!(p.stop().len(), 5);
+        assert_eq!(p.check_return(Family::V6)[1].join(" "), "-w -C f2b-xinetd-fail-log -j DROP");
+        // The log prefix is cut at 23 characters, as fail2ban cuts it.
+        let p = plan(&[("name", "a-rather-long-name-x"), ("log", "yes")]).unwrap();
+        assert!(p.start(Family::V4)[3].contains(&"f2b-a-rather-long-name-:DROP ".to_string()));
+        assert!(plan(&[("name", "a-rather-long-name-xy"), ("log", "yes")]).unwrap_err().contains("28"));
     }
 
     #[test]

@@ -218,3 +218,27 @@ fn check_reports_a_bad_daemon_setting_with_its_file_and_key() {
         "{out}"
     );
 }
+
+/// Each action.d file wasmban ships makes its component, with the grant
+/// the component carries: none of them needs the shell.
+#[test]
+fn every_shipped_action_file_builds_its_component() {
+    use wasmban::config::action::ActionDefinition;
+    use wasmban::plugin::Registry;
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let runtime = crate::util::runtime();
+    let registry = Registry::new(None);
+    let mut seen = 0;
+    for entry in std::fs::read_dir(config.join("action.d")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let def = ActionDefinition::load(&config, &name, &[("name".into(), "sshd".into())], &Default::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plugin = def.plugin().unwrap_or_else(|| panic!("{name} names no component"));
+        assert_ne!(plugin, "command-action", "{name} would need the shell");
+        let loaded = runtime.load_named(&registry, plugin).unwrap_or_else(|e| panic!("{name}: {e}"));
+        loaded.action(def.plugin_options()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seen += 1;
+    }
+    assert!(seen >= 10, "{seen}");
+}

@@ -27,5 +27,6 @@ mod observability;
 mod package;
 mod packs;
 mod regex_cli;
+mod route;
 mod sandbox;
 mod store;

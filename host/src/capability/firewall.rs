@@ -35,6 +35,52 @@ pub fn grant_line(imports: &[String]) -> String {
     }
 }
 
+/// Programs that can run any command through one of their subcommands
+/// (`ip netns exec`): granted only together with the one subcommand the
+/// plugin needs (`ip route`), never alone.
+const NEED_SUBCOMMAND: &[&str] = &["ip"];
+
+/// One entry of a firewall grant: a program, and when the entry says so
+/// (`"ip route"`), the only subcommand it may be run with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgramGrant<'a> {
+    /// The program, bare or absolute.
+    pub program: &'a str,
+    /// Its only allowed subcommand.
+    pub subcommand: Option<&'a str>,
+}
+
+impl<'a> ProgramGrant<'a> {
+    /// Read a grant entry; an error says what is wrong with it.
+    pub fn parse(entry: &'a str) -> Result<Self, String> {
+        let mut words = entry.split(' ');
+        let program = words.next().unwrap_or_default();
+        let subcommand = words.next();
+        if words.next().is_some() || subcommand.is_some_and(|s| !s.chars().all(|c| c.is_ascii_lowercase())) {
+            return Err(format!("{entry:?}: expected a program, or a program and one subcommand (\"ip route\")"));
+        }
+        let name = program.rsplit('/').next().unwrap_or(program);
+        if subcommand.is_none() && NEED_SUBCOMMAND.contains(&name) {
+            return Err(format!(
+                "{entry:?} would run any command (`{name} netns exec`), which is the `shell` grant; grant the \
+                 program with the one subcommand the plugin needs, such as \"{name} route\""
+            ));
+        }
+        Ok(ProgramGrant { program, subcommand })
+    }
+
+    /// Whether `args` stay within the entry: its subcommand first, after
+    /// at most a family flag (`ip -6 route ...`).
+    fn allows(&self, args: &[String]) -> bool {
+        let Some(subcommand) = self.subcommand else { return true };
+        let rest = match args.first().map(String::as_str) {
+            Some("-4" | "-6") => &args[1..],
+            _ => args,
+        };
+        rest.first().is_some_and(|first| first == subcommand)
+    }
+}
+
 /// The state behind one plugin instance's `firewall` import.
 pub struct FirewallCtx {
     plugin: Arc<str>,
@@ -62,7 +108,19 @@ impl FirewallCtx {
         input: Option<&str>,
         timeout_ms: u32,
     ) -> Result<ProgramOutput, String> {
-        if !self.programs.iter().any(|p| p == program) {
+        let grants: Vec<ProgramGrant> =
+            self.programs.iter().filter_map(|entry| ProgramGrant::parse(entry).ok()).collect();
+        let for_program: Vec<&ProgramGrant> = grants.iter().filter(|g| g.program == program).collect();
+        if !for_program.is_empty() && !for_program.iter().any(|g| g.allows(args)) {
+            tracing::warn!(plugin = &*self.plugin, program, ?args, "refused a subcommand outside the grant");
+            return Err(format!(
+                "`{program} {}` is outside plugin {}'s grant, which allows only: {}",
+                args.join(" "),
+                self.plugin,
+                self.programs.join(", ")
+            ));
+        }
+        if for_program.is_empty() {
             tracing::warn!(plugin = &*self.plugin, program, "refused a firewall program outside the grant");
             return Err(format!(
                 "program {program:?} is not granted to plugin {}; it may run: {}",
@@ -168,6 +226,24 @@ mod tests {
         let err = ctx.run("/bin/sh", &[], None, 100).unwrap_err();
         assert!(err.contains("not granted"), "{err}");
         assert!(recorder.runs().is_empty());
+    }
+
+    #[test]
+    fn a_program_granted_with_a_subcommand_runs_only_that_subcommand() {
+        let (ctx, recorder) = ctx(&["ip route"]);
+        let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        ctx.run("ip", &args("route add unreachable 192.0.2.1"), None, 100).unwrap();
+        ctx.run("ip", &args("-6 route del unreachable 2001:db8::1"), None, 100).unwrap();
+        for escape in ["netns exec x /bin/sh", "-batch /tmp/x", "-n x route add unreachable 192.0.2.1", ""] {
+            let err = ctx.run("ip", &args(escape), None, 100).unwrap_err();
+            assert!(err.contains("outside") && err.contains("ip route"), "{err}");
+        }
+        assert_eq!(recorder.runs().len(), 2);
+        assert!(ProgramGrant::parse("ip").unwrap_err().contains("ip route"));
+        assert!(ProgramGrant::parse("/usr/sbin/ip").unwrap_err().contains("netns exec"));
+        assert!(ProgramGrant::parse("ip route add").is_err());
+        assert!(ProgramGrant::parse("ip -b").is_err());
+        assert_eq!(ProgramGrant::parse("ufw").unwrap(), ProgramGrant { program: "ufw", subcommand: None });
     }
 
     #[test]

@@ -89,7 +89,10 @@ impl Manifest {
         if manifest.limits.call_timeout_ms == 0 || manifest.limits.call_timeout_ms > 600_000 {
             return Err(format!("limits.call-timeout-ms = {}: expected 1 to 600000", manifest.limits.call_timeout_ms));
         }
-        for program in &manifest.grants.firewall {
+        for entry in &manifest.grants.firewall {
+            let grant =
+                crate::capability::firewall::ProgramGrant::parse(entry).map_err(|e| format!("grants.firewall: {e}"))?;
+            let program = grant.program;
             let bare = !program.is_empty() && !program.contains('/');
             if !(bare || program.starts_with('/')) {
                 return Err(format!("grants.firewall: {program:?} must be a bare program name or an absolute path"));

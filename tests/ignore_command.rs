@@ -87,16 +87,6 @@ fn apache_now() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The namespace's own /etc/hosts, which `ip netns exec` puts in place of
-/// the machine's for the daemon it starts; removed with the test.
-struct HostsFile(std::path::PathBuf);
-
-impl Drop for HostsFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
     if let Some(why) = root_skip_reason(&["ip"]) {
@@ -107,11 +97,10 @@ fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
         return skipped!("fail2ban's apache-fakegooglebot filter is not installed (Debian package fail2ban)");
     }
     let ns = NetNs::new("crawler");
-    let hosts_dir = Path::new("/etc/netns").join(&ns.name);
-    std::fs::create_dir_all(&hosts_dir).unwrap();
-    let _hosts = HostsFile(hosts_dir.clone());
+    // The namespace's own /etc/hosts, which `ip netns exec` puts in place
+    // of the machine's for the daemon it starts.
     std::fs::write(
-        hosts_dir.join("hosts"),
+        ns.etc().join("hosts"),
         "127.0.0.1 localhost\n192.0.2.66 crawl-192-0-2-66.googlebot.com\n192.0.2.88 crawl.notgoogle.example\n",
     )
     .unwrap();

@@ -30,3 +30,4 @@ mod regex_cli;
 mod route;
 mod sandbox;
 mod store;
+mod ufw;

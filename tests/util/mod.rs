@@ -130,9 +130,21 @@ impl NetNs {
     }
 }
 
+impl NetNs {
+    /// The namespace's own /etc: each file or folder put here replaces the
+    /// machine's for programs started with `ip netns exec` (its hosts file,
+    /// ufw's rules), and goes with the namespace.
+    pub fn etc(&self) -> std::path::PathBuf {
+        let dir = std::path::Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/NAME");
+        dir
+    }
+}
+
 impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(&self.name));
     }
 }
 

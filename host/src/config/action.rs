@@ -36,7 +36,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// keeps the ports, protocols, hook, priority and blocktype in a table of
 /// its own per jail (see plugins/nftables); iptables-ipset makes the same
 /// sets and jump rules as fail2ban's ipset files; route makes the same
-/// routes through `ip route` only; mail-whois sends the ban mail
+/// routes through `ip route` only; ufw makes the same ufw rules;
+/// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
 type StockEquivalent = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
@@ -54,6 +55,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("iptables-ipset-proto6", "iptables-ipset", &[("type", "multiport")]),
     ("iptables-ipset-proto6-allports", "iptables-ipset", &[("type", "allports")]),
     ("route", "route", &[]),
+    ("ufw", "ufw", &[]),
     ("nftables", "nftables", &[("type", "multiport")]),
     ("nftables-multiport", "nftables", &[("type", "multiport")]),
     ("nftables-allports", "nftables", &[("type", "allports")]),

@@ -12,6 +12,7 @@ mod daemon;
 mod e2e;
 mod fail2ban_client;
 mod filters;
+mod firewalld;
 mod grants;
 mod hardening;
 mod ignore_command;

@@ -102,11 +102,21 @@ impl Daemon {
 
     /// [`Daemon::start_in`] with more environment variables.
     pub(crate) fn start_with(root: &Path, netns: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+        match netns {
+            Some(ns) => Daemon::start_under(root, &["ip", "netns", "exec", ns], env),
+            None => Daemon::start_under(root, &[], env),
+        }
+    }
+
+    /// Start the daemon as the last argument of `wrapper` (which must run
+    /// it in place, by exec, so that its pid is the daemon's), and wait
+    /// until it answers.
+    pub(crate) fn start_under(root: &Path, wrapper: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
-        let mut command = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, BIN]);
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
                 c
             }
             None => Command::new(BIN),

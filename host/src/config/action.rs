@@ -36,7 +36,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// keeps the ports, protocols, hook, priority and blocktype in a table of
 /// its own per jail (see plugins/nftables); iptables-ipset makes the same
 /// sets and jump rules as fail2ban's ipset files; route makes the same
-/// routes through `ip route` only; ufw makes the same ufw rules;
+/// routes through `ip route` only; ufw makes the same ufw rules; firewalld
+/// the same direct chains, ipset rules and rich rules through firewall-cmd;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -56,6 +57,12 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("iptables-ipset-proto6-allports", "iptables-ipset", &[("type", "allports")]),
     ("route", "route", &[]),
     ("ufw", "ufw", &[]),
+    ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
+    ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
+    ("firewallcmd-new", "firewalld", &[("kind", "new")]),
+    ("firewallcmd-ipset", "firewalld", &[("kind", "ipset")]),
+    ("firewallcmd-rich-rules", "firewalld", &[("kind", "rich-rules")]),
+    ("firewallcmd-rich-logging", "firewalld", &[("kind", "rich-logging")]),
     ("nftables", "nftables", &[("type", "multiport")]),
     ("nftables-multiport", "nftables", &[("type", "multiport")]),
     ("nftables-allports", "nftables", &[("type", "allports")]),

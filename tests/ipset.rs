@@ -219,3 +219,37 @@ fn the_shipped_action_file_sets_kernel_timeouts_from_the_ban() {
     let script = rec.runs().iter().filter_map(|r| r.input.clone()).collect::<String>();
     assert_eq!(script, "add f2b-sshd 192.0.2.9 timeout 1800\nadd f2b-sshd 192.0.2.10 timeout 0\n");
 }
+
+/// Debian's shorewall-ipset-proto6: the set only, for the admin's
+/// shorewall rules: no iptables rule of its own, and the set is emptied at
+/// stop but kept, since those rules refer to it.
+#[test]
+fn shorewalls_ipset_is_the_set_only_and_outlives_the_jail() {
+    use wasmban::config::action::ActionDefinition;
+    if let Some(why) = root_skip_reason(&["ipset", "iptables", "ip"]) {
+        crate::util::skipped!("shorewalls_ipset_is_the_set_only_and_outlives_the_jail: {why}");
+        return;
+    }
+    let stock = std::path::Path::new("/etc/fail2ban");
+    if !stock.join("action.d/shorewall-ipset-proto6.conf").is_file() {
+        crate::util::skipped!("shorewalls_ipset_is_the_set_only_and_outlives_the_jail: fail2ban is not installed");
+        return;
+    }
+    let def =
+        ActionDefinition::load(stock, "shorewall-ipset-proto6", &[("name".into(), "sshd".into())], &Default::default())
+            .unwrap();
+    assert_eq!(def.plugin(), Some("iptables-ipset"));
+    let ns = NetNs::new("ipset-sw");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let mut action = builtin(&rt, "iptables-ipset").action(def.plugin_options()).unwrap();
+    ns.run(|| {
+        action.start().unwrap();
+        assert!(action.ban(&[lasting("192.0.2.7", 600)]).unwrap()[0].is_ok());
+        action.check().unwrap();
+    });
+    assert!(ns.exec(&["ipset", "save", "f2b-sshd"]).contains("add f2b-sshd 192.0.2.7 timeout 0"));
+    assert!(!ns.exec(&["iptables", "-w", "-S"]).contains("f2b-"));
+    ns.run(|| action.stop().unwrap());
+    let saved = ns.exec(&["ipset", "save", "f2b-sshd"]);
+    assert!(saved.starts_with("create f2b-sshd hash:ip") && !saved.contains("192.0.2.7"), "{saved}");
+}

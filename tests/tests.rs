@@ -30,5 +30,6 @@ mod packs;
 mod regex_cli;
 mod route;
 mod sandbox;
+mod shorewall;
 mod store;
 mod ufw;

@@ -38,6 +38,7 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// sets and jump rules as fail2ban's ipset files; route makes the same
 /// routes through `ip route` only; ufw makes the same ufw rules; firewalld
 /// the same direct chains, ipset rules and rich rules through firewall-cmd;
+/// shorewall the same dynamic blacklist entries;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -55,8 +56,11 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("iptables-ipset-proto4", "iptables-ipset", &[("type", "oneport")]),
     ("iptables-ipset-proto6", "iptables-ipset", &[("type", "multiport")]),
     ("iptables-ipset-proto6-allports", "iptables-ipset", &[("type", "allports")]),
+    // The set only: the admin's shorewall blrules match it.
+    ("shorewall-ipset-proto6", "iptables-ipset", &[("rules", "no")]),
     ("route", "route", &[]),
     ("ufw", "ufw", &[]),
+    ("shorewall", "shorewall", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
     ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
     ("firewallcmd-new", "firewalld", &[("kind", "new")]),

@@ -91,6 +91,10 @@ pub struct Plan {
     pub entry_timeout: EntryTimeout,
     /// `default-ipsettime`: the set's own default element timeout.
     pub default_timeout: u32,
+    /// `rules = no` (fail2ban's shorewall-ipset-proto6): the sets only,
+    /// for rules the admin writes elsewhere (shorewall's blrules); they are
+    /// emptied at stop, never destroyed, as those rules refer to them.
+    pub rules: bool,
     pub timeout_ms: u32,
 }
 
@@ -173,7 +177,23 @@ impl Plan {
             Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
             None => 30_000,
         };
-        Ok(Plan { name, chains, protocols, ports, blocktype, blocktype6, entry_timeout, default_timeout, timeout_ms })
+        let rules = match options.get_or("rules", "yes") {
+            "yes" | "true" | "1" => true,
+            "no" | "false" | "0" => false,
+            other => return Err(format!("option `rules` = {other:?}: expected yes or no")),
+        };
+        Ok(Plan {
+            rules,
+            name,
+            chains,
+            protocols,
+            ports,
+            blocktype,
+            blocktype6,
+            entry_timeout,
+            default_timeout,
+            timeout_ms,
+        })
     }
 
     /// The family's set: fail2ban's names, so that its tools and habits
@@ -196,8 +216,12 @@ impl Plan {
     }
 
     /// The iptables argv of every jump rule of the family, for `op`
-    /// (`-I`, `-D`, `-C`): one per chain and protocol.
+    /// (`-I`, `-D`, `-C`): one per chain and protocol (none with `rules =
+    /// no`).
     pub fn jumps(&self, family: Family, op: &str) -> Vec<Vec<String>> {
+        if !self.rules {
+            return Vec::new();
+        }
         let set = self.set(family);
         let block = match family {
             Family::V4 => &self.blocktype,
@@ -350,7 +374,9 @@ impl IptablesIpset {
             }
             let set = self.plan.set(family);
             errors.extend(self.run_ok("ipset", &argv(&["flush", &set])).err());
-            errors.extend(self.run_ok("ipset", &argv(&["destroy", &set])).err());
+            if self.plan.rules {
+                errors.extend(self.run_ok("ipset", &argv(&["destroy", &set])).err());
+            }
             self.started[family as usize] = false;
         }
         self.applied.clear();
@@ -543,6 +569,13 @@ mod tests {
             jumps[3],
             "-w -D DOCKER-USER -p udp -m set --match-set f2b-x src -j REJECT --reject-with icmp-port-unreachable"
         );
+    }
+
+    #[test]
+    fn sets_only_for_shorewall() {
+        let p = plan(&[("name", "sshd"), ("rules", "no")]).unwrap();
+        assert!(p.jumps(Family::V4, "-I").is_empty());
+        assert!(plan(&[("rules", "maybe")]).unwrap_err().contains("`rules`"));
     }
 
     #[test]

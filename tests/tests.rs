@@ -11,6 +11,7 @@ mod conformance;
 mod daemon;
 mod e2e;
 mod fail2ban_client;
+mod file_actions;
 mod filters;
 mod firewalld;
 mod grants;

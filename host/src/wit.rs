@@ -52,6 +52,7 @@ pub mod evented_world {
             "wasmban:plugin/shell": super::action_world::wasmban::plugin::shell,
             "wasmban:plugin/http": super::action_world::wasmban::plugin::http,
             "wasmban:plugin/dns": super::action_world::wasmban::plugin::dns,
+            "wasmban:plugin/file": super::action_world::wasmban::plugin::file,
         },
     });
 }
@@ -98,7 +99,7 @@ pub use prepared_world::PreparedFilter;
 pub use prepared_world::PreparedFilterPre;
 pub use prepared_world::exports::wasmban::plugin::report::Hits as ReportHits;
 
-pub use action_world::wasmban::plugin::{dns, firewall, http, mail, shell, whois};
+pub use action_world::wasmban::plugin::{dns, file, firewall, http, mail, shell, whois};
 pub use filter_world::wasmban::plugin::{log, types};
 pub use ignore_world::IgnorePlugin;
 pub use ignore_world::IgnorePluginPre;

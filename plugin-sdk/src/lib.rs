@@ -443,6 +443,36 @@ pub mod dns {
     }
 }
 
+/// Whole-line changes to the files the grant names (`files = [...]`), each
+/// atomic and locked (see the `file` interface in capabilities.wit).
+pub mod file {
+    use crate::wit::action_world::wasmban::plugin::file as imp;
+    /// Add each of `lines` at the end unless it is there; how many were.
+    pub fn add_lines(path: &str, lines: &[String]) -> Result<u32, String> {
+        imp::add_lines(path, lines)
+    }
+    /// Remove every line equal to one of `lines`; how many there were.
+    pub fn remove_lines(path: &str, lines: &[String]) -> Result<u32, String> {
+        imp::remove_lines(path, lines)
+    }
+    /// The file's lines; empty when it does not exist.
+    pub fn read_lines(path: &str) -> Result<Vec<String>, String> {
+        imp::read_lines(path)
+    }
+    /// Make the file hold exactly `lines`.
+    pub fn write_lines(path: &str, lines: &[String]) -> Result<(), String> {
+        imp::write_lines(path, lines)
+    }
+    /// Remove the file; done when it does not exist.
+    pub fn remove(path: &str) -> Result<(), String> {
+        imp::remove(path)
+    }
+    /// One write of `text` to a kernel control file that exists.
+    pub fn write_control(path: &str, text: &str) -> Result<(), String> {
+        imp::write_control(path, text)
+    }
+}
+
 /// Shell command lines (fail2ban's classic actions only, when granted).
 pub mod shell {
     pub use crate::wit::action_world::wasmban::plugin::firewall::Output;

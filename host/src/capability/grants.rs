@@ -24,6 +24,10 @@ pub struct Grants {
     /// May run shell command lines (fail2ban's classic actions).
     #[serde(default)]
     pub shell: bool,
+    /// Files whose lines it may change, and folders (ending in `/`) whose
+    /// files it may: absolute paths.
+    #[serde(default)]
+    pub files: Vec<String>,
     /// HTTP(S) destinations it may reach: `host` (the scheme's default
     /// port) or `host:port`.
     #[serde(default)]

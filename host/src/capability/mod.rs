@@ -13,6 +13,7 @@ use wasmtime::component::Linker;
 pub use grants::Grants;
 
 pub mod dns;
+pub mod file;
 pub mod firewall;
 pub mod grants;
 pub mod http;
@@ -129,6 +130,7 @@ capabilities! {
     Shell => shell::ShellCtx,
     Http => http::HttpCtx,
     Dns => dns::DnsCtx,
+    File => file::FileCtx,
 }
 
 impl Capability {

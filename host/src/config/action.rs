@@ -38,7 +38,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// sets and jump rules as fail2ban's ipset files; route makes the same
 /// routes through `ip route` only; ufw makes the same ufw rules; firewalld
 /// the same direct chains, ipset rules and rich rules through firewall-cmd;
-/// shorewall the same dynamic blacklist entries;
+/// shorewall the same dynamic blacklist entries; hostsdeny the same lines
+/// through the `file` capability;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -61,6 +62,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("route", "route", &[]),
     ("ufw", "ufw", &[]),
     ("shorewall", "shorewall", &[]),
+    ("hostsdeny", "hostsdeny", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
     ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
     ("firewallcmd-new", "firewalld", &[("kind", "new")]),

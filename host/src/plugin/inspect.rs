@@ -163,7 +163,10 @@ impl std::fmt::Display for Report {
         if !g.http.is_empty() {
             granted.push(format!("http [{}]", g.http.join(", ")));
         }
-        for (on, name) in [(g.mail, "mail"), (g.whois, "whois"), (g.shell, "shell")] {
+        if !g.files.is_empty() {
+            granted.push(format!("files [{}]", g.files.join(", ")));
+        }
+        for (on, name) in [(g.mail, "mail"), (g.whois, "whois"), (g.dns, "dns"), (g.shell, "shell")] {
             if on {
                 granted.push(name.to_string());
             }

@@ -99,6 +99,9 @@ impl Manifest {
             }
             crate::capability::process::refuse_interpreter(program).map_err(|e| format!("grants.firewall: {e}"))?;
         }
+        for entry in &manifest.grants.files {
+            crate::capability::file::check_grant(entry).map_err(|e| format!("grants.files: {e}"))?;
+        }
         for entry in &manifest.grants.http {
             let ok = !entry.is_empty() && !entry.contains(['/', '@', '*']) && !entry.contains(char::is_whitespace);
             if !ok {

@@ -123,7 +123,7 @@ pub fn check_imports(
         let Some(capability) = Capability::from_import(import) else {
             return refuse(
                 import,
-                "which wasmban does not provide: plugins may import wasi:* (sandboxed) and wasmban:plugin/{log,firewall,mail,whois,shell,http,dns}".into(),
+                "which wasmban does not provide: plugins may import wasi:* (sandboxed) and wasmban:plugin/{log,firewall,mail,whois,shell,http,dns,file}".into(),
             );
         };
         let version = import.split('@').nth(1).unwrap_or("");

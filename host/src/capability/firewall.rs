@@ -40,14 +40,18 @@ pub fn grant_line(imports: &[String]) -> String {
 /// plugin needs (`ip route`), never alone.
 const NEED_SUBCOMMAND: &[&str] = &["ip"];
 
-/// One entry of a firewall grant: a program, and when the entry says so
-/// (`"ip route"`), the only subcommand it may be run with.
+/// One entry of a firewall grant: a program, and when the entry says so,
+/// the only subcommand it may be run with (`"ip route"`: `ip route ...`)
+/// or the only command (`"nginx -s reload"`: exactly that, since the
+/// entry starts with an option).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgramGrant<'a> {
     /// The program, bare or absolute.
     pub program: &'a str,
     /// Its only allowed subcommand.
     pub subcommand: Option<&'a str>,
+    /// Its only allowed arguments, when the entry gives them.
+    pub exactly: Option<Vec<&'a str>>,
 }
 
 impl<'a> ProgramGrant<'a> {
@@ -55,23 +59,37 @@ impl<'a> ProgramGrant<'a> {
     pub fn parse(entry: &'a str) -> Result<Self, String> {
         let mut words = entry.split(' ');
         let program = words.next().unwrap_or_default();
-        let subcommand = words.next();
-        if words.next().is_some() || subcommand.is_some_and(|s| !s.chars().all(|c| c.is_ascii_lowercase())) {
-            return Err(format!("{entry:?}: expected a program, or a program and one subcommand (\"ip route\")"));
+        let rest: Vec<&str> = words.collect();
+        let word_ok = |w: &&str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !rest.iter().all(word_ok) {
+            return Err(format!(
+                "{entry:?}: expected a program, a program and one subcommand (\"ip route\"), or a program and \
+                 its exact arguments, starting with an option (\"nginx -s reload\")"
+            ));
         }
         let name = program.rsplit('/').next().unwrap_or(program);
+        if rest.first().is_some_and(|w| w.starts_with('-')) && !NEED_SUBCOMMAND.contains(&name) {
+            return Ok(ProgramGrant { program, subcommand: None, exactly: Some(rest) });
+        }
+        if rest.len() > 1 || rest.first().is_some_and(|s| !s.chars().all(|c| c.is_ascii_lowercase())) {
+            return Err(format!("{entry:?}: expected a program, or a program and one subcommand (\"ip route\")"));
+        }
+        let subcommand = rest.first().copied();
         if subcommand.is_none() && NEED_SUBCOMMAND.contains(&name) {
             return Err(format!(
                 "{entry:?} would run any command (`{name} netns exec`), which is the `shell` grant; grant the \
                  program with the one subcommand the plugin needs, such as \"{name} route\""
             ));
         }
-        Ok(ProgramGrant { program, subcommand })
+        Ok(ProgramGrant { program, subcommand, exactly: None })
     }
 
     /// Whether `args` stay within the entry: its subcommand first, after
     /// at most a family flag (`ip -6 route ...`).
     fn allows(&self, args: &[String]) -> bool {
+        if let Some(exactly) = &self.exactly {
+            return args.len() == exactly.len() && args.iter().zip(exactly).all(|(a, e)| a == e);
+        }
         let Some(subcommand) = self.subcommand else { return true };
         let rest = match args.first().map(String::as_str) {
             Some("-4" | "-6") => &args[1..],
@@ -243,7 +261,23 @@ mod tests {
         assert!(ProgramGrant::parse("/usr/sbin/ip").unwrap_err().contains("netns exec"));
         assert!(ProgramGrant::parse("ip route add").is_err());
         assert!(ProgramGrant::parse("ip -b").is_err());
-        assert_eq!(ProgramGrant::parse("ufw").unwrap(), ProgramGrant { program: "ufw", subcommand: None });
+        assert_eq!(
+            ProgramGrant::parse("ufw").unwrap(),
+            ProgramGrant { program: "ufw", subcommand: None, exactly: None }
+        );
+    }
+
+    #[test]
+    fn a_program_granted_with_its_arguments_runs_only_that_command() {
+        // `true` stands in for nginx: the grant is what is tested.
+        let (ctx, recorder) = ctx(&["true -s reload", "true -qt"]);
+        let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        ctx.run("true", &args("-s reload"), None, 100).unwrap();
+        ctx.run("true", &args("-qt"), None, 100).unwrap();
+        for other in ["-s stop", "-s reload -c /tmp/evil.conf", "-c /tmp/evil.conf", "-qt -g x"] {
+            assert!(ctx.run("true", &args(other), None, 100).unwrap_err().contains("outside"), "{other}");
+        }
+        assert_eq!(recorder.runs().len(), 2);
     }
 
     #[test]

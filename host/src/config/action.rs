@@ -39,7 +39,9 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// routes through `ip route` only; ufw makes the same ufw rules; firewalld
 /// the same direct chains, ipset rules and rich rules through firewall-cmd;
 /// shorewall the same dynamic blacklist entries; hostsdeny the same lines
-/// through the `file` capability;
+/// and iptables-recent the same xt_recent lists, nginx-block-map the same
+/// map lines and symbiosis the same blacklist files, through the `file`
+/// capability;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -63,6 +65,9 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("ufw", "ufw", &[]),
     ("shorewall", "shorewall", &[]),
     ("hostsdeny", "hostsdeny", &[]),
+    ("iptables-xt_recent-echo", "iptables-recent", &[]),
+    ("nginx-block-map", "nginx-block-map", &[]),
+    ("symbiosis-blacklist-allports", "symbiosis", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
     ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
     ("firewallcmd-new", "firewalld", &[("kind", "new")]),

@@ -29,6 +29,7 @@ mod observability;
 mod package;
 mod packs;
 mod regex_cli;
+mod reporting;
 mod route;
 mod sandbox;
 mod shorewall;

@@ -443,6 +443,56 @@ pub mod dns {
     }
 }
 
+/// Encodings that reporting actions need for the bodies they send.
+pub mod encode {
+    /// `application/x-www-form-urlencoded` of `pairs`.
+    pub fn form(pairs: &[(&str, &str)]) -> String {
+        let escape = |text: &str| {
+            let mut out = String::with_capacity(text.len());
+            for byte in text.bytes() {
+                match byte {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(byte as char),
+                    b' ' => out.push('+'),
+                    _ => out.push_str(&format!("%{byte:02X}")),
+                }
+            }
+            out
+        };
+        pairs.iter().map(|(k, v)| format!("{}={}", escape(k), escape(v))).collect::<Vec<_>>().join("&")
+    }
+
+    /// `text` as a JSON string, quotes included.
+    pub fn json_string(text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push('"');
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn forms_and_json_strings_escape_what_they_must() {
+            assert_eq!(
+                super::form(&[("ip", "2001:db8::1"), ("comment", "a b&c=d\n")]),
+                "ip=2001%3Adb8%3A%3A1&comment=a+b%26c%3Dd%0A"
+            );
+            assert_eq!(super::json_string("say \"hi\"\\\n\u{1}"), "\"say \\\"hi\\\"\\\\\\n\\u0001\"");
+        }
+    }
+}
+
 /// Whole-line changes to the files the grant names (`files = [...]`), each
 /// atomic and locked (see the `file` interface in capabilities.wit).
 pub mod file {

@@ -1,6 +1,7 @@
 //! Shared helpers: fixture components, runtimes, golden files, namespaces,
 //! the binary and the daemon harness, tickets, and skips.
 
+pub mod api_server;
 pub mod daemon;
 pub mod fail2ban;
 pub mod journal;

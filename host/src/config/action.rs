@@ -41,7 +41,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// shorewall the same dynamic blacklist entries; hostsdeny the same lines
 /// and iptables-recent the same xt_recent lists, nginx-block-map the same
 /// map lines and symbiosis the same blacklist files, through the `file`
-/// capability;
+/// capability; abuseipdb and cloudflare the same API calls, each to its
+/// API's host only;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -68,6 +69,9 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("iptables-xt_recent-echo", "iptables-recent", &[]),
     ("nginx-block-map", "nginx-block-map", &[]),
     ("symbiosis-blacklist-allports", "symbiosis", &[]),
+    ("abuseipdb", "abuseipdb", &[]),
+    ("cloudflare", "cloudflare", &[("api", "user")]),
+    ("cloudflare-token", "cloudflare", &[("api", "zone")]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
     ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
     ("firewallcmd-new", "firewalld", &[("kind", "new")]),

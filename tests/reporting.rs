@@ -1,0 +1,90 @@
+//! The built-in reporting actions with Debian's stock files, driven by the
+//! daemon against loopback servers that play AbuseIPDB's and Cloudflare's
+//! APIs (granted in plugin.d, the URLs given as action options), and a
+//! server outside the grants that must see nothing.
+
+use std::path::Path;
+
+use crate::util::api_server::ApiServer;
+use crate::util::daemon::{Daemon, append, failure, tree};
+
+#[test]
+fn bans_are_reported_to_the_granted_apis_only() {
+    let stock = Path::new("/etc/fail2ban/action.d");
+    if !stock.join("abuseipdb.conf").is_file() || !stock.join("cloudflare-token.conf").is_file() {
+        return crate::util::skipped!("bans_are_reported_to_the_granted_apis_only: fail2ban is not installed");
+    }
+    let abuseipdb = ApiServer::start(|_| (200, r#"{"data":{"abuseConfidenceScore":52}}"#.into()));
+    let cloudflare = ApiServer::start(|seen| match seen.method.as_str() {
+        "GET" => (
+            200,
+            r#"{"success":true,"result":[{"id":"92f17202ed8bd63d69a66b86a49a8f6b","notes":"Fail2Ban sshd",
+                "configuration":{"target":"ip","value":"192.0.2.44"}}]}"#
+                .into(),
+        ),
+        _ => (200, r#"{"success":true,"result":{"id":"92f17202ed8bd63d69a66b86a49a8f6b"}}"#.into()),
+    });
+    let outsider = ApiServer::start(|_| (200, "{}".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(
+        root,
+        &format!(
+            "[sshd]\naction = abuseipdb[abuseipdb_apikey=k3y, abuseipdb_category=\"18,22\", \
+             url=\"http://127.0.0.1:{a}/api/v2/report\"]\n         \
+             cloudflare-token[cfzone=0123abcd, cftoken=t0ken, url=\"http://127.0.0.1:{c}/client/v4\"]\n         \
+             cloudflare[cfuser=me@example.org, cftoken=k, url=\"http://127.0.0.1:{o}/client/v4\"]\n",
+            a = abuseipdb.port,
+            c = cloudflare.port,
+            o = outsider.port
+        ),
+    );
+    let copied = std::process::Command::new("cp")
+        .args(["-r", stock.to_str().unwrap(), root.join("conf/action.d").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/abuseipdb.toml"),
+        format!("[grants]\nhttp = [\"127.0.0.1:{}\"]\n", abuseipdb.port),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/cloudflare.toml"),
+        format!("[grants]\nhttp = [\"127.0.0.1:{}\"]\n", cloudflare.port),
+    )
+    .unwrap();
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    append(&root.join("auth.log"), &failure("192.0.2.44"));
+    d.wait_for("the report", || !abuseipdb.seen().is_empty() && !cloudflare.seen().is_empty());
+    let report = &abuseipdb.seen()[0];
+    assert_eq!((report.method.as_str(), report.target.as_str()), ("POST", "/api/v2/report"));
+    assert_eq!(report.header("Key"), Some("k3y"));
+    assert!(report.body.starts_with("ip=192.0.2.44&categories=18%2C22&comment=20"), "{}", report.body);
+    assert!(report.body.contains("Failed+password+for+root+from+192.0.2.44"), "{}", report.body);
+    let rule = &cloudflare.seen()[0];
+    assert_eq!(rule.target, "/client/v4/zones/0123abcd/firewall/access_rules/rules");
+    assert_eq!(rule.header("Authorization"), Some("Bearer t0ken"));
+    assert_eq!(
+        rule.body,
+        r#"{"mode":"block","configuration":{"target":"ip","value":"192.0.2.44"},"notes":"Fail2Ban sshd"}"#
+    );
+    // The third action points outside its grant: refused, never sent.
+    let refusal = format!("failed to ban 192.0.2.44: 127.0.0.1:{} is not in the `http` grant", outsider.port);
+    d.wait_for("the refusal", || d.log().contains(&refusal));
+    assert!(outsider.seen().is_empty(), "{:?}", outsider.seen());
+
+    assert!(d.client(&["unban", "192.0.2.44"]).0);
+    d.wait_for("the rule deleted", || cloudflare.seen().len() == 3);
+    let seen = cloudflare.seen();
+    assert_eq!(seen[1].method, "GET");
+    assert!(seen[1].target.contains("configuration.value=192.0.2.44&notes=Fail2Ban+sshd"), "{}", seen[1].target);
+    assert_eq!(
+        (seen[2].method.as_str(), seen[2].target.as_str()),
+        ("DELETE", "/client/v4/zones/0123abcd/firewall/access_rules/rules/92f17202ed8bd63d69a66b86a49a8f6b")
+    );
+    assert_eq!(abuseipdb.seen().len(), 1, "an unban reports nothing");
+    assert!(outsider.seen().is_empty());
+}

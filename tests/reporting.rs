@@ -1,4 +1,5 @@
-//! The built-in reporting actions with Debian's stock files, driven by the
+//! The built-in reporting actions (abuseipdb, cloudflare, ipthreat,
+//! blocklist_de) with Debian's stock files, driven by the
 //! daemon against loopback servers that play AbuseIPDB's and Cloudflare's
 //! APIs (granted in plugin.d, the URLs given as action options), and a
 //! server outside the grants that must see nothing.
@@ -25,6 +26,8 @@ fn bans_are_reported_to_the_granted_apis_only() {
         _ => (200, r#"{"success":true,"result":{"id":"92f17202ed8bd63d69a66b86a49a8f6b"}}"#.into()),
     });
     let outsider = ApiServer::start(|_| (200, "{}".into()));
+    let ipthreat = ApiServer::start(|_| (200, "{}".into()));
+    let blocklist = ApiServer::start(|_| (200, "OK".into()));
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     tree(
@@ -33,10 +36,15 @@ fn bans_are_reported_to_the_granted_apis_only() {
             "[sshd]\naction = abuseipdb[abuseipdb_apikey=k3y, abuseipdb_category=\"18,22\", \
              url=\"http://127.0.0.1:{a}/api/v2/report\"]\n         \
              cloudflare-token[cfzone=0123abcd, cftoken=t0ken, url=\"http://127.0.0.1:{c}/client/v4\"]\n         \
-             cloudflare[cfuser=me@example.org, cftoken=k, url=\"http://127.0.0.1:{o}/client/v4\"]\n",
+             cloudflare[cfuser=me@example.org, cftoken=k, url=\"http://127.0.0.1:{o}/client/v4\"]\n         \
+             ipthreat[ipthreat_apikey=ipk, url=\"http://127.0.0.1:{i}/api/report\"]\n         \
+             blocklist_de[email=ops@example.org, apikey=blk, service=sshd, agent=wasmban, \
+             url=\"http://127.0.0.1:{b}/en/httpreports.html\"]\n",
             a = abuseipdb.port,
             c = cloudflare.port,
-            o = outsider.port
+            o = outsider.port,
+            i = ipthreat.port,
+            b = blocklist.port
         ),
     );
     let copied = std::process::Command::new("cp")
@@ -55,6 +63,13 @@ fn bans_are_reported_to_the_granted_apis_only() {
         format!("[grants]\nhttp = [\"127.0.0.1:{}\"]\n", cloudflare.port),
     )
     .unwrap();
+    for (plugin, port) in [("ipthreat", ipthreat.port), ("blocklist-de", blocklist.port)] {
+        std::fs::write(
+            root.join(format!("conf/plugin.d/{plugin}.toml")),
+            format!("[grants]\nhttp = [\"127.0.0.1:{port}\"]\n"),
+        )
+        .unwrap();
+    }
     append(&root.join("auth.log"), "");
     let d = Daemon::start(root);
     append(&root.join("auth.log"), &failure("192.0.2.44"));
@@ -71,6 +86,11 @@ fn bans_are_reported_to_the_granted_apis_only() {
         rule.body,
         r#"{"mode":"block","configuration":{"target":"ip","value":"192.0.2.44"},"notes":"Fail2Ban sshd"}"#
     );
+    d.wait_for("the other reports", || !ipthreat.seen().is_empty() && !blocklist.seen().is_empty());
+    assert_eq!(ipthreat.seen()[0].body, r#"{"ip":"192.0.2.44","flags":"8","system":"sshd","notes":"fail2ban"}"#);
+    assert_eq!(ipthreat.seen()[0].header("X-API-KEY"), Some("ipk"));
+    let form = &blocklist.seen()[0].body;
+    assert!(form.starts_with("server=ops%40example.org&apikey=blk&service=sshd&ip=192.0.2.44&logs=20"), "{form}");
     // The third action points outside its grant: refused, never sent.
     let refusal = format!("failed to ban 192.0.2.44: 127.0.0.1:{} is not in the `http` grant", outsider.port);
     d.wait_for("the refusal", || d.log().contains(&refusal));

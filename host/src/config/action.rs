@@ -41,8 +41,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// shorewall the same dynamic blacklist entries; hostsdeny the same lines
 /// and iptables-recent the same xt_recent lists, nginx-block-map the same
 /// map lines and symbiosis the same blacklist files, through the `file`
-/// capability; abuseipdb and cloudflare the same API calls, each to its
-/// API's host only;
+/// capability; abuseipdb, cloudflare, ipthreat and blocklist-de the same
+/// API calls, each to its API's host only;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -72,6 +72,8 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("abuseipdb", "abuseipdb", &[]),
     ("cloudflare", "cloudflare", &[("api", "user")]),
     ("cloudflare-token", "cloudflare", &[("api", "zone")]),
+    ("ipthreat", "ipthreat", &[]),
+    ("blocklist_de", "blocklist-de", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
     ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
     ("firewallcmd-new", "firewalld", &[("kind", "new")]),

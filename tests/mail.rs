@@ -163,3 +163,67 @@ fn an_unreachable_relay_is_an_error_for_the_ban_not_a_crash() {
     let err = results[0].as_ref().unwrap_err();
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+/// Debian's mail-buffered and sendmail-whois-ipjailmatches, carried out by
+/// the mail-whois component: a summary per `lines` bans and the rest at
+/// stop; the address's earlier lines in this jail, from the host's
+/// history, in the ban message.
+#[test]
+fn fail2bans_buffered_and_ipjailmatches_mails_are_options_of_the_component() {
+    use wasmban::config::action::ActionDefinition;
+    use wasmban::wit::{BanContext, BanKind};
+    let stock = std::path::Path::new("/etc/fail2ban");
+    let Some(smtp) = SmtpServer::start() else {
+        return crate::util::skipped!("fail2bans_buffered_and_ipjailmatches_mails: needs python3-aiosmtpd");
+    };
+    if !stock.join("action.d/mail-buffered.conf").is_file() {
+        return crate::util::skipped!("fail2bans_buffered_and_ipjailmatches_mails: fail2ban is not installed");
+    }
+    let (whois, _) = whois_responder("netname: TEST-NET-1\n");
+    let rt = Runtime::new(RuntimeOptions {
+        cache_dir: None,
+        runner: Arc::new(SystemRunner),
+        mail: MailSettings {
+            transport: MailTransport::Smtp { relay: format!("127.0.0.1:{}", smtp.port) },
+            timeout: Duration::from_secs(10),
+            hostname: "web1.example.org".into(),
+        },
+        whois: WhoisSettings { server: whois, timeout: Duration::from_secs(5), follow_referrals: true },
+    })
+    .unwrap();
+    let load = |file: &str, params: &[(&str, &str)]| {
+        let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let def = ActionDefinition::load(stock, file, &params, &Default::default()).unwrap();
+        assert_eq!(def.plugin(), Some("mail-whois"), "{file}");
+        builtin(&rt, "mail-whois").action(def.plugin_options()).unwrap()
+    };
+    let mut buffered = load("mail-buffered", &[("name", "sshd"), ("lines", "2"), ("dest", "ops@example.org")]);
+    buffered.start().unwrap();
+    for i in 1..=3 {
+        assert!(buffered.ban(&[ticket(&format!("192.0.2.{i}"))]).unwrap()[0].is_ok());
+    }
+    buffered.stop().unwrap();
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 4, "start, a summary of two, the rest at stop, stop: {messages:#?}");
+    assert!(messages[1].contains("192.0.2.1 (5 failures)") && messages[1].contains("192.0.2.2 (5 failures)"));
+    assert!(messages[2].contains("192.0.2.3 (5 failures)") && !messages[2].contains("192.0.2.1 "));
+
+    let mut matches = load("sendmail-whois-ipjailmatches", &[("name", "sshd"), ("dest", "ops@example.org")]);
+    assert!(matches.is_evented());
+    let context = BanContext {
+        kind: BanKind::Fresh,
+        ip_failures: 9,
+        ip_matches: vec!["a line of another jail".into()],
+        ip_jail_failures: 7,
+        ip_jail_matches: vec!["sshd[1]: an older failure of 192.0.2.9".into()],
+        jail_banned: 1,
+        jail_banned_total: 1,
+        jail_found: 0,
+        jail_found_total: 7,
+    };
+    assert!(matches.apply(&[(ticket("192.0.2.9"), context)]).unwrap()[0].is_ok());
+    let ban = smtp.messages().pop().unwrap();
+    assert!(ban.contains("every ban of 192.0.2.9 in sshd (7 failures)"), "{ban}");
+    assert!(ban.contains("    sshd[1]: an older failure of 192.0.2.9") && !ban.contains("another jail"), "{ban}");
+    assert!(ban.contains("netname: TEST-NET-1"), "{ban}");
+}

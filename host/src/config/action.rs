@@ -34,7 +34,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// configuration bans and notifies without running shell commands. The
 /// iptables component builds the same chains and rules; the nftables one
 /// keeps the ports, protocols, hook, priority and blocktype in a table of
-/// its own per jail (see plugins/nftables); iptables-ipset makes the same
+/// its own per jail (see plugins/nftables); every mail action but the
+/// GeoIP one is an option of mail-whois; iptables-ipset makes the same
 /// sets and jump rules as fail2ban's ipset files; route makes the same
 /// routes through `ip route` only; ufw makes the same ufw rules; firewalld
 /// the same direct chains, ipset rules and rich rules through firewall-cmd;
@@ -87,6 +88,14 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("mail-whois-lines", "mail-whois", &[("lines", "yes")]),
     ("sendmail-whois", "mail-whois", &[("lines", "no")]),
     ("sendmail-whois-lines", "mail-whois", &[("lines", "yes")]),
+    ("mail", "mail-whois", &[("whois", "no")]),
+    ("sendmail", "mail-whois", &[("whois", "no")]),
+    ("sendmail-common", "mail-whois", &[("whois", "no"), ("bans", "no")]),
+    ("mail-buffered", "mail-whois", &[("whois", "no"), ("buffer", "yes")]),
+    ("sendmail-buffered", "mail-whois", &[("whois", "no"), ("buffer", "yes")]),
+    ("sendmail-whois-matches", "mail-whois", &[("matches", "ticket")]),
+    ("sendmail-whois-ipmatches", "mail-whois", &[("matches", "ip")]),
+    ("sendmail-whois-ipjailmatches", "mail-whois", &[("matches", "ipjail")]),
 ];
 
 /// Tags filled at ban time, never at load time.

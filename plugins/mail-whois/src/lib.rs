@@ -7,8 +7,18 @@
 //! `digest` bans (default 5) is one message listing them all, without
 //! whois reports.
 //!
+//! fail2ban's other mail actions are options of the same component:
+//! `whois = no` (mail, sendmail), `matches = ip` or `ipjail` (the matched
+//! lines of every ban of the address, in all jails or this one:
+//! sendmail-whois-ipmatches, -ipjailmatches), `buffer = yes` with `lines =
+//! N` (mail-buffered, sendmail-buffered: one summary per N bans, the rest
+//! at stop), and `bans = no` (sendmail-common: start and stop only).
+//!
 //! It can only send mail through the admin's relay and ask whois about
 //! addresses (its grants); the host builds every header itself.
+
+#[cfg(target_arch = "wasm32")]
+mod component;
 
 use std::fmt::Write as _;
 
@@ -22,10 +32,34 @@ pub struct Settings {
     pub host: String,
     pub sender: String,
     pub recipients: Vec<String>,
-    pub lines: bool,
+    pub matches: Matches,
     pub whois: bool,
     pub startstop: bool,
+    pub bans: bool,
+    /// `buffer = yes`: bans are told N at a time (`lines = N`).
+    pub buffer: Option<usize>,
     pub digest: usize,
+}
+
+/// Which matched lines a ban message carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Matches {
+    None,
+    /// This ban's (fail2ban's `<matches>`).
+    Ticket,
+    /// Every ban's of the address, in all jails (`<ipmatches>`).
+    Ip,
+    /// Every ban's of the address in this jail (`<ipjailmatches>`).
+    IpJail,
+}
+
+/// What the host knows about the address beyond the ticket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub ip_failures: u32,
+    pub ip_matches: Vec<String>,
+    pub ip_jail_failures: u32,
+    pub ip_jail_matches: Vec<String>,
 }
 
 fn flag(options: &Options, key: &str, default: bool) -> Result<bool, String> {
@@ -54,14 +88,37 @@ impl Settings {
             .trim()
             .parse::<usize>()
             .map_err(|_| format!("option `digest` = {digest:?}: expected a number of bans"))?;
+        let buffer = match flag(options, "buffer", false)? {
+            true => {
+                let lines = options.get_or("lines", "5").trim();
+                Some(lines.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("option `lines` = {lines:?}: with buffer = yes, the number of bans per summary")
+                })?)
+            }
+            false => None,
+        };
+        let matches = match (options.get("matches").map(str::trim), buffer) {
+            (Some("none"), _) => Matches::None,
+            (Some("ticket"), _) => Matches::Ticket,
+            (Some("ip"), _) => Matches::Ip,
+            (Some("ipjail"), _) => Matches::IpJail,
+            (Some(other), _) => {
+                return Err(format!("option `matches` = {other:?}: expected none, ticket, ip or ipjail"));
+            }
+            (None, Some(_)) => Matches::None,
+            (None, None) if flag(options, "lines", false)? => Matches::Ticket,
+            (None, None) => Matches::None,
+        };
         Ok(Settings {
             jail: options.get_or("name", "default").to_string(),
             host: options.get_or("host", "").trim().to_string(),
             sender,
             recipients,
-            lines: flag(options, "lines", false)?,
+            matches,
             whois: flag(options, "whois", true)?,
             startstop: flag(options, "startstop", true)?,
+            bans: flag(options, "bans", true)?,
+            buffer,
             digest,
         })
     }
@@ -100,7 +157,12 @@ impl Settings {
 
     /// The message for one ban; `report` is the whois answer, or why there
     /// is none.
-    pub fn banned(&self, ticket: &Ticket, report: Option<Result<String, String>>) -> Message {
+    pub fn banned(
+        &self,
+        ticket: &Ticket,
+        report: Option<Result<String, String>>,
+        history: Option<&History>,
+    ) -> Message {
         let mut body = format!(
             "The address {} has been banned {} by the jail {}{} after {} failure(s).\n",
             ticket.ip,
@@ -112,9 +174,25 @@ impl Settings {
         if ticket.ban_count > 0 {
             let _ = writeln!(body, "It had been banned {} time(s) before.", ticket.ban_count);
         }
-        if self.lines && !ticket.matches.is_empty() {
-            let _ = writeln!(body, "\nThe log lines that led to the ban:\n");
-            for line in &ticket.matches {
+        let (heading, lines): (String, &[String]) = match (self.matches, history) {
+            (Matches::Ticket, _) => ("The log lines that led to the ban:".into(), &ticket.matches),
+            (Matches::Ip, Some(h)) => {
+                (format!("The log lines of every ban of {} ({} failures):", ticket.ip, h.ip_failures), &h.ip_matches)
+            }
+            (Matches::IpJail, Some(h)) => (
+                format!(
+                    "The log lines of every ban of {} in {} ({} failures):",
+                    ticket.ip, self.jail, h.ip_jail_failures
+                ),
+                &h.ip_jail_matches,
+            ),
+            // Without the host's history, the ban's own lines.
+            (Matches::Ip | Matches::IpJail, None) => ("The log lines that led to the ban:".into(), &ticket.matches),
+            (Matches::None, _) => (String::new(), &[]),
+        };
+        if !lines.is_empty() {
+            let _ = writeln!(body, "\n{heading}\n");
+            for line in lines {
                 let _ = writeln!(body, "    {line}");
             }
         }
@@ -129,6 +207,16 @@ impl Settings {
         }
         body.push_str("\n-- \nwasmban\n");
         self.message(format!("[wasmban] {}: banned {}{}", self.jail, ticket.ip, self.on_host()), body)
+    }
+
+    /// The summary of buffered bans (mail-buffered).
+    pub fn summary(&self, entries: &[String]) -> Message {
+        let mut body = format!("These addresses have been banned by the jail {}{}:\n\n", self.jail, self.on_host());
+        for entry in entries {
+            let _ = writeln!(body, "    {entry}");
+        }
+        body.push_str("\n-- \nwasmban\n");
+        self.message(format!("[wasmban] {}: summary{}", self.jail, self.on_host()), body)
     }
 
     /// One message for a batch too large for a message each.
@@ -147,13 +235,63 @@ impl Settings {
     }
 }
 
+/// `time` (unix seconds) as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(time: i64) -> String {
+    let (days, rem) = (time.div_euclid(86400), time.rem_euclid(86400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 pub struct MailWhois {
     settings: Settings,
+    /// Bans waiting for the next summary (`buffer = yes`).
+    buffered: Vec<String>,
+}
+
+impl MailWhois {
+    /// Tell of one ban, with the host's history of the address if known.
+    pub fn tell(&mut self, ticket: &Ticket, history: Option<&History>) -> Result<(), String> {
+        if !self.settings.bans {
+            return Ok(());
+        }
+        if let Some(size) = self.settings.buffer {
+            self.buffered.push(format!("{}: {} ({} failures)", utc(ticket.time), ticket.ip, ticket.failures));
+            if self.buffered.len() >= size {
+                mail::send(&self.settings.summary(&self.buffered))?;
+                self.buffered.clear();
+            }
+            return Ok(());
+        }
+        let report = self.settings.whois.then(|| whois::lookup(&ticket.ip));
+        if let Some(Err(e)) = &report {
+            log::info(&format!("no whois report for {}: {e}", ticket.ip));
+        }
+        mail::send(&self.settings.banned(ticket, report, history))
+    }
+
+    /// Tell of a batch: each ban, or one digest for a burst.
+    pub fn tell_all(&mut self, bans: &[(Ticket, Option<History>)]) -> Vec<Result<(), String>> {
+        if bans.len() <= self.settings.digest || self.settings.buffer.is_some() || !self.settings.bans {
+            return bans.iter().map(|(t, h)| self.tell(t, h.as_ref())).collect();
+        }
+        let tickets: Vec<Ticket> = bans.iter().map(|(t, _)| t.clone()).collect();
+        let result = mail::send(&self.settings.digest(&tickets));
+        bans.iter().map(|_| result.clone()).collect()
+    }
 }
 
 impl Action for MailWhois {
     fn new(options: Options) -> Result<Self, String> {
-        Ok(MailWhois { settings: Settings::from_options(&options)? })
+        Ok(MailWhois { settings: Settings::from_options(&options)?, buffered: Vec::new() })
     }
 
     fn start(&mut self) -> Result<(), String> {
@@ -161,23 +299,21 @@ impl Action for MailWhois {
     }
 
     fn stop(&mut self) -> Result<(), String> {
+        if !self.buffered.is_empty() {
+            let summary = self.settings.summary(&self.buffered);
+            self.buffered.clear();
+            mail::send(&summary)?;
+        }
         if self.settings.startstop { mail::send(&self.settings.stopped()) } else { Ok(()) }
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        let report = self.settings.whois.then(|| whois::lookup(&ticket.ip));
-        if let Some(Err(e)) = &report {
-            log::info(&format!("no whois report for {}: {e}", ticket.ip));
-        }
-        mail::send(&self.settings.banned(ticket, report))
+        self.tell(ticket, None)
     }
 
     fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
-        if tickets.len() <= self.settings.digest {
-            return tickets.iter().map(|t| self.ban(t)).collect();
-        }
-        let result = mail::send(&self.settings.digest(tickets));
-        tickets.iter().map(|_| result.clone()).collect()
+        let bans: Vec<(Ticket, Option<History>)> = tickets.iter().map(|t| (t.clone(), None)).collect();
+        self.tell_all(&bans)
     }
 
     /// Unbans are not announced (fail2ban's mail actions do not either).
@@ -185,9 +321,6 @@ impl Action for MailWhois {
         Ok(())
     }
 }
-
-#[cfg(target_arch = "wasm32")]
-wasmban_plugin_sdk::export_action!(MailWhois);
 
 #[cfg(test)]
 mod tests {
@@ -214,7 +347,7 @@ mod tests {
     fn a_ban_message_carries_whois_and_with_lines_the_log_lines() {
         let s = settings(&[("name", "sshd"), ("dest", "root, ops@example.org"), ("host", "web1")]).unwrap();
         assert_eq!(s.recipients, ["root", "ops@example.org"]);
-        let m = s.banned(&ticket(), Some(Ok("netname: TEST-NET-1\n".into())));
+        let m = s.banned(&ticket(), Some(Ok("netname: TEST-NET-1\n".into())), None);
         assert_eq!(m.subject, "[wasmban] sshd: banned 192.0.2.9 on web1");
         assert_eq!(m.sender, "wasmban <wasmban>");
         assert!(m.body.contains("banned for 10 minute(s) by the jail sshd on web1 after 5 failure(s)"), "{}", m.body);
@@ -222,9 +355,27 @@ mod tests {
         assert!(m.body.contains("netname: TEST-NET-1"));
         assert!(!m.body.contains("Failed password"));
         let s = settings(&[("name", "sshd"), ("lines", "yes")]).unwrap();
-        let m = s.banned(&ticket(), Some(Err("timed out".into())));
+        let m = s.banned(&ticket(), Some(Err("timed out".into())), None);
         assert!(m.body.contains("    sshd[1]: Failed password for root from 192.0.2.9\n"), "{}", m.body);
         assert!(m.body.contains("No whois report: timed out"));
+    }
+
+    #[test]
+    fn fail2bans_other_mail_actions_are_options() {
+        let s = settings(&[("name", "sshd"), ("matches", "ipjail")]).unwrap();
+        let history = History {
+            ip_failures: 9,
+            ip_matches: vec!["a".into(), "b".into()],
+            ip_jail_failures: 7,
+            ip_jail_matches: vec!["old sshd line".into()],
+        };
+        let m = s.banned(&ticket(), None, Some(&history));
+        assert!(m.body.contains("every ban of 192.0.2.9 in sshd (7 failures):\n\n    old sshd line\n"), "{}", m.body);
+        let s = settings(&[("name", "sshd"), ("buffer", "yes"), ("lines", "3")]).unwrap();
+        assert_eq!((s.buffer, s.matches), (Some(3), Matches::None));
+        assert!(settings(&[("buffer", "yes"), ("lines", "yes")]).unwrap_err().contains("`lines`"));
+        let m = s.summary(&[format!("{}: 192.0.2.9 (5 failures)", utc(1_700_000_000))]);
+        assert!(m.body.contains("    2023-11-14 22:13:20 UTC: 192.0.2.9 (5 failures)\n"), "{}", m.body);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod conformance;
 mod daemon;
+mod docker;
 mod e2e;
 mod fail2ban_client;
 mod file_actions;

@@ -108,3 +108,40 @@ fn bans_are_reported_to_the_granted_apis_only() {
     assert_eq!(abuseipdb.seen().len(), 1, "an unban reports nothing");
     assert!(outsider.seen().is_empty());
 }
+
+/// Debian's nsupdate action: the update nsupdate is given on its standard
+/// input, signed with the key file, and nothing else run.
+#[test]
+fn nsupdate_publishes_and_deletes_the_bans_record() {
+    use std::sync::Arc;
+
+    use wasmban::capability::process::{ProgramOutput, RecordingRunner};
+    use wasmban::config::action::ActionDefinition;
+
+    use crate::util::{builtin, runtime_with, ticket};
+    let stock = Path::new("/etc/fail2ban");
+    if !stock.join("action.d/nsupdate.conf").is_file() || !crate::util::has_program("nsupdate") {
+        return crate::util::skipped!("nsupdate_publishes_and_deletes_the_bans_record: needs fail2ban and nsupdate");
+    }
+    let params: Vec<(String, String)> = [("domain", "bl.example.org"), ("keyfile", "/etc/bind/f2b.key")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let def = ActionDefinition::load(stock, "nsupdate", &params, &Default::default()).unwrap();
+    assert_eq!(def.plugin(), Some("nsupdate"));
+    let rec = RecordingRunner::answering(|_| ProgramOutput::default());
+    let rt = runtime_with(Arc::new(rec.clone()));
+    let mut action = builtin(&rt, "nsupdate").action(def.plugin_options()).unwrap();
+    assert!(action.ban(&[ticket("192.0.2.7")]).unwrap()[0].is_ok());
+    assert!(action.unban(&[ticket("192.0.2.7")]).unwrap()[0].is_ok());
+    let runs = rec.runs();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.program == Path::new("/usr/bin/nsupdate") && r.args == ["-k", "/etc/bind/f2b.key"]));
+    assert_eq!(
+        runs[0].input.as_deref(),
+        Some(
+            "prereq nxrrset 7.2.0.192.bl.example.org TXT\nupdate add 7.2.0.192.bl.example.org 60 IN TXT \"Your IP has been banned\"\nsend\n"
+        )
+    );
+    assert_eq!(runs[1].input.as_deref(), Some("update delete 7.2.0.192.bl.example.org\nsend\n"));
+}

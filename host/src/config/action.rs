@@ -75,6 +75,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("cloudflare-token", "cloudflare", &[("api", "zone")]),
     ("ipthreat", "ipthreat", &[]),
     ("blocklist_de", "blocklist-de", &[]),
+    ("nsupdate", "nsupdate", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
     ("firewallcmd-allports", "firewalld", &[("kind", "allports")]),
     ("firewallcmd-new", "firewalld", &[("kind", "new")]),

@@ -120,6 +120,9 @@ impl ActionDefinition {
     /// The action `NAME` of `confdir`, with `params` from the jail's action
     /// line and the jail's options `jail`.
     pub fn load(confdir: &Path, name: &str, params: &[(String, String)], jail: &Vars) -> Result<Self, ConfigError> {
+        if let Some(module) = name.strip_suffix(".py") {
+            return Self::python(confdir, name, module, params, jail);
+        }
         let files = require_layered_files("action", name, &confdir.join("action.d").join(name))?;
         let ini = Ini::read(&files)?;
         let params: Vars = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
@@ -147,6 +150,82 @@ impl ActionDefinition {
         }
         let name = params.get("actname").cloned().unwrap_or_else(|| name.to_string());
         Ok(ActionDefinition { name, files: ini.files, options, stock_equivalent })
+    }
+
+    /// A fail2ban Python action (`action = smtp.py[...]`). wasmban runs no
+    /// Python from action.d: fail2ban's smtp.py is carried out by the
+    /// mail-whois component with the same options, and any other is
+    /// refused with what to do instead.
+    fn python(
+        confdir: &Path,
+        name: &str,
+        module: &str,
+        params: &[(String, String)],
+        jail: &Vars,
+    ) -> Result<Self, ConfigError> {
+        let file = confdir.join("action.d").join(name);
+        if !file.is_file() {
+            return Err(ConfigError::NotFound {
+                kind: "action",
+                name: name.to_string(),
+                looked: file.display().to_string(),
+            });
+        }
+        let refuse = |option: &str, message: String| ConfigError::Value {
+            where_: file.display().to_string(),
+            section: "action".into(),
+            option: option.into(),
+            message,
+        };
+        if module != "smtp" {
+            return Err(refuse(
+                name,
+                "fail2ban's Python actions do not run in wasmban; build the action as a component (Python works, \
+                 docs/plugins.md) and name it with `plugin =` in an action.d file"
+                    .into(),
+            ));
+        }
+        let params: BTreeMap<String, String> = params.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+        let get = |key: &str, default: &str| {
+            params.get(key).or(jail.get(key)).map(|v| v.trim().to_string()).unwrap_or_else(|| default.to_string())
+        };
+        let matches = match get("matches", "").as_str() {
+            "" | "none" => "none",
+            "matches" => "ticket",
+            "ipmatches" => "ip",
+            "ipjailmatches" => "ipjail",
+            other => {
+                return Err(refuse("matches", format!("{other:?}: expected matches, ipmatches or ipjailmatches")));
+            }
+        };
+        // The relay is the daemon's ([mail] in wasmban.conf): smtp.py's own
+        // server settings would silently lose their effect, so they are
+        // refused, with what to do.
+        for key in ["host", "ssl", "user", "password"] {
+            if params.contains_key(key) {
+                return Err(refuse(
+                    key,
+                    "wasmban sends mail the way [mail] in wasmban.conf says (transport = sendmail, or smtp \
+                     with relay = host:port, a relay that needs no login); set it there and remove this here"
+                        .into(),
+                ));
+            }
+        }
+        let mut options = BTreeMap::new();
+        options.insert("plugin".to_string(), "mail-whois".to_string());
+        for (key, value) in [
+            ("name", get("name", "default")),
+            ("dest", get("dest", "root")),
+            ("sender", get("sender", "fail2ban")),
+            ("sendername", get("sendername", "Fail2Ban")),
+            ("matches", matches.to_string()),
+            ("whois", "no".to_string()),
+            ("host", crate::capability::mail::hostname()),
+        ] {
+            options.insert(key.to_string(), value);
+        }
+        let actname = params.get("actname").cloned().unwrap_or_else(|| name.to_string());
+        Ok(ActionDefinition { name: actname, files: vec![file], options, stock_equivalent: true })
     }
 
     /// The component that runs this action: the one it names, or for a
@@ -252,6 +331,37 @@ mod tests {
         let options: BTreeMap<String, String> = a.plugin_options().into_iter().collect();
         assert_eq!((options["lines"].as_str(), options["dest"].as_str()), ("yes", "root"));
         assert!(!options.keys().any(|k| k.starts_with("action")), "{options:?}");
+    }
+
+    #[test]
+    fn fail2bans_smtp_py_is_the_mail_component_and_other_python_actions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("action.d")).unwrap();
+        std::fs::write(dir.path().join("action.d/smtp.py"), "# fail2ban's\n").unwrap();
+        std::fs::write(dir.path().join("action.d/badips.py"), "# fail2ban's\n").unwrap();
+        let params = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let a = ActionDefinition::load(
+            dir.path(),
+            "smtp.py",
+            &params(&[("dest", "ops@example.org"), ("matches", "ipjailmatches"), ("name", "sshd")]),
+            &Vars::new(),
+        )
+        .unwrap();
+        assert_eq!(a.plugin(), Some("mail-whois"));
+        let options: BTreeMap<String, String> = a.plugin_options().into_iter().collect();
+        assert_eq!(
+            (options["dest"].as_str(), options["matches"].as_str(), options["whois"].as_str()),
+            ("ops@example.org", "ipjail", "no")
+        );
+        let err =
+            ActionDefinition::load(dir.path(), "smtp.py", &params(&[("host", "smtp.example.org:587")]), &Vars::new())
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("host") && err.contains("[mail] in wasmban.conf"), "{err}");
+        let err = ActionDefinition::load(dir.path(), "badips.py", &[], &Vars::new()).unwrap_err().to_string();
+        assert!(err.contains("as a component"), "{err}");
     }
 
     #[test]

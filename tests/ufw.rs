@@ -58,7 +58,7 @@ fn the_daemon_bans_through_ufw_with_debians_stock_action() {
 
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    tree(root, "[sshd]\naction = ufw\n");
+    tree(root, "[sshd]\nreconcile = 1\naction = ufw\n");
     std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
     std::fs::copy(stock.join("ufw.conf"), root.join("conf/action.d/ufw.conf")).unwrap();
     append(&root.join("auth.log"), "");
@@ -72,6 +72,10 @@ fn the_daemon_bans_through_ufw_with_debians_stock_action() {
     assert!(rule.contains("REJECT") && rule.ends_with("# by Fail2Ban after 1 attempts against sshd"), "{status}");
     let rules = ns.exec(&["iptables", "-w", "-S", "ufw-user-input"]);
     assert!(rules.contains("-A ufw-user-input -s 192.0.2.44/32 -j REJECT"), "{rules}");
+    // A rule deleted by hand comes back at the jail's next check.
+    ns.exec(&["ufw", "delete", "reject", "from", "2001:db8::44", "to", "any"]);
+    d.wait_for("the rule back", || d.log().contains("ufw had lost 1 ban rule(s), added again: 2001:db8::44"));
+    assert!(ufw_status(&ns).contains("2001:db8::44"));
     assert!(d.client(&["unban", "192.0.2.44"]).0);
     assert!(!ufw_status(&ns).contains("192.0.2.44"), "{}", ufw_status(&ns));
     // Stopping takes the jail's rules out of ufw, which would keep them.

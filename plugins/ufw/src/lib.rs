@@ -200,6 +200,38 @@ impl Action for Ufw {
         if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
     }
 
+    /// Put back the rules of bans that ufw lost (a `ufw reset`, a rule
+    /// deleted by hand), from what `ufw status` lists.
+    fn check(&mut self) -> Result<(), String> {
+        let status = self.ufw(&["status".to_string()])?;
+        let listed: std::collections::BTreeSet<&str> =
+            status.lines().flat_map(|line| line.split_whitespace().take(4)).collect();
+        let missing: Vec<(String, Option<String>)> = self
+            .applied
+            .iter()
+            .filter(|(ip, _)| !listed.contains(ip.as_str()))
+            .map(|(ip, app)| (ip.clone(), app.clone()))
+            .collect();
+        for (ip, app) in &missing {
+            let ticket = Ticket {
+                jail: String::new(),
+                ip: ip.clone(),
+                failures: 0,
+                matches: Vec::new(),
+                time: 0,
+                bantime: 0,
+                ban_count: 0,
+                fields: Vec::new(),
+            };
+            self.ufw(&self.plan.ban(&ticket, app.as_deref()))?;
+        }
+        if !missing.is_empty() {
+            let ips: Vec<&str> = missing.iter().map(|(ip, _)| ip.as_str()).collect();
+            log::warn(&format!("ufw had lost {} ban rule(s), added again: {}", ips.len(), ips.join(", ")));
+        }
+        Ok(())
+    }
+
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
         checked_address(&ticket.ip)?;
         let app = self.application();

@@ -157,6 +157,14 @@ impl Options {
     pub fn require(&self, key: &str) -> Result<&str, String> {
         self.get(key).ok_or_else(|| format!("option `{key}` is required but was not given"))
     }
+    /// The value of `key` as milliseconds (a command's or request's
+    /// timeout), or `default` when it is absent.
+    pub fn millis(&self, key: &str, default: u32) -> Result<u32, String> {
+        match self.get(key) {
+            Some(v) => v.parse::<u32>().map_err(|_| format!("option `{key}` = {v:?}: expected milliseconds")),
+            None => Ok(default),
+        }
+    }
     /// Every pair, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -440,6 +448,36 @@ pub mod dns {
     /// The addresses of `name` (A and AAAA); empty when it has none.
     pub fn forward(name: &str) -> Result<Vec<String>, String> {
         imp::forward(name)
+    }
+}
+
+/// What actions check of a ban's id before it reaches a program, a file
+/// or a request.
+pub mod address {
+    /// `ip` is an IP address, or an address with a prefix length its
+    /// family allows (`192.0.2.0/24`, `2001:db8::/64`): nothing a filter
+    /// produced can pass for an option, a word or a line.
+    pub fn check_address_or_prefix(ip: &str) -> Result<(), String> {
+        let (addr, len) = ip.split_once('/').unwrap_or((ip, ""));
+        let parsed = addr.parse::<std::net::IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?;
+        let longest = if parsed.is_ipv4() { 32 } else { 128 };
+        if !len.is_empty() && len.parse::<u8>().map_or(true, |l| l > longest) {
+            return Err(format!("{ip:?} is not an IP address or prefix"));
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn addresses_and_prefixes_pass_and_nothing_else() {
+            for ok in ["192.0.2.7", "2001:db8::7", "192.0.2.0/24", "2001:db8::/64"] {
+                assert!(super::check_address_or_prefix(ok).is_ok(), "{ok}");
+            }
+            for bad in ["-j", "192.0.2.7 to any", "192.0.2.0/33", "2001:db8::/129", "any", "192.0.2.0/x"] {
+                assert!(super::check_address_or_prefix(bad).is_err(), "{bad}");
+            }
+        }
     }
 }
 

@@ -38,10 +38,7 @@ impl Plan {
             ));
         }
         let url = options.get_or("url", "https://api.abuseipdb.com/api/v2/report").trim().to_string();
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 15_000,
-        };
+        let timeout_ms = options.millis("timeout", 15_000)?;
         Ok(Plan { url, key, categories, timeout_ms })
     }
 

@@ -31,10 +31,7 @@ impl Plan {
             agent if agent.is_empty() || agent.contains(['\r', '\n']) => "wasmban".to_string(),
             agent => agent,
         };
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 15_000,
-        };
+        let timeout_ms = options.millis("timeout", 15_000)?;
         Ok(Plan {
             url: options.get_or("url", "https://www.blocklist.de/en/httpreports.html").trim().to_string(),
             email,

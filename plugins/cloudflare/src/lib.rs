@@ -68,10 +68,7 @@ impl Plan {
         let name = options.get_or("name", "default");
         let notes = options.get("notes").map(str::to_string).unwrap_or_else(|| format!("Fail2Ban {name}"));
         let api = options.get_or("url", "https://api.cloudflare.com/client/v4").trim_end_matches('/').to_string();
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 15_000,
-        };
+        let timeout_ms = options.millis("timeout", 15_000)?;
         Ok(Plan { auth, mode, notes, api, timeout_ms })
     }
 

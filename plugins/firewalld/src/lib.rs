@@ -14,9 +14,8 @@
 //! the jail holds. It can only run `firewall-cmd` and `ipset` (its grant).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
-use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
+use wasmban_plugin_sdk::{Action, Options, Ticket, address, firewall, log};
 
 /// The longest kernel timeout fail2ban's `<timeout-bantime>` hands ipset.
 const MAX_IPSET_TIMEOUT: i64 = 2_147_483;
@@ -368,17 +367,6 @@ impl Plan {
     }
 }
 
-/// An address or prefix as the firewall must see it.
-fn checked_address(ip: &str) -> Result<(), String> {
-    let (addr, len) = ip.split_once('/').unwrap_or((ip, ""));
-    let parsed = addr.parse::<IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?;
-    let longest = if parsed.is_ipv4() { 32 } else { 128 };
-    if !len.is_empty() && len.parse::<u8>().map_or(true, |l| l > longest) {
-        return Err(format!("{ip:?} is not an IP address or prefix"));
-    }
-    Ok(())
-}
-
 pub struct Firewalld {
     plan: Plan,
     started: [bool; 2],
@@ -551,7 +539,7 @@ impl Action for Firewalld {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        checked_address(&ticket.ip)?;
+        address::check_address_or_prefix(&ticket.ip)?;
         let timeout = self.plan.element_timeout(ticket.bantime);
         self.apply(&ticket.ip, timeout)?;
         self.applied.insert(ticket.ip.clone(), timeout);
@@ -559,7 +547,7 @@ impl Action for Firewalld {
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        checked_address(&ticket.ip)?;
+        address::check_address_or_prefix(&ticket.ip)?;
         self.lift(&ticket.ip)?;
         self.applied.remove(&ticket.ip);
         Ok(())
@@ -666,7 +654,7 @@ mod tests {
         assert!(plan(&[("kind", "rich-logging"), ("level", "info' x")]).unwrap_err().contains("`level`"));
         assert!(plan(&[("rich-blocktype", "accept")]).unwrap_err().contains("`rich-blocktype`"));
         assert!(plan(&[("rich-blocktype", "reject type='x' accept type='y'")]).is_err());
-        assert!(checked_address("192.0.2.7' accept").is_err());
-        assert!(checked_address("2001:db8::/48").is_ok());
+        assert!(address::check_address_or_prefix("192.0.2.7' accept").is_err());
+        assert!(address::check_address_or_prefix("2001:db8::/48").is_ok());
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use wasmban_plugin_sdk::{Action, Options, Ticket, file, log};
+use wasmban_plugin_sdk::{Action, Options, Ticket, address, file, log};
 
 /// The settings of one jail's hostsdeny action.
 #[derive(Debug, Clone)]
@@ -51,17 +51,6 @@ impl Plan {
         let value = &self.ip_value[usize::from(ip.contains(':'))];
         format!("{}: {}", self.daemon_list, value.replace("<ip>", ip))
     }
-}
-
-/// An address or prefix, so that a line always says what it bans.
-fn checked_address(ip: &str) -> Result<(), String> {
-    let (addr, len) = ip.split_once('/').unwrap_or((ip, ""));
-    let parsed = addr.parse::<std::net::IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?;
-    let longest = if parsed.is_ipv4() { 32 } else { 128 };
-    if !len.is_empty() && len.parse::<u8>().map_or(true, |l| l > longest) {
-        return Err(format!("{ip:?} is not an IP address or prefix"));
-    }
-    Ok(())
 }
 
 pub struct HostsDeny {
@@ -104,7 +93,7 @@ impl Action for HostsDeny {
     /// One rewrite of the file for the whole batch.
     fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         let checked: Vec<Result<String, String>> =
-            tickets.iter().map(|t| checked_address(&t.ip).map(|()| self.plan.line(&t.ip))).collect();
+            tickets.iter().map(|t| address::check_address_or_prefix(&t.ip).map(|()| self.plan.line(&t.ip))).collect();
         let lines: Vec<String> = checked.iter().filter_map(|l| l.clone().ok()).collect();
         let written = if lines.is_empty() { Ok(0) } else { file::add_lines(&self.plan.file, &lines) };
         checked
@@ -120,7 +109,7 @@ impl Action for HostsDeny {
 
     fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         let checked: Vec<Result<String, String>> =
-            tickets.iter().map(|t| checked_address(&t.ip).map(|()| self.plan.line(&t.ip))).collect();
+            tickets.iter().map(|t| address::check_address_or_prefix(&t.ip).map(|()| self.plan.line(&t.ip))).collect();
         let lines: Vec<String> = checked.iter().filter_map(|l| l.clone().ok()).collect();
         let removed = if lines.is_empty() { Ok(0) } else { file::remove_lines(&self.plan.file, &lines) };
         checked
@@ -160,6 +149,9 @@ mod tests {
         assert!(plan(&[("file", "hosts.deny")]).unwrap_err().contains("`file`"));
         assert!(plan(&[("daemon_list", "ALL: ALL\nsshd")]).unwrap_err().contains("`daemon_list`"));
         assert!(plan(&[("ip_value", "everyone")]).unwrap_err().contains("<ip>"));
-        assert!(checked_address("ALL").is_err() && checked_address("192.0.2.0/24").is_ok());
+        assert!(
+            address::check_address_or_prefix("ALL").is_err()
+                && address::check_address_or_prefix("192.0.2.0/24").is_ok()
+        );
     }
 }

@@ -173,10 +173,7 @@ impl Plan {
             Some(v) => seconds("default-ipsettime", v)?,
             None => 0,
         };
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         let rules = match options.get_or("rules", "yes") {
             "yes" | "true" | "1" => true,
             "no" | "false" | "0" => false,

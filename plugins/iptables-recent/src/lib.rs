@@ -83,10 +83,7 @@ impl Plan {
             Some(v) => v.split_whitespace().map(str::to_string).collect(),
             None => v4.iter().map(|w| w.replace("icmp-port-unreachable", "icmp6-port-unreachable")).collect(),
         };
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan { name, chain, seconds, blocktype: [v4, v6], timeout_ms })
     }
 

@@ -125,10 +125,7 @@ impl Plan {
         if blocktype.is_empty() {
             return Err("option `blocktype` is empty: give a target such as REJECT or DROP".into());
         }
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan {
             name,
             chains,

@@ -29,10 +29,7 @@ impl Plan {
         if flags.is_empty() || !flags.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ',' | ' ' | '|')) {
             return Err(format!("ipthreat_flags = {flags:?}: give IPThreat's flags, such as 8 (BruteForce)"));
         }
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 15_000,
-        };
+        let timeout_ms = options.millis("timeout", 15_000)?;
         Ok(Plan {
             url: options.get_or("url", "https://api.ipthreat.net/api/report").trim().to_string(),
             key,

@@ -136,10 +136,7 @@ impl Plan {
             "return" => None,
             other => Some(other.to_string()),
         };
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 60_000,
-        };
+        let timeout_ms = options.millis("timeout", 60_000)?;
         Ok(Plan { name, protocols, ports, hook, priority, blocktype, returntype, timeout_ms })
     }
 

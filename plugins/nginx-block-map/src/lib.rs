@@ -39,10 +39,7 @@ impl Plan {
         if command.is_empty() || command.contains(char::is_whitespace) {
             return Err(format!("option `srv_cmd` = {command:?}: expected the server's program, such as nginx"));
         }
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan { file, command, timeout_ms })
     }
 }

@@ -35,10 +35,7 @@ impl Plan {
         let ttl = options.get_or("ttl", "60").trim();
         let ttl = ttl.parse::<u32>().map_err(|_| format!("ttl = {ttl:?}: expected seconds"))?;
         let command = options.get_or("nsupdatecmd", "/usr/bin/nsupdate").trim().to_string();
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan { domain, ttl, rdata, command, keyfile, timeout_ms })
     }
 

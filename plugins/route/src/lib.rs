@@ -26,10 +26,7 @@ impl Plan {
         if !matches!(blocktype.as_str(), "unreachable" | "blackhole" | "prohibit") {
             return Err(format!("option `blocktype` = {blocktype:?}: expected unreachable, blackhole or prohibit"));
         }
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan { blocktype, timeout_ms })
     }
 

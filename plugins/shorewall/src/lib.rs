@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use wasmban_plugin_sdk::{Action, Options, Ticket, firewall};
+use wasmban_plugin_sdk::{Action, Options, Ticket, address, firewall};
 
 /// The settings of one jail's shorewall action.
 #[derive(Debug, Clone)]
@@ -29,10 +29,7 @@ impl Plan {
         if !matches!(blocktype.as_str(), "drop" | "reject" | "logdrop" | "logreject") {
             return Err(format!("option `blocktype` = {blocktype:?}: expected drop, reject, logdrop or logreject"));
         }
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 60_000,
-        };
+        let timeout_ms = options.millis("timeout", 60_000)?;
         Ok(Plan { blocktype, timeout_ms })
     }
 
@@ -41,17 +38,6 @@ impl Plan {
         let program = if ip.contains(':') { "shorewall6" } else { "shorewall" };
         (program, vec![verb.to_string(), ip.to_string()])
     }
-}
-
-/// An address or prefix as shorewall must see it.
-fn checked_address(ip: &str) -> Result<(), String> {
-    let (addr, len) = ip.split_once('/').unwrap_or((ip, ""));
-    let parsed = addr.parse::<std::net::IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?;
-    let longest = if parsed.is_ipv4() { 32 } else { 128 };
-    if !len.is_empty() && len.parse::<u8>().map_or(true, |l| l > longest) {
-        return Err(format!("{ip:?} is not an IP address or prefix"));
-    }
-    Ok(())
 }
 
 /// Whether shorewall did what it was asked: it exits 0 when iptables
@@ -104,14 +90,14 @@ impl Action for Shorewall {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        checked_address(&ticket.ip)?;
+        address::check_address_or_prefix(&ticket.ip)?;
         self.run(&self.plan.blocktype.clone(), &ticket.ip)?;
         self.applied.insert(ticket.ip.clone());
         Ok(())
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        checked_address(&ticket.ip)?;
+        address::check_address_or_prefix(&ticket.ip)?;
         self.run("allow", &ticket.ip)?;
         self.applied.remove(&ticket.ip);
         Ok(())
@@ -143,6 +129,8 @@ mod tests {
         assert!(!done(&output(0, "", "iptables v1.8.9 (nf_tables): Chain 'reject' does not exist\n"), false));
         assert!(!done(&output(2, "", "   ERROR: Shorewall6 is not started\n"), false));
         assert!(done(&output(0, "", "   WARNING: 192.0.2.8 already allowed (not dynamically blacklisted)\n"), true));
-        assert!(checked_address("192.0.2.7").is_ok() && checked_address("stop").is_err());
+        assert!(
+            address::check_address_or_prefix("192.0.2.7").is_ok() && address::check_address_or_prefix("stop").is_err()
+        );
     }
 }

@@ -43,10 +43,7 @@ impl Plan {
         if blocktype.is_empty() {
             return Err("option `blocktype` is empty: give a target such as DROP".into());
         }
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan { folder, chain, blocktype, timeout_ms })
     }
 
@@ -83,6 +80,14 @@ impl Symbiosis {
     fn run(&self, ip: &str, args: &[String]) -> Result<firewall::Output, String> {
         firewall::run(program(ip), args, self.plan.timeout_ms)
     }
+
+    /// Remove the ban's marker file and rule.
+    fn lift(&self, ip: &str) -> Result<(), String> {
+        file::remove(&self.plan.marker(ip))?;
+        // A rule already gone is lifted (fail2ban: `|| :`).
+        self.run(ip, &self.plan.rule("-D", ip))?;
+        Ok(())
+    }
 }
 
 impl Action for Symbiosis {
@@ -93,22 +98,8 @@ impl Action for Symbiosis {
     /// The jail's bans go with it, as fail2ban lifts each ban of an action
     /// without a flush when the jail stops.
     fn stop(&mut self) -> Result<(), String> {
-        let errors: Vec<String> = std::mem::take(&mut self.applied)
-            .into_iter()
-            .filter_map(|ip| {
-                let ticket = Ticket {
-                    jail: String::new(),
-                    ip,
-                    failures: 0,
-                    matches: Vec::new(),
-                    time: 0,
-                    bantime: 0,
-                    ban_count: 0,
-                    fields: Vec::new(),
-                };
-                self.unban(&ticket).err()
-            })
-            .collect();
+        let errors: Vec<String> =
+            std::mem::take(&mut self.applied).iter().filter_map(|ip| self.lift(ip).err()).collect();
         if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
     }
 
@@ -150,9 +141,7 @@ impl Action for Symbiosis {
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
         let ip = ticket.ip.as_str();
         checked_address(ip)?;
-        file::remove(&self.plan.marker(ip))?;
-        // A rule already gone is lifted (fail2ban: `|| :`).
-        self.run(ip, &self.plan.rule("-D", ip))?;
+        self.lift(ip)?;
         self.applied.remove(ip);
         Ok(())
     }

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
+use wasmban_plugin_sdk::{Action, Options, Ticket, address, firewall, log};
 
 /// The settings of one jail's ufw action.
 #[derive(Debug, Clone)]
@@ -77,10 +77,7 @@ impl Plan {
             "conntrack" => Kill::Conntrack,
             other => return Err(format!("option `kill-mode` = {other:?}: expected ss, conntrack, or nothing")),
         };
-        let timeout_ms = match options.get("timeout") {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("option `timeout` = {v:?}: expected milliseconds"))?,
-            None => 30_000,
-        };
+        let timeout_ms = options.millis("timeout", 30_000)?;
         Ok(Plan {
             add,
             blocktype,
@@ -131,26 +128,15 @@ impl Plan {
     }
 }
 
-/// An address as ufw must see it: nothing a filter produced may become an
-/// option or another rule.
-fn checked_address(ip: &str) -> Result<(), String> {
-    let (addr, len) = ip.split_once('/').unwrap_or((ip, ""));
-    let parsed = addr.parse::<std::net::IpAddr>().map_err(|_| format!("{ip:?} is not an IP address"))?;
-    let longest = if parsed.is_ipv4() { 32 } else { 128 };
-    if !len.is_empty() && len.parse::<u8>().map_or(true, |l| l > longest) {
-        return Err(format!("{ip:?} is not an IP address or prefix"));
-    }
-    Ok(())
-}
-
 pub struct Ufw {
     plan: Plan,
     /// Whether ufw knows the application profile (asked once, as fail2ban
     /// asks `ufw app info` before each ban; without it, the rule has no app).
     application_known: Option<bool>,
-    /// The rules this instance added and has not deleted: address, and the
-    /// application the rule was made with.
-    applied: BTreeMap<String, Option<String>>,
+    /// The rules this instance added and has not deleted: for each
+    /// address, the application the rule was made with and the argv that
+    /// made it (to make it again, comment included, if ufw loses it).
+    applied: BTreeMap<String, (Option<String>, Vec<String>)>,
 }
 
 impl Ufw {
@@ -195,7 +181,7 @@ impl Action for Ufw {
     fn stop(&mut self) -> Result<(), String> {
         let errors: Vec<String> = std::mem::take(&mut self.applied)
             .iter()
-            .filter_map(|(ip, app)| self.ufw(&self.plan.unban(ip, app.as_deref())).err())
+            .filter_map(|(ip, (app, _))| self.ufw(&self.plan.unban(ip, app.as_deref())).err())
             .collect();
         if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
     }
@@ -206,24 +192,14 @@ impl Action for Ufw {
         let status = self.ufw(&["status".to_string()])?;
         let listed: std::collections::BTreeSet<&str> =
             status.lines().flat_map(|line| line.split_whitespace().take(4)).collect();
-        let missing: Vec<(String, Option<String>)> = self
+        let missing: Vec<(&String, &Vec<String>)> = self
             .applied
             .iter()
             .filter(|(ip, _)| !listed.contains(ip.as_str()))
-            .map(|(ip, app)| (ip.clone(), app.clone()))
+            .map(|(ip, (_, add))| (ip, add))
             .collect();
-        for (ip, app) in &missing {
-            let ticket = Ticket {
-                jail: String::new(),
-                ip: ip.clone(),
-                failures: 0,
-                matches: Vec::new(),
-                time: 0,
-                bantime: 0,
-                ban_count: 0,
-                fields: Vec::new(),
-            };
-            self.ufw(&self.plan.ban(&ticket, app.as_deref()))?;
+        for (_, add) in &missing {
+            self.ufw(add)?;
         }
         if !missing.is_empty() {
             let ips: Vec<&str> = missing.iter().map(|(ip, _)| ip.as_str()).collect();
@@ -233,11 +209,12 @@ impl Action for Ufw {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        checked_address(&ticket.ip)?;
+        address::check_address_or_prefix(&ticket.ip)?;
         let app = self.application();
         // ufw skips a rule it has already ("Skipping adding existing rule").
-        self.ufw(&self.plan.ban(ticket, app.as_deref()))?;
-        self.applied.insert(ticket.ip.clone(), app);
+        let add = self.plan.ban(ticket, app.as_deref());
+        self.ufw(&add)?;
+        self.applied.insert(ticket.ip.clone(), (app, add));
         if let Some((program, args)) = self.plan.kill(&ticket.ip) {
             // Nothing to cut is no failure of the ban.
             if let Err(e) = firewall::run(program, &args, self.plan.timeout_ms).map(|o| o.status) {
@@ -248,9 +225,9 @@ impl Action for Ufw {
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {
-        checked_address(&ticket.ip)?;
+        address::check_address_or_prefix(&ticket.ip)?;
         let app = match self.applied.get(&ticket.ip) {
-            Some(app) => app.clone(),
+            Some((app, _)) => app.clone(),
             None => self.application(),
         };
         // "Could not delete non-existent rule" exits 0: gone already.
@@ -317,9 +294,12 @@ mod tests {
 
     #[test]
     fn only_addresses_reach_ufw() {
-        assert!(checked_address("192.0.2.7").is_ok() && checked_address("2001:db8::/64").is_ok());
+        assert!(
+            address::check_address_or_prefix("192.0.2.7").is_ok()
+                && address::check_address_or_prefix("2001:db8::/64").is_ok()
+        );
         for bad in ["--dry-run", "192.0.2.7 to any", "192.0.2.7/40", "any"] {
-            assert!(checked_address(bad).is_err(), "{bad}");
+            assert!(address::check_address_or_prefix(bad).is_err(), "{bad}");
         }
     }
 }

@@ -70,6 +70,11 @@ struct Place {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A file's text made of `lines`, each ended by a line break.
+fn as_text(lines: &[impl AsRef<str>]) -> String {
+    lines.iter().map(|line| format!("{}\n", line.as_ref())).collect()
+}
+
 impl FileCtx {
     /// `plugin` may change exactly the files `granted` names.
     pub fn new(plugin: Arc<str>, granted: Vec<String>) -> Self {
@@ -193,11 +198,7 @@ impl FileCtx {
             let before = lines.clone();
             let result = edit(&mut lines);
             if lines != before || (text.is_empty() && dir.metadata(name).is_err()) {
-                let mut new = lines.join("\n");
-                if !lines.is_empty() {
-                    new.push('\n');
-                }
-                Self::replace(dir, name, &new)?;
+                Self::replace(dir, name, &as_text(&lines))?;
             }
             Ok(result)
         })
@@ -239,11 +240,7 @@ impl FileCtx {
             let kept: Vec<&str> = lines.iter().copied().filter(|l| !gone.contains(l)).collect();
             let removed = (lines.len() - kept.len()) as u32;
             if removed > 0 {
-                let mut new = kept.join("\n");
-                if !kept.is_empty() {
-                    new.push('\n');
-                }
-                Self::replace(dir, name, &new)?;
+                Self::replace(dir, name, &as_text(&kept))?;
             }
             Ok(removed)
         })
@@ -260,10 +257,7 @@ impl FileCtx {
             Self::checked_line(line)?;
         }
         self.locked(path, |dir, name| {
-            let mut text = lines.join("\n");
-            if !lines.is_empty() {
-                text.push('\n');
-            }
+            let text = as_text(lines);
             if dir.metadata(name).is_ok() && Self::read(dir, name)? == text {
                 return Ok(());
             }

@@ -63,11 +63,7 @@ fn xt_recent_lists_are_written_through_the_file_capability() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     tree(root, "[sshd]\naction = iptables-xt_recent-echo[name=sshd]\n");
-    let copied = std::process::Command::new("cp")
-        .args(["-r", stock.to_str().unwrap(), root.join("conf/action.d").to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    crate::util::daemon::copy_fail2ban_actions(root);
     append(&root.join("auth.log"), "");
     let d = Daemon::start_ready(root, Some(&ns.name));
     let list = || ns.exec(&["cat", "/proc/net/xt_recent/f2b-sshd"]);
@@ -154,12 +150,7 @@ fn symbiosis_writes_its_marker_files_and_rules() {
     let folder = root.join("blacklist.d");
     std::fs::create_dir(&folder).unwrap();
     tree(root, &format!("[sshd]\naction = symbiosis-blacklist-allports[blacklist_dir={}]\n", folder.display()));
-    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
-    let copied = std::process::Command::new("cp")
-        .args(["-r", "/etc/fail2ban/action.d/.", root.join("conf/action.d").to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    crate::util::daemon::copy_fail2ban_actions(root);
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
     std::fs::write(
         root.join("conf/plugin.d/symbiosis.toml"),

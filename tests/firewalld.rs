@@ -16,8 +16,21 @@ use crate::util::daemon::{Daemon, append, failure, tree};
 struct FirewalldHost {
     ns: NetNs,
     dir: tempfile::TempDir,
+    /// See [`wrapper`].
+    wrapper: Vec<String>,
     bus: Child,
     firewalld: Child,
+}
+
+/// A command that runs its last arguments in namespace `ns`, with the bus
+/// folder `bus` over /run/dbus (on a /run of its own, which may have no
+/// dbus folder).
+fn wrapper(ns: &str, bus: &Path) -> Vec<String> {
+    let script = format!(
+        "mount -t tmpfs wasmban-test /run && mkdir /run/dbus && mount --bind {} /run/dbus && exec \"$0\" \"$@\"",
+        bus.display()
+    );
+    ["ip", "netns", "exec", ns, "unshare", "-m", "sh", "-c", &script].iter().map(|s| s.to_string()).collect()
 }
 
 impl FirewalldHost {
@@ -52,15 +65,15 @@ impl FirewalldHost {
             std::thread::sleep(Duration::from_millis(20));
         }
         let log = std::fs::File::create(dir.path().join("firewalld.log")).unwrap();
-        let mut host = FirewalldHost { ns, dir, bus, firewalld: Command::new("true").spawn().unwrap() };
-        let _ = host.firewalld.wait();
-        host.firewalld = Command::new(host.wrapper()[0].clone())
-            .args(&host.wrapper()[1..])
+        let wrapper = wrapper(&ns.name, &dir.path().join("bus"));
+        let firewalld = Command::new(&wrapper[0])
+            .args(&wrapper[1..])
             .args(["firewalld", "--nofork", "--nopid"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
+        let host = FirewalldHost { ns, dir, wrapper, bus, firewalld };
         let deadline = Instant::now() + Duration::from_secs(60);
         while host.cmd(&["--state"]).1.trim() != "running" {
             if Instant::now() > deadline {
@@ -72,24 +85,10 @@ impl FirewalldHost {
         Ok(host)
     }
 
-    /// Runs its last arguments in the namespace, with the private bus over
-    /// /run/dbus (on a /run of its own, which may have no dbus folder).
-    fn wrapper(&self) -> Vec<String> {
-        let bus = self.dir.path().join("bus");
-        let script = format!(
-            "mount -t tmpfs wasmban-test /run && mkdir /run/dbus && mount --bind {} /run/dbus && exec \"$0\" \"$@\"",
-            bus.display()
-        );
-        ["ip", "netns", "exec", &self.ns.name, "unshare", "-m", "sh", "-c", &script]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    }
-
     /// `firewall-cmd ARGS` on this firewalld: success, and what it printed.
     fn cmd(&self, args: &[&str]) -> (bool, String) {
-        let wrapper = self.wrapper();
-        let out = Command::new(&wrapper[0]).args(&wrapper[1..]).arg("firewall-cmd").args(args).output().unwrap();
+        let out =
+            Command::new(&self.wrapper[0]).args(&self.wrapper[1..]).arg("firewall-cmd").args(args).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
@@ -125,14 +124,9 @@ fn the_daemon_bans_through_a_real_firewalld() {
          firewallcmd-multiport[name=sshd-mp, port=22]\n         \
          firewallcmd-rich-rules[name=sshd-rich, port=\"22,2222\"]\n",
     );
-    let copied = Command::new("cp")
-        .args(["-r", stock.to_str().unwrap(), root.join("conf/action.d").to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    crate::util::daemon::copy_fail2ban_actions(root);
     append(&root.join("auth.log"), "");
-    let wrapper = host.wrapper();
-    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let wrapper: Vec<&str> = host.wrapper.iter().map(String::as_str).collect();
     let d = Daemon::start_under(root, &wrapper, &[]);
     d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
     append(&root.join("auth.log"), &failure("192.0.2.44"));

@@ -178,11 +178,7 @@ fn the_daemon_bans_into_the_set_with_debians_stock_action() {
         "[sshd]\nbanaction = iptables-ipset-proto6\n\
          action = %(banaction)s[name=sshd, port=\"22,2222\", ipsettime=\"<timeout-bantime>\"]\n",
     );
-    let copied = std::process::Command::new("cp")
-        .args(["-r", stock.to_str().unwrap(), root.join("conf/action.d").to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    crate::util::daemon::copy_fail2ban_actions(root);
     append(&root.join("auth.log"), "");
     let d = Daemon::start_ready(root, Some(&ns.name));
     append(&root.join("auth.log"), &failure("192.0.2.44"));

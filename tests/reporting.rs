@@ -47,11 +47,7 @@ fn bans_are_reported_to_the_granted_apis_only() {
             b = blocklist.port
         ),
     );
-    let copied = std::process::Command::new("cp")
-        .args(["-r", stock.to_str().unwrap(), root.join("conf/action.d").to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(copied.success());
+    crate::util::daemon::copy_fail2ban_actions(root);
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
     std::fs::write(
         root.join("conf/plugin.d/abuseipdb.toml"),

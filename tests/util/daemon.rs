@@ -75,11 +75,22 @@ pub(crate) fn hostile_tree(root: &Path, limits: &str) -> PathBuf {
 
 /// The shipped action.d files, into the tree made by [`tree`].
 pub(crate) fn copy_shipped_actions(root: &Path) {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d");
+    copy_actions(root, &Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/action.d"));
+}
+
+/// fail2ban's stock action.d files (Debian's package), unchanged, into the
+/// tree made by [`tree`].
+pub(crate) fn copy_fail2ban_actions(root: &Path) {
+    copy_actions(root, Path::new("/etc/fail2ban/action.d"));
+}
+
+fn copy_actions(root: &Path, from: &Path) {
     std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
-    for f in std::fs::read_dir(shipped).unwrap() {
+    for f in std::fs::read_dir(from).unwrap() {
         let f = f.unwrap().path();
-        std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
+        if f.is_file() {
+            std::fs::copy(&f, root.join("conf/action.d").join(f.file_name().unwrap())).unwrap();
+        }
     }
 }
 

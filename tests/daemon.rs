@@ -368,7 +368,7 @@ fn a_classic_action_runs_with_the_shell_grant_and_log_lines_cannot_inject() {
 
     // The grant, then a reload: the jail is rebuilt with its action.
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&root.join("conf/plugin.d"), "command-action", root);
     assert!(d.client(&["reload"]).0);
     d.wait_for("the action to start", || std::fs::read_to_string(&out).unwrap_or_default().contains("start ssh"));
     d.wait_for("the status without the action off", || {

@@ -138,7 +138,7 @@ fn fail2ban_client_commands_answer_as_fail2bans_own() {
         ),
     )
     .unwrap();
-    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&root.join("conf/plugin.d"), "command-action", root);
     same(&["set", "sshd", "addaction", "note"]);
     same(&["get", "sshd", "actions"]);
     assert_eq!(std::fs::read_to_string(&noted).unwrap(), "ban 192.0.2.50\n");

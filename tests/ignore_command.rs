@@ -56,7 +56,7 @@ fn ignorecommand_and_its_cache_decide_as_in_fail2ban() {
     assert!(!d.status().is_some_and(|s| s["running"] == true), "{}", d.log());
     drop(d);
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(root.join("conf/plugin.d/command-ignore.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&root.join("conf/plugin.d"), "command-ignore", root);
     let d = Daemon::start(root);
     d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
 
@@ -128,7 +128,7 @@ fn fail2bans_googlebot_check_runs_with_dns_lookups_and_no_shell() {
     )
     .unwrap();
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&root.join("conf/plugin.d"), "command-action", root);
     std::fs::create_dir_all(root.join("conf/filter.d")).unwrap();
     std::fs::copy(filter, root.join("conf/filter.d/apache-fakegooglebot.conf")).unwrap();
     let d = Daemon::start_in(root, Some(&ns.name));

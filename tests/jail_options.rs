@@ -125,7 +125,7 @@ fn recording_action(conf: &Path, out: &Path) {
     )
     .unwrap();
     std::fs::create_dir_all(conf.join("plugin.d")).unwrap();
-    std::fs::write(conf.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&conf.join("plugin.d"), "command-action", out.parent().unwrap());
 }
 
 /// The lines of `path` in the order written (none when it is missing).
@@ -258,7 +258,7 @@ fn flushing_action(conf: &Path, out: &Path) {
     )
     .unwrap();
     std::fs::create_dir_all(conf.join("plugin.d")).unwrap();
-    std::fs::write(conf.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&conf.join("plugin.d"), "command-action", out.parent().unwrap());
 }
 
 #[test]
@@ -343,7 +343,7 @@ fn merged_and_jail_tags_count_every_ban_of_the_address() {
     )
     .unwrap();
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&root.join("conf/plugin.d"), "command-action", root);
     let d = Daemon::start(root);
     d.wait_for("the jails", || d.client(&["status"]).1.contains("other"));
 
@@ -404,7 +404,7 @@ fn actionprolong_and_actionreban_run_when_fail2ban_would_want_them() {
     )
     .unwrap();
     std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
-    std::fs::write(root.join("conf/plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+    crate::util::grant_shell(&root.join("conf/plugin.d"), "command-action", root);
     let d = Daemon::start(root);
     d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
     let out_lines = || written(&out);
@@ -651,7 +651,7 @@ fn reload_runs_actionreload_as_fail2ban_does() {
         )
         .unwrap();
         std::fs::create_dir_all(conf.join("plugin.d")).unwrap();
-        std::fs::write(conf.join("plugin.d/command-action.toml"), "[grants]\nshell = true\n").unwrap();
+        crate::util::grant_shell(&conf.join("plugin.d"), "command-action", out.parent().unwrap());
     };
     let (theirs, ours) = (root.join("fail2ban.out"), root.join("wasmban.out"));
     let f2b = Fail2ban::start_with(root, &jails, |conf| action(conf, &theirs));

@@ -33,6 +33,7 @@ mod regex_cli;
 mod reporting;
 mod route;
 mod sandbox;
+mod shell_confinement;
 mod shorewall;
 mod store;
 mod ufw;

@@ -231,3 +231,14 @@ pub fn shared_file(relative: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// Grant `plugin` the shell in `plugin_dir` (a `plugin.d`), with its
+/// commands allowed to write beneath `writes` only.
+pub fn grant_shell(plugin_dir: &Path, plugin: &str, writes: &Path) {
+    std::fs::create_dir_all(plugin_dir).unwrap();
+    std::fs::write(
+        plugin_dir.join(format!("{plugin}.toml")),
+        format!("[grants]\nshell = true\nshell-writes = [\"{}/\"]\n", writes.display()),
+    )
+    .unwrap();
+}

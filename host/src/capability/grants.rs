@@ -24,6 +24,14 @@ pub struct Grants {
     /// May run shell command lines (fail2ban's classic actions).
     #[serde(default)]
     pub shell: bool,
+    /// Where shell commands may write (absolute paths; beneath a folder,
+    /// or the file itself). Everything else is read-only to them.
+    #[serde(default)]
+    pub shell_writes: Vec<String>,
+    /// Whether shell commands may use the network (and the host's
+    /// firewall: without it they run in an empty network namespace).
+    #[serde(default)]
+    pub shell_network: bool,
     /// Files whose lines it may change, and folders (ending in `/`) whose
     /// files it may: absolute paths.
     #[serde(default)]

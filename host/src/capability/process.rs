@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::capability::shell::Confinement;
+
 /// The environment a capability program sees: nothing from the daemon's.
 const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -61,6 +63,17 @@ pub trait ProgramRunner: Send + Sync {
         args: &[String],
         input: Option<&str>,
         timeout: Duration,
+    ) -> Result<ProgramOutput, RunError>;
+
+    /// As [`ProgramRunner::run`], with `program` started inside
+    /// `confinement` (the shell grant's).
+    fn run_confined(
+        &self,
+        program: &Path,
+        args: &[String],
+        input: Option<&str>,
+        timeout: Duration,
+        confinement: &Confinement,
     ) -> Result<ProgramOutput, RunError>;
 }
 
@@ -202,60 +215,97 @@ impl ProgramRunner for SystemRunner {
         input: Option<&str>,
         timeout: Duration,
     ) -> Result<ProgramOutput, RunError> {
-        let name = program.display().to_string();
-        let mut child = Command::new(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", SAFE_PATH)
-            .env("LC_ALL", "C")
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so a timeout kills whatever it spawned.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| RunError::Spawn { program: name.clone(), reason: e.to_string() })?;
-
-        let writer = match (input, child.stdin.take()) {
-            (Some(text), Some(mut stdin)) => {
-                let text = text.to_owned();
-                Some(std::thread::spawn(move || {
-                    // A program that exits early closes the pipe; that is its
-                    // answer, reported through its status.
-                    let _ = stdin.write_all(text.as_bytes());
-                }))
-            }
-            _ => None,
-        };
-        let stdout = child.stdout.take().map(|s| std::thread::spawn(move || read_limited(s)));
-        let stderr = child.stderr.take().map(|s| std::thread::spawn(move || read_limited(s)));
-
-        let started = Instant::now();
-        let mut pause = Duration::from_micros(200);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() >= timeout => {
-                    // SAFETY: kill(2) on our child's own process group.
-                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                    let _ = child.wait();
-                    return Err(RunError::Timeout { program: name, ms: timeout.as_millis() });
-                }
-                Ok(None) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(5));
-                }
-                Err(e) => return Err(RunError::Spawn { program: name, reason: e.to_string() }),
-            }
-        };
-        if let Some(w) = writer {
-            let _ = w.join();
-        }
-        let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
-        };
-        Ok(ProgramOutput { status: status.code().unwrap_or(-1), stdout: collect(stdout), stderr: collect(stderr) })
+        run_command(command(program, args, input.is_some()), program, input, timeout)
     }
+
+    fn run_confined(
+        &self,
+        program: &Path,
+        args: &[String],
+        input: Option<&str>,
+        timeout: Duration,
+        confinement: &Confinement,
+    ) -> Result<ProgramOutput, RunError> {
+        let mut command = command(program, args, input.is_some());
+        confinement.apply_to(&mut command);
+        run_command(command, program, input, timeout).map_err(|e| match e {
+            RunError::Spawn { program, reason } => RunError::Spawn {
+                program,
+                reason: format!(
+                    "{reason} (while confining it as the shell grant asks: the daemon must run as root, \
+                     and the shell-writes paths must be folders or files it can bind)"
+                ),
+            },
+            timeout => timeout,
+        })
+    }
+}
+
+/// `program` with `args`, a cleared environment and piped output.
+fn command(program: &Path, args: &[String], with_input: bool) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", SAFE_PATH)
+        .env("LC_ALL", "C")
+        .stdin(if with_input { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills whatever it spawned.
+        .process_group(0);
+    command
+}
+
+/// Run `command`, feeding it `input`, until it ends or `timeout` passes.
+fn run_command(
+    mut command: Command,
+    program: &Path,
+    input: Option<&str>,
+    timeout: Duration,
+) -> Result<ProgramOutput, RunError> {
+    let name = program.display().to_string();
+    let mut child = command.spawn().map_err(|e| RunError::Spawn { program: name.clone(), reason: e.to_string() })?;
+
+    let writer = match (input, child.stdin.take()) {
+        (Some(text), Some(mut stdin)) => {
+            let text = text.to_owned();
+            Some(std::thread::spawn(move || {
+                // A program that exits early closes the pipe; that is its
+                // answer, reported through its status.
+                let _ = stdin.write_all(text.as_bytes());
+            }))
+        }
+        _ => None,
+    };
+    let stdout = child.stdout.take().map(|s| std::thread::spawn(move || read_limited(s)));
+    let stderr = child.stderr.take().map(|s| std::thread::spawn(move || read_limited(s)));
+
+    let started = Instant::now();
+    let mut pause = Duration::from_micros(200);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() >= timeout => {
+                // SAFETY: kill(2) on our child's own process group.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(RunError::Timeout { program: name, ms: timeout.as_millis() });
+            }
+            Ok(None) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
+            Err(e) => return Err(RunError::Spawn { program: name, reason: e.to_string() }),
+        }
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.and_then(|h| h.join().ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    };
+    Ok(ProgramOutput { status: status.code().unwrap_or(-1), stdout: collect(stdout), stderr: collect(stderr) })
 }
 
 /// One program run, as a [`RecordingRunner`] saw it.
@@ -303,6 +353,23 @@ impl ProgramRunner for RecordingRunner {
         input: Option<&str>,
         _timeout: Duration,
     ) -> Result<ProgramOutput, RunError> {
+        self.record(program, args, input)
+    }
+
+    fn run_confined(
+        &self,
+        program: &Path,
+        args: &[String],
+        input: Option<&str>,
+        _timeout: Duration,
+        _confinement: &Confinement,
+    ) -> Result<ProgramOutput, RunError> {
+        self.record(program, args, input)
+    }
+}
+
+impl RecordingRunner {
+    fn record(&self, program: &Path, args: &[String], input: Option<&str>) -> Result<ProgramOutput, RunError> {
         let run = RecordedRun { program: program.to_path_buf(), args: args.to_vec(), input: input.map(str::to_owned) };
         let out = (self.answer)(&run);
         if let Ok(mut runs) = self.runs.lock() {

@@ -102,6 +102,7 @@ impl Manifest {
         for entry in &manifest.grants.files {
             crate::capability::file::check_grant(entry).map_err(|e| format!("grants.files: {e}"))?;
         }
+        crate::capability::shell::check_grant(&manifest.grants)?;
         for entry in &manifest.grants.http {
             let ok = !entry.is_empty() && !entry.contains(['/', '@', '*']) && !entry.contains(char::is_whitespace);
             if !ok {
@@ -152,6 +153,25 @@ mod tests {
         assert!(Manifest::parse("[grants]\nfirewall = [\"/usr/sbin/./iptables\"]").unwrap_err().contains("`.`"));
         for program in ["iptables", "ip6tables", "nft", "/usr/sbin/ipset", "firewall-cmd", "ufw"] {
             Manifest::parse(&format!("[grants]\nfirewall = [\"{program}\"]")).unwrap();
+        }
+    }
+
+    #[test]
+    fn shell_confinement_grants_need_the_shell_and_plain_absolute_paths() {
+        let m = Manifest::parse(
+            "[grants]\nshell = true\nshell-writes = [\"/var/log/x/\", \"/run/xtables.lock\"]\nshell-network = true",
+        )
+        .unwrap();
+        assert_eq!(m.grants.shell_writes, ["/var/log/x/", "/run/xtables.lock"]);
+        assert!(m.grants.shell_network);
+        for (text, expected) in [
+            ("shell-network = true", "shell = true"),
+            ("shell-writes = [\"/tmp/\"]", "shell = true"),
+            ("shell = true\nshell-writes = [\"var/log\"]", "absolute"),
+            ("shell = true\nshell-writes = [\"/var/../etc\"]", "`..`"),
+        ] {
+            let err = Manifest::parse(&format!("[grants]\n{text}")).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
         }
     }
 }

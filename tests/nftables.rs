@@ -50,7 +50,7 @@ fn what_is_not_an_address_never_reaches_nft() {
     let mut action = builtin(&rt, "nftables").action(opts(&[("name", "sshd")])).unwrap();
     action.start().unwrap();
     let before = rec.runs().len();
-    let results = action.ban(&[ticket("1.2.3.4 } ; flush ruleset ; {"), ticket("10.0.0.0/8")]).unwrap();
+    let results = action.ban(&[ticket("1.2.3.4 } ; flush ruleset ; {"), ticket("10.0.0.0/33")]).unwrap();
     assert!(results.iter().all(Result::is_err), "{results:?}");
     assert_eq!(rec.runs().len(), before);
     let err = builtin(&rt, "nftables").action(opts(&[("port", "22 } ; flush ruleset")])).err().unwrap();
@@ -112,6 +112,30 @@ fn real_nftables_in_a_network_namespace() {
     assert!(ruleset.contains("ip saddr @addr-set-sshd reject"), "{ruleset}");
     assert!(ruleset.contains("10.9.7.250 timeout") && ruleset.contains("2001:db8::7 timeout"), "{ruleset}");
     assert!(!ruleset.contains("10.9.0.2 "), "a lifted ban came back: {ruleset}");
+
+    // Prefix bans live in interval sets: any address inside is matched.
+    // One that overlaps a prefix already banned is refused by nft, and
+    // costs the addresses of its batch nothing.
+    ns.run(|| {
+        let batch = [ticket("2001:db8:0:7::/64"), ticket("192.0.2.0/24"), ticket("10.9.100.1")];
+        let results = action.ban(&batch).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let results = action.ban(&[ticket("2001:db8::/32"), ticket("10.9.100.2")]).unwrap();
+        assert!(results[0].is_err() && results[1].is_ok(), "{results:?}");
+    });
+    let ruleset = ns.exec(&["nft", "list", "table", "inet", "wasmban-sshd"]);
+    assert!(ruleset.contains("ip6 saddr @net6-set-sshd reject"), "{ruleset}");
+    assert!(ruleset.contains("2001:db8:0:7::/64 timeout") && ruleset.contains("192.0.2.0/24 timeout"), "{ruleset}");
+    assert!(ruleset.contains("10.9.100.2 timeout"), "{ruleset}");
+    let inside = ns.exec(&["nft", "get", "element", "inet", "wasmban-sshd", "net6-set-sshd", "{ 2001:db8:0:7::abcd }"]);
+    assert!(inside.contains("2001:db8:0:7::/64"), "{inside}");
+    ns.exec(&["nft", "delete", "element", "inet", "wasmban-sshd", "net-set-sshd", "{ 192.0.2.0/24 }"]);
+    ns.run(|| action.check().unwrap());
+    let ruleset = ns.exec(&["nft", "list", "table", "inet", "wasmban-sshd"]);
+    assert!(ruleset.contains("192.0.2.0/24 timeout"), "a lost prefix ban was not added again: {ruleset}");
+    ns.run(|| assert!(action.unban(&[ticket("2001:db8:0:7::/64")]).unwrap()[0].is_ok()));
+    let ruleset = ns.exec(&["nft", "list", "table", "inet", "wasmban-sshd"]);
+    assert!(!ruleset.contains("2001:db8:0:7::/64"), "{ruleset}");
 
     ns.run(|| {
         action.stop().unwrap();

@@ -29,6 +29,7 @@ mod nftables;
 mod observability;
 mod package;
 mod packs;
+mod prefix_bans;
 mod regex_cli;
 mod reporting;
 mod route;

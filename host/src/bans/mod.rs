@@ -493,7 +493,12 @@ impl BanManager {
     /// lift one is asked again later (see `retry_unbans`).
     pub fn lift(&mut self, id: Option<&str>, now: f64) -> Result<Vec<BanRecord>, String> {
         let lifted: Vec<BanRecord> = match id {
-            Some(id) => self.take(id).into_iter().collect(),
+            Some(id) => match self.take(id) {
+                Some(r) => vec![r],
+                // An address inside a prefix ban lifts that prefix: the
+                // admin asked for the address to get through.
+                None => self.covering_prefix(id).and_then(|prefix| self.take(&prefix)).into_iter().collect(),
+            },
             None => {
                 let mut all: Vec<BanRecord> = self.in_force.drain().map(|(_, r)| r).collect();
                 self.expiry.clear();
@@ -621,6 +626,16 @@ impl BanManager {
                 listing.remove(&(r.time, r.id.clone()));
             }
         }
+    }
+
+    /// The prefix ban in force that holds the address `id`, if any.
+    fn covering_prefix(&self, id: &str) -> Option<String> {
+        let ip = id.parse::<std::net::IpAddr>().ok()?;
+        self.in_force
+            .keys()
+            .filter(|k| k.contains('/'))
+            .find(|k| crate::jail::Prefix::parse(k).is_some_and(|p| p.contains(ip)))
+            .cloned()
     }
 
     fn take(&mut self, id: &str) -> Option<BanRecord> {

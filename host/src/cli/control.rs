@@ -158,7 +158,15 @@ fn jails_of(all: &BTreeMap<String, Vec<BanView>>, ips: &[String]) -> Vec<Vec<Str
     ips.iter()
         .map(|ip| {
             let id = ids::stored_id(ip).unwrap_or_default();
-            all.iter().filter(|(_, bans)| bans.iter().any(|b| b.id == id)).map(|(j, _)| j.clone()).collect()
+            let address = ids::canonical_ip(ip);
+            // An address is banned where a prefix ban holds it, too.
+            let holds = |ban: &str| {
+                ban == id
+                    || address.is_some_and(|a| {
+                        ban.contains('/') && crate::jail::Prefix::parse(ban).is_some_and(|p| p.contains(a))
+                    })
+            };
+            all.iter().filter(|(_, bans)| bans.iter().any(|b| holds(&b.id))).map(|(j, _)| j.clone()).collect()
         })
         .collect()
 }

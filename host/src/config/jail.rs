@@ -43,6 +43,10 @@ pub const JAIL_OPTIONS: &[&str] = &[
     // alternative).
     "reconcile",
     "ignoreplugin",
+    // wasmban's own: count and ban the prefix an address is in (an IPv6
+    // attacker holds a whole /64).
+    "banprefix4",
+    "banprefix6",
 ];
 
 /// One jail, typed.
@@ -73,6 +77,8 @@ pub struct Jail {
     pub ignoreip: crate::jail::IgnoreList,
     /// `ignoreself`.
     pub ignoreself: bool,
+    /// `banprefix4` and `banprefix6` (wasmban's own).
+    pub banprefix: crate::jail::BanPrefixes,
     /// `logtimezone`.
     pub logtimezone: Option<String>,
     /// The filter reference and its resolved definition.
@@ -198,6 +204,7 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
         ban_time: crate::jail::BanTime { base: 0, increment: None },
         reconcile: 0,
         ignoreip: crate::jail::IgnoreList::default(),
+        banprefix: crate::jail::BanPrefixes::default(),
         ignoreself: true,
         logtimezone: None,
         filter,
@@ -266,6 +273,7 @@ struct TypedOptions {
     reconcile: i64,
     ignoreip: crate::jail::IgnoreList,
     ignoreself: bool,
+    banprefix: crate::jail::BanPrefixes,
     logtimezone: Option<String>,
 }
 
@@ -341,7 +349,13 @@ impl TypedOptions {
         };
         let ignoreip = crate::jail::IgnoreList::parse(options.get("ignoreip").map(String::as_str).unwrap_or(""))
             .map_err(|m| error("ignoreip", m))?;
+        let banprefix = crate::jail::BanPrefixes::parse(
+            options.get("banprefix4").map(String::as_str),
+            options.get("banprefix6").map(String::as_str),
+        )
+        .map_err(|(key, m)| error(key, m))?;
         Ok(TypedOptions {
+            banprefix,
             backend: options.get("backend").cloned().unwrap_or_else(|| "auto".into()),
             logpath: options
                 .get("logpath")
@@ -369,6 +383,7 @@ impl TypedOptions {
         jail.reconcile = self.reconcile;
         jail.ignoreip = self.ignoreip;
         jail.ignoreself = self.ignoreself;
+        jail.banprefix = self.banprefix;
         jail.logtimezone = self.logtimezone;
     }
 }

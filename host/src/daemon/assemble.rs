@@ -247,6 +247,7 @@ pub fn tracker_settings(jail: &Jail) -> TrackerSettings {
         maxmatches: jail.maxmatches,
         ignore: jail.ignoreip.clone(),
         ignore_addrs,
+        banprefix: jail.banprefix,
     }
 }
 

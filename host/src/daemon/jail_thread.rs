@@ -541,8 +541,9 @@ impl RunningJail {
                     );
                     continue;
                 }
-                let weight = self.bans.failure_weight(id, time, self.tracker.maxretry());
-                match self.tracker.failure(id, time, seen, now, weight) {
+                let counted = self.tracker.counted_id(id);
+                let weight = self.bans.failure_weight(&counted, time, self.tracker.maxretry());
+                match self.tracker.failure(&counted, time, seen, now, weight) {
                     Verdict::Ban(c) => {
                         found();
                         decisions.push(BanDecision {
@@ -562,7 +563,7 @@ impl RunningJail {
                         self.name
                     ),
                     Verdict::Counted => found(),
-                    Verdict::AlreadyBanned => tracing::info!("[{}] {id} already banned", self.name),
+                    Verdict::AlreadyBanned => tracing::info!("[{}] {counted} already banned", self.name),
                     Verdict::TooOld => tracing::debug!("[{}] Ignore line of {id}: older than findtime", self.name),
                 }
             }

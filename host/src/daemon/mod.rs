@@ -548,16 +548,24 @@ impl Daemon {
                 Reply::ok(serde_json::to_value(all).unwrap_or(Value::Null))
             }
             Request::Ban { jail, ip, force } => {
-                let Some(addr) = ids::canonical_ip(&ip) else {
-                    return Reply::error(format!("{ip:?} is not an IPv4 or IPv6 address"));
+                let why = match (ids::canonical_ip(&ip), crate::jail::Prefix::parse(&ip)) {
+                    (Some(addr), _) => ids::needs_force(addr),
+                    (None, Some(prefix)) if ip.contains('/') => ids::prefix_needs_force(&prefix),
+                    _ => {
+                        return Reply::error(format!(
+                            "{ip:?} is not an IPv4 or IPv6 address, or a prefix (2001:db8::/64)"
+                        ));
+                    }
                 };
-                if !force && let Some(why) = ids::needs_force(addr) {
+                if !force && let Some(why) = why {
                     return Reply::error(format!(
                         "{why}: banning it could cut this host off from itself or its admins; \
                          add --force to ban it all the same"
                     ));
                 }
-                let ip = addr.to_string();
+                let Some(ip) = ids::stored_id(&ip) else {
+                    return Reply::error(format!("{ip:?} is not an address or a prefix"));
+                };
                 match self.ask(&jail, |reply| JailCommand::Ban { id: ip.clone(), reply }).await {
                     Ok(true) => Reply::ok(json!({ "jail": jail, "ip": ip, "banned": true })),
                     Ok(false) => {

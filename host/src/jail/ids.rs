@@ -56,10 +56,19 @@ pub fn is_safe_id(text: &str) -> bool {
 /// `text` as the store keeps a banned id: an address normalised as bans
 /// are, or an id a filter declared; `None` for neither.
 pub fn stored_id(text: &str) -> Option<String> {
-    match canonical_ip(text) {
-        Some(address) => Some(address.to_string()),
-        None => is_safe_id(text.trim()).then(|| text.trim().to_string()),
+    if let Some(address) = canonical_ip(text) {
+        return Some(address.to_string());
     }
+    if let Some(prefix) = canonical_prefix(text) {
+        return Some(prefix);
+    }
+    is_safe_id(text.trim()).then(|| text.trim().to_string())
+}
+
+/// `text` as a prefix ban id (`2001:db8::/64`, host bits cleared), when it
+/// is `address/length`; a full-length one is its address.
+pub fn canonical_prefix(text: &str) -> Option<String> {
+    text.contains('/').then(|| crate::jail::Prefix::parse(text)).flatten().map(|p| p.to_string())
 }
 
 /// Whether `text` has the shape of a DNS name worth a lookup.
@@ -95,6 +104,10 @@ impl IdPolicy {
         let id = id.trim();
         if let Some(ip) = canonical_ip(id) {
             return Ok(vec![ip.to_string()]);
+        }
+        // `<SUBNET>` and `<CIDR>` captures: the prefix is the id.
+        if let Some(prefix) = canonical_prefix(id) {
+            return Ok(vec![prefix]);
         }
         let declared = fields.iter().any(|(k, v)| k == "fid" && v.trim() == id);
         if declared || self.usedns == UseDns::Raw {
@@ -176,6 +189,23 @@ pub fn needs_force(ip: IpAddr) -> Option<String> {
         return Some(format!("{ip} is {what}"));
     }
     own_addresses().contains(&ip).then(|| format!("{ip} is an address of this host"))
+}
+
+/// Why banning `prefix` by hand needs `--force`: it holds this host's own
+/// or a loopback address, or is shorter than a jail may ban.
+pub fn prefix_needs_force(prefix: &crate::jail::Prefix) -> Option<String> {
+    use crate::jail::prefix::{SHORTEST_V4, SHORTEST_V6};
+    let shortest = if prefix.network().is_ipv4() { SHORTEST_V4 } else { SHORTEST_V6 };
+    if prefix.length() < shortest {
+        return Some(format!("{prefix} is shorter than /{shortest}"));
+    }
+    if let Some(why) = needs_force(prefix.network()) {
+        return Some(why);
+    }
+    local_addresses()
+        .into_iter()
+        .find(|ip| prefix.contains(*ip))
+        .map(|ip| format!("{prefix} holds {ip}, an address of this host"))
 }
 
 /// This machine's addresses for `ignoreself`: loopback and every

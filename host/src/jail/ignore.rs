@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::jail::Prefix;
+
 /// One `ignoreip` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IgnoreEntry {
@@ -63,15 +65,20 @@ impl IgnoreFile {
     }
 
     fn covers(&self, ip: IpAddr) -> bool {
+        self.any_net(|addr, prefix| addr.is_ipv4() == ip.is_ipv4() && mask(addr, prefix) == mask(ip, prefix))
+    }
+
+    fn overlaps(&self, banned: &Prefix) -> bool {
+        self.any_net(|addr, prefix| Prefix::of(addr, prefix).overlaps(banned))
+    }
+
+    fn any_net(&self, test: impl Fn(IpAddr, u8) -> bool) -> bool {
         let Ok(mut state) = self.state.lock() else { return false };
         if state.checked.is_none_or(|at| at.elapsed() >= FILE_RECHECK) {
             state.checked = Some(Instant::now());
             self.reload(&mut state);
         }
-        state
-            .nets
-            .iter()
-            .any(|(addr, prefix)| addr.is_ipv4() == ip.is_ipv4() && mask(*addr, *prefix) == mask(ip, *prefix))
+        state.nets.iter().any(|(addr, prefix)| test(*addr, *prefix))
     }
 
     /// Read the file again if it changed; a file that cannot be read
@@ -194,6 +201,16 @@ impl IgnoreList {
             }
             IgnoreEntry::Name(_) => false,
             IgnoreEntry::File(file) => file.covers(ip),
+        })
+    }
+
+    /// Whether `banned` holds any address an entry covers: banning it
+    /// would ban an ignored address.
+    pub fn overlaps(&self, banned: &Prefix) -> bool {
+        self.entries.iter().any(|e| match e {
+            IgnoreEntry::Net { addr, prefix } => Prefix::of(*addr, *prefix).overlaps(banned),
+            IgnoreEntry::Name(_) => false,
+            IgnoreEntry::File(file) => file.overlaps(banned),
         })
     }
 

@@ -9,9 +9,11 @@ mod bantime;
 pub mod counter;
 pub mod ids;
 mod ignore;
+pub mod prefix;
 pub mod tracker;
 
 pub use bantime::{BanTime, Increment};
 pub use counter::{BanCandidate, FailCounter};
 pub use ignore::{IgnoreEntry, IgnoreList, normalize};
+pub use prefix::{BanPrefixes, Prefix};
 pub use tracker::{FailureTracker, Seen, TrackerSettings, Verdict};

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use crate::jail::{BanCandidate, FailCounter, IgnoreList};
+use crate::jail::{BanCandidate, BanPrefixes, FailCounter, IgnoreList, Prefix};
 
 /// What became of one failure.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,8 @@ pub struct TrackerSettings {
     /// Addresses of `ignoreip` host names and, with `ignoreself`, of this
     /// machine, resolved by whoever builds the jail.
     pub ignore_addrs: Vec<IpAddr>,
+    /// `banprefix4` and `banprefix6`.
+    pub banprefix: BanPrefixes,
 }
 
 /// The failures of one jail.
@@ -57,6 +59,7 @@ pub struct FailureTracker {
     findtime: i64,
     ignore: IgnoreList,
     ignore_addrs: Vec<IpAddr>,
+    banprefix: BanPrefixes,
     /// Ids that reached `maxretry` and whose ban is being decided: later
     /// lines of the same batch must not make them candidates again.
     pending: HashSet<String>,
@@ -73,6 +76,7 @@ impl FailureTracker {
             findtime: settings.findtime,
             ignore: settings.ignore,
             ignore_addrs: settings.ignore_addrs,
+            banprefix: settings.banprefix,
             pending: HashSet::new(),
             failed_while_banned: 0,
         }
@@ -86,6 +90,7 @@ impl FailureTracker {
         self.set_maxmatches(settings.maxmatches);
         self.ignore = settings.ignore;
         self.ignore_addrs = settings.ignore_addrs;
+        self.banprefix = settings.banprefix;
     }
 
     /// Change `findtime` at run time (`set JAIL findtime`).
@@ -109,16 +114,39 @@ impl FailureTracker {
         self.counter.set_maxmatches(maxmatches);
     }
 
-    /// Whether `id` is never to be banned.
+    /// Whether `id` is never to be banned: an ignored address, or a
+    /// prefix that holds one.
     pub fn is_ignored(&self, id: &str) -> bool {
-        match id.parse::<IpAddr>() {
-            Ok(ip) => {
-                self.ignore.covers(ip)
-                    || self.ignore_addrs.contains(&ip)
-                    || self.ignore_addrs.contains(&crate::jail::normalize(ip))
-            }
-            Err(_) => false,
+        if let Ok(ip) = id.parse::<IpAddr>() {
+            return self.ignore.covers(ip)
+                || self.ignore_addrs.contains(&ip)
+                || self.ignore_addrs.contains(&crate::jail::normalize(ip));
         }
+        match Prefix::parse(id) {
+            Some(prefix) => self.prefix_holds_ignored(&prefix),
+            None => false,
+        }
+    }
+
+    fn prefix_holds_ignored(&self, prefix: &Prefix) -> bool {
+        self.ignore.overlaps(prefix) || self.ignore_addrs.iter().any(|ip| prefix.contains(*ip))
+    }
+
+    /// The id a failure of `id` is counted and banned under: the prefix of
+    /// `banprefix4`/`banprefix6` that holds the address, unless that prefix
+    /// holds an ignored address (then the address alone, which may be the
+    /// ignored one); `id` itself otherwise.
+    pub fn counted_id(&self, id: &str) -> String {
+        let Ok(ip) = id.parse::<IpAddr>() else { return id.to_string() };
+        let prefix = self.banprefix.widen(ip);
+        if prefix.is_address() || self.is_ignored(id) {
+            return id.to_string();
+        }
+        if self.prefix_holds_ignored(&prefix) {
+            tracing::debug!("{id} is counted alone: its prefix {prefix} holds an ignored address");
+            return id.to_string();
+        }
+        prefix.to_string()
     }
 
     /// Count one failure of `id` logged at `time` (its lines and captured
@@ -191,6 +219,7 @@ mod tests {
             maxmatches: 3,
             ignore: IgnoreList::parse("10.0.0.0/8").unwrap(),
             ignore_addrs: vec!["192.0.2.250".parse().unwrap()],
+            banprefix: BanPrefixes::default(),
         })
     }
 
@@ -259,5 +288,36 @@ mod tests {
         t.failure_of("192.0.2.8", 50_004.0, &[], 50_004.0);
         t.cleanup(forward);
         assert_eq!(t.currently_failed(), 0);
+    }
+
+    #[test]
+    fn a_prefix_is_counted_as_one_unless_it_holds_an_ignored_address() {
+        let mut t = FailureTracker::new(TrackerSettings {
+            findtime: 600,
+            maxretry: 3,
+            maxmatches: 3,
+            ignore: IgnoreList::parse("2001:db8:0:9::5").unwrap(),
+            ignore_addrs: vec!["198.51.100.7".parse().unwrap()],
+            banprefix: BanPrefixes::parse(Some("24"), Some("64")).unwrap(),
+        });
+        // An attacker walking through its /64: three addresses, one ban.
+        let walked: Vec<Verdict> = ["2001:db8:0:1::a", "2001:db8:0:1::b", "2001:db8:0:1::c"]
+            .iter()
+            .map(|ip| {
+                let id = t.counted_id(ip);
+                assert_eq!(id, "2001:db8:0:1::/64");
+                t.failure_of(&id, 100.0, &[], 100.0)
+            })
+            .collect();
+        assert!(matches!(&walked[2], Verdict::Ban(c) if c.id == "2001:db8:0:1::/64"), "{walked:?}");
+        // A prefix holding an ignored address (of ignoreip, or of this
+        // machine) is not banned; its other addresses count alone.
+        assert_eq!(t.counted_id("2001:db8:0:9::6"), "2001:db8:0:9::6");
+        assert_eq!(t.counted_id("198.51.100.8"), "198.51.100.8");
+        assert_eq!(t.counted_id("2001:db8:0:9::5"), "2001:db8:0:9::5");
+        assert_eq!(t.failure_of("2001:db8:0:9::5", 100.0, &[], 100.0), Verdict::Ignored);
+        // A filter's own prefix over an ignored address is ignored.
+        assert!(t.is_ignored("2001:db8::/32") && !t.is_ignored("2001:db8:1::/48"));
+        assert_eq!(t.counted_id("192.0.2.0/24"), "192.0.2.0/24");
     }
 }

@@ -1,6 +1,9 @@
-//! Bans with nftables: one table `inet wasmban-<name>` per jail holding two
-//! address sets (IPv4 and IPv6, with per-element timeouts) and a base chain
-//! that rejects the jail's ports for addresses in them.
+//! Bans with nftables: one table `inet wasmban-<name>` per jail holding
+//! address sets (IPv4 and IPv6, with per-element timeouts), prefix sets
+//! (the same, with intervals, for prefix bans such as `2001:db8::/64`) and a
+//! base chain that rejects the jail's ports for sources in them. Prefixes
+//! have sets of their own so that the address sets stay plain hashes,
+//! whose batches do not slow down as they grow.
 //!
 //! A table per jail makes start and stop single atomic transactions that
 //! cannot disturb another jail's rules, and whatever an earlier run left
@@ -148,6 +151,15 @@ impl Plan {
         if v6 { format!("addr6-set-{}", self.name) } else { format!("addr-set-{}", self.name) }
     }
 
+    fn prefix_set(&self, v6: bool) -> String {
+        if v6 { format!("net6-set-{}", self.name) } else { format!("net-set-{}", self.name) }
+    }
+
+    /// The set `net` goes in.
+    fn set_of(&self, net: &Net) -> String {
+        if net.is_prefix() { self.prefix_set(net.is_v6()) } else { self.set(net.is_v6()) }
+    }
+
     fn chain(&self) -> String {
         format!("f2b-{}", self.name)
     }
@@ -161,9 +173,10 @@ impl Plan {
         rule
     }
 
-    fn rule(&self, v6: bool) -> String {
+    fn rule(&self, v6: bool, prefixes: bool) -> String {
         let family = if v6 { "ip6" } else { "ip" };
-        format!("{}{family} saddr @{} {}", self.packets(), self.set(v6), self.blocktype)
+        let set = if prefixes { self.prefix_set(v6) } else { self.set(v6) };
+        format!("{}{family} saddr @{set} {}", self.packets(), self.blocktype)
     }
 
     /// The rule after the set rules, for `returntype` (empty without one).
@@ -184,20 +197,28 @@ impl Plan {
              table inet {table} {{\n\
              \tset {set4} {{ type ipv4_addr; flags timeout; }}\n\
              \tset {set6} {{ type ipv6_addr; flags timeout; }}\n\
+             \tset {nets4} {{ type ipv4_addr; flags interval, timeout; }}\n\
+             \tset {nets6} {{ type ipv6_addr; flags interval, timeout; }}\n\
              \tchain {chain} {{\n\
              \t\ttype filter hook {hook} priority {priority}; policy accept;\n\
              \t\t{rule4}\n\
              \t\t{rule6}\n\
+             \t\t{prefix_rule4}\n\
+             \t\t{prefix_rule6}\n\
              {returning}\
              \t}}\n\
              }}\n",
             set4 = self.set(false),
             set6 = self.set(true),
+            nets4 = self.prefix_set(false),
+            nets6 = self.prefix_set(true),
             chain = self.chain(),
             hook = self.hook,
             priority = self.priority,
-            rule4 = self.rule(false),
-            rule6 = self.rule(true),
+            rule4 = self.rule(false, false),
+            rule6 = self.rule(true, false),
+            prefix_rule4 = self.rule(false, true),
+            prefix_rule6 = self.rule(true, true),
             returning = self.return_rule(),
         )
     }
@@ -208,34 +229,26 @@ impl Plan {
         format!("add table inet {table}\ndelete table inet {table}\n")
     }
 
-    /// The elements of `tickets` for one family: `192.0.2.1 timeout 600s`.
+    /// The elements of `tickets`, by their set: `192.0.2.1 timeout 600s`.
     /// Bans longer than [`MAX_KERNEL_TIMEOUT`] get no timeout: some kernels
     /// refuse longer ones, and the daemon lifts them anyway.
-    fn elements(tickets: &[(std::net::IpAddr, i64)], v6: bool, with_timeout: bool) -> Vec<String> {
-        tickets
-            .iter()
-            .filter(|(ip, _)| ip.is_ipv6() == v6)
-            .map(|(ip, bantime)| match (with_timeout, *bantime) {
-                (true, secs) if secs > 0 && secs <= MAX_KERNEL_TIMEOUT => format!("{ip} timeout {secs}s"),
-                _ => ip.to_string(),
-            })
-            .collect()
+    fn elements(&self, tickets: &[(Net, i64)], with_timeout: bool) -> BTreeMap<String, Vec<String>> {
+        let mut by_set: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (net, bantime) in tickets {
+            let element = match (with_timeout, *bantime) {
+                (true, secs) if secs > 0 && secs <= MAX_KERNEL_TIMEOUT => format!("{net} timeout {secs}s"),
+                _ => net.to_string(),
+            };
+            by_set.entry(self.set_of(net)).or_default().push(element);
+        }
+        by_set
     }
 
     /// One transaction adding every address, each with its ban's length.
-    pub fn ban_script(&self, tickets: &[(std::net::IpAddr, i64)]) -> String {
+    pub fn ban_script(&self, tickets: &[(Net, i64)]) -> String {
         let mut script = String::new();
-        for v6 in [false, true] {
-            let elements = Self::elements(tickets, v6, true);
-            if !elements.is_empty() {
-                let _ = writeln!(
-                    script,
-                    "add element inet {} {} {{ {} }}",
-                    self.table(),
-                    self.set(v6),
-                    elements.join(", ")
-                );
-            }
+        for (set, elements) in self.elements(tickets, true) {
+            let _ = writeln!(script, "add element inet {} {set} {{ {} }}", self.table(), elements.join(", "));
         }
         script
     }
@@ -243,16 +256,13 @@ impl Plan {
     /// One transaction removing every address. Each is added first: an
     /// element whose timeout ran out is gone already, and deleting it
     /// alone would fail the whole transaction.
-    pub fn unban_script(&self, tickets: &[(std::net::IpAddr, i64)]) -> String {
+    pub fn unban_script(&self, tickets: &[(Net, i64)]) -> String {
         let mut script = String::new();
-        for v6 in [false, true] {
-            let elements = Self::elements(tickets, v6, false);
-            if !elements.is_empty() {
-                let list = elements.join(", ");
-                let (table, set) = (self.table(), self.set(v6));
-                let _ = writeln!(script, "add element inet {table} {set} {{ {list} }}");
-                let _ = writeln!(script, "delete element inet {table} {set} {{ {list} }}");
-            }
+        let table = self.table();
+        for (set, elements) in self.elements(tickets, false) {
+            let list = elements.join(", ");
+            let _ = writeln!(script, "add element inet {table} {set} {{ {list} }}");
+            let _ = writeln!(script, "delete element inet {table} {set} {{ {list} }}");
         }
         script
     }
@@ -262,30 +272,36 @@ impl Plan {
         ["list", "chain", "inet", &self.table(), &self.chain()].iter().map(|s| s.to_string()).collect()
     }
 
-    /// `nft list set` arguments for one family's set.
-    pub fn list_set(&self, v6: bool) -> Vec<String> {
-        ["list", "set", "inet", &self.table(), &self.set(v6)].iter().map(|s| s.to_string()).collect()
+    /// Every set's name.
+    pub fn sets(&self) -> [String; 4] {
+        [self.set(false), self.set(true), self.prefix_set(false), self.prefix_set(true)]
     }
 
-    /// Whether a `list chain` listing still holds both rules.
+    /// `nft list set` arguments for `set`.
+    pub fn list_set(&self, set: &str) -> Vec<String> {
+        ["list", "set", "inet", &self.table(), set].iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Whether a `list chain` listing still holds the rule of every set.
     pub fn listing_is_complete(&self, listing: &str) -> bool {
-        [false, true].iter().all(|v6| listing.contains(&format!("@{} ", self.set(*v6))))
+        self.sets().iter().all(|set| listing.contains(&format!("@{set} ")))
     }
 }
 
-/// The addresses in a `nft list set` listing: `elements = { 192.0.2.1
-/// timeout 10m expires 9m58s, ... }`, over one line or several.
-pub fn set_elements(listing: &str) -> Vec<std::net::IpAddr> {
+/// The addresses and prefixes in a `nft list set` listing: `elements = {
+/// 192.0.2.1 timeout 10m expires 9m58s, 2001:db8::/64, ... }`, over one
+/// line or several.
+pub fn set_elements(listing: &str) -> Vec<Net> {
     let Some(start) = listing.find("elements = {") else {
         return Vec::new();
     };
     let body = &listing[start + "elements = {".len()..];
     let body = &body[..body.find('}').unwrap_or(body.len())];
-    body.split(',').filter_map(|element| element.split_whitespace().next()?.parse().ok()).collect()
+    body.split(',').filter_map(|element| parse_net(element.split_whitespace().next()?).ok()).collect()
 }
 
 /// At most ten addresses, for a log line.
-fn shown(ips: &[(std::net::IpAddr, i64)]) -> String {
+fn shown(ips: &[(Net, i64)]) -> String {
     let mut text = ips.iter().take(10).map(|(ip, _)| ip.to_string()).collect::<Vec<_>>().join(", ");
     if ips.len() > 10 {
         text.push_str(&format!(" and {} more", ips.len() - 10));
@@ -293,16 +309,63 @@ fn shown(ips: &[(std::net::IpAddr, i64)]) -> String {
     text
 }
 
-/// Only addresses reach the script: a filter's id cannot add a statement.
-fn parse_address(ip: &str) -> Result<std::net::IpAddr, String> {
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => Ok(v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into())),
-        Ok(v4) => Ok(v4),
-        Err(_) if ip.contains('/') => {
-            Err(format!("{ip:?} is a range; the nftables action bans single addresses (its sets have no intervals)"))
-        }
-        Err(_) => Err(format!("{ip:?} is not an IP address; nftables can only ban addresses")),
+/// What a ban holds in a set: an address, or a prefix (host bits clear).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Net {
+    pub addr: std::net::IpAddr,
+    pub len: u8,
+}
+
+impl Net {
+    fn width(&self) -> u8 {
+        if self.addr.is_ipv4() { 32 } else { 128 }
     }
+    pub fn is_v6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+    pub fn is_prefix(&self) -> bool {
+        self.len < self.width()
+    }
+}
+
+impl std::fmt::Display for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_prefix() { write!(f, "{}/{}", self.addr, self.len) } else { write!(f, "{}", self.addr) }
+    }
+}
+
+/// Only addresses and prefixes reach the script: a filter's id cannot add
+/// a statement. A prefix's host bits are cleared, as nft would clear them,
+/// so that what the sets list back compares equal.
+pub fn parse_net(ip: &str) -> Result<Net, String> {
+    let (addr, len) = match ip.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (ip, None),
+    };
+    let addr = match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into()),
+        Ok(v4) => v4,
+        Err(_) => return Err(format!("{ip:?} is not an IP address or prefix; nftables can only ban those")),
+    };
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => width,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= width && *l > 0)
+            .ok_or_else(|| format!("{ip:?}: a prefix length must be 1 to {width}"))?,
+    };
+    let bits: u128 = match addr {
+        std::net::IpAddr::V4(a) => u32::from(a).into(),
+        std::net::IpAddr::V6(a) => a.into(),
+    };
+    let kept = bits >> (width - len) << (width - len);
+    let addr = match addr {
+        std::net::IpAddr::V4(_) => std::net::IpAddr::V4((kept as u32).into()),
+        std::net::IpAddr::V6(_) => std::net::IpAddr::V6(kept.into()),
+    };
+    Ok(Net { addr, len })
 }
 
 pub struct Nftables {
@@ -310,7 +373,7 @@ pub struct Nftables {
     started: bool,
     /// The addresses this instance banned and has not lifted, with their
     /// ban's length: what the sets must hold, as `check` compares.
-    applied: BTreeMap<std::net::IpAddr, i64>,
+    applied: BTreeMap<Net, i64>,
 }
 
 impl Nftables {
@@ -325,20 +388,34 @@ impl Nftables {
     }
 
     /// Run one batch script for `tickets`: every ticket gets the outcome of
-    /// the transaction, except those whose address was refused before it.
+    /// its transaction, except those whose address was refused before it.
+    /// Prefixes go in a transaction of their own: one that overlaps a
+    /// prefix already banned (nft refuses overlapping intervals) must not
+    /// cost the batch's addresses their bans.
     fn batch(
         &mut self,
         tickets: &[Ticket],
-        script: impl Fn(&Plan, &[(std::net::IpAddr, i64)]) -> String,
+        script: impl Fn(&Plan, &[(Net, i64)]) -> String,
     ) -> Vec<Result<(), String>> {
-        let parsed: Vec<Result<std::net::IpAddr, String>> = tickets.iter().map(|t| parse_address(&t.ip)).collect();
-        let good: Vec<(std::net::IpAddr, i64)> =
-            parsed.iter().zip(tickets).filter_map(|(p, t)| p.as_ref().ok().map(|ip| (*ip, t.bantime))).collect();
-        let outcome = if good.is_empty() { Ok(()) } else { self.nft(&script(&self.plan, &good)) };
+        let parsed: Vec<Result<Net, String>> = tickets.iter().map(|t| parse_net(&t.ip)).collect();
+        let good = |prefixes: bool| -> Vec<(Net, i64)> {
+            parsed
+                .iter()
+                .zip(tickets)
+                .filter_map(|(p, t)| p.as_ref().ok().map(|net| (*net, t.bantime)))
+                .filter(|(net, _)| net.is_prefix() == prefixes)
+                .collect()
+        };
+        let outcome = |elements: Vec<(Net, i64)>| {
+            if elements.is_empty() { Ok(()) } else { self.nft(&script(&self.plan, &elements)) }
+        };
+        let addresses = outcome(good(false));
+        let prefixes = outcome(good(true));
         parsed
             .into_iter()
             .map(|p| match p {
-                Ok(_) => outcome.clone(),
+                Ok(net) if net.is_prefix() => prefixes.clone(),
+                Ok(_) => addresses.clone(),
                 Err(e) => Err(e),
             })
             .collect()
@@ -377,22 +454,22 @@ impl Action for Nftables {
             self.start()?;
         }
         let mut listed = BTreeSet::new();
-        for v6 in [false, true] {
-            let out = firewall::run("nft", &self.plan.list_set(v6), self.plan.timeout_ms)?;
+        for set in self.plan.sets() {
+            let out = firewall::run("nft", &self.plan.list_set(&set), self.plan.timeout_ms)?;
             if out.status != 0 {
                 return Err(format!(
                     "`nft {}` exited with status {}: {}",
-                    self.plan.list_set(v6).join(" "),
+                    self.plan.list_set(&set).join(" "),
                     out.status,
                     out.stderr.trim()
                 ));
             }
             listed.extend(set_elements(&out.stdout));
         }
-        let missing: Vec<(std::net::IpAddr, i64)> =
-            self.applied.iter().filter(|(ip, _)| !listed.contains(ip)).map(|(ip, t)| (*ip, *t)).collect();
-        let extra: Vec<(std::net::IpAddr, i64)> =
-            listed.iter().filter(|ip| !self.applied.contains_key(ip)).map(|ip| (*ip, 0)).collect();
+        let missing: Vec<(Net, i64)> =
+            self.applied.iter().filter(|(net, _)| !listed.contains(net)).map(|(net, t)| (*net, *t)).collect();
+        let extra: Vec<(Net, i64)> =
+            listed.iter().filter(|net| !self.applied.contains_key(net)).map(|net| (*net, 0)).collect();
         if !missing.is_empty() {
             self.nft(&self.plan.ban_script(&missing))?;
             log::warn(&format!(
@@ -431,9 +508,9 @@ impl Action for Nftables {
         let results = self.batch(tickets, Plan::ban_script);
         for (ticket, result) in tickets.iter().zip(&results) {
             if result.is_ok()
-                && let Ok(ip) = parse_address(&ticket.ip)
+                && let Ok(net) = parse_net(&ticket.ip)
             {
-                self.applied.insert(ip, ticket.bantime);
+                self.applied.insert(net, ticket.bantime);
             }
         }
         results
@@ -447,9 +524,9 @@ impl Action for Nftables {
         };
         for (ticket, result) in tickets.iter().zip(&results) {
             if result.is_ok()
-                && let Ok(ip) = parse_address(&ticket.ip)
+                && let Ok(net) = parse_net(&ticket.ip)
             {
-                self.applied.remove(&ip);
+                self.applied.remove(&net);
             }
         }
         results
@@ -513,15 +590,17 @@ mod tests {
     fn a_batch_is_one_statement_per_family_with_timeouts() {
         let p = plan(&[("name", "sshd")]).unwrap();
         let tickets = [
-            ("192.0.2.1".parse().unwrap(), 600),
-            ("2001:db8::1".parse().unwrap(), -1),
-            ("192.0.2.2".parse().unwrap(), 60),
-            ("2001:db8::2".parse().unwrap(), MAX_KERNEL_TIMEOUT + 1),
+            (parse_net("192.0.2.1").unwrap(), 600),
+            (parse_net("2001:db8::1").unwrap(), -1),
+            (parse_net("192.0.2.2").unwrap(), 60),
+            (parse_net("2001:db8::2").unwrap(), MAX_KERNEL_TIMEOUT + 1),
+            (parse_net("2001:db8:0:7::/64").unwrap(), 600),
         ];
         assert_eq!(
             p.ban_script(&tickets),
             "add element inet wasmban-sshd addr-set-sshd { 192.0.2.1 timeout 600s, 192.0.2.2 timeout 60s }\n\
-             add element inet wasmban-sshd addr6-set-sshd { 2001:db8::1, 2001:db8::2 }\n"
+             add element inet wasmban-sshd addr6-set-sshd { 2001:db8::1, 2001:db8::2 }\n\
+             add element inet wasmban-sshd net6-set-sshd { 2001:db8:0:7::/64 timeout 600s }\n"
         );
         let unban = p.unban_script(&tickets[..1]);
         assert_eq!(
@@ -544,27 +623,33 @@ mod tests {
     }
 
     #[test]
-    fn only_addresses_reach_the_script() {
-        assert!(parse_address("192.0.2.1").is_ok());
-        assert_eq!(parse_address("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1");
-        assert!(parse_address("10.0.0.0/8").unwrap_err().contains("range"));
-        assert!(parse_address("1.2.3.4 } ; flush ruleset ; {").is_err());
+    fn only_addresses_and_prefixes_reach_the_script() {
+        assert!(parse_net("192.0.2.1").is_ok());
+        assert_eq!(parse_net("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1");
+        assert_eq!(parse_net("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!(parse_net("2001:db8::7/128").unwrap().to_string(), "2001:db8::7");
+        assert!(parse_net("10.0.0.0/0").is_err() && parse_net("10.0.0.0/33").is_err());
+        assert!(parse_net("1.2.3.4 } ; flush ruleset ; {").is_err());
+        assert!(parse_net("1.2.3.4/8 }").is_err());
     }
 
     #[test]
-    fn the_check_needs_both_rules() {
+    fn the_check_needs_every_rule() {
         let p = plan(&[("name", "sshd")]).unwrap();
-        let full = "table inet wasmban-sshd {\n chain f2b-sshd {\n tcp dport 22 ip saddr @addr-set-sshd reject\n tcp dport 22 ip6 saddr @addr6-set-sshd reject\n }\n}";
+        let full = "table inet wasmban-sshd {\n chain f2b-sshd {\n tcp dport 22 ip saddr @addr-set-sshd reject\n tcp dport 22 ip6 saddr @addr6-set-sshd reject\n tcp dport 22 ip saddr @net-set-sshd reject\n tcp dport 22 ip6 saddr @net6-set-sshd reject\n }\n}";
         assert!(p.listing_is_complete(full));
+        assert!(!p.listing_is_complete(&full.replace("@net6-set-sshd ", "@other ")));
         assert!(!p.listing_is_complete("table inet wasmban-sshd {\n chain f2b-sshd {\n }\n}"));
     }
 
     #[test]
     fn set_listings_give_their_addresses() {
         let one_line = "table inet wasmban-sshd {\n\tset addr-set-sshd {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 192.0.2.1 timeout 10m expires 9m58s452ms, 192.0.2.2 }\n\t}\n}";
+        assert_eq!(set_elements(one_line), [parse_net("192.0.2.1").unwrap(), parse_net("192.0.2.2").unwrap()]);
+        let prefixes = "\t\telements = { 2001:db8:0:7::/64 timeout 1h expires 59m, 192.0.2.0/24 }\n";
         assert_eq!(
-            set_elements(one_line),
-            ["192.0.2.1".parse::<std::net::IpAddr>().unwrap(), "192.0.2.2".parse().unwrap()]
+            set_elements(prefixes),
+            [parse_net("2001:db8:0:7::/64").unwrap(), parse_net("192.0.2.0/24").unwrap()]
         );
         let several = "\t\telements = { 2001:db8::1 timeout 1h expires 59m,\n\t\t\t     2001:db8::2 }\n";
         assert_eq!(set_elements(several).len(), 2);

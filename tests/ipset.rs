@@ -63,6 +63,42 @@ fn what_is_not_an_address_never_reaches_ipset() {
     assert_eq!(rec.runs().len(), before);
 }
 
+/// Prefix bans need `ipsettype = hash:net`: the set then holds the prefix,
+/// and the kernel matches every address inside it; overlapping members
+/// are fine in a hash:net set.
+#[test]
+fn prefix_bans_go_into_a_hash_net_set() {
+    if let Some(why) = root_skip_reason(&["ipset", "iptables", "ip6tables", "ip"]) {
+        crate::util::skipped!("prefix_bans_go_into_a_hash_net_set: {why}");
+        return;
+    }
+    let ns = NetNs::new("ipsetnet");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let options = [("name", "sshd"), ("ipsettype", "hash:net"), ("maxelem", "200000"), ("ipsettime", FROM_BANTIME)];
+    let mut action = builtin(&rt, "iptables-ipset").action(opts(&options)).unwrap();
+    ns.run(|| {
+        action.start().unwrap();
+        let batch = [lasting("2001:db8:0:7::/64", 600), lasting("192.0.2.0/24", 600), lasting("192.0.2.9", 600)];
+        let results = action.ban(&batch).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        action.check().unwrap();
+    });
+    let saved = ns.exec(&["ipset", "save"]);
+    assert!(saved.contains("create f2b-sshd6 hash:net family inet6") && saved.contains("maxelem 200000"), "{saved}");
+    assert!(saved.contains("add f2b-sshd6 2001:db8:0:7::/64 timeout"), "{saved}");
+    assert!(saved.contains("add f2b-sshd 192.0.2.0/24 timeout") && saved.contains("add f2b-sshd 192.0.2.9 timeout"));
+    ns.exec(&["ipset", "test", "f2b-sshd6", "2001:db8:0:7::abcd"]);
+    ns.run(|| {
+        assert!(action.unban(&[lasting("2001:db8:0:7::/64", 600)]).unwrap()[0].is_ok());
+        action.check().unwrap();
+    });
+    // The check compared the listed forms with the bans: nothing came back,
+    // nothing was lost.
+    let saved = ns.exec(&["ipset", "save"]);
+    assert!(!saved.contains("2001:db8:0:7::/64") && saved.contains("add f2b-sshd 192.0.2.0/24 timeout"), "{saved}");
+    ns.run(|| action.stop().unwrap());
+}
+
 /// Debian's stock iptables-ipset-proto6, in a namespace: bans in the sets
 /// with the kernel timeouts fail2ban's `<timeout-bantime>` asks for, drift
 /// repaired, a set destroyed by hand made again, everything gone at stop.

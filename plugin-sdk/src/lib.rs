@@ -467,8 +467,96 @@ pub mod address {
         Ok(())
     }
 
+    /// What a firewall holds for a ban: an address, or a prefix with its
+    /// host bits cleared (`2001:db8::/64`), as the daemon sends prefix
+    /// bans and firewalls list them back. IPv4-mapped IPv6 addresses are
+    /// their IPv4 address.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub struct Net {
+        /// The address, or the prefix's network address.
+        pub addr: std::net::IpAddr,
+        /// The prefix length: 32 or 128 for an address.
+        pub len: u8,
+    }
+
+    impl Net {
+        fn width(&self) -> u8 {
+            if self.addr.is_ipv4() { 32 } else { 128 }
+        }
+
+        /// Whether it is IPv6.
+        pub fn is_v6(&self) -> bool {
+            self.addr.is_ipv6()
+        }
+
+        /// Whether it is a prefix, not one address.
+        pub fn is_prefix(&self) -> bool {
+            self.len < self.width()
+        }
+
+        /// `ip` as an address or `address/length` (1 to the family's
+        /// width), the host bits cleared; an error for anything else.
+        pub fn parse(ip: &str) -> Result<Net, String> {
+            let (addr, len) = match ip.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (ip, None),
+            };
+            let addr = match addr.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into()),
+                Ok(v4) => v4,
+                Err(_) => return Err(format!("{ip:?} is not an IP address or prefix")),
+            };
+            let width = if addr.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                None => width,
+                Some(l) => Some(l)
+                    .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|l| l.parse::<u8>().ok())
+                    .filter(|l| *l <= width && *l > 0)
+                    .ok_or_else(|| format!("{ip:?}: a prefix length must be 1 to {width}"))?,
+            };
+            let bits: u128 = match addr {
+                std::net::IpAddr::V4(a) => u32::from(a).into(),
+                std::net::IpAddr::V6(a) => a.into(),
+            };
+            let kept = bits >> (width - len) << (width - len);
+            let addr = match addr {
+                std::net::IpAddr::V4(_) => std::net::IpAddr::V4((kept as u32).into()),
+                std::net::IpAddr::V6(_) => std::net::IpAddr::V6(kept.into()),
+            };
+            Ok(Net { addr, len })
+        }
+    }
+
+    impl std::str::FromStr for Net {
+        type Err = String;
+        fn from_str(text: &str) -> Result<Net, String> {
+            Net::parse(text)
+        }
+    }
+
+    impl std::fmt::Display for Net {
+        /// The address alone for one address; `network/length` otherwise.
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            if self.is_prefix() { write!(f, "{}/{}", self.addr, self.len) } else { write!(f, "{}", self.addr) }
+        }
+    }
+
     #[cfg(test)]
     mod tests {
+        use super::Net;
+
+        #[test]
+        fn nets_are_canonical_and_nothing_else_parses() {
+            assert_eq!(Net::parse("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1");
+            assert_eq!(Net::parse("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+            assert_eq!(Net::parse("2001:db8::7/128").unwrap().to_string(), "2001:db8::7");
+            assert!(Net::parse("2001:db8:0:7::9/64").unwrap().is_prefix());
+            for bad in ["10.0.0.0/0", "10.0.0.0/33", "1.2.3.4 } ; flush", "1.2.3.4/8 }", "-exist", "1.2.3.4/+8"] {
+                assert!(Net::parse(bad).is_err(), "{bad}");
+            }
+        }
+
         #[test]
         fn addresses_and_prefixes_pass_and_nothing_else() {
             for ok in ["192.0.2.7", "2001:db8::7", "192.0.2.0/24", "2001:db8::/64"] {

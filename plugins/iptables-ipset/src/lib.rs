@@ -1,7 +1,8 @@
 //! fail2ban's `iptables-ipset` actions (`iptables-ipset-proto4`,
 //! `-proto6`, `-proto6-allports`, and 1.1's `iptables-ipset`) as a
 //! component: one ipset per jail and family (`f2b-<name>`,
-//! `f2b-<name>6`, `hash:ip`), and jump rules in `<chain>` that send the
+//! `f2b-<name>6`, `hash:ip`, or `hash:net` with `ipsettype = hash:net` for
+//! prefix bans), and jump rules in `<chain>` that send the
 //! jail's packets from an address in the set to `<blocktype>`. A ban is an
 //! element of the set, so a host with a hundred thousand bans has a
 //! handful of rules, and a batch of bans is one `ipset restore` run.
@@ -19,8 +20,8 @@ mod component;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
+use wasmban_plugin_sdk::address::Net;
 use wasmban_plugin_sdk::{Options, Ticket, firewall, log};
 
 /// The longest kernel timeout fail2ban's `<timeout-bantime>` hands ipset
@@ -52,8 +53,8 @@ impl Family {
         }
     }
 
-    fn of(ip: &IpAddr) -> Family {
-        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    fn of(ip: &Net) -> Family {
+        if ip.is_v6() { Family::V6 } else { Family::V4 }
     }
 
     const BOTH: [Family; 2] = [Family::V4, Family::V6];
@@ -91,6 +92,12 @@ pub struct Plan {
     pub entry_timeout: EntryTimeout,
     /// `default-ipsettime`: the set's own default element timeout.
     pub default_timeout: u32,
+    /// `ipsettype` (fail2ban 1.1): `hash:ip`, or `hash:net`, which also
+    /// holds prefixes (`banprefix6 = 64`).
+    pub settype: String,
+    /// `maxelem` (fail2ban 1.1): the most elements a set holds; ipset's
+    /// own default (65536) when not given.
+    pub maxelem: Option<u32>,
     /// `rules = no` (fail2ban's shorewall-ipset-proto6): the sets only,
     /// for rules the admin writes elsewhere (shorewall's blrules); they are
     /// emptied at stop, never destroyed, as those rules refer to them.
@@ -174,6 +181,21 @@ impl Plan {
             None => 0,
         };
         let timeout_ms = options.millis("timeout", 30_000)?;
+        let settype = options.get_or("ipsettype", "hash:ip").trim().to_string();
+        if !matches!(settype.as_str(), "hash:ip" | "hash:net") {
+            return Err(format!(
+                "option `ipsettype` = {settype:?}: expected hash:ip (addresses) or hash:net (addresses and prefixes)"
+            ));
+        }
+        let maxelem = match options.get("maxelem").map(str::trim).filter(|v| !v.is_empty()) {
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("option `maxelem` = {v:?}: expected a number of elements, 1 or more"))?,
+            ),
+            None => None,
+        };
         let rules = match options.get_or("rules", "yes") {
             "yes" | "true" | "1" => true,
             "no" | "false" | "0" => false,
@@ -189,6 +211,8 @@ impl Plan {
             blocktype6,
             entry_timeout,
             default_timeout,
+            settype,
+            maxelem,
             timeout_ms,
         })
     }
@@ -204,8 +228,11 @@ impl Plan {
 
     /// `ipset` argv that makes the family's set (kept if it is there).
     pub fn create(&self, family: Family) -> Vec<String> {
-        let mut a = argv(&["-exist", "create", &self.set(family), "hash:ip", "timeout"]);
+        let mut a = argv(&["-exist", "create", &self.set(family), &self.settype, "timeout"]);
         a.push(self.default_timeout.to_string());
+        if let Some(maxelem) = self.maxelem {
+            a.extend(argv(&["maxelem", &maxelem.to_string()]));
+        }
         if family == Family::V6 {
             a.extend(argv(&["family", "inet6"]));
         }
@@ -242,7 +269,7 @@ impl Plan {
     }
 
     /// An `ipset restore` script adding each address with its timeout.
-    pub fn add_script(&self, family: Family, entries: &[(IpAddr, u32)]) -> String {
+    pub fn add_script(&self, family: Family, entries: &[(Net, u32)]) -> String {
         let set = self.set(family);
         let mut script = String::new();
         for (ip, timeout) in entries {
@@ -252,7 +279,7 @@ impl Plan {
     }
 
     /// An `ipset restore` script deleting each address.
-    pub fn del_script(&self, family: Family, ips: &[IpAddr]) -> String {
+    pub fn del_script(&self, family: Family, ips: &[Net]) -> String {
         let set = self.set(family);
         let mut script = String::new();
         for ip in ips {
@@ -262,25 +289,30 @@ impl Plan {
     }
 }
 
-/// An address as ipset must see it: `hash:ip` holds single addresses, and
-/// nothing a filter produced may become an option.
-fn checked_address(ip: &str) -> Result<IpAddr, String> {
-    ip.parse::<IpAddr>().map_err(|_| {
-        format!(
-            "{ip:?} is not an IP address; an ipset of addresses bans addresses only (iptables-multiport or \
-             nftables ban ranges)"
-        )
-    })
+impl Plan {
+    /// A ban's address or prefix as the set must see it: nothing a filter
+    /// produced may become an option, and a `hash:ip` set takes no prefix.
+    fn checked_member(&self, ip: &str) -> Result<Net, String> {
+        let net = Net::parse(ip).map_err(|e| format!("{e}; an ipset bans addresses and prefixes only"))?;
+        if net.is_prefix() && self.settype == "hash:ip" {
+            return Err(format!(
+                "{ip} is a prefix, and set {} is a hash:ip set of single addresses; give this action \
+                 ipsettype = hash:net (stop the jail and `ipset destroy` the old set first)",
+                self.set(Family::of(&net))
+            ));
+        }
+        Ok(net)
+    }
 }
 
 /// The addresses of the set that `ipset save` listed.
-fn saved_members(saved: &str) -> BTreeSet<IpAddr> {
+fn saved_members(saved: &str) -> BTreeSet<Net> {
     saved
         .lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             (words.next() == Some("add")).then_some(())?;
-            words.nth(1)?.parse().ok()
+            Net::parse(words.nth(1)?).ok()
         })
         .collect()
 }
@@ -291,7 +323,7 @@ pub struct IptablesIpset {
     started: [bool; 2],
     /// What the sets must hold: each address this instance added and has
     /// not lifted, with the kernel timeout it was given.
-    applied: BTreeMap<IpAddr, u32>,
+    applied: BTreeMap<Net, u32>,
 }
 
 impl IptablesIpset {
@@ -402,20 +434,20 @@ impl IptablesIpset {
             if jumps > 0 {
                 log::warn(&format!("{jumps} jump rule(s) to ipset {set} were missing, inserted again"));
             }
-            let missing: Vec<(IpAddr, u32)> = self
+            let missing: Vec<(Net, u32)> = self
                 .applied
                 .iter()
                 .filter(|(ip, _)| Family::of(ip) == family && !present.contains(ip))
                 .map(|(ip, timeout)| (*ip, *timeout))
                 .collect();
-            let extra: Vec<IpAddr> = present.iter().filter(|ip| !self.applied.contains_key(ip)).copied().collect();
+            let extra: Vec<Net> = present.iter().filter(|ip| !self.applied.contains_key(ip)).copied().collect();
             if !missing.is_empty() {
                 self.restore(&self.plan.add_script(family, &missing))?;
                 log::warn(&format!("ipset {set} had lost {} ban(s), added again: {}", missing.len(), shown(&missing)));
             }
             if !extra.is_empty() {
                 self.restore(&self.plan.del_script(family, &extra))?;
-                let listed: Vec<(IpAddr, u32)> = extra.iter().map(|ip| (*ip, 0)).collect();
+                let listed: Vec<(Net, u32)> = extra.iter().map(|ip| (*ip, 0)).collect();
                 log::warn(&format!(
                     "ipset {set} held {} address(es) the daemon does not ban, deleted: {}",
                     extra.len(),
@@ -430,9 +462,9 @@ impl IptablesIpset {
     /// length for a ban already there replaces its timeout.
     pub fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = Vec::with_capacity(tickets.len());
-        let mut by_family: [Vec<(usize, IpAddr, u32)>; 2] = [Vec::new(), Vec::new()];
+        let mut by_family: [Vec<(usize, Net, u32)>; 2] = [Vec::new(), Vec::new()];
         for (at, ticket) in tickets.iter().enumerate() {
-            match checked_address(&ticket.ip) {
+            match self.plan.checked_member(&ticket.ip) {
                 Ok(ip) => {
                     by_family[Family::of(&ip) as usize].push((at, ip, self.plan.entry_timeout.for_ban(ticket.bantime)));
                     results.push(Ok(()));
@@ -446,7 +478,7 @@ impl IptablesIpset {
                 continue;
             }
             let outcome = self.ensure_started(family).and_then(|()| {
-                let entries: Vec<(IpAddr, u32)> = batch.iter().map(|(_, ip, t)| (*ip, *t)).collect();
+                let entries: Vec<(Net, u32)> = batch.iter().map(|(_, ip, t)| (*ip, *t)).collect();
                 self.restore(&self.plan.add_script(family, &entries))
             });
             for (at, ip, timeout) in batch {
@@ -474,9 +506,9 @@ impl IptablesIpset {
     /// address already gone is lifted.
     pub fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = Vec::with_capacity(tickets.len());
-        let mut by_family: [Vec<(usize, IpAddr)>; 2] = [Vec::new(), Vec::new()];
+        let mut by_family: [Vec<(usize, Net)>; 2] = [Vec::new(), Vec::new()];
         for (at, ticket) in tickets.iter().enumerate() {
-            match checked_address(&ticket.ip) {
+            match self.plan.checked_member(&ticket.ip) {
                 Ok(ip) => {
                     by_family[Family::of(&ip) as usize].push((at, ip));
                     results.push(Ok(()));
@@ -490,7 +522,7 @@ impl IptablesIpset {
                 continue;
             }
             let outcome = if self.started[family as usize] {
-                let ips: Vec<IpAddr> = batch.iter().map(|(_, ip)| *ip).collect();
+                let ips: Vec<Net> = batch.iter().map(|(_, ip)| *ip).collect();
                 self.restore(&self.plan.del_script(family, &ips))
             } else {
                 Ok(())
@@ -527,7 +559,7 @@ fn exit_error(program: &str, args: &[String], out: &firewall::Output) -> String 
 }
 
 /// At most ten addresses, for a log line.
-fn shown(entries: &[(IpAddr, u32)]) -> String {
+fn shown(entries: &[(Net, u32)]) -> String {
     let mut text = entries.iter().take(10).map(|(ip, _)| ip.to_string()).collect::<Vec<_>>().join(", ");
     if entries.len() > 10 {
         text.push_str(&format!(" and {} more", entries.len() - 10));
@@ -587,7 +619,7 @@ mod tests {
         assert_eq!(p.entry_timeout.for_ban(600), 600);
         assert_eq!(p.entry_timeout.for_ban(-1), 0);
         assert_eq!(p.entry_timeout.for_ban(MAX_IPSET_TIMEOUT + 1), 0);
-        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let ip: Net = "192.0.2.7".parse().unwrap();
         assert_eq!(p.add_script(Family::V4, &[(ip, 600)]), "add f2b-default 192.0.2.7 timeout 600\n");
         assert_eq!(p.del_script(Family::V4, &[ip]), "del f2b-default 192.0.2.7\n");
     }
@@ -603,11 +635,21 @@ mod tests {
     }
 
     #[test]
-    fn only_addresses_reach_the_set() {
-        assert!(checked_address("2001:db8::7").is_ok());
-        assert!(checked_address("192.0.2.0/24").is_err());
-        assert!(checked_address("-exist").is_err());
-        assert!(checked_address("192.0.2.1\nflush").is_err());
+    fn only_addresses_and_prefixes_reach_the_set() {
+        let by_address = plan(&[]).unwrap();
+        assert!(by_address.checked_member("2001:db8::7").is_ok());
+        let err = by_address.checked_member("192.0.2.0/24").unwrap_err();
+        assert!(err.contains("ipsettype = hash:net"), "{err}");
+        assert!(by_address.checked_member("-exist").is_err());
+        assert!(by_address.checked_member("192.0.2.1\nflush").is_err());
+        let by_net = plan(&[("ipsettype", "hash:net"), ("maxelem", "1000000")]).unwrap();
+        assert_eq!(by_net.checked_member("2001:db8:0:7::9/64").unwrap().to_string(), "2001:db8:0:7::/64");
+        assert_eq!(
+            by_net.create(Family::V6).join(" "),
+            "-exist create f2b-default6 hash:net timeout 0 maxelem 1000000 family inet6"
+        );
+        assert!(plan(&[("ipsettype", "list:set")]).unwrap_err().contains("`ipsettype`"));
+        assert!(plan(&[("maxelem", "0")]).unwrap_err().contains("`maxelem`"));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use wasmban_plugin_sdk::address::Net;
 use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log};
 
 /// The longest element timeout handed to the kernel (30 days, in seconds).
@@ -309,63 +310,11 @@ fn shown(ips: &[(Net, i64)]) -> String {
     text
 }
 
-/// What a ban holds in a set: an address, or a prefix (host bits clear).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Net {
-    pub addr: std::net::IpAddr,
-    pub len: u8,
-}
-
-impl Net {
-    fn width(&self) -> u8 {
-        if self.addr.is_ipv4() { 32 } else { 128 }
-    }
-    pub fn is_v6(&self) -> bool {
-        self.addr.is_ipv6()
-    }
-    pub fn is_prefix(&self) -> bool {
-        self.len < self.width()
-    }
-}
-
-impl std::fmt::Display for Net {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_prefix() { write!(f, "{}/{}", self.addr, self.len) } else { write!(f, "{}", self.addr) }
-    }
-}
-
 /// Only addresses and prefixes reach the script: a filter's id cannot add
 /// a statement. A prefix's host bits are cleared, as nft would clear them,
 /// so that what the sets list back compares equal.
 pub fn parse_net(ip: &str) -> Result<Net, String> {
-    let (addr, len) = match ip.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (ip, None),
-    };
-    let addr = match addr.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into()),
-        Ok(v4) => v4,
-        Err(_) => return Err(format!("{ip:?} is not an IP address or prefix; nftables can only ban those")),
-    };
-    let width = if addr.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        None => width,
-        Some(l) => l
-            .parse::<u8>()
-            .ok()
-            .filter(|l| *l <= width && *l > 0)
-            .ok_or_else(|| format!("{ip:?}: a prefix length must be 1 to {width}"))?,
-    };
-    let bits: u128 = match addr {
-        std::net::IpAddr::V4(a) => u32::from(a).into(),
-        std::net::IpAddr::V6(a) => a.into(),
-    };
-    let kept = bits >> (width - len) << (width - len);
-    let addr = match addr {
-        std::net::IpAddr::V4(_) => std::net::IpAddr::V4((kept as u32).into()),
-        std::net::IpAddr::V6(_) => std::net::IpAddr::V6(kept.into()),
-    };
-    Ok(Net { addr, len })
+    Net::parse(ip).map_err(|e| format!("{e}; nftables can only ban addresses and prefixes"))
 }
 
 pub struct Nftables {

@@ -44,6 +44,62 @@ fn hostsdeny_keeps_the_admins_lines_and_removes_the_jails_at_stop() {
     assert_eq!(std::fs::read_to_string(&deny).unwrap(), "# the admin's own\nsshd: 10.9.9.9\n");
 }
 
+/// Prefix bans in hosts.deny, in the forms TCP wrappers read
+/// (`[2001:db8:0:7::]/64`, `198.51.100.0/255.255.255.0`): libwrap's own
+/// `tcpdmatch` denies every address inside them and no other.
+#[test]
+fn hostsdeny_writes_prefix_bans_that_tcp_wrappers_match() {
+    let stock = Path::new("/etc/fail2ban/action.d/hostsdeny.conf");
+    if !stock.is_file() || !crate::util::has_program("tcpdmatch") {
+        return crate::util::skipped!("hostsdeny_writes_prefix_bans: needs fail2ban and tcpd (tcpdmatch)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let deny = root.join("hosts.deny");
+    std::fs::write(&deny, "").unwrap();
+    std::fs::write(root.join("hosts.allow"), "").unwrap();
+    tree(
+        root,
+        &format!(
+            "[sshd]\nmaxretry = 2\nbanprefix4 = 24\nbanprefix6 = 64\n\
+             action = hostsdeny[file={}, daemon_list=sshd]\n",
+            deny.display()
+        ),
+    );
+    std::fs::create_dir_all(root.join("conf/action.d")).unwrap();
+    std::fs::copy(stock, root.join("conf/action.d/hostsdeny.conf")).unwrap();
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/hostsdeny.toml"),
+        format!("[grants]\nfiles = [{:?}]\n", deny.display().to_string()),
+    )
+    .unwrap();
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    let walk = ["2001:db8:0:7::1", "2001:db8:0:7::2", "198.51.100.1", "198.51.100.2"];
+    append(&root.join("auth.log"), &walk.iter().map(|ip| failure(ip)).collect::<String>());
+    d.wait_for("the lines", || std::fs::read_to_string(&deny).unwrap().lines().count() == 2);
+    let mut lines: Vec<String> = std::fs::read_to_string(&deny).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["sshd: 198.51.100.0/255.255.255.0", "sshd: [2001:db8:0:7::]/64"]);
+    let access = |ip: &str| {
+        let out = std::process::Command::new("tcpdmatch").current_dir(root).args(["-d", "sshd", ip]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.starts_with("access:")).map(|l| l.split_whitespace().last().unwrap().to_string())
+    };
+    for (ip, expected) in [
+        ("2001:db8:0:7::abcd", "denied"),
+        ("2001:db8:0:8::1", "granted"),
+        ("198.51.100.200", "denied"),
+        ("198.51.101.1", "granted"),
+    ] {
+        assert_eq!(access(ip).as_deref(), Some(expected), "{ip}");
+    }
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    assert_eq!(std::fs::read_to_string(&deny).unwrap(), "");
+}
+
 /// Debian's iptables-xt_recent-echo, with the daemon in a namespace: the
 /// rule in INPUT, bans written to the namespace's xt_recent list, taken
 /// out at unban, the list emptied and the rule gone at stop.

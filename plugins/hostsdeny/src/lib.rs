@@ -1,6 +1,7 @@
 //! fail2ban's `hostsdeny` action as a component: a ban is the line
 //! `<daemon_list>: <ip_value>` in the TCP wrappers' deny file (IPv6
-//! addresses in brackets, as the wrappers want them), an unban removes it.
+//! addresses in brackets, prefixes as net/mask or `[net]/length`, as the
+//! wrappers want them), an unban removes it.
 //! Lines go in and out through the `file` capability, atomically and under
 //! a lock, so the admin's own lines and other writers' are kept and no
 //! reader sees half a file. The jail's lines are removed when it stops (the
@@ -11,7 +12,8 @@
 
 use std::collections::BTreeSet;
 
-use wasmban_plugin_sdk::{Action, Options, Ticket, address, file, log};
+use wasmban_plugin_sdk::address::Net;
+use wasmban_plugin_sdk::{Action, Options, Ticket, file, log};
 
 /// The settings of one jail's hostsdeny action.
 #[derive(Debug, Clone)]
@@ -46,10 +48,26 @@ impl Plan {
         Ok(Plan { file, daemon_list, ip_value: [v4, v6] })
     }
 
-    /// The line of a ban of `ip`.
-    pub fn line(&self, ip: &str) -> String {
-        let value = &self.ip_value[usize::from(ip.contains(':'))];
-        format!("{}: {}", self.daemon_list, value.replace("<ip>", ip))
+    /// The line of a ban of `ip`, an address or a prefix in the forms TCP
+    /// wrappers read: `192.0.2.0/255.255.255.0` (net/mask) and
+    /// `[2001:db8::]/64` (the network in `ip_value`'s brackets, then the
+    /// length).
+    pub fn line(&self, net: &Net) -> String {
+        let value = &self.ip_value[usize::from(net.is_v6())];
+        let written = match (net.is_prefix(), net.addr) {
+            (false, addr) => value.replace("<ip>", &addr.to_string()),
+            (true, std::net::IpAddr::V4(addr)) => {
+                let mask = std::net::Ipv4Addr::from(u32::MAX << (32 - net.len));
+                value.replace("<ip>", &format!("{addr}/{mask}"))
+            }
+            (true, addr) => format!("{}/{}", value.replace("<ip>", &addr.to_string()), net.len),
+        };
+        format!("{}: {written}", self.daemon_list)
+    }
+
+    /// The line of a ban of `ip`, when it is an address or a prefix.
+    fn checked_line(&self, ip: &str) -> Result<String, String> {
+        Ok(self.line(&Net::parse(ip)?))
     }
 }
 
@@ -93,7 +111,7 @@ impl Action for HostsDeny {
     /// One rewrite of the file for the whole batch.
     fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         let checked: Vec<Result<String, String>> =
-            tickets.iter().map(|t| address::check_address_or_prefix(&t.ip).map(|()| self.plan.line(&t.ip))).collect();
+            tickets.iter().map(|t| self.plan.checked_line(&t.ip)).collect();
         let lines: Vec<String> = checked.iter().filter_map(|l| l.clone().ok()).collect();
         let written = if lines.is_empty() { Ok(0) } else { file::add_lines(&self.plan.file, &lines) };
         checked
@@ -109,7 +127,7 @@ impl Action for HostsDeny {
 
     fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         let checked: Vec<Result<String, String>> =
-            tickets.iter().map(|t| address::check_address_or_prefix(&t.ip).map(|()| self.plan.line(&t.ip))).collect();
+            tickets.iter().map(|t| self.plan.checked_line(&t.ip)).collect();
         let lines: Vec<String> = checked.iter().filter_map(|l| l.clone().ok()).collect();
         let removed = if lines.is_empty() { Ok(0) } else { file::remove_lines(&self.plan.file, &lines) };
         checked
@@ -138,10 +156,13 @@ mod tests {
     #[test]
     fn lines_are_fail2bans() {
         let p = plan(&[("ip_value", "<ip>"), ("ip_value?family=inet6", "[<ip>]")]).unwrap();
-        assert_eq!(p.line("192.0.2.7"), "ALL: 192.0.2.7");
-        assert_eq!(p.line("2001:db8::7"), "ALL: [2001:db8::7]");
+        let line = |p: &Plan, ip: &str| p.checked_line(ip).unwrap();
+        assert_eq!(line(&p, "192.0.2.7"), "ALL: 192.0.2.7");
+        assert_eq!(line(&p, "2001:db8::7"), "ALL: [2001:db8::7]");
+        assert_eq!(line(&p, "192.0.2.0/24"), "ALL: 192.0.2.0/255.255.255.0");
+        assert_eq!(line(&p, "2001:db8:0:7::/64"), "ALL: [2001:db8:0:7::]/64");
         let p = plan(&[("daemon_list", "sshd, vsftpd")]).unwrap();
-        assert_eq!(p.line("2001:db8::7"), "sshd, vsftpd: [2001:db8::7]");
+        assert_eq!(line(&p, "2001:db8::7"), "sshd, vsftpd: [2001:db8::7]");
     }
 
     #[test]
@@ -149,9 +170,7 @@ mod tests {
         assert!(plan(&[("file", "hosts.deny")]).unwrap_err().contains("`file`"));
         assert!(plan(&[("daemon_list", "ALL: ALL\nsshd")]).unwrap_err().contains("`daemon_list`"));
         assert!(plan(&[("ip_value", "everyone")]).unwrap_err().contains("<ip>"));
-        assert!(
-            address::check_address_or_prefix("ALL").is_err()
-                && address::check_address_or_prefix("192.0.2.0/24").is_ok()
-        );
+        let p = plan(&[]).unwrap();
+        assert!(p.checked_line("ALL").is_err() && p.checked_line("192.0.2.7\nALL: ALL").is_err());
     }
 }

@@ -141,3 +141,47 @@ fn nsupdate_publishes_and_deletes_the_bans_record() {
     );
     assert_eq!(runs[1].input.as_deref(), Some("update delete 7.2.0.192.bl.example.org\nsend\n"));
 }
+
+/// A prefix ban (`banprefix6 = 64`) is a Cloudflare `ip_range` rule, and is
+/// not reported to AbuseIPDB, which takes single addresses (the log says
+/// so).
+#[test]
+fn prefix_bans_are_ranges_at_cloudflare_and_not_reported_as_addresses() {
+    let stock = Path::new("/etc/fail2ban/action.d");
+    if !stock.join("abuseipdb.conf").is_file() || !stock.join("cloudflare-token.conf").is_file() {
+        return crate::util::skipped!("prefix_bans_are_ranges_at_cloudflare: fail2ban is not installed");
+    }
+    let abuseipdb = ApiServer::start(|_| (200, "{}".into()));
+    let cloudflare = ApiServer::start(|_| (200, r#"{"success":true,"result":{"id":"92f1"}}"#.into()));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(
+        root,
+        &format!(
+            "[sshd]\nmaxretry = 2\nbanprefix6 = 64\n\
+             action = abuseipdb[abuseipdb_apikey=k3y, abuseipdb_category=22, url=\"http://127.0.0.1:{a}/api/v2/report\"]\n         \
+             cloudflare-token[cfzone=0123abcd, cftoken=t0ken, url=\"http://127.0.0.1:{c}/client/v4\"]\n",
+            a = abuseipdb.port,
+            c = cloudflare.port,
+        ),
+    );
+    crate::util::daemon::copy_fail2ban_actions(root);
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    for (plugin, port) in [("abuseipdb", abuseipdb.port), ("cloudflare", cloudflare.port)] {
+        std::fs::write(
+            root.join(format!("conf/plugin.d/{plugin}.toml")),
+            format!("[grants]\nhttp = [\"127.0.0.1:{port}\"]\n"),
+        )
+        .unwrap();
+    }
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    append(&root.join("auth.log"), &(failure("2001:db8:0:7::1") + &failure("2001:db8:0:7::2")));
+    d.wait_for("the rule", || !cloudflare.seen().is_empty());
+    assert_eq!(
+        cloudflare.seen()[0].body,
+        r#"{"mode":"block","configuration":{"target":"ip_range","value":"2001:db8:0:7::/64"},"notes":"Fail2Ban sshd"}"#
+    );
+    d.wait_for("the note", || d.log().contains("2001:db8:0:7::/64 is a prefix ban: not reported"));
+    assert!(abuseipdb.seen().is_empty(), "{:?}", abuseipdb.seen());
+}

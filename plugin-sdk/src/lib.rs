@@ -528,6 +528,12 @@ pub mod address {
         }
     }
 
+    /// Whether a ban's id is a prefix ban (`2001:db8::/64`): services that
+    /// take reports of single addresses are not sent those.
+    pub fn is_prefix(ip: &str) -> bool {
+        Net::parse(ip).is_ok_and(|net| net.is_prefix())
+    }
+
     impl std::str::FromStr for Net {
         type Err = String;
         fn from_str(text: &str) -> Result<Net, String> {

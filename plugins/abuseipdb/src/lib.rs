@@ -73,6 +73,10 @@ impl Action for AbuseIpDb {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        if wasmban_plugin_sdk::address::is_prefix(&ticket.ip) {
+            log::info(&format!("{} is a prefix ban: not reported, as AbuseIPDB takes single addresses", ticket.ip));
+            return Ok(());
+        }
         let response = http::send(&self.plan.report(ticket), self.plan.timeout_ms)?;
         match response.status {
             200..=299 => Ok(()),

@@ -6,7 +6,7 @@
 //! It can only reach www.blocklist.de (its grant).
 
 use wasmban_plugin_sdk::http::Request;
-use wasmban_plugin_sdk::{Action, Options, Ticket, encode, http};
+use wasmban_plugin_sdk::{Action, Options, Ticket, encode, http, log};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -73,6 +73,10 @@ impl Action for BlocklistDe {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        if wasmban_plugin_sdk::address::is_prefix(&ticket.ip) {
+            log::info(&format!("{} is a prefix ban: not reported, as blocklist.de takes single addresses", ticket.ip));
+            return Ok(());
+        }
         let response = http::send(&self.plan.report(ticket), self.plan.timeout_ms)?;
         if (200..300).contains(&response.status) {
             Ok(())

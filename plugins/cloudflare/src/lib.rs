@@ -1,6 +1,6 @@
 //! fail2ban's `cloudflare` and `cloudflare-token` actions as a component:
 //! a ban is a Cloudflare IP access rule (`mode` block, target `ip` or
-//! `ip6`, notes `Fail2Ban <name>`), an unban finds the rule by address and
+//! `ip6`, or `ip_range` for a prefix ban, notes `Fail2Ban <name>`), an unban finds the rule by address and
 //! notes and deletes it. `cloudflare` uses the account-wide rules with the
 //! legacy e-mail and global key (`cfuser`, `cftoken`); `cloudflare-token`
 //! a zone's rules (`cfzone`) with an API token (`cftoken`).
@@ -121,8 +121,14 @@ impl Plan {
     }
 }
 
+/// The rule's target: `ip` or `ip6` for an address, `ip_range` for a
+/// prefix ban.
 fn target(ip: &str) -> &'static str {
-    if ip.contains(':') { "ip6" } else { "ip" }
+    match (ip.contains('/'), ip.contains(':')) {
+        (true, _) => "ip_range",
+        (false, true) => "ip6",
+        (false, false) => "ip",
+    }
 }
 
 /// The ids of the rules an answer lists that are exactly this ban's.
@@ -142,8 +148,18 @@ fn rule_ids(answer: &str, ip: &str, notes: &str) -> Result<Vec<String>, String> 
         .collect())
 }
 
+/// An address, or a prefix of a length Cloudflare's `ip_range` rules take
+/// (/16 or /24 for IPv4, /32, /48 or /64 for IPv6).
 fn checked_address(ip: &str) -> Result<(), String> {
-    ip.parse::<std::net::IpAddr>().map(|_| ()).map_err(|_| format!("{ip:?} is not an IP address"))
+    let net = wasmban_plugin_sdk::address::Net::parse(ip)?;
+    let allowed: &[u8] = if net.is_v6() { &[32, 48, 64] } else { &[16, 24] };
+    if net.is_prefix() && !allowed.contains(&net.len) {
+        return Err(format!(
+            "{ip}: Cloudflare's IP access rules take ranges of /16 or /24 (IPv4) and /32, /48 or /64 (IPv6) only; \
+             set the jail's banprefix4/banprefix6 to one of those"
+        ));
+    }
+    Ok(())
 }
 
 pub struct Cloudflare {
@@ -224,6 +240,18 @@ mod tests {
         let r = p.find("192.0.2.7");
         assert!(r.url.starts_with("https://api.cloudflare.com/client/v4/zones/0123abcd/firewall/access_rules/rules?mode=block&configuration.target=ip&configuration.value=192.0.2.7&notes=Fail2Ban+sshd"), "{}", r.url);
         assert!(r.headers.contains(&("Authorization".into(), "Bearer t".into())));
+        let r = p.create("2001:db8:0:7::/64");
+        assert!(r.body.contains(r#""target":"ip_range","value":"2001:db8:0:7::/64""#), "{}", r.body);
+    }
+
+    #[test]
+    fn prefixes_are_ranges_of_the_lengths_cloudflare_takes() {
+        for ok in ["192.0.2.7", "192.0.2.0/24", "10.1.0.0/16", "2001:db8::/32", "2001:db8:0:7::/64"] {
+            assert!(checked_address(ok).is_ok(), "{ok}");
+        }
+        for bad in ["192.0.2.0/25", "2001:db8::/56", "range", "192.0.2.0/24 x"] {
+            assert!(checked_address(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -110,8 +110,7 @@ impl Action for HostsDeny {
 
     /// One rewrite of the file for the whole batch.
     fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
-        let checked: Vec<Result<String, String>> =
-            tickets.iter().map(|t| self.plan.checked_line(&t.ip)).collect();
+        let checked: Vec<Result<String, String>> = tickets.iter().map(|t| self.plan.checked_line(&t.ip)).collect();
         let lines: Vec<String> = checked.iter().filter_map(|l| l.clone().ok()).collect();
         let written = if lines.is_empty() { Ok(0) } else { file::add_lines(&self.plan.file, &lines) };
         checked
@@ -126,8 +125,7 @@ impl Action for HostsDeny {
     }
 
     fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
-        let checked: Vec<Result<String, String>> =
-            tickets.iter().map(|t| self.plan.checked_line(&t.ip)).collect();
+        let checked: Vec<Result<String, String>> = tickets.iter().map(|t| self.plan.checked_line(&t.ip)).collect();
         let lines: Vec<String> = checked.iter().filter_map(|l| l.clone().ok()).collect();
         let removed = if lines.is_empty() { Ok(0) } else { file::remove_lines(&self.plan.file, &lines) };
         checked

@@ -6,7 +6,7 @@
 //! It can only reach api.ipthreat.net (its grant).
 
 use wasmban_plugin_sdk::http::Request;
-use wasmban_plugin_sdk::{Action, Options, Ticket, encode, http};
+use wasmban_plugin_sdk::{Action, Options, Ticket, encode, http, log};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -64,6 +64,10 @@ impl Action for IpThreat {
     }
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
+        if wasmban_plugin_sdk::address::is_prefix(&ticket.ip) {
+            log::info(&format!("{} is a prefix ban: not reported, as IPThreat takes single addresses", ticket.ip));
+            return Ok(());
+        }
         let response = http::send(&self.plan.report(&ticket.ip), self.plan.timeout_ms)?;
         if (200..300).contains(&response.status) {
             Ok(())

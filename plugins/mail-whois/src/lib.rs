@@ -271,7 +271,10 @@ impl MailWhois {
             }
             return Ok(());
         }
-        let report = self.settings.whois.then(|| whois::lookup(&ticket.ip));
+        // whois knows networks by their addresses: a prefix ban asks
+        // about its network address.
+        let asked = wasmban_plugin_sdk::address::Net::parse(&ticket.ip).map(|n| n.addr.to_string());
+        let report = self.settings.whois.then(|| whois::lookup(asked.as_deref().unwrap_or(&ticket.ip)));
         if let Some(Err(e)) = &report {
             log::info(&format!("no whois report for {}: {e}", ticket.ip));
         }

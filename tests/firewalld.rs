@@ -165,3 +165,27 @@ fn the_daemon_bans_through_a_real_firewalld() {
     assert!(!direct.contains("f2b-"), "stop left direct rules: {direct}");
     assert!(!host.ns.exec(&["ipset", "list", "-n"]).contains("f2b-"));
 }
+
+/// A prefix ban needs hash:net sets: offered to hash:ip ones it is refused
+/// with the option to set, before any program runs; with hash:net it goes
+/// into the set as the prefix.
+#[test]
+fn prefix_bans_need_hash_net_ipsets() {
+    use std::sync::Arc;
+    use wasmban::capability::process::RecordingRunner;
+    let rec = RecordingRunner::default();
+    let rt = crate::util::runtime_with(Arc::new(rec.clone()));
+    let options = [("name", "sshd"), ("kind", "ipset"), ("port", "22")];
+    let mut by_address = crate::util::builtin(&rt, "firewalld").action(crate::util::opts(&options)).unwrap();
+    by_address.start().unwrap();
+    let before = rec.runs().len();
+    let results = by_address.ban(&[crate::util::ticket("2001:db8:0:7::/64")]).unwrap();
+    assert!(results[0].as_ref().is_err_and(|e| e.contains("ipsettype = hash:net")), "{results:?}");
+    assert_eq!(rec.runs().len(), before);
+    let options = [("name", "sshd"), ("kind", "ipset"), ("port", "22"), ("ipsettype", "hash:net")];
+    let mut by_net = crate::util::builtin(&rt, "firewalld").action(crate::util::opts(&options)).unwrap();
+    by_net.start().unwrap();
+    assert!(by_net.ban(&[crate::util::ticket("2001:db8:0:7::/64")]).unwrap()[0].is_ok());
+    let last = rec.runs().last().cloned().unwrap();
+    assert!(last.args.iter().any(|a| a == "2001:db8:0:7::/64"), "{last:?}");
+}

@@ -540,6 +540,13 @@ impl Action for Firewalld {
 
     fn ban(&mut self, ticket: &Ticket) -> Result<(), String> {
         address::check_address_or_prefix(&ticket.ip)?;
+        if self.plan.kind == Kind::Ipset && self.plan.ipset_type == "hash:ip" && address::is_prefix(&ticket.ip) {
+            return Err(format!(
+                "{} is a prefix, and this action's ipsets are hash:ip sets of single addresses; give it \
+                 ipsettype = hash:net (stop the jail and `ipset destroy` the old sets first)",
+                ticket.ip
+            ));
+        }
         let timeout = self.plan.element_timeout(ticket.bantime);
         self.apply(&ticket.ip, timeout)?;
         self.applied.insert(ticket.ip.clone(), timeout);

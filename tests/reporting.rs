@@ -185,3 +185,53 @@ fn prefix_bans_are_ranges_at_cloudflare_and_not_reported_as_addresses() {
     d.wait_for("the note", || d.log().contains("2001:db8:0:7::/64 is a prefix ban: not reported"));
     assert!(abuseipdb.seen().is_empty(), "{:?}", abuseipdb.seen());
 }
+
+/// Debian's mynetwatchman file: each ban a GET of myNetWatchman's web
+/// report with fail2ban's query, succeeding only on its success text.
+#[test]
+fn mynetwatchman_gets_fail2bans_web_report() {
+    let stock = Path::new("/etc/fail2ban/action.d/mynetwatchman.conf");
+    if !stock.is_file() {
+        return crate::util::skipped!("mynetwatchman_gets_fail2bans_web_report: fail2ban is not installed");
+    }
+    let server = ApiServer::start(|seen| {
+        if seen.target.contains("AttackerIP=192.0.2.44") {
+            (200, "<html>Attack Report Insert Successful</html>".into())
+        } else {
+            (200, "<html>Invalid agent</html>".into())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(
+        root,
+        &format!(
+            "[sshd]\naction = mynetwatchman[mnwlogin=ops@example.org, mnwpass=s3cret, myip=203.0.113.5, \
+             mnwurl=\"http://127.0.0.1:{}/insertwebreport.asp\"]\n",
+            server.port
+        ),
+    );
+    crate::util::daemon::copy_fail2ban_actions(root);
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/mynetwatchman.toml"),
+        format!("[grants]\nhttp = [\"127.0.0.1:{}\"]\n", server.port),
+    )
+    .unwrap();
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    append(&root.join("auth.log"), &(failure("192.0.2.44") + &failure("192.0.2.45")));
+    d.wait_for("the reports", || server.seen().len() >= 2);
+    let report = server.seen().into_iter().find(|s| s.target.contains("192.0.2.44")).unwrap();
+    assert_eq!(report.method, "GET");
+    assert!(
+        report.target.starts_with(
+            "/insertwebreport.asp?AT=2&AV=0&AgentEmail=ops%40example.org&AgentPassword=s3cret&\
+             AttackerIP=192.0.2.44&SrcPort=0&ProtocolID=6&DestPort=0&AttackCount=1&VictimIP=203.0.113.5&AttackDateTime=20"
+        ),
+        "{}",
+        report.target
+    );
+    assert_eq!(report.header("User-Agent"), Some("Fail2ban"));
+    d.wait_for("the failed report", || d.log().contains("myNetWatchman did not take the report of 192.0.2.45"));
+}

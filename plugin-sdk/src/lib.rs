@@ -575,6 +575,35 @@ pub mod address {
     }
 }
 
+/// Dates that reports and mails carry.
+pub mod time {
+    /// A unix time as UTC `(year, month, day, hour, minute, second)`.
+    pub fn utc_parts(time: i64) -> (i64, i64, i64, i64, i64, i64) {
+        let (days, rem) = (time.div_euclid(86400), time.rem_euclid(86400));
+        // Howard Hinnant's days-to-civil.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn unix_times_are_civil_utc() {
+            assert_eq!(super::utc_parts(0), (1970, 1, 1, 0, 0, 0));
+            assert_eq!(super::utc_parts(1_709_251_199), (2024, 2, 29, 23, 59, 59));
+            assert_eq!(super::utc_parts(-1), (1969, 12, 31, 23, 59, 59));
+        }
+    }
+}
+
 /// Encodings that reporting actions need for the bodies they send.
 pub mod encode {
     /// `application/x-www-form-urlencoded` of `pairs`.

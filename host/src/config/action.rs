@@ -42,7 +42,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// shorewall the same dynamic blacklist entries; hostsdeny the same lines
 /// and iptables-recent the same xt_recent lists, nginx-block-map the same
 /// map lines and symbiosis the same blacklist files, through the `file`
-/// capability; abuseipdb, cloudflare, ipthreat and blocklist-de the same
+/// capability; abuseipdb, cloudflare, ipthreat, mynetwatchman and
+/// blocklist-de the same
 /// API calls, each to its API's host only;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
@@ -74,6 +75,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("cloudflare", "cloudflare", &[("api", "user")]),
     ("cloudflare-token", "cloudflare", &[("api", "zone")]),
     ("ipthreat", "ipthreat", &[]),
+    ("mynetwatchman", "mynetwatchman", &[]),
     ("blocklist_de", "blocklist-de", &[]),
     ("nsupdate", "nsupdate", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),

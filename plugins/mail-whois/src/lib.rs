@@ -237,18 +237,8 @@ impl Settings {
 
 /// `time` (unix seconds) as `YYYY-MM-DD HH:MM:SS UTC`.
 fn utc(time: i64) -> String {
-    let (days, rem) = (time.div_euclid(86400), time.rem_euclid(86400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+    let (year, month, day, hour, minute, second) = wasmban_plugin_sdk::time::utc_parts(time);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
 }
 
 pub struct MailWhois {

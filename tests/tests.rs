@@ -7,6 +7,7 @@ mod util;
 mod cache;
 mod check;
 mod cli;
+mod complain;
 mod conformance;
 mod daemon;
 mod docker;

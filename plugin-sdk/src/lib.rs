@@ -449,6 +449,10 @@ pub mod dns {
     pub fn forward(name: &str) -> Result<Vec<String>, String> {
         imp::forward(name)
     }
+    /// The TXT records of `name`; empty when it has none.
+    pub fn txt(name: &str) -> Result<Vec<String>, String> {
+        imp::txt(name)
+    }
 }
 
 /// What actions check of a ban's id before it reaches a program, a file

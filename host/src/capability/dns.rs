@@ -1,4 +1,4 @@
-//! The `dns` capability: reverse (PTR) and forward (A, AAAA) lookups
+//! The `dns` capability: reverse (PTR), forward (A, AAAA) and TXT lookups
 //! through the host's resolver, which honours /etc/hosts and nsswitch as
 //! every program on the machine does. Nothing else reaches the network:
 //! no sockets, no other record types, no server of the plugin's choosing.
@@ -152,6 +152,87 @@ pub fn forward(name: &str) -> Result<Vec<String>, String> {
     Ok(addresses.iter().map(IpAddr::to_string).collect())
 }
 
+/// The TXT records of `name` (res_query, through the host's resolver and
+/// its /etc/resolv.conf), each record's strings joined: empty when the
+/// name has none or does not exist.
+pub fn txt(name: &str) -> Result<Vec<String>, String> {
+    if !crate::jail::ids::is_host_name(name) {
+        return Err(format!("{name:?} is not a host name"));
+    }
+    let c_name = std::ffi::CString::new(name).map_err(|_| format!("{name:?} is not a host name"))?;
+    within_timeout(format!("the TXT lookup of {name}"), move || {
+        const CLASS_IN: libc::c_int = 1;
+        const TYPE_TXT: libc::c_int = 16;
+        let mut answer = vec![0u8; 65_535];
+        // SAFETY: a NUL-terminated name and a writable buffer of the length
+        // given; res_query keeps its state per thread.
+        let len = unsafe { res_query(c_name.as_ptr(), CLASS_IN, TYPE_TXT, answer.as_mut_ptr(), answer.len() as _) };
+        if len < 0 {
+            // SAFETY: h_errno of this thread, which res_query just set.
+            return match unsafe { *__h_errno_location() } {
+                // HOST_NOT_FOUND, NO_DATA: the name has no TXT record.
+                1 | 4 => Ok(Vec::new()),
+                code => Err(format!("the resolver failed (h_errno {code})")),
+            };
+        }
+        answer.truncate(len as usize);
+        txt_records(&answer)
+    })?
+}
+
+unsafe extern "C" {
+    // glibc 2.34 moved the resolver into libc.
+    fn res_query(
+        dname: *const libc::c_char,
+        class: libc::c_int,
+        kind: libc::c_int,
+        answer: *mut u8,
+        anslen: libc::c_int,
+    ) -> libc::c_int;
+    fn __h_errno_location() -> *mut libc::c_int;
+}
+
+/// The TXT records of a DNS answer message (RFC 1035 4.1, 3.3.14).
+fn txt_records(message: &[u8]) -> Result<Vec<String>, String> {
+    let bad = || "the resolver's answer is malformed".to_string();
+    let u16_at = |at: usize| message.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(bad);
+    // A name: labels, ended by a zero or by a compression pointer.
+    let skip_name = |mut at: usize| -> Result<usize, String> {
+        loop {
+            let len = *message.get(at).ok_or_else(bad)?;
+            match len {
+                0 => return Ok(at + 1),
+                l if l & 0xC0 == 0xC0 => return Ok(at + 2),
+                l => at += 1 + usize::from(l),
+            }
+        }
+    };
+    let (questions, answers) = (u16_at(4)?, u16_at(6)?);
+    let mut at = 12;
+    for _ in 0..questions {
+        at = skip_name(at)? + 4;
+    }
+    let mut records = Vec::new();
+    for _ in 0..answers {
+        at = skip_name(at)?;
+        let (kind, rdlength) = (u16_at(at)?, usize::from(u16_at(at + 8)?));
+        let rdata = message.get(at + 10..at + 10 + rdlength).ok_or_else(bad)?;
+        at += 10 + rdlength;
+        if kind != 16 {
+            continue;
+        }
+        let mut text = Vec::new();
+        let mut pos = 0;
+        while pos < rdata.len() {
+            let len = usize::from(rdata[pos]);
+            text.extend_from_slice(rdata.get(pos + 1..pos + 1 + len).ok_or_else(bad)?);
+            pos += 1 + len;
+        }
+        records.push(String::from_utf8_lossy(&text).into_owned());
+    }
+    Ok(records)
+}
+
 /// The state of one instance.
 pub struct DnsCtx {
     plugin: Arc<str>,
@@ -176,6 +257,13 @@ impl wit::Host for DnsCtx {
         tracing::debug!(plugin = &*self.plugin, name, "dns forward");
         let name = name.trim().trim_end_matches('.').to_string();
         self.cache.answer(false, &name, || forward(&name))
+    }
+
+    fn txt(&mut self, name: String) -> Result<Vec<String>, String> {
+        tracing::debug!(plugin = &*self.plugin, name, "dns txt");
+        let name = name.trim().trim_end_matches('.').to_string();
+        // A space is in no host name: TXT answers get keys of their own.
+        self.cache.answer(false, &format!("txt {name}"), || txt(&name))
     }
 }
 
@@ -203,6 +291,26 @@ mod tests {
         let names = reverse("127.0.0.1".parse().unwrap()).unwrap();
         assert!(names.iter().any(|n| n.starts_with("localhost")), "{names:?}");
         assert!(forward("not a name").unwrap_err().contains("not a host name"));
+    }
+
+    #[test]
+    fn txt_records_are_read_from_the_answer() {
+        // An answer to `7.2.0.192.abuse-contacts.abusix.org TXT` with two
+        // records, the second of two strings, and a CNAME to skip.
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 3, 0, 0, 0, 0];
+        let name: &[u8] = b"\x017\x012\x010\x03192\x0eabuse-contacts\x06abusix\x03org\x00";
+        m.extend_from_slice(name);
+        m.extend_from_slice(&[0, 16, 0, 1]);
+        let record = |m: &mut Vec<u8>, kind: u8, rdata: &[u8]| {
+            m.extend_from_slice(&[0xC0, 12, 0, kind, 0, 1, 0, 0, 0, 60, 0, rdata.len() as u8]);
+            m.extend_from_slice(rdata);
+        };
+        record(&mut m, 5, b"\x01a\x00");
+        record(&mut m, 16, b"\x11abuse@example.net");
+        record(&mut m, 16, b"\x06a@b.c,\x07d@e.org");
+        assert_eq!(txt_records(&m).unwrap(), ["abuse@example.net", "a@b.c,d@e.org"]);
+        assert!(txt_records(&m[..m.len() - 3]).is_err());
+        assert!(txt("not a name").is_err());
     }
 
     #[test]

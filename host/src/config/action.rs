@@ -44,7 +44,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// map lines and symbiosis the same blacklist files, through the `file`
 /// capability; abuseipdb, cloudflare, ipthreat, mynetwatchman and
 /// blocklist-de the same
-/// API calls, each to its API's host only;
+/// API calls, each to its API's host only; complain the same complaint to
+/// the abuse contacts DNS gives;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -76,6 +77,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("cloudflare-token", "cloudflare", &[("api", "zone")]),
     ("ipthreat", "ipthreat", &[]),
     ("mynetwatchman", "mynetwatchman", &[]),
+    ("complain", "complain", &[]),
     ("blocklist_de", "blocklist-de", &[]),
     ("nsupdate", "nsupdate", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),

@@ -235,3 +235,31 @@ fn mynetwatchman_gets_fail2bans_web_report() {
     assert_eq!(report.header("User-Agent"), Some("Fail2ban"));
     d.wait_for("the failed report", || d.log().contains("myNetWatchman did not take the report of 192.0.2.45"));
 }
+
+/// Debian's apprise file, with the real apprise program: the jail's start
+/// and each ban reach a loopback JSON endpoint that apprise's own
+/// configuration names.
+#[test]
+fn apprise_tells_of_bans_through_the_real_program() {
+    let stock = Path::new("/etc/fail2ban/action.d/apprise.conf");
+    if !stock.is_file() || !crate::util::has_program("apprise") {
+        return crate::util::skipped!("apprise_tells_of_bans: needs fail2ban and apprise (.ci/run installs them)");
+    }
+    let server = ApiServer::start(|_| (200, "{}".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = root.join("apprise.yml");
+    std::fs::write(&config, format!("urls:\n  - json://127.0.0.1:{}/notify\n", server.port)).unwrap();
+    tree(root, &format!("[sshd]\naction = apprise[config={}]\n", config.display()));
+    crate::util::daemon::copy_fail2ban_actions(root);
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    d.wait_for("the start", || server.seen().iter().any(|s| s.body.contains("started on")));
+    append(&root.join("auth.log"), &failure("192.0.2.44"));
+    d.wait_for("the ban", || server.seen().iter().any(|s| s.body.contains("banned 192.0.2.44")));
+    let ban = server.seen().into_iter().find(|s| s.body.contains("banned 192.0.2.44")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&ban.body).unwrap();
+    assert_eq!(json["type"], "warning", "{json}");
+    assert!(json["title"].as_str().unwrap().starts_with("[Fail2Ban] sshd: banned 192.0.2.44 from "), "{json}");
+    assert_eq!(json["message"], "The IP 192.0.2.44 has just been banned by Fail2Ban after 1 attempts against sshd");
+}

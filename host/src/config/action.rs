@@ -45,7 +45,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// capability; abuseipdb, cloudflare, ipthreat, mynetwatchman and
 /// blocklist-de the same
 /// API calls, each to its API's host only; complain the same complaint to
-/// the abuse contacts DNS gives;
+/// the abuse contacts DNS gives; apprise the same notifications through
+/// the apprise program;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
 /// A stock action file's name, its component, and the options it gets.
@@ -78,6 +79,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("ipthreat", "ipthreat", &[]),
     ("mynetwatchman", "mynetwatchman", &[]),
     ("complain", "complain", &[]),
+    ("apprise", "apprise", &[]),
     ("blocklist_de", "blocklist-de", &[]),
     ("nsupdate", "nsupdate", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),
@@ -147,7 +149,7 @@ impl ActionDefinition {
             for (key, value) in given.iter() {
                 options.entry(key.to_string()).or_insert_with(|| value.to_string());
             }
-            if *plugin == "mail-whois" {
+            if matches!(*plugin, "mail-whois" | "apprise") {
                 options.entry("host".into()).or_insert_with(crate::capability::mail::hostname);
             }
             stock_equivalent = true;

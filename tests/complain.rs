@@ -93,3 +93,53 @@ fn bans_are_complained_about_to_the_abuse_contacts_dns_gives() {
     assert!(d.client(&["stop"]).0);
     assert!(d.wait().success());
 }
+
+/// Debian's xarf-login-attack, carried out by the xarf component: the same
+/// contacts, and an X-ARF report as a multipart message with `X-XARF:
+/// PLAIN`, whose parts a mail parser (Python's email package) reads back.
+#[test]
+fn bans_are_reported_in_x_arf_to_the_abuse_contacts() {
+    let stock = std::path::Path::new("/etc/fail2ban/action.d/xarf-login-attack.conf");
+    if let Some(why) = crate::util::root_skip_reason(&["ip", "python3"]) {
+        return crate::util::skipped!("bans_are_reported_in_x_arf: {why}");
+    }
+    if !stock.is_file() {
+        return crate::util::skipped!("bans_are_reported_in_x_arf: fail2ban is not installed");
+    }
+    let ns = NetNs::new("xarf");
+    ns.exec(&["ip", "link", "set", "lo", "up"]);
+    std::fs::write(ns.etc().join("resolv.conf"), "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").unwrap();
+    dns_responder(&ns, "7.2.0.192.abuse-contacts.abusix.org", "abuse@example.net");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let sent = root.join("sent.eml");
+    let sendmail = root.join("sendmail");
+    std::fs::write(&sendmail, format!("#!/bin/sh\ncat > {}\n", sent.display())).unwrap();
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree(root, "[sshd]\naction = xarf-login-attack[service=ssh, port=22]\n");
+    std::fs::write(root.join("conf/wasmban.conf"), format!("[mail]\nsendmail = {}\n", sendmail.display())).unwrap();
+    crate::util::daemon::copy_fail2ban_actions(root);
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start_ready(root, Some(&ns.name));
+    append(&root.join("auth.log"), &failure("192.0.2.7"));
+    d.wait_for("the report", || std::fs::read_to_string(&sent).is_ok_and(|m| m.contains("--\n")));
+    let parsed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import email,sys\nm=email.message_from_file(open(sys.argv[1]))\n\
+             print(m['X-XARF'], m['To'], m.get_content_type())\n\
+             [print(p.get_filename(), '|', p.get_payload().strip().splitlines()[:3]) for p in m.get_payload()]",
+            sent.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&parsed.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "PLAIN abuse@example.net multipart/mixed", "{text}");
+    assert!(lines[1].starts_with("None | ['Dear Sir or Madam,'"), "{text}");
+    assert!(lines[2].starts_with("report.txt | ['---', 'Reported-From: fail2ban@"), "{text}");
+    assert!(lines[2].ends_with("'Category: abuse']"), "{text}");
+    assert!(lines[3].starts_with("logfile.log | [") && lines[3].contains("Failed password for root from 192.0.2.7"));
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+}

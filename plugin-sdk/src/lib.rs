@@ -412,10 +412,62 @@ pub mod firewall {
 
 /// Send mail through the admin's relay (actions only, when granted).
 pub mod mail {
-    pub use crate::wit::action_world::wasmban::plugin::mail::Message;
+    pub use crate::wit::action_world::wasmban::plugin::mail::{Message, Part};
     /// Send one message.
     pub fn send(message: &Message) -> Result<(), String> {
         crate::wit::action_world::wasmban::plugin::mail::send(message)
+    }
+    /// Send one message with text parts after its body and `X-` headers.
+    pub fn send_parts(message: &Message, parts: &[Part], x_headers: &[(String, String)]) -> Result<(), String> {
+        crate::wit::action_world::wasmban::plugin::mail::send_parts(message, parts, x_headers)
+    }
+}
+
+/// Abuse contacts of an address, as fail2ban's complain and X-ARF actions
+/// find them: the TXT record of `<ip-rev>abuse-contacts.abusix.org` (when
+/// granted `dns`).
+pub mod abuse {
+    /// Recipients one report goes to at most (the mail capability's limit).
+    pub const MOST_RECIPIENTS: usize = 20;
+
+    /// The name whose TXT record lists `ip`'s contacts: `resolver` with
+    /// `<ip-rev>` filled in.
+    pub fn question(resolver: &str, ip: &str) -> Option<String> {
+        Some(resolver.replace("<ip-rev>", &crate::classic::reverse_name(ip)?))
+    }
+
+    /// The mail addresses in TXT records (`a@x.org, b@y.net`), valid ones
+    /// only: nothing that could become a header or a second recipient.
+    pub fn parse(records: &[String]) -> Vec<String> {
+        let valid = |text: &str| {
+            text.len() <= 254
+                && text.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+                && !text
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | ';' | '<' | '>' | '"'))
+        };
+        let mut contacts: Vec<String> =
+            records.iter().flat_map(|r| r.split(',')).map(|c| c.trim().to_string()).filter(|c| valid(c)).collect();
+        contacts.dedup();
+        contacts.truncate(MOST_RECIPIENTS);
+        contacts
+    }
+
+    /// `ip`'s abuse contacts, asked of DNS; empty when it has none.
+    pub fn contacts(resolver: &str, ip: &str) -> Result<Vec<String>, String> {
+        let name = question(resolver, ip).ok_or_else(|| format!("{ip:?} is not an IP address"))?;
+        Ok(parse(&crate::dns::txt(&name)?))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn contacts_come_from_the_txt_records_and_only_addresses_pass() {
+            let q = super::question("<ip-rev>abuse-contacts.abusix.org", "192.0.2.7");
+            assert_eq!(q.as_deref(), Some("7.2.0.192.abuse-contacts.abusix.org"));
+            let records = ["abuse@example.net, noc@example.net".to_string(), "x@y.org\nBcc: e@z.org,not one".into()];
+            assert_eq!(super::parse(&records), ["abuse@example.net", "noc@example.net"]);
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! admin configured in wasmban.conf's `[mail]`: a sendmail-compatible
 //! program (the default, `/usr/sbin/sendmail`), or SMTP to a relay.
 //!
-//! The plugin chooses sender, recipients, subject and body; the host
-//! builds the headers itself, so nothing a plugin passes (or a log line
-//! inside it) can add a header, a recipient or end the message early.
+//! The plugin chooses sender, recipients, subject and body (and, for
+//! reports such as X-ARF, text parts and `X-` headers); the host builds
+//! the headers itself, so nothing a plugin passes (or a log line inside
+//! it) can add another header, a recipient or end the message early.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use crate::capability::process::ProgramRunner;
 use crate::capability::{Grants, HostServices};
-use crate::wit::mail::{self as wit, Message};
+use crate::wit::mail::{self as wit, Message, Part};
 
 /// The interface name (`wasmban:plugin/mail`).
 pub const NAME: &str = "mail";
@@ -175,42 +176,35 @@ pub struct Prepared {
     pub text: String,
 }
 
+/// Text parts and `X-` headers a message carries at most.
+const PARTS_LIMIT: usize = 8;
+
 /// Check what the plugin gave and build the message around it.
 pub fn prepare(message: &Message, hostname: &str, now: i64) -> Result<Prepared, String> {
-    let (sender, from) = mailbox("sender", &message.sender)?;
-    if message.recipients.is_empty() {
-        return Err("mail has no recipient".into());
+    prepare_parts(message, &[], &[], hostname, now)
+}
+
+/// A part's content type: `text/plain`, with a plain file name at most.
+fn part_type(content_type: &str) -> Result<String, String> {
+    let bad = || format!("mail part type {content_type:?}: expected text/plain, or text/plain; name=\"FILE.txt\"");
+    let mut pieces = content_type.split(';').map(str::trim);
+    if !pieces.next().is_some_and(|t| t.eq_ignore_ascii_case("text/plain")) {
+        return Err(bad());
     }
-    if message.recipients.len() > RECIPIENT_LIMIT {
-        return Err(format!("mail has {} recipients; at most {RECIPIENT_LIMIT} are allowed", message.recipients.len()));
+    let mut kept = "text/plain; charset=UTF-8".to_string();
+    for piece in pieces.filter(|p| !p.is_empty()) {
+        let name = piece.strip_prefix("name=").map(|n| n.trim_matches('"')).ok_or_else(bad)?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+            return Err(bad());
+        }
+        kept.push_str(&format!("; name=\"{name}\""));
     }
-    let mut recipients = Vec::new();
-    let mut to = Vec::new();
-    for r in &message.recipients {
-        let (address, header) = mailbox("recipient", r)?;
-        recipients.push(address);
-        to.push(header);
-    }
-    if message.subject.chars().any(|c| c.is_control()) {
-        return Err(format!("mail subject {:?} holds a control character (a line break?)", message.subject));
-    }
-    let mut text = String::new();
-    for (name, value) in [
-        ("From", from),
-        ("To", to.join(", ")),
-        ("Subject", encode_header(&message.subject)),
-        ("Date", rfc5322_date(now)),
-        ("Message-ID", format!("<{now}.{}.{}@{hostname}>", std::process::id(), fastrand::u64(..))),
-        ("MIME-Version", "1.0".into()),
-        ("Content-Type", "text/plain; charset=UTF-8".into()),
-        ("Content-Transfer-Encoding", "8bit".into()),
-        ("Auto-Submitted", "auto-generated".into()),
-        ("X-Mailer", "wasmban".into()),
-    ] {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("\r\n");
-    let body = crate::capability::log::truncate(&message.body, BODY_LIMIT);
+    Ok(kept)
+}
+
+/// Append `body` to `text` as CRLF lines no longer than SMTP allows.
+fn push_body(text: &mut String, body: &str) {
+    let body = crate::capability::log::truncate(body, BODY_LIMIT);
     for line in body.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line).replace(['\0', '\r'], "");
         // SMTP allows 998 bytes a line: longer ones are folded.
@@ -228,6 +222,85 @@ pub fn prepare(message: &Message, hostname: &str, now: i64) -> Result<Prepared, 
             }
         }
     }
+}
+
+/// As [`prepare`], with text `parts` after the body (then a
+/// multipart/mixed message) and `X-` headers.
+pub fn prepare_parts(
+    message: &Message,
+    parts: &[Part],
+    x_headers: &[(String, String)],
+    hostname: &str,
+    now: i64,
+) -> Result<Prepared, String> {
+    if parts.len() > PARTS_LIMIT || x_headers.len() > PARTS_LIMIT {
+        return Err(format!("mail has more than {PARTS_LIMIT} parts or extra headers"));
+    }
+    for (name, value) in x_headers {
+        let name_ok = name.len() > 2
+            && name.len() <= 64
+            && name[..2].eq_ignore_ascii_case("x-")
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !name_ok || value.len() > 256 || value.chars().any(|c| c.is_control() || !c.is_ascii()) {
+            return Err(format!("mail header {name:?}: {value:?}: only X- headers with one plain line are allowed"));
+        }
+    }
+    let part_types = parts.iter().map(|p| part_type(&p.content_type)).collect::<Result<Vec<_>, _>>()?;
+    let (sender, from) = mailbox("sender", &message.sender)?;
+    if message.recipients.is_empty() {
+        return Err("mail has no recipient".into());
+    }
+    if message.recipients.len() > RECIPIENT_LIMIT {
+        return Err(format!("mail has {} recipients; at most {RECIPIENT_LIMIT} are allowed", message.recipients.len()));
+    }
+    let mut recipients = Vec::new();
+    let mut to = Vec::new();
+    for r in &message.recipients {
+        let (address, header) = mailbox("recipient", r)?;
+        recipients.push(address);
+        to.push(header);
+    }
+    if message.subject.chars().any(|c| c.is_control()) {
+        return Err(format!("mail subject {:?} holds a control character (a line break?)", message.subject));
+    }
+    // A boundary no line of any part can hold: 128 random bits.
+    let boundary = format!("wasmban-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let content_type = if parts.is_empty() {
+        "text/plain; charset=UTF-8".to_string()
+    } else {
+        format!("multipart/mixed; boundary=\"{boundary}\"")
+    };
+    let mut text = String::new();
+    let mut headers = vec![
+        ("From".to_string(), from),
+        ("To".to_string(), to.join(", ")),
+        ("Subject".to_string(), encode_header(&message.subject)),
+        ("Date".to_string(), rfc5322_date(now)),
+        ("Message-ID".to_string(), format!("<{now}.{}.{}@{hostname}>", std::process::id(), fastrand::u64(..))),
+        ("MIME-Version".to_string(), "1.0".into()),
+        ("Content-Type".to_string(), content_type),
+        ("Content-Transfer-Encoding".to_string(), "8bit".into()),
+        ("Auto-Submitted".to_string(), "auto-generated".into()),
+        ("X-Mailer".to_string(), "wasmban".into()),
+    ];
+    headers.extend(x_headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("x-mailer")).cloned());
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    if parts.is_empty() {
+        push_body(&mut text, &message.body);
+        return Ok(Prepared { sender, recipients, text });
+    }
+    let bodies = std::iter::once(("text/plain; charset=UTF-8".to_string(), message.body.as_str()))
+        .chain(part_types.into_iter().zip(parts.iter().map(|p| p.body.as_str())));
+    for (content_type, body) in bodies {
+        text.push_str(&format!(
+            "--{boundary}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        ));
+        push_body(&mut text, body);
+    }
+    text.push_str(&format!("--{boundary}--\r\n"));
     Ok(Prepared { sender, recipients, text })
 }
 
@@ -326,7 +399,18 @@ impl MailCtx {
 
     /// Send one message.
     pub fn send(&self, message: &Message, now: i64) -> Result<(), String> {
-        let prepared = prepare(message, &self.settings.hostname, now)?;
+        self.send_parts(message, &[], &[], now)
+    }
+
+    /// Send one message with text parts and `X-` headers.
+    pub fn send_parts(
+        &self,
+        message: &Message,
+        parts: &[Part],
+        x_headers: &[(String, String)],
+        now: i64,
+    ) -> Result<(), String> {
+        let prepared = prepare_parts(message, parts, x_headers, &self.settings.hostname, now)?;
         tracing::debug!(plugin = &*self.plugin, to = ?prepared.recipients, subject = message.subject, "mail");
         match &self.settings.transport {
             MailTransport::Smtp { relay } => {
@@ -351,11 +435,22 @@ impl MailCtx {
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
 impl wit::Host for MailCtx {
     fn send(&mut self, message: Message) -> Result<(), String> {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let result = MailCtx::send(self, &message, now);
+        self.send_parts(message, Vec::new(), Vec::new())
+    }
+
+    fn send_parts(
+        &mut self,
+        message: Message,
+        parts: Vec<Part>,
+        x_headers: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let result = MailCtx::send_parts(self, &message, &parts, &x_headers, unix_now());
         if let Err(e) = &result {
             tracing::warn!(plugin = &*self.plugin, "mail not sent: {e}");
         }
@@ -419,6 +514,27 @@ mod tests {
         // In the body, a forged header is only text.
         let p = prepare(&message("a@b", &["root"], "x", "\nBcc: victim@example.org"), "h", 0).unwrap();
         assert!(p.text.contains("\r\n\r\n\r\nBcc: victim@example.org\r\n"));
+    }
+
+    #[test]
+    fn reports_are_multipart_with_checked_parts_and_x_headers_only() {
+        let m = message("a@b", &["abuse@example.net"], "abuse report about 192.0.2.7", "Dear Sir/Madam");
+        let report = Part { content_type: "text/plain; name=\"report.txt\"".into(), body: "Category: abuse".into() };
+        let xarf = [("X-XARF".to_string(), "PLAIN".to_string())];
+        let p = prepare_parts(&m, std::slice::from_ref(&report), &xarf, "h", 0).unwrap();
+        let boundary = p.text.split("boundary=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+        assert!(p.text.contains("\r\nX-XARF: PLAIN\r\n"), "{}", p.text);
+        assert!(p.text.contains(&format!("--{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\n")));
+        assert!(p.text.contains("Content-Type: text/plain; charset=UTF-8; name=\"report.txt\"\r\n"), "{}", p.text);
+        assert!(p.text.ends_with(&format!("Category: abuse\r\n--{boundary}--\r\n")), "{}", p.text);
+        for (name, value) in [("Bcc", "v@e"), ("X-A", "b\r\nBcc: v@e"), ("X-", "x"), ("Content-Type", "text/html")] {
+            let headers = [(name.to_string(), value.to_string())];
+            assert!(prepare_parts(&m, &[], &headers, "h", 0).is_err(), "{name}: {value}");
+        }
+        for content_type in ["text/html", "text/plain; name=\"../x\"", "text/plain; charset=x\r\nBcc: v"] {
+            let part = Part { content_type: content_type.into(), body: String::new() };
+            assert!(prepare_parts(&m, &[part], &[], "h", 0).is_err(), "{content_type}");
+        }
     }
 
     #[test]

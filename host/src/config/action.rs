@@ -45,7 +45,7 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// capability; abuseipdb, cloudflare, ipthreat, mynetwatchman and
 /// blocklist-de the same
 /// API calls, each to its API's host only; complain the same complaint to
-/// the abuse contacts DNS gives; apprise the same notifications through
+/// the abuse contacts DNS gives, xarf the same in X-ARF; apprise the same notifications through
 /// the apprise program;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
@@ -79,6 +79,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("ipthreat", "ipthreat", &[]),
     ("mynetwatchman", "mynetwatchman", &[]),
     ("complain", "complain", &[]),
+    ("xarf-login-attack", "xarf", &[]),
     ("apprise", "apprise", &[]),
     ("blocklist_de", "blocklist-de", &[]),
     ("nsupdate", "nsupdate", &[]),
@@ -149,7 +150,7 @@ impl ActionDefinition {
             for (key, value) in given.iter() {
                 options.entry(key.to_string()).or_insert_with(|| value.to_string());
             }
-            if matches!(*plugin, "mail-whois" | "apprise") {
+            if matches!(*plugin, "mail-whois" | "apprise" | "xarf") {
                 options.entry("host".into()).or_insert_with(crate::capability::mail::hostname);
             }
             stock_equivalent = true;

@@ -11,10 +11,7 @@
 //! It can only send mail (through wasmban.conf's `[mail]`) and ask DNS.
 
 use wasmban_plugin_sdk::mail::Message;
-use wasmban_plugin_sdk::{Action, Options, Ticket, address, classic, dns, log, mail};
-
-/// Recipients one complaint goes to at most (the mail capability's limit).
-const MOST_RECIPIENTS: usize = 20;
+use wasmban_plugin_sdk::{Action, Options, Ticket, abuse, address, log, mail};
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -47,14 +44,6 @@ fn unescape(text: &str) -> String {
     out
 }
 
-/// Whether `text` can be a recipient: one address, nothing that could
-/// become a header or a second recipient.
-fn is_mail_address(text: &str) -> bool {
-    text.len() <= 254
-        && text.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !text.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | ';' | '<' | '>' | '"'))
-}
-
 impl Plan {
     pub fn from_options(options: &Options) -> Result<Plan, String> {
         let resolver = options.get_or("addr_resolver", "<ip-rev>abuse-contacts.abusix.org").trim().to_string();
@@ -78,25 +67,6 @@ impl Plan {
                 .to_string()
         });
         Ok(Plan { resolver, message, sender: options.get_or("sender", "wasmban").trim().to_string(), grepmax })
-    }
-
-    /// The DNS name whose TXT record lists `ip`'s abuse contacts.
-    pub fn question(&self, ip: &str) -> Option<String> {
-        let reversed = classic::reverse_name(ip)?;
-        Some(self.resolver.replace("<ip-rev>", &reversed))
-    }
-
-    /// The contacts in TXT records (`a@x.org,b@y.net`), valid ones only.
-    pub fn contacts(records: &[String]) -> Vec<String> {
-        let mut contacts: Vec<String> = records
-            .iter()
-            .flat_map(|r| r.split(','))
-            .map(|c| c.trim().to_string())
-            .filter(|c| is_mail_address(c))
-            .collect();
-        contacts.dedup();
-        contacts.truncate(MOST_RECIPIENTS);
-        contacts
     }
 
     pub fn complaint(&self, ticket: &Ticket, recipients: Vec<String>) -> Message {
@@ -127,10 +97,9 @@ impl Action for Complain {
             log::info(&format!("{} is a prefix ban: no abuse contact is asked for a prefix", ticket.ip));
             return Ok(());
         }
-        let question = self.plan.question(&ticket.ip).ok_or_else(|| format!("{:?} is not an IP address", ticket.ip))?;
-        let contacts = Plan::contacts(&dns::txt(&question)?);
+        let contacts = abuse::contacts(&self.plan.resolver, &ticket.ip)?;
         if contacts.is_empty() {
-            log::info(&format!("no abuse contact for {} ({question} has none): no complaint sent", ticket.ip));
+            log::info(&format!("no abuse contact for {}: no complaint sent", ticket.ip));
             return Ok(());
         }
         mail::send(&self.plan.complaint(ticket, contacts))
@@ -150,15 +119,6 @@ mod tests {
 
     fn plan(pairs: &[(&str, &str)]) -> Result<Plan, String> {
         Plan::from_options(&Options::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
-    }
-
-    #[test]
-    fn contacts_come_from_the_txt_records_and_only_addresses_pass() {
-        let p = plan(&[]).unwrap();
-        assert_eq!(p.question("192.0.2.7").unwrap(), "7.2.0.192.abuse-contacts.abusix.org");
-        let records =
-            ["abuse@example.net, noc@example.net".to_string(), "x@y.org\nBcc: evil@z.org,not an address".into()];
-        assert_eq!(Plan::contacts(&records), ["abuse@example.net", "noc@example.net"]);
     }
 
     #[test]

@@ -227,3 +227,43 @@ fn fail2bans_buffered_and_ipjailmatches_mails_are_options_of_the_component() {
     assert!(ban.contains("    sshd[1]: an older failure of 192.0.2.9") && !ban.contains("another jail"), "{ban}");
     assert!(ban.contains("netname: TEST-NET-1"), "{ban}");
 }
+
+/// Debian's dshield file, carried out by the dshield component: bans are
+/// buffered and mailed in DShield's format once `lines` are in, and what
+/// is left when the jail stops.
+#[test]
+fn dshield_reports_are_buffered_and_sent_in_its_format() {
+    use crate::util::daemon::{Daemon, append, failure, tree};
+    use std::os::unix::fs::PermissionsExt;
+    if !std::path::Path::new("/etc/fail2ban/action.d/dshield.conf").is_file() {
+        return crate::util::skipped!("dshield_reports_are_buffered: fail2ban is not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let sent = root.join("sent");
+    let sendmail = root.join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!("#!/bin/sh\necho \"ARGS $*\" >> {0}\ncat >> {0}\necho END >> {0}\n", sent.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree(root, "[sshd]\naction = dshield[myip=203.0.113.5, userid=1234, port=22, lines=2]\n");
+    std::fs::write(root.join("conf/wasmban.conf"), format!("[mail]\nsendmail = {}\n", sendmail.display())).unwrap();
+    crate::util::daemon::copy_fail2ban_actions(root);
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+    append(&root.join("auth.log"), &(failure("192.0.2.7") + &failure("192.0.2.8") + &failure("192.0.2.9")));
+    d.wait_for("the first report", || std::fs::read_to_string(&sent).unwrap_or_default().contains("END"));
+    assert!(d.client(&["stop"]).0);
+    assert!(d.wait().success());
+    let mail = std::fs::read_to_string(&sent).unwrap();
+    let reports: Vec<&str> = mail.split("END\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(reports.len(), 2, "{mail}");
+    assert!(reports[0].starts_with("ARGS -i -f fail2ban@") && reports[0].contains(" -- reports@dshield.org\n"));
+    assert!(reports[0].contains("Subject: FORMAT DSHIELD USERID 1234 TZ +00:00 Fail2Ban"), "{mail}");
+    let rows = |report: &str| report.lines().filter(|l| l.contains("\t1234\t")).count();
+    assert_eq!((rows(reports[0]), rows(reports[1])), (2, 1), "{mail}");
+    assert!(reports[0].contains("\t1234\t1\t192.0.2.7\t???\t203.0.113.5\t22\t6\t"), "{mail}");
+}

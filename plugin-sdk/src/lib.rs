@@ -584,6 +584,21 @@ pub mod address {
         }
     }
 
+    /// The IANA number (/etc/protocols) of a protocol a jail names (`tcp`,
+    /// `udp`, ... or a number).
+    pub fn protocol_number(name: &str) -> Option<u8> {
+        let number = match name.trim().to_ascii_lowercase().as_str() {
+            "icmp" => 1,
+            "tcp" => 6,
+            "udp" => 17,
+            "ipv6-icmp" | "icmpv6" => 58,
+            "sctp" => 132,
+            "udplite" => 136,
+            other => return other.parse().ok(),
+        };
+        Some(number)
+    }
+
     /// Whether a ban's id is a prefix ban (`2001:db8::/64`): services that
     /// take reports of single addresses are not sent those.
     pub fn is_prefix(ip: &str) -> bool {

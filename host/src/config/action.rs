@@ -45,7 +45,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// capability; abuseipdb, cloudflare, ipthreat, mynetwatchman and
 /// blocklist-de the same
 /// API calls, each to its API's host only; complain the same complaint to
-/// the abuse contacts DNS gives, xarf the same in X-ARF; apprise the same notifications through
+/// the abuse contacts DNS gives, xarf the same in X-ARF; dshield
+/// the same buffered DShield reports; apprise the same notifications through
 /// the apprise program;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
@@ -79,6 +80,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("ipthreat", "ipthreat", &[]),
     ("mynetwatchman", "mynetwatchman", &[]),
     ("complain", "complain", &[]),
+    ("dshield", "dshield", &[]),
     ("xarf-login-attack", "xarf", &[]),
     ("apprise", "apprise", &[]),
     ("blocklist_de", "blocklist-de", &[]),
@@ -150,7 +152,7 @@ impl ActionDefinition {
             for (key, value) in given.iter() {
                 options.entry(key.to_string()).or_insert_with(|| value.to_string());
             }
-            if matches!(*plugin, "mail-whois" | "apprise" | "xarf") {
+            if matches!(*plugin, "mail-whois" | "apprise" | "xarf" | "dshield") {
                 options.entry("host".into()).or_insert_with(crate::capability::mail::hostname);
             }
             stock_equivalent = true;

@@ -24,20 +24,6 @@ pub struct Plan {
     pub timeout_ms: u32,
 }
 
-/// IANA protocol numbers (/etc/protocols) of the protocols jails name.
-fn protocol_number(name: &str) -> Option<u8> {
-    let number = match name.trim().to_ascii_lowercase().as_str() {
-        "icmp" => 1,
-        "tcp" => 6,
-        "udp" => 17,
-        "ipv6-icmp" | "icmpv6" => 58,
-        "sctp" => 132,
-        "udplite" => 136,
-        other => return other.parse().ok(),
-    };
-    Some(number)
-}
-
 /// Percent-encoding for a query value: everything but letters, digits and
 /// `-_.~`, as fail2ban's perl one-liner does.
 fn query_value(text: &str) -> String {
@@ -75,7 +61,7 @@ impl Plan {
             ));
         }
         let protocol_name = options.get_or("protocol", "tcp");
-        let protocol = protocol_number(protocol_name)
+        let protocol = address::protocol_number(protocol_name)
             .ok_or_else(|| format!("option `protocol` = {protocol_name:?}: expected tcp, udp, sctp or a number"))?;
         let agent = options.get_or("agent", "Fail2ban").trim().to_string();
         if agent.contains(['\r', '\n']) {

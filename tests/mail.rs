@@ -267,3 +267,41 @@ fn dshield_reports_are_buffered_and_sent_in_its_format() {
     assert_eq!((rows(reports[0]), rows(reports[1])), (2, 1), "{mail}");
     assert!(reports[0].contains("\t1234\t1\t192.0.2.7\t???\t203.0.113.5\t22\t6\t"), "{mail}");
 }
+
+/// Debian's sendmail-geoip-lines, carried out by mail-whois: the country
+/// from the GeoIP database through the real geoiplookup (the AS database
+/// Debian does not ship is told as unknown), and the log lines.
+#[test]
+fn geoip_lines_come_from_the_real_geoiplookup() {
+    use crate::util::daemon::{Daemon, append, failure, tree};
+    use std::os::unix::fs::PermissionsExt;
+    let database = std::path::Path::new("/usr/share/GeoIP/GeoIP.dat");
+    if !std::path::Path::new("/etc/fail2ban/action.d/sendmail-geoip-lines.conf").is_file()
+        || !crate::util::has_program("geoiplookup")
+        || !database.is_file()
+    {
+        return crate::util::skipped!(
+            "geoip_lines: needs fail2ban, geoip-bin and geoip-database (.ci/run installs them)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let sent = root.join("sent");
+    let sendmail = root.join("sendmail");
+    std::fs::write(&sendmail, format!("#!/bin/sh\ncat >> {0}\necho END >> {0}\n", sent.display())).unwrap();
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree(root, "[sshd]\naction = sendmail-geoip-lines[name=sshd, dest=ops@example.org]\n");
+    std::fs::write(root.join("conf/wasmban.conf"), format!("[mail]\nsendmail = {}\n", sendmail.display())).unwrap();
+    crate::util::daemon::copy_fail2ban_actions(root);
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+    // A public address the database knows; no packet is sent to it.
+    append(&root.join("auth.log"), &failure("8.8.8.8"));
+    d.wait_for("the ban mail", || std::fs::read_to_string(&sent).unwrap_or_default().contains("banned 8.8.8.8"));
+    let mail = std::fs::read_to_string(&sent).unwrap();
+    assert!(mail.contains("\nCountry: US, United States\n"), "{mail}");
+    assert!(mail.contains("\nAS: unknown\n"), "{mail}");
+    assert!(mail.contains("Failed password for root from 8.8.8.8"), "{mail}");
+    assert!(!d.log().contains("Action off"), "{}", d.log());
+}

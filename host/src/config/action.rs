@@ -34,8 +34,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// configuration bans and notifies without running shell commands. The
 /// iptables component builds the same chains and rules; the nftables one
 /// keeps the ports, protocols, hook, priority and blocktype in a table of
-/// its own per jail (see plugins/nftables); every mail action but the
-/// GeoIP one is an option of mail-whois; iptables-ipset makes the same
+/// its own per jail (see plugins/nftables); every mail action is an
+/// option of mail-whois (GeoIP through geoiplookup); iptables-ipset makes the same
 /// sets and jump rules as fail2ban's ipset files; route makes the same
 /// routes through `ip route` only; ufw makes the same ufw rules; firewalld
 /// the same direct chains, ipset rules and rich rules through firewall-cmd;
@@ -106,6 +106,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("sendmail-whois-matches", "mail-whois", &[("matches", "ticket")]),
     ("sendmail-whois-ipmatches", "mail-whois", &[("matches", "ip")]),
     ("sendmail-whois-ipjailmatches", "mail-whois", &[("matches", "ipjail")]),
+    ("sendmail-geoip-lines", "mail-whois", &[("whois", "no"), ("geoip", "yes"), ("matches", "ticket")]),
 ];
 
 /// Tags filled at ban time, never at load time.

@@ -23,7 +23,7 @@ mod component;
 use std::fmt::Write as _;
 
 use wasmban_plugin_sdk::mail::Message;
-use wasmban_plugin_sdk::{Action, Options, Ticket, log, mail, whois};
+use wasmban_plugin_sdk::{Action, Options, Ticket, firewall, log, mail, whois};
 
 /// The settings of one jail's mail action.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,17 @@ pub struct Settings {
     /// `buffer = yes`: bans are told N at a time (`lines = N`).
     pub buffer: Option<usize>,
     pub digest: usize,
+    /// `geoip = yes` (fail2ban's sendmail-geoip-lines): the legacy GeoIP
+    /// databases asked through `geoiplookup`, by label.
+    pub geoip: Vec<GeoIpDatabase>,
+}
+
+/// A GeoIP database file and what it tells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoIpDatabase {
+    pub label: &'static str,
+    pub v4: String,
+    pub v6: Option<String>,
 }
 
 /// Which matched lines a ban message carries.
@@ -109,7 +120,27 @@ impl Settings {
             (None, None) if flag(options, "lines", false)? => Matches::Ticket,
             (None, None) => Matches::None,
         };
+        let geoip = if flag(options, "geoip", false)? {
+            let path = |key: &str, default: &str| -> Result<String, String> {
+                let value = options.get_or(key, default).trim().to_string();
+                if !value.starts_with('/') || value.contains(char::is_control) {
+                    return Err(format!("option `{key}` = {value:?}: give the database file's absolute path"));
+                }
+                Ok(value)
+            };
+            vec![
+                GeoIpDatabase {
+                    label: "Country",
+                    v4: path("geoip_country", "/usr/share/GeoIP/GeoIP.dat")?,
+                    v6: Some(path("geoip_country6", "/usr/share/GeoIP/GeoIPv6.dat")?),
+                },
+                GeoIpDatabase { label: "AS", v4: path("geoip_asn", "/usr/share/GeoIP/GeoIPASNum.dat")?, v6: None },
+            ]
+        } else {
+            Vec::new()
+        };
         Ok(Settings {
+            geoip,
             jail: options.get_or("name", "default").to_string(),
             host: options.get_or("host", "").trim().to_string(),
             sender,
@@ -162,6 +193,7 @@ impl Settings {
         ticket: &Ticket,
         report: Option<Result<String, String>>,
         history: Option<&History>,
+        geoip: &[(&str, String)],
     ) -> Message {
         let mut body = format!(
             "The address {} has been banned {} by the jail {}{} after {} failure(s).\n",
@@ -173,6 +205,12 @@ impl Settings {
         );
         if ticket.ban_count > 0 {
             let _ = writeln!(body, "It had been banned {} time(s) before.", ticket.ban_count);
+        }
+        if !geoip.is_empty() {
+            body.push('\n');
+            for (label, answer) in geoip {
+                let _ = writeln!(body, "{label}: {answer}");
+            }
         }
         let (heading, lines): (String, &[String]) = match (self.matches, history) {
             (Matches::Ticket, _) => ("The log lines that led to the ban:".into(), &ticket.matches),
@@ -241,6 +279,15 @@ fn utc(time: i64) -> String {
     format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02} UTC")
 }
 
+/// geoiplookup's answer (`GeoIP Country Edition: US, United States`), or
+/// `None` when the database is missing or does not know the address.
+pub fn geoip_answer(stdout: &str) -> Option<String> {
+    let line = stdout.lines().next()?;
+    let (_, answer) = line.split_once(": ")?;
+    let answer = answer.trim();
+    (!answer.is_empty() && !answer.contains("not found") && !line.contains("not available")).then(|| answer.to_string())
+}
+
 pub struct MailWhois {
     settings: Settings,
     /// Bans waiting for the next summary (`buffer = yes`).
@@ -268,7 +315,30 @@ impl MailWhois {
         if let Some(Err(e)) = &report {
             log::info(&format!("no whois report for {}: {e}", ticket.ip));
         }
-        mail::send(&self.settings.banned(ticket, report, history))
+        let geoip = self.geoip(&ticket.ip);
+        mail::send(&self.settings.banned(ticket, report, history, &geoip))
+    }
+
+    /// What each GeoIP database says of `ip` (`US, United States`), through
+    /// geoiplookup; `unknown` when it knows nothing or cannot be asked.
+    fn geoip(&self, ip: &str) -> Vec<(&'static str, String)> {
+        let v6 = ip.contains(':');
+        self.settings
+            .geoip
+            .iter()
+            .filter_map(|db| {
+                let file = if v6 { db.v6.as_ref()? } else { &db.v4 };
+                let args = vec!["-f".to_string(), file.clone(), ip.to_string()];
+                let answer = match firewall::run("geoiplookup", &args, 10_000) {
+                    Ok(out) => geoip_answer(&out.stdout),
+                    Err(e) => {
+                        log::info(&format!("no GeoIP answer for {ip}: {e}"));
+                        None
+                    }
+                };
+                Some((db.label, answer.unwrap_or_else(|| "unknown".to_string())))
+            })
+            .collect()
     }
 
     /// Tell of a batch: each ban, or one digest for a burst.
@@ -340,7 +410,7 @@ mod tests {
     fn a_ban_message_carries_whois_and_with_lines_the_log_lines() {
         let s = settings(&[("name", "sshd"), ("dest", "root, ops@example.org"), ("host", "web1")]).unwrap();
         assert_eq!(s.recipients, ["root", "ops@example.org"]);
-        let m = s.banned(&ticket(), Some(Ok("netname: TEST-NET-1\n".into())), None);
+        let m = s.banned(&ticket(), Some(Ok("netname: TEST-NET-1\n".into())), None, &[]);
         assert_eq!(m.subject, "[wasmban] sshd: banned 192.0.2.9 on web1");
         assert_eq!(m.sender, "wasmban <wasmban>");
         assert!(m.body.contains("banned for 10 minute(s) by the jail sshd on web1 after 5 failure(s)"), "{}", m.body);
@@ -348,7 +418,7 @@ mod tests {
         assert!(m.body.contains("netname: TEST-NET-1"));
         assert!(!m.body.contains("Failed password"));
         let s = settings(&[("name", "sshd"), ("lines", "yes")]).unwrap();
-        let m = s.banned(&ticket(), Some(Err("timed out".into())), None);
+        let m = s.banned(&ticket(), Some(Err("timed out".into())), None, &[]);
         assert!(m.body.contains("    sshd[1]: Failed password for root from 192.0.2.9\n"), "{}", m.body);
         assert!(m.body.contains("No whois report: timed out"));
     }
@@ -362,13 +432,25 @@ mod tests {
             ip_jail_failures: 7,
             ip_jail_matches: vec!["old sshd line".into()],
         };
-        let m = s.banned(&ticket(), None, Some(&history));
+        let m = s.banned(&ticket(), None, Some(&history), &[]);
         assert!(m.body.contains("every ban of 192.0.2.9 in sshd (7 failures):\n\n    old sshd line\n"), "{}", m.body);
         let s = settings(&[("name", "sshd"), ("buffer", "yes"), ("lines", "3")]).unwrap();
         assert_eq!((s.buffer, s.matches), (Some(3), Matches::None));
         assert!(settings(&[("buffer", "yes"), ("lines", "yes")]).unwrap_err().contains("`lines`"));
         let m = s.summary(&[format!("{}: 192.0.2.9 (5 failures)", utc(1_700_000_000))]);
         assert!(m.body.contains("    2023-11-14 22:13:20 UTC: 192.0.2.9 (5 failures)\n"), "{}", m.body);
+    }
+
+    #[test]
+    fn geoip_answers_are_read_and_told() {
+        assert_eq!(geoip_answer("GeoIP Country Edition: US, United States\n").as_deref(), Some("US, United States"));
+        assert_eq!(geoip_answer("GeoIP Country Edition: IP Address not found\n"), None);
+        assert_eq!(geoip_answer("/usr/share/GeoIP/GeoIPASNum.dat not available, skipping...\n"), None);
+        let s = settings(&[("name", "sshd"), ("geoip", "yes"), ("lines", "yes")]).unwrap();
+        assert_eq!(s.geoip[0].v4, "/usr/share/GeoIP/GeoIP.dat");
+        let m = s.banned(&ticket(), None, None, &[("Country", "US, United States".into()), ("AS", "unknown".into())]);
+        assert!(m.body.contains("\nCountry: US, United States\nAS: unknown\n"), "{}", m.body);
+        assert!(settings(&[("geoip", "yes"), ("geoip_asn", "GeoIPASNum.dat")]).unwrap_err().contains("`geoip_asn`"));
     }
 
     #[test]

@@ -134,3 +134,43 @@ fn a_firewall_grant_of_a_shell_is_refused_at_load() {
         assert!(err.contains("grants.firewall"), "{program}: {err}");
     }
 }
+
+/// Debian's apf file runs in the apf component: `apf --deny` and `apf
+/// --remove` with fail2ban's comment, through an apf of the test's that
+/// the admin's grant names by path.
+#[test]
+fn fail2bans_apf_action_runs_apf_only() {
+    use crate::util::daemon::{Daemon, append, failure, tree};
+    use std::os::unix::fs::PermissionsExt;
+    if !std::path::Path::new("/etc/fail2ban/action.d/apf.conf").is_file() {
+        return crate::util::skipped!("fail2bans_apf_action_runs_apf_only: fail2ban is not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let calls = root.join("calls");
+    let apf = root.join("apf");
+    std::fs::write(
+        &apf,
+        format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s|' \"$a\"; done >> {0}\necho >> {0}\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&apf, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tree(root, &format!("[sshd]\naction = apf[name=sshd, apf={}]\n", apf.display()));
+    crate::util::daemon::copy_fail2ban_actions(root);
+    std::fs::create_dir_all(root.join("conf/plugin.d")).unwrap();
+    std::fs::write(
+        root.join("conf/plugin.d/apf.toml"),
+        format!("[grants]\nfirewall = [{:?}]\n", apf.display().to_string()),
+    )
+    .unwrap();
+    append(&root.join("auth.log"), "");
+    let d = Daemon::start(root);
+    d.wait_for("the jail", || d.status().is_some_and(|s| s["running"] == true));
+    append(&root.join("auth.log"), &failure("192.0.2.7"));
+    d.wait_for("the ban", || std::fs::read_to_string(&calls).is_ok_and(|c| c.contains("--deny")));
+    assert!(d.client(&["unban", "192.0.2.7"]).0);
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "--deny|192.0.2.7|banned by Fail2Ban sshd|\n--remove|192.0.2.7|\n"
+    );
+}

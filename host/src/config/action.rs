@@ -46,7 +46,8 @@ pub const ACTION_OPTIONS: &[&str] = &[
 /// blocklist-de the same
 /// API calls, each to its API's host only; complain the same complaint to
 /// the abuse contacts DNS gives, xarf the same in X-ARF; dshield
-/// the same buffered DShield reports; apprise the same notifications through
+/// the same buffered DShield reports; apf the same deny entries through
+/// the apf program; apprise the same notifications through
 /// the apprise program;
 /// mail-whois sends the ban mail
 /// with the whois report (and the log lines for the `-lines` variants).
@@ -83,6 +84,7 @@ const STOCK_EQUIVALENTS: &[StockEquivalent] = &[
     ("dshield", "dshield", &[]),
     ("xarf-login-attack", "xarf", &[]),
     ("apprise", "apprise", &[]),
+    ("apf", "apf", &[]),
     ("blocklist_de", "blocklist-de", &[]),
     ("nsupdate", "nsupdate", &[]),
     ("firewallcmd-multiport", "firewalld", &[("kind", "multiport")]),

@@ -12,7 +12,10 @@ fn inspect_shows_that_iptables_asks_only_for_the_firewall() {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["kind"], "action");
     assert_eq!(report["capabilities"], serde_json::json!(["firewall"]));
-    assert_eq!(report["granted"]["firewall"], serde_json::json!(["iptables", "ip6tables"]));
+    assert_eq!(
+        report["granted"]["firewall"],
+        serde_json::json!(["iptables", "ip6tables", "iptables-restore", "ip6tables-restore"])
+    );
     let imports: Vec<&str> =
         report["imports"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     for import in &imports {

@@ -236,8 +236,37 @@ fn a_batch_lists_the_chain_once_and_skips_what_is_there() {
     let batch: Vec<Ticket> = (1..=10).map(|i| ticket(&format!("192.0.2.{i}"))).collect();
     assert!(action.ban(&batch).unwrap().iter().all(Result::is_ok));
     let runs = &rec.runs()[before..];
-    assert_eq!(runs.len(), 1 + 9, "one listing, nine inserts");
-    assert!(!runs.iter().any(|r| r.args.iter().any(|a| a == "192.0.2.8")), "192.0.2.8 was inserted again");
+    assert_eq!(runs.len(), 2, "one listing, one iptables-restore: {runs:?}");
+    let restore = &runs[1];
+    assert!(restore.program.ends_with("iptables-restore") && restore.args == ["-w", "--noflush"], "{restore:?}");
+    let script = restore.input.as_deref().unwrap();
+    assert!(script.starts_with("*filter\n-I f2b-sshd 1 -s 192.0.2.1 -j REJECT --reject-with icmp-port-unreachable\n"));
+    assert!(script.ends_with("COMMIT\n") && script.lines().count() == 2 + 9, "{script}");
+    assert!(!script.contains("192.0.2.8 "), "192.0.2.8 was inserted again");
+    // A batch of unbans is one transaction too.
+    let before = rec.runs().len();
+    assert!(action.unban(&batch).unwrap().iter().all(Result::is_ok));
+    let runs = &rec.runs()[before..];
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].input.as_deref().unwrap().matches("-D f2b-sshd -s ").count(), 10);
+}
+
+/// A restore that fails (a rule the kernel refuses) costs the batch's other
+/// bans nothing: they go in one at a time.
+#[test]
+fn a_failed_restore_falls_back_to_one_rule_at_a_time() {
+    let rec = RecordingRunner::answering(|run| ProgramOutput {
+        status: if run.program.ends_with("iptables-restore") { 2 } else { 0 },
+        ..Default::default()
+    });
+    let rt = runtime_with(Arc::new(rec.clone()));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd")])).unwrap();
+    action.start().unwrap();
+    let before = rec.runs().len();
+    let batch: Vec<Ticket> = (1..=3).map(|i| ticket(&format!("192.0.2.{i}"))).collect();
+    assert!(action.ban(&batch).unwrap().iter().all(Result::is_ok));
+    let inserts = rec.runs()[before..].iter().filter(|r| r.args.iter().any(|a| a == "-I")).count();
+    assert_eq!(inserts, 3);
 }
 
 /// fail2ban 1.1's lists: a jump from each chain for each protocol, all
@@ -330,4 +359,40 @@ fn fail2bans_log_and_new_variants_in_a_network_namespace() {
         let rules = ns.exec(&[program, "-w", "-S"]);
         assert!(!rules.contains("f2b-"), "stop left {program} rules behind: {rules}");
     }
+}
+
+/// A batch through the real iptables-restore, in a namespace: every rule in
+/// one transaction, each once, and a batch of unbans lifting them all.
+#[test]
+fn a_batch_goes_in_through_iptables_restore_in_a_network_namespace() {
+    if let Some(why) = root_skip_reason(&["iptables", "iptables-restore", "ip6tables-restore", "ip"]) {
+        crate::util::skipped!("a_batch_goes_in_through_iptables_restore: {why}");
+        return;
+    }
+    let ns = NetNs::new("iptrestore");
+    let rt = runtime_with(Arc::new(SystemRunner));
+    let mut action = builtin(&rt, "iptables").action(opts(&[("name", "sshd"), ("port", "22")])).unwrap();
+    let mut batch: Vec<Ticket> = (0..500).map(|i| ticket(&format!("10.7.{}.{}", i / 250, i % 250 + 1))).collect();
+    batch.extend((1..=20).map(|i| ticket(&format!("2001:db8::{i:x}"))));
+    batch.push(ticket("2001:db8:0:7::/64"));
+    ns.run(|| {
+        action.start().unwrap();
+        assert!(action.ban(&[ticket("10.7.0.1")]).unwrap()[0].is_ok());
+        let results = action.ban(&batch).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+        action.check().unwrap();
+    });
+    let rules = ns.exec(&["iptables", "-w", "-S", "f2b-sshd"]);
+    assert_eq!(rules.matches(" -s 10.7.").count(), 500, "each address once:\n{rules}");
+    let rules6 = ns.exec(&["ip6tables", "-w", "-S", "f2b-sshd"]);
+    assert!(rules6.contains("-A f2b-sshd -s 2001:db8:0:7::/64 -j REJECT"), "{rules6}");
+    assert_eq!(rules6.matches(" -s 2001:db8:").count(), 21, "{rules6}");
+    ns.run(|| {
+        let results = action.unban(&batch[1..]).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{:?}", results.iter().find(|r| r.is_err()));
+    });
+    let rules = ns.exec(&["iptables", "-w", "-S", "f2b-sshd"]);
+    assert_eq!(rules.matches(" -s 10.7.").count(), 1, "only 10.7.0.1 stays:\n{rules}");
+    assert!(!ns.exec(&["ip6tables", "-w", "-S", "f2b-sshd"]).contains(" -s 2001:db8:"));
+    ns.run(|| action.stop().unwrap());
 }

@@ -33,9 +33,16 @@ impl Family {
             Family::V6 => "ip6tables",
         }
     }
+    fn restore_program(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-restore",
+            Family::V6 => "ip6tables-restore",
+        }
+    }
     fn of(ip: &str) -> Family {
         if ip.contains(':') { Family::V6 } else { Family::V4 }
     }
+    const BOTH: [Family; 2] = [Family::V4, Family::V6];
 }
 
 /// The settings of one jail's iptables action.
@@ -290,6 +297,33 @@ impl Iptables {
         firewall::run(family.program(), args, self.plan.timeout_ms)
     }
 
+    /// Run `rules` (argv of -I/-D commands) as one `iptables-restore
+    /// --noflush` transaction of the filter table: all of them, or none.
+    fn restore(&self, family: Family, rules: &[Vec<String>]) -> Result<(), String> {
+        let mut script = String::from("*filter\n");
+        for rule in rules {
+            // The restore format splits on white space: a word holding any
+            // (or a quote) goes through the one-at-a-time path instead.
+            let words: Vec<&String> = rule.iter().filter(|w| w.as_str() != "-w").collect();
+            if words.iter().any(|w| w.is_empty() || w.contains(|c: char| c.is_whitespace() || "\"'#".contains(c))) {
+                return Err("a rule word holds white space or a quote".into());
+            }
+            script.push_str(&words.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(" "));
+            script.push('\n');
+        }
+        script.push_str("COMMIT\n");
+        let program = family.restore_program();
+        let args = vec!["-w".to_string(), "--noflush".to_string()];
+        let out = firewall::run_with_input(program, &args, &script, self.plan.timeout_ms)?;
+        if out.status == 0 {
+            Ok(())
+        } else {
+            let why = format!("`{program} --noflush` exited with status {}: {}", out.status, out.stderr.trim());
+            log::info(&format!("{why}; applying the {} rule(s) one at a time", rules.len()));
+            Err(why)
+        }
+    }
+
     fn run_ok(&self, family: Family, args: &[String]) -> Result<(), String> {
         let out = self.run(family, args)?;
         if out.status == 0 { Ok(()) } else { Err(exit_error(family, args, &out)) }
@@ -497,15 +531,20 @@ impl Action for Iptables {
     }
 
     /// A batch lists the chain once per family and inserts what is not
-    /// there yet: n + 1 processes for n bans, not 2n.
+    /// there yet in one `iptables-restore --noflush` transaction per
+    /// family: three processes for n bans. When the restore cannot run (an
+    /// admin's grant without it, an old iptables) or fails, the rules go
+    /// in one at a time, so one bad rule costs the others nothing.
     fn ban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
         if tickets.len() == 1 {
             return vec![self.ban(&tickets[0])];
         }
         let mut present: [Option<Result<BTreeSet<String>, String>>; 2] = [None, None];
-        let results: Vec<Result<(), String>> = tickets
+        let mut wanted: [Vec<(usize, &str)>; 2] = [Vec::new(), Vec::new()];
+        let mut results: Vec<Result<(), String>> = tickets
             .iter()
-            .map(|ticket| {
+            .enumerate()
+            .map(|(at, ticket)| {
                 let ip = checked_address(&ticket.ip)?;
                 let family = Family::of(ip);
                 if present[family as usize].is_none() {
@@ -518,16 +557,56 @@ impl Action for Iptables {
                 match &present[family as usize] {
                     Some(Ok(sources)) if sources.contains(ip) => Ok(()),
                     Some(Err(e)) => Err(e.clone()),
-                    _ => self.run_ok(family, &self.plan.ban(ip)),
+                    _ => {
+                        wanted[family as usize].push((at, ip));
+                        Ok(())
+                    }
                 }
             })
             .collect();
+        for family in Family::BOTH {
+            let batch = &wanted[family as usize];
+            let rules: Vec<Vec<String>> = batch.iter().map(|(_, ip)| self.plan.ban(ip)).collect();
+            // One rule is one process either way.
+            if batch.is_empty() || (batch.len() > 1 && self.restore(family, &rules).is_ok()) {
+                continue;
+            }
+            for (at, ip) in batch {
+                results[*at] = self.run_ok(family, &self.plan.ban(ip));
+            }
+        }
         for (ticket, result) in tickets.iter().zip(&results) {
             if result.is_ok() {
                 self.applied.insert(ticket.ip.clone());
             }
         }
         results
+    }
+
+    /// A batch of unbans is one `iptables-restore --noflush` transaction
+    /// per family; when a rule is gone already (the transaction fails),
+    /// each is lifted alone, which accepts a rule the kernel lost.
+    fn unban_all(&mut self, tickets: &[Ticket]) -> Vec<Result<(), String>> {
+        if tickets.len() == 1 {
+            return vec![self.unban(&tickets[0])];
+        }
+        let mut results: Vec<Option<Result<(), String>>> = vec![None; tickets.len()];
+        for family in Family::BOTH {
+            let batch: Vec<(usize, &str)> = tickets
+                .iter()
+                .enumerate()
+                .filter_map(|(at, t)| checked_address(&t.ip).ok().map(|ip| (at, ip)))
+                .filter(|(_, ip)| Family::of(ip) == family && self.started[family as usize])
+                .collect();
+            let rules: Vec<Vec<String>> = batch.iter().map(|(_, ip)| self.plan.unban(ip)).collect();
+            if batch.len() > 1 && self.restore(family, &rules).is_ok() {
+                for (at, ip) in batch {
+                    self.applied.remove(ip);
+                    results[at] = Some(Ok(()));
+                }
+            }
+        }
+        tickets.iter().zip(results).map(|(ticket, done)| done.unwrap_or_else(|| self.unban(ticket))).collect()
     }
 
     fn unban(&mut self, ticket: &Ticket) -> Result<(), String> {

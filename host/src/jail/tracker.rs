@@ -5,6 +5,7 @@
 //! whether an id is banned). Time is always a parameter, so tests drive it
 //! with numbers, not sleeps.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -136,17 +137,22 @@ impl FailureTracker {
     /// `banprefix4`/`banprefix6` that holds the address, unless that prefix
     /// holds an ignored address (then the address alone, which may be the
     /// ignored one); `id` itself otherwise.
-    pub fn counted_id(&self, id: &str) -> String {
-        let Ok(ip) = id.parse::<IpAddr>() else { return id.to_string() };
+    pub fn counted_id<'a>(&self, id: &'a str) -> Cow<'a, str> {
+        // Every failure passes here: a jail that bans addresses alone (the
+        // default) pays neither a parse nor an allocation.
+        if self.banprefix == BanPrefixes::default() {
+            return Cow::Borrowed(id);
+        }
+        let Ok(ip) = id.parse::<IpAddr>() else { return Cow::Borrowed(id) };
         let prefix = self.banprefix.widen(ip);
         if prefix.is_address() || self.is_ignored(id) {
-            return id.to_string();
+            return Cow::Borrowed(id);
         }
         if self.prefix_holds_ignored(&prefix) {
             tracing::debug!("{id} is counted alone: its prefix {prefix} holds an ignored address");
-            return id.to_string();
+            return Cow::Borrowed(id);
         }
-        prefix.to_string()
+        Cow::Owned(prefix.to_string())
     }
 
     /// Count one failure of `id` logged at `time` (its lines and captured

@@ -125,6 +125,20 @@ impl Opened {
         })
     }
 
+    /// Whether several lines can go out in one write.
+    fn takes_runs(&self) -> bool {
+        matches!(self, Opened::Stderr | Opened::Stdout | Opened::File(_))
+    }
+
+    /// Whether both are the same open target.
+    fn same(&self, other: &Opened) -> bool {
+        match (self, other) {
+            (Opened::Stderr, Opened::Stderr) | (Opened::Stdout, Opened::Stdout) => true,
+            (Opened::File(a), Opened::File(b)) => Arc::ptr_eq(&a.file, &b.file),
+            _ => false,
+        }
+    }
+
     fn write(&self, meta_severity: u8, line: &[u8]) {
         match self {
             Opened::Stderr => drop(std::io::stderr().write_all(line)),
@@ -238,8 +252,95 @@ impl Write for OutputLine {
 
 impl Drop for OutputLine {
     fn drop(&mut self) {
-        if !self.line.is_empty() {
-            self.to.write(self.severity, &self.line);
+        if self.line.is_empty() {
+            return;
+        }
+        let line = std::mem::take(&mut self.line);
+        // A line that is not held (no guard, or a datagram target) comes
+        // back to be written now.
+        let unheld = HELD.with(|held| match held.borrow_mut().as_mut() {
+            Some(held) => held.keep(&self.to, line),
+            None => Some(line),
+        });
+        if let Some(line) = unheld {
+            self.to.write(self.severity, &line);
+        }
+    }
+}
+
+/// Lines a thread holds back while [`hold_lines`]'s guard lives.
+struct HeldLines {
+    to: Option<Opened>,
+    bytes: Vec<u8>,
+}
+
+/// Beyond this many held bytes the lines go out at once, so that holding
+/// them never costs much memory.
+const MAX_HELD: usize = 64 * 1024;
+
+impl HeldLines {
+    /// Keep `line` for later; a line for a target that cannot take a run
+    /// of lines in one write (a datagram per event) is given back.
+    fn keep(&mut self, to: &Opened, line: Vec<u8>) -> Option<Vec<u8>> {
+        if !to.takes_runs() {
+            return Some(line);
+        }
+        if self.to.as_ref().is_some_and(|held| !held.same(to)) {
+            self.release();
+        }
+        self.to.get_or_insert_with(|| to.clone());
+        self.bytes.extend_from_slice(&line);
+        if self.bytes.len() >= MAX_HELD {
+            self.release();
+        }
+        None
+    }
+
+    fn release(&mut self) {
+        if let Some(to) = self.to.take()
+            && !self.bytes.is_empty()
+        {
+            to.write(6, &self.bytes);
+        }
+        self.bytes.clear();
+    }
+}
+
+thread_local! {
+    static HELD: std::cell::RefCell<Option<HeldLines>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Hold this thread's log lines for a file or a standard stream until the
+/// guard is dropped, then write them in one go. A jail in a burst logs a
+/// line per failure: one write per line costs more than matching it, and
+/// wakes every inotify watch on the log's folder (often /var/log, which
+/// the jails themselves watch). Lines are still whole and in order; they
+/// are only late by the guard's lifetime, so keep it to a batch of work.
+pub fn hold_lines() -> HeldGuard {
+    let outer = HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if held.is_some() {
+            return false;
+        }
+        *held = Some(HeldLines { to: None, bytes: Vec::new() });
+        true
+    });
+    HeldGuard { outer }
+}
+
+/// Writes the held lines when dropped (see [`hold_lines`]).
+pub struct HeldGuard {
+    /// Whether this guard started the holding (a nested one leaves it to
+    /// the outer).
+    outer: bool,
+}
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        if self.outer
+            && let Some(mut held) = HELD.with(|held| held.borrow_mut().take())
+        {
+            held.release();
         }
     }
 }
@@ -270,6 +371,43 @@ mod tests {
         expected.extend_from_slice(&9u64.to_le_bytes());
         expected.extend_from_slice(b"two\nlines\n");
         assert_eq!(d, expected);
+    }
+
+    #[test]
+    fn held_lines_go_out_whole_and_in_order_when_the_guard_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let (out, _) = LogOutput::open(&LogTarget::File(path.clone()));
+        let line = |text: &str| out.make_writer().write_all(text.as_bytes()).unwrap();
+        line("before\n");
+        {
+            let _held = hold_lines();
+            let _nested = hold_lines();
+            line("one\n");
+            line("two\n");
+            drop(_nested);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\n");
+            // Another thread's lines are not held by this one's guard.
+            let other = out.clone();
+            std::thread::spawn(move || other.make_writer().write_all(b"elsewhere\n").unwrap()).join().unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nelsewhere\none\ntwo\n");
+        line("after\n");
+        assert!(std::fs::read_to_string(&path).unwrap().ends_with("two\nafter\n"));
+    }
+
+    #[test]
+    fn held_lines_follow_a_switch_of_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        let (out, _) = LogOutput::open(&LogTarget::File(a.clone()));
+        let _held = hold_lines();
+        out.make_writer().write_all(b"to a\n").unwrap();
+        out.switch(&LogTarget::File(b.clone())).unwrap();
+        out.make_writer().write_all(b"to b\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "to a\n");
+        drop(_held);
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "to b\n");
     }
 
     #[test]

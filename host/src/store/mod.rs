@@ -434,14 +434,23 @@ fn write_ban(
     let kept = &ban.matches[ban.matches.len().saturating_sub(max_matches)..];
     let matches = serde_json::to_string(kept).unwrap_or_else(|_| "[]".into());
     let fields = serde_json::to_string(&ban.fields).unwrap_or_else(|_| "[]".into());
-    tx.execute(
-        &format!(
-            "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active, fields)
+    // Cached: preparing costs as much as the write itself, once per ban.
+    tx.prepare_cached(&format!(
+        "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active, fields)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            existing.insert()
-        ),
-        params![ban.jail, ban.id, ban.time, ban.bantime, ban.bancount, ban.failures, matches, active as i64, fields],
-    )
+        existing.insert()
+    ))?
+    .execute(params![
+        ban.jail,
+        ban.id,
+        ban.time,
+        ban.bantime,
+        ban.bancount,
+        ban.failures,
+        matches,
+        active as i64,
+        fields
+    ])
 }
 
 /// Write where `file` was read to, in `tx`; the rows written.
@@ -451,13 +460,18 @@ fn write_position(
     c: &Cursor,
     existing: Existing,
 ) -> rusqlite::Result<usize> {
-    tx.execute(
-        &format!(
-            "{} INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            existing.insert()
-        ),
-        params![file.to_string_lossy(), c.dev as i64, c.ino as i64, c.offset as i64, c.head_len, c.fingerprint as i64],
-    )
+    tx.prepare_cached(&format!(
+        "{} INTO positions (path, dev, ino, offset, head_len, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        existing.insert()
+    ))?
+    .execute(params![
+        file.to_string_lossy(),
+        c.dev as i64,
+        c.ino as i64,
+        c.offset as i64,
+        c.head_len,
+        c.fingerprint as i64
+    ])
 }
 
 #[cfg(test)]

@@ -35,6 +35,11 @@ mod reconfigure;
 /// Lines handed to the filter per call: large enough that the boundary
 /// costs nothing, small enough that a burst is saved in steps.
 pub const BATCH_LINES: usize = 4096;
+/// Full batches (a burst) judged before their ban decisions are taken
+/// together; see `read_batch`.
+const GROUP_BATCHES: usize = 4;
+/// How long a group may take before its decisions are taken anyway.
+const GROUP_TIME: Duration = Duration::from_millis(25);
 /// Memory traps in one batch after which its lines are no longer split
 /// to find the ones at fault.
 const MAX_MEMORY_SPLITS: usize = 32;
@@ -423,20 +428,41 @@ impl RunningJail {
         }
     }
 
-    /// Read and work through up to one batch; true when there may be more.
+    /// Read and work through up to [`GROUP_BATCHES`] batches; true when
+    /// there may be more. Their ban decisions are made, recorded and
+    /// applied together, after the last: in a burst, the store's commit
+    /// (a sync to disk) is then paid once per group rather than per batch.
+    /// A batch that is not full (no burst) ends the group at once, so a
+    /// lone failure line is not held back.
     fn read_batch(&mut self) -> bool {
-        let batch = self.source.read(BATCH_LINES);
-        if batch.lines.is_empty() {
-            return false;
+        let started = Instant::now();
+        let mut decisions = Vec::new();
+        let mut progress = None;
+        let mut full = false;
+        for _ in 0..GROUP_BATCHES {
+            let batch = self.source.read(BATCH_LINES);
+            if batch.lines.is_empty() {
+                full = false;
+                break;
+            }
+            self.lines_read += batch.lines.len() as u64;
+            self.metrics.lines_read(&self.name, batch.lines.len() as u64);
+            full = batch.lines.len() >= BATCH_LINES;
+            let now = self.clock.now();
+            let failures = self.scan_batch(&batch, now);
+            self.metrics.failures(&self.name, failures.len() as u64);
+            // A line per failure: written together after the batch. Not
+            // across `decide`, whose actions may take seconds.
+            let _held = crate::daemon::log_output::hold_lines();
+            decisions.extend(self.judge(failures, now));
+            progress = Some(batch.progress);
+            if !full || started.elapsed() >= GROUP_TIME {
+                break;
+            }
         }
-        self.lines_read += batch.lines.len() as u64;
-        self.metrics.lines_read(&self.name, batch.lines.len() as u64);
-        let full = batch.lines.len() >= BATCH_LINES;
-        let now = self.clock.now();
-        let failures = self.scan_batch(&batch, now);
-        self.metrics.failures(&self.name, failures.len() as u64);
-        let decisions = self.judge(failures, now);
-        let outcome = self.decide(decisions, &batch.progress, now);
+        let Some(progress) = progress else { return false };
+        let outcome = self.decide(decisions, &progress, self.clock.now());
+        let _held = crate::daemon::log_output::hold_lines();
         self.settle(&outcome);
         full
     }

@@ -73,10 +73,11 @@ fn main() {
         if manifest.exists() {
             writeln!(
                 builtins,
-                "    Builtin {{ name: {crate_name:?}, wasm: include_bytes!({:?}), manifest: include_str!({:?}), manifest_path: {:?} }},",
+                "    Builtin {{ name: {crate_name:?}, wasm: include_bytes!({:?}), manifest: include_str!({:?}), manifest_path: {:?}, sha256: {:?} }},",
                 wasm.display().to_string(),
                 manifest.display().to_string(),
                 format!("plugins/{member}/wasmban.toml"),
+                sha256_hex(&wasm),
             )
             .expect("write to string");
         }
@@ -117,4 +118,12 @@ fn watch_dep_info(dep_info: &Path) {
             pending.clear();
         }
     }
+}
+
+/// Hex sha256 of a file, for the registry to know each built-in's digest
+/// without hashing it at run time.
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    let bytes = fs::read(path).expect("read a built component");
+    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -33,7 +33,7 @@ pub fn fixture_source(crate_name: &str, manifest: &str) -> PluginSource {
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     PluginSource {
         name: crate_name.to_string(),
-        bytes: Arc::from(bytes),
+        bytes: bytes.into(),
         manifest: Manifest::parse(manifest).expect("fixture manifest"),
         origin: Origin::File(path),
         manifest_path: None,

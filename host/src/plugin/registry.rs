@@ -19,6 +19,46 @@ pub struct Builtin {
     pub manifest: &'static str,
     /// Where that manifest lives in the source tree, for error messages.
     pub manifest_path: &'static str,
+    /// Hex sha256 of `wasm`, worked out when the binary was built (hashing
+    /// the regex filter at every start cost milliseconds).
+    pub sha256: &'static str,
+}
+
+/// A component's bytes: borrowed from the binary for a built-in (no copy
+/// of it is made, nor kept), or read from a file.
+#[derive(Debug, Clone)]
+pub enum ComponentBytes {
+    /// Embedded, with the digest the build worked out.
+    Embedded {
+        /// The bytes.
+        wasm: &'static [u8],
+        /// Their hex sha256.
+        sha256: &'static str,
+    },
+    /// Read from a file.
+    Loaded(Arc<[u8]>),
+}
+
+impl std::ops::Deref for ComponentBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ComponentBytes::Embedded { wasm, .. } => wasm,
+            ComponentBytes::Loaded(bytes) => bytes,
+        }
+    }
+}
+
+impl From<Vec<u8>> for ComponentBytes {
+    fn from(bytes: Vec<u8>) -> ComponentBytes {
+        ComponentBytes::Loaded(Arc::from(bytes))
+    }
+}
+
+impl From<&'static Builtin> for ComponentBytes {
+    fn from(builtin: &'static Builtin) -> ComponentBytes {
+        ComponentBytes::Embedded { wasm: builtin.wasm, sha256: builtin.sha256 }
+    }
 }
 
 /// Every built-in plugin.
@@ -39,7 +79,7 @@ pub struct PluginSource {
     /// The plugin's name, used in logs and errors.
     pub name: String,
     /// The component bytes.
-    pub bytes: Arc<[u8]>,
+    pub bytes: ComponentBytes,
     /// Grants and limits.
     pub manifest: Manifest,
     /// Where the component came from.
@@ -51,7 +91,10 @@ pub struct PluginSource {
 impl PluginSource {
     /// Hex sha256 of the component.
     pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(&self.bytes))
+        match &self.bytes {
+            ComponentBytes::Embedded { sha256, .. } => sha256.to_string(),
+            ComponentBytes::Loaded(bytes) => hex(&Sha256::digest(bytes)),
+        }
     }
 
     /// Where to point a person who wants to change this plugin's grants.
@@ -123,7 +166,7 @@ impl Registry {
         match Self::builtin(reference) {
             Some(b) => Ok(PluginSource {
                 name: b.name.to_string(),
-                bytes: Arc::from(b.wasm),
+                bytes: b.into(),
                 manifest: Manifest::parse(b.manifest)
                     .map_err(|message| PluginError::Manifest { path: PathBuf::from(b.manifest_path), message })?,
                 origin: Origin::Builtin,
@@ -172,7 +215,7 @@ impl Registry {
                 })?;
                 let source = PluginSource {
                     name: stem,
-                    bytes: Arc::from(builtin.wasm),
+                    bytes: builtin.into(),
                     manifest,
                     origin: Origin::Builtin,
                     manifest_path: Some(manifest_path.to_path_buf()),
@@ -194,7 +237,7 @@ impl Registry {
         let name = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name).to_string();
         let source = PluginSource {
             name,
-            bytes: Arc::from(bytes),
+            bytes: bytes.into(),
             manifest,
             origin: Origin::File(path.to_path_buf()),
             manifest_path,

@@ -117,6 +117,9 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime, PluginError> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        if std::env::var_os("WASMBAN_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)
             .map_err(|e| PluginError::Compile { plugin: "(engine)".into(), message: format!("{e:#}") })?;
         let cache = match &options.cache_dir {

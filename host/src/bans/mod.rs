@@ -368,6 +368,11 @@ impl BanManager {
         let mut outcome = Outcome::default();
         let mut planned = Vec::new();
         let mut prolonged_bans = Vec::new();
+        // Ids already planned or prolonged in this call: a storm decides
+        // tens of thousands at once, and a scan of the lists per decision
+        // was quadratic.
+        let mut planned_ids = std::collections::HashSet::new();
+        let mut prolonged_ids = std::collections::HashSet::new();
         // New bans per origin, for the metrics: (filter, manual).
         let mut by_origin = (0u64, 0u64);
         {
@@ -380,11 +385,11 @@ impl BanManager {
             for d in decisions {
                 if let Some(current) = self.in_force.get(&d.id)
                     && let Some(longer) = prolonged(current, d.time.min(now), self.ban_time.base)
-                    && !prolonged_bans.iter().any(|p: &BanRecord| p.id == d.id)
+                    && prolonged_ids.insert(d.id.clone())
                 {
                     prolonged_bans.push(longer);
                 }
-                if self.in_force.contains_key(&d.id) || planned.iter().any(|p: &BanRecord| p.id == d.id) {
+                if self.in_force.contains_key(&d.id) || planned_ids.contains(&d.id) {
                     outcome.dropped.push((d.id, Dropped::AlreadyBanned));
                     continue;
                 }
@@ -414,6 +419,7 @@ impl BanManager {
                         Origin::Failures => by_origin.0 += 1,
                         Origin::Manual => by_origin.1 += 1,
                     }
+                    planned_ids.insert(record.id.clone());
                     planned.push(record);
                 } else {
                     outcome.dropped.push((record.id, Dropped::AlreadyOver));

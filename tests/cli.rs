@@ -56,3 +56,23 @@ fn plugin_list_names_the_builtins() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("iptables") && stdout.contains("regex-filter"), "{stdout}");
 }
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let line = "Nov  2 00:00:01 srv01 CRON[20033]: pam_unix(cron:session): session closed for user root\n";
+    std::fs::write(&log, line.repeat(200_000)).unwrap();
+    let wasmban = std::path::Path::new(crate::util::daemon::BIN);
+    let script = format!(
+        "'{}' --state-dir '{}' regex --print-all-missed '{}' '{}' | head -n 1",
+        wasmban.display(),
+        dir.path().join("state").display(),
+        log.display(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/filter.d/sshd.conf").display()
+    );
+    let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() == 1);
+}

@@ -571,8 +571,8 @@ impl Action for Iptables {
             if batch.is_empty() || (batch.len() > 1 && self.restore(family, &rules).is_ok()) {
                 continue;
             }
-            for (at, ip) in batch {
-                results[*at] = self.run_ok(family, &self.plan.ban(ip));
+            for ((at, _), rule) in batch.iter().zip(&rules) {
+                results[*at] = self.run_ok(family, rule);
             }
         }
         for (ticket, result) in tickets.iter().zip(&results) {
@@ -591,13 +591,14 @@ impl Action for Iptables {
             return vec![self.unban(&tickets[0])];
         }
         let mut results: Vec<Option<Result<(), String>>> = vec![None; tickets.len()];
+        let addresses: Vec<(usize, &str)> =
+            tickets.iter().enumerate().filter_map(|(at, t)| checked_address(&t.ip).ok().map(|ip| (at, ip))).collect();
         for family in Family::BOTH {
-            let batch: Vec<(usize, &str)> = tickets
-                .iter()
-                .enumerate()
-                .filter_map(|(at, t)| checked_address(&t.ip).ok().map(|ip| (at, ip)))
-                .filter(|(_, ip)| Family::of(ip) == family && self.started[family as usize])
-                .collect();
+            if !self.started[family as usize] {
+                continue;
+            }
+            let batch: Vec<(usize, &str)> =
+                addresses.iter().copied().filter(|(_, ip)| Family::of(ip) == family).collect();
             let rules: Vec<Vec<String>> = batch.iter().map(|(_, ip)| self.plan.unban(ip)).collect();
             if batch.len() > 1 && self.restore(family, &rules).is_ok() {
                 for (at, ip) in batch {

@@ -62,3 +62,20 @@ ignoreself = false
 ban_cmd = "/bin/true"
 unban_cmd = "/bin/true"
 """)
+
+
+def fail2ban_tree(conf, jail_local, extra=None):
+    """A copy of Debian's /etc/fail2ban at `conf` (replaced if there) with
+    no jail.d and `jail_local` as its jail.local: the same jails for
+    wasmban and fail2ban. `extra` is an optional (file name, text) pair
+    written beside it (wasmban.conf, fail2ban.local)."""
+    shutil.rmtree(conf, ignore_errors=True)
+    shutil.copytree("/etc/fail2ban", conf)
+    shutil.rmtree(os.path.join(conf, "jail.d"), ignore_errors=True)
+    os.makedirs(os.path.join(conf, "jail.d"))
+    with open(os.path.join(conf, "jail.local"), "w") as f:
+        f.write(jail_local)
+    if extra:
+        with open(os.path.join(conf, extra[0]), "w") as f:
+            f.write(extra[1])
+    return conf

@@ -12,12 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::util::daemon::{Daemon, append, failure, hostile_tree, tree};
-use crate::util::{has_program, skipped};
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::util::{free_port, has_program, skipped};
 
 /// `GET path` on loopback; the status line and the body.
 fn http_get(port: u16, path: &str) -> (String, String) {

@@ -24,6 +24,7 @@ mod ipset;
 mod iptables;
 mod jail_options;
 mod languages;
+mod lapi;
 mod log_target;
 mod mail;
 mod nftables;

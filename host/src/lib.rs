@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod jail;
+pub mod lapi;
 pub mod metrics;
 pub mod plugin;
 pub mod store;

@@ -86,6 +86,11 @@ pub fn root_skip_reason(programs: &[&str]) -> Option<String> {
     None
 }
 
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A network namespace made for one test and deleted when dropped.
 pub struct NetNs {
     pub name: String,

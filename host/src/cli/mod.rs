@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod bouncers;
 pub mod check;
 pub mod control;
 pub mod dump;
@@ -74,6 +75,9 @@ pub enum Command {
     /// history and log read positions, into wasmban's store.
     #[command(name = "import-fail2ban")]
     ImportFail2ban(import::ImportArgs),
+    /// The CrowdSec bouncers let into the bans API (`[lapi]`).
+    #[command(subcommand)]
+    Bouncers(bouncers::BouncersCommand),
     /// Talk to a running daemon.
     #[command(flatten)]
     Control(control::ControlCommand),
@@ -167,6 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server::run(&cli, args),
         Command::ImportFail2ban(args) => import::run(&cli, args),
         Command::Control(cmd) => control::run(&cli, cmd),
+        Command::Bouncers(cmd) => bouncers::run(&cli, cmd),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "wasmban", &mut std::io::stdout());

@@ -49,6 +49,7 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         mail: settings.mail.clone(),
         whois: settings.whois.clone(),
         metrics_listen: settings.metrics_listen,
+        lapi: settings.lapi.clone(),
         notifier,
         pidfile: settings.pidfile.clone(),
     })

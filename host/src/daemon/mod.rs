@@ -68,6 +68,8 @@ pub struct ServerOptions {
     pub whois: crate::capability::whois::WhoisSettings,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where CrowdSec bouncers are served, if anywhere.
+    pub lapi: Option<crate::lapi::LapiSettings>,
     /// The service manager, when started by systemd with `Type=notify`.
     pub notifier: Option<notify::Notifier>,
     /// Where to write the daemon's pid while it runs.
@@ -94,6 +96,11 @@ struct Daemon {
     db: PathBuf,
     syslogsocket: Mutex<String>,
     notifier: Option<notify::Notifier>,
+    /// Reloads and stops under way: jails are missing from `jails` for a
+    /// moment then, which bouncers must not take for lifted bans.
+    changing_jails: std::sync::atomic::AtomicUsize,
+    /// The state directory.
+    state_dir: PathBuf,
     /// Whether systemd is still to hear READY=1 (at start and after each
     /// reload, once every jail has settled).
     ready_due: std::sync::atomic::AtomicBool,
@@ -273,6 +280,8 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
         syslogsocket: Mutex::new(options.syslogsocket.clone()),
         notifier: options.notifier.take(),
         ready_due: std::sync::atomic::AtomicBool::new(true),
+        changing_jails: std::sync::atomic::AtomicUsize::new(0),
+        state_dir: options.state_dir.clone(),
     });
     let (jails, errors) = Jails::load(&options.confdir)?;
     for e in &errors {
@@ -310,6 +319,10 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
         Some(listen) => Some(daemon.clone().serve_metrics(listen).await),
         None => None,
     };
+    let lapi = match &options.lapi {
+        Some(settings) => daemon.clone().serve_lapi(settings).await,
+        None => None,
+    };
     let supervising = tokio::spawn(daemon.clone().supervise(options.poll_interval));
 
     let mut hangup = signal(SignalKind::hangup())?;
@@ -341,6 +354,12 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
     if let Some(m) = metrics.flatten() {
         m.abort();
     }
+    // Bouncers find the API gone and keep what they hold, rather than
+    // being told that the jails' bans ended as the jails stop.
+    if let Some(l) = lapi {
+        l.abort();
+    }
+    daemon.changing_jails.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let d = daemon.clone();
     let _ = tokio::task::spawn_blocking(move || d.stop_all()).await;
     let _ = std::fs::remove_file(&options.socket);
@@ -402,7 +421,9 @@ impl Daemon {
             n.reloading();
         }
         // READY=1 again once the jails have settled, whatever the outcome.
+        self.changing_jails.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let result = self.reload_jails(only).await;
+        self.changing_jails.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         self.ready_due.store(true, std::sync::atomic::Ordering::Relaxed);
         result
     }

@@ -95,6 +95,8 @@ pub struct Settings {
     /// `[metrics] listen`: where Prometheus metrics are served (off when
     /// `None`).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `[lapi]`: where CrowdSec bouncers are served (off when `None`).
+    pub lapi: Option<crate::lapi::LapiSettings>,
     /// `pidfile`: where the daemon writes its pid while it runs.
     pub pidfile: Option<PathBuf>,
     /// `dbpurgeage` in seconds: lifted bans older than this are forgotten
@@ -122,6 +124,7 @@ impl Default for Settings {
             log_format: LogFormat::Fail2ban,
             syslogsocket: "auto".into(),
             metrics_listen: None,
+            lapi: None,
             pidfile: None,
             dbpurgeage: 86400,
             dbmaxmatches: crate::store::DEFAULT_MAX_MATCHES,
@@ -232,6 +235,25 @@ impl Settings {
                     )
                 })?);
             }
+        }
+        if let Some(listen) = in_section("lapi", "listen")?.filter(|l| !l.trim().is_empty()) {
+            let listen = listen.trim();
+            let listen = listen.parse().map_err(|_| {
+                error_in(
+                    "lapi",
+                    "listen",
+                    format!(
+                        "{listen:?}: give an address and port, such as 127.0.0.1:8080 or [::1]:8080 \
+                         (empty: no bouncer API)"
+                    ),
+                )
+            })?;
+            let keys = match in_section("lapi", "keys")?.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
+                Some(p) => return Err(error_in("lapi", "keys", format!("{p:?}: give an absolute path"))),
+            };
+            settings.lapi = Some(crate::lapi::LapiSettings { listen, keys });
         }
         if let Some(age) = get("dbpurgeage")? {
             settings.dbpurgeage = parse_time(&age).map_err(|m| value_error("dbpurgeage", m))?;

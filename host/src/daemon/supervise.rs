@@ -1,6 +1,7 @@
-//! What the daemon tells the outside about itself while it runs: systemd
-//! (readiness, a status line, the watchdog) and Prometheus (the metrics
-//! endpoint). Both read what the jails publish and never wait on a jail.
+//! What the daemon tells the outside while it runs: systemd (readiness, a
+//! status line, the watchdog), Prometheus (the metrics endpoint) and
+//! CrowdSec's bouncers (the bans in force). All read what the jails
+//! publish and never wait on a jail.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +40,61 @@ impl Daemon {
     /// Every jail's status as last published (no ban lists).
     pub(crate) fn statuses(&self) -> Vec<JailStatus> {
         self.jails.lock().map(|m| m.values().map(|h| h.counters()).collect()).unwrap_or_default()
+    }
+
+    /// Every jail's bans in force, for bouncers.
+    pub(crate) fn ban_snapshot(&self) -> crate::lapi::decisions::Snapshot {
+        let changing = self.changing_jails.load(Ordering::SeqCst) > 0;
+        let jails = self
+            .jails
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, h)| crate::lapi::decisions::JailBans {
+                        jail: name.clone(),
+                        running: h.counters().running,
+                        bans: h.banned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Read again after the jails: a reload that began meanwhile may
+        // have taken some away.
+        let settled = !changing && self.changing_jails.load(Ordering::SeqCst) == 0;
+        crate::lapi::decisions::Snapshot { settled, jails }
+    }
+
+    /// Bind the bouncers' API and serve it on its own task; an address
+    /// that cannot be bound is an error in the log, not a stop.
+    pub(crate) async fn serve_lapi(
+        self: Arc<Self>,
+        settings: &crate::lapi::LapiSettings,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let listen = settings.listen;
+        let keys = crate::lapi::keys::KeyRing::new(crate::lapi::keys_path(settings.keys.as_ref(), &self.state_dir));
+        match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => {
+                match keys.count() {
+                    0 => tracing::warn!(
+                        "[lapi] serving bouncers at http://{listen}/, but {} lets none in yet: \
+                         `wasmban bouncers add NAME` makes a key",
+                        keys.path().display()
+                    ),
+                    n => tracing::info!("[lapi] serving {n} bouncer(s) at http://{listen}/"),
+                }
+                let clock = self.jail_context.clock.clone();
+                let source: crate::lapi::Source = Arc::new(move || self.ban_snapshot());
+                let lapi = Arc::new(crate::lapi::Lapi::new(keys, source, clock));
+                Some(tokio::spawn(crate::lapi::http::serve(listener, lapi)))
+            }
+            Err(e) => {
+                tracing::error!(
+                    "[lapi] listen = {listen}: {e}; bouncers are not served (free the port or change listen in \
+                     wasmban.local, then restart)"
+                );
+                None
+            }
+        }
     }
 
     /// Bind the metrics endpoint and serve it on its own task; an address

@@ -4,6 +4,7 @@
 //! only what changed. Pure: the caller gives the bans and the time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -49,7 +50,7 @@ pub struct Ban {
     /// The same, parsed.
     pub prefix: Prefix,
     /// The jail whose ban lasts longest.
-    pub jail: String,
+    pub jail: Arc<str>,
     /// When it ends (unix seconds); `None`: never.
     pub end: Option<i64>,
 }
@@ -168,13 +169,14 @@ impl Current {
                 unknown.push(jail.jail.clone());
                 continue;
             }
+            let name: Arc<str> = Arc::from(jail.jail.as_str());
             for view in &jail.bans {
                 let end = (view.bantime >= 0).then(|| view.time.saturating_add(view.bantime));
                 if end.is_some_and(|e| e <= now) {
                     continue;
                 }
                 let Some(prefix) = Prefix::parse(&view.id) else { continue };
-                let ban = Ban { value: prefix.to_string(), prefix, jail: jail.jail.clone(), end };
+                let ban = Ban { value: prefix.to_string(), prefix, jail: name.clone(), end };
                 match bans.get(&ban.value) {
                     Some(known) if !ban.outlasts(known) => {}
                     _ => {
@@ -280,11 +282,18 @@ impl Filter {
 
     /// Whether `ban` is one of the decisions asked for.
     pub fn admits(&self, ban: &Ban) -> bool {
-        let scenario = ban.scenario().to_ascii_lowercase();
+        // Built only when asked about: most pulls name no scenario.
+        let scenario = || ban.scenario().to_ascii_lowercase();
         (self.scopes.is_empty() || self.scopes.iter().any(|s| s.eq_ignore_ascii_case(ban.scope())))
             && (self.origins.is_empty() || self.origins.iter().any(|o| o == ORIGIN))
-            && (self.containing.is_empty() || self.containing.iter().any(|w| scenario.contains(w.as_str())))
-            && !self.not_containing.iter().any(|w| scenario.contains(w.as_str()))
+            && (self.containing.is_empty() || {
+                let scenario = scenario();
+                self.containing.iter().any(|w| scenario.contains(w.as_str()))
+            })
+            && (self.not_containing.is_empty() || {
+                let scenario = scenario();
+                !self.not_containing.iter().any(|w| scenario.contains(w.as_str()))
+            })
             && self.kind.as_deref().is_none_or(|k| k == "ban")
             && self.value.as_deref().is_none_or(|v| v == ban.value)
             && self.range.is_none_or(|r| {
@@ -306,10 +315,22 @@ pub struct Answer {
     pub deleted: Vec<Decision>,
 }
 
-/// What a value's bouncer was last told.
+/// What a bouncer was last told of one value (the value is the key).
 #[derive(Debug, Clone)]
 struct Told {
-    ban: Ban,
+    prefix: Prefix,
+    jail: Arc<str>,
+    end: Option<i64>,
+}
+
+impl Told {
+    fn of(ban: &Ban) -> Told {
+        Told { prefix: ban.prefix, jail: ban.jail.clone(), end: ban.end }
+    }
+
+    fn ban(self, value: String) -> Ban {
+        Ban { value, prefix: self.prefix, jail: self.jail, end: self.end }
+    }
 }
 
 /// One bouncer's stream: the decisions it holds, as far as wasmban knows.
@@ -326,7 +347,7 @@ impl Stream {
         let mut answer = Answer::default();
         for ban in current.matching(filter) {
             answer.new.push(ban.decision(now));
-            stream.told.insert(ban.value.clone(), Told { ban: ban.clone() });
+            stream.told.insert(ban.value.clone(), Told::of(ban));
         }
         (stream, answer)
     }
@@ -337,26 +358,26 @@ impl Stream {
         let mut answer = Answer::default();
         for ban in current.matching(filter) {
             let moved = match self.told.get(&ban.value) {
-                Some(told) => told.ban.end != ban.end,
+                Some(told) => told.end != ban.end,
                 None => true,
             };
             if moved {
                 answer.new.push(ban.decision(now));
-                self.told.insert(ban.value.clone(), Told { ban: ban.clone() });
+                self.told.insert(ban.value.clone(), Told::of(ban));
             }
         }
         let mut gone = Vec::new();
         for (value, told) in &self.told {
             let still = current.bans.get(value).is_some_and(|b| filter.admits(b));
-            if !still && current.may_withdraw(&told.ban.jail) {
+            if !still && current.may_withdraw(&told.jail) {
                 gone.push(value.clone());
             }
         }
         gone.sort();
         for value in gone {
             if let Some(told) = self.told.remove(&value) {
-                let left = told.ban.end.map_or(0, |end| (end - now).min(0));
-                answer.deleted.push(told.ban.decision_lasting(left));
+                let left = told.end.map_or(0, |end| (end - now).min(0));
+                answer.deleted.push(told.ban(value).decision_lasting(left));
             }
         }
         answer

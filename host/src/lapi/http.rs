@@ -48,7 +48,7 @@ pub async fn serve(listener: TcpListener, lapi: Arc<Lapi>) {
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let lapi = lapi.clone();
-                async move { Ok::<_, Infallible>(answer(&lapi, request).await) }
+                async move { Ok::<_, Infallible>(answer(lapi, request).await) }
             });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -93,7 +93,13 @@ fn route(method: &Method, path: &str) -> Route {
     }
 }
 
-async fn answer(lapi: &Lapi, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// Run `work` off the runtime's threads: with 100,000 bans a pull takes
+/// tens of milliseconds, which the control socket should not wait for.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| e.to_string())?
+}
+
+async fn answer(lapi: Arc<Lapi>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let route = route(request.method(), request.uri().path());
     if route == Route::NotFound {
         return message(StatusCode::NOT_FOUND, "Page or Method not found");
@@ -113,20 +119,29 @@ async fn answer(lapi: &Lapi, request: Request<Incoming>) -> Response<Full<Bytes>
         // HEAD checks the key only, and moves no stream on: the next GET
         // still says everything since the previous GET.
         Route::Stream | Route::Decisions if head => json(StatusCode::OK, String::new()),
-        Route::Stream => match lapi.pull(&bouncer, &query) {
-            Ok(answer) => {
-                if !answer.new.is_empty() || !answer.deleted.is_empty() {
-                    tracing::debug!(
-                        "[lapi] {bouncer}: {} new, {} deleted decision(s)",
-                        answer.new.len(),
-                        answer.deleted.len()
-                    );
+        Route::Stream => match blocking({
+            let (lapi, bouncer) = (lapi.clone(), bouncer.clone());
+            move || {
+                lapi.pull(&bouncer, &query)
+                    .map(|a| (serde_json::to_string(&a).unwrap_or_default(), a.new.len(), a.deleted.len()))
+            }
+        })
+        .await
+        {
+            Ok((body, new, deleted)) => {
+                if new + deleted > 0 {
+                    tracing::debug!("[lapi] {bouncer}: {new} new, {deleted} deleted decision(s)");
                 }
-                json(StatusCode::OK, serde_json::to_string(&answer).unwrap_or_default())
+                json(StatusCode::OK, body)
             }
             Err(e) => message(StatusCode::BAD_REQUEST, &e),
         },
-        Route::Decisions => match lapi.lookup(&query) {
+        Route::Decisions => match blocking({
+            let lapi = lapi.clone();
+            move || lapi.lookup(&query)
+        })
+        .await
+        {
             // CrowdSec answers `null` when nothing matches.
             Ok(found) if found.is_empty() => json(StatusCode::OK, "null".into()),
             Ok(found) => json(StatusCode::OK, serde_json::to_string(&found).unwrap_or_default()),

@@ -416,6 +416,7 @@ fn bans_that_ended_while_stopped_are_lifted_at_start() {
             failures: 5,
             matches: vec![],
             fields: vec![],
+            origin: wasmban::store::Origin::Failures,
         };
         store.record_ban(&ended).unwrap();
     }

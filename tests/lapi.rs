@@ -89,6 +89,12 @@ fn bouncers_pull_bans_and_their_changes_with_a_key() {
     append(&root.join("auth.log"), &failure("192.0.2.7"));
     d.wait_for("the ban", || d.status().unwrap()["currently_banned"] == 1);
     assert!(d.client(&["ban", "sshd", "2001:db8::/64"]).0);
+    // `banned` says who decided each ban.
+    let (ok, out) = d.client(&["banned", "--json"]);
+    let banned: Value = serde_json::from_str(&out).unwrap();
+    let origin_of =
+        |ip: &str| banned["sshd"].as_array().unwrap().iter().find(|b| b["ip"] == ip).unwrap()["origin"].clone();
+    assert!(ok && origin_of("192.0.2.7") == "filter" && origin_of("2001:db8::/64") == "manual", "{out}");
 
     // No key, or a wrong one: 403, as from CrowdSec.
     assert_eq!(request(port, "GET", "/v1/decisions/stream?startup=true", None, "").0, 403);

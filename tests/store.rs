@@ -20,6 +20,7 @@ fn storm(db: &str) {
             failures: 5,
             matches: vec![format!("line {i}")],
             fields: vec![],
+            origin: wasmban::store::Origin::Failures,
         };
         store.record_ban(&ban).unwrap();
         // Reported only once it is on disk.

@@ -48,7 +48,15 @@ fn snapshot(bans: usize, shift: usize) -> Snapshot {
     let jail = |name: &str, range: std::ops::Range<usize>| JailBans {
         jail: name.into(),
         running: true,
-        bans: range.map(|i| BanView { id: address(i + shift), time: 1_000_000, bantime: 3600, bancount: 1 }).collect(),
+        bans: range
+            .map(|i| BanView {
+                id: address(i + shift),
+                time: 1_000_000,
+                bantime: 3600,
+                bancount: 1,
+                origin: Default::default(),
+            })
+            .collect(),
     };
     Snapshot { settled: true, jails: vec![jail("sshd", 0..bans / 2), jail("nginx", bans / 2..bans)] }
 }

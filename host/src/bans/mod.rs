@@ -21,14 +21,8 @@ use crate::metrics::BanOrigin;
 use crate::store::{BanRecord, Store};
 use crate::tail::Progress;
 
-/// Where a ban decision comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// The jail's filter found `maxretry` failures.
-    Failures,
-    /// An admin asked (`wasmban ban JAIL ADDRESS`).
-    Manual,
-}
+/// Where a ban decision comes from; stored with the ban.
+pub use crate::store::Origin;
 
 /// A decision to ban one id.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,12 +85,15 @@ pub struct BanView {
     pub bantime: i64,
     /// How many times it was banned in this jail, this ban included.
     pub bancount: u32,
+    /// Who decided it: `filter` or `manual`.
+    #[serde(default)]
+    pub origin: Origin,
 }
 
 impl BanView {
     /// How `status` shows `r`.
     pub fn of(r: &BanRecord) -> BanView {
-        BanView { id: r.id.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount }
+        BanView { id: r.id.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount, origin: r.origin }
     }
 }
 
@@ -413,6 +410,7 @@ impl BanManager {
                     failures: d.failures,
                     matches: d.matches,
                     fields: d.fields,
+                    origin: d.origin,
                 };
                 if record.active_at(now as i64) {
                     match d.origin {

@@ -400,7 +400,13 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                     for (jail, bans) in all {
                         for b in bans {
                             let until = if b.bantime < 0 { "forever".to_string() } else { format!("{}s", b.bantime) };
-                            println!("{jail}\t{}\tsince {}\tfor {until}\t(ban #{})", b.id, b.time, b.bancount);
+                            println!(
+                                "{jail}\t{}\tsince {}\tfor {until}\t(ban #{}, {})",
+                                b.id,
+                                b.time,
+                                b.bancount,
+                                b.origin.as_str()
+                            );
                         }
                     }
                 }
@@ -527,7 +533,7 @@ mod tests {
     use super::*;
 
     fn view(id: &str) -> BanView {
-        BanView { id: id.into(), time: 0, bantime: 600, bancount: 1 }
+        BanView { id: id.into(), time: 0, bantime: 600, bancount: 1, origin: Default::default() }
     }
 
     #[test]

@@ -164,6 +164,8 @@ pub fn read_fail2ban_db(path: &Path, now: i64) -> anyhow::Result<Imported> {
             failures: data["failures"].as_u64().unwrap_or(0).min(u32::MAX as u64) as u32,
             matches,
             fields: captured_fields(&data),
+            // fail2ban keeps no origin: its bans count as found.
+            origin: crate::store::Origin::Failures,
         };
         let active = record.active_at(now);
         imported.bans.push((record, active));

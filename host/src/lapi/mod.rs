@@ -152,8 +152,13 @@ mod tests {
 
     #[test]
     fn each_bouncer_and_query_has_its_own_stream() {
-        let bans =
-            Arc::new(Mutex::new(vec![BanView { id: "192.0.2.1".into(), time: 1000, bantime: 600, bancount: 1 }]));
+        let bans = Arc::new(Mutex::new(vec![BanView {
+            id: "192.0.2.1".into(),
+            time: 1000,
+            bantime: 600,
+            bancount: 1,
+            origin: Default::default(),
+        }]));
         let clock = Arc::new(At(Mutex::new(1000.0)));
         let api = lapi(bans.clone(), clock.clone());
         assert_eq!(api.pull("fw", "startup=true").unwrap().new.len(), 1);

@@ -14,7 +14,7 @@ mod recover;
 pub use recover::Recovery;
 
 /// The schema version this build writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// A store problem, naming the database file.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,40 @@ pub enum StoreError {
     },
 }
 
+/// Who decided a ban; `filter` and `manual` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Origin {
+    /// The jail's filter found `maxretry` failures.
+    #[default]
+    #[serde(rename = "filter")]
+    Failures,
+    /// An admin asked (`wasmban ban JAIL ADDRESS`).
+    #[serde(rename = "manual")]
+    Manual,
+}
+
+impl Origin {
+    /// How the store, `banned --json` and the metrics name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Failures => "filter",
+            Origin::Manual => "manual",
+        }
+    }
+
+    /// The origin a stored name stands for; bans stored before origins
+    /// were kept (and any name this build does not know) are the filter's.
+    pub fn from_stored(name: &str) -> Origin {
+        match name {
+            "manual" => Origin::Manual,
+            _ => Origin::Failures,
+        }
+    }
+}
+
+/// The columns [`ban_at`] reads, in its order.
+const BAN_COLUMNS: &str = "jail, ip, time, bantime, bancount, failures, matches, fields, origin";
+
 /// One ban as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BanRecord {
@@ -59,6 +93,8 @@ pub struct BanRecord {
     /// What the filter captured (`user`, ...), for actions' `<F-*>` tags
     /// (a restored ban's actions get them too).
     pub fields: Vec<(String, String)>,
+    /// Who decided it.
+    pub origin: Origin,
 }
 
 impl BanRecord {
@@ -97,6 +133,7 @@ impl Store {
                  matches TEXT NOT NULL,
                  active INTEGER NOT NULL DEFAULT 1,
                  fields TEXT NOT NULL DEFAULT '[]',
+                 origin TEXT NOT NULL DEFAULT 'filter',
                  PRIMARY KEY (jail, ip, time)
              );
              CREATE INDEX IF NOT EXISTS bans_by_ip ON bans (ip, jail);
@@ -118,13 +155,19 @@ impl Store {
         })?;
         let version: i64 =
             conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| open_err(e.to_string()))?;
+        // Schema 1 had no captured fields, schema 2 no origins: their bans
+        // get none, and count as the filter's.
+        let upgrade = match version {
+            1 => {
+                "ALTER TABLE bans ADD COLUMN fields TEXT NOT NULL DEFAULT '[]'; \
+                  ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT 'filter';"
+            }
+            2 => "ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT 'filter';",
+            _ => "",
+        };
         match version {
-            // Schema 1 had no captured fields: its bans get none.
-            1 => conn
-                .execute_batch(&format!(
-                    "BEGIN; ALTER TABLE bans ADD COLUMN fields TEXT NOT NULL DEFAULT '[]'; \
-                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
+            1 | 2 => conn
+                .execute_batch(&format!("BEGIN; {upgrade} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
                 .map_err(|e| open_err(format!("upgrading its schema: {e}")))?,
             0 => conn
                 .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
@@ -248,8 +291,10 @@ impl Store {
     /// The bans of one jail in force at `now`.
     pub fn active_bans_of(&self, jail: &str, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
-             WHERE active = 1 AND jail = ?1 AND (bantime < 0 OR time + bantime > ?2) ORDER BY time",
+            &format!(
+                "SELECT {BAN_COLUMNS} FROM bans
+             WHERE active = 1 AND jail = ?1 AND (bantime < 0 OR time + bantime > ?2) ORDER BY time"
+            ),
             params![jail, now],
         )
     }
@@ -285,8 +330,10 @@ impl Store {
     /// Bans in force at `now`: what a restart restores.
     pub fn active_bans(&self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
-             WHERE active = 1 AND (bantime < 0 OR time + bantime > ?1) ORDER BY time",
+            &format!(
+                "SELECT {BAN_COLUMNS} FROM bans
+             WHERE active = 1 AND (bantime < 0 OR time + bantime > ?1) ORDER BY time"
+            ),
             params![now],
         )
     }
@@ -295,8 +342,10 @@ impl Store {
     /// (for their actions' unban).
     pub fn expire(&mut self, now: i64) -> Result<Vec<BanRecord>, StoreError> {
         let expired = self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
-             WHERE active = 1 AND bantime >= 0 AND time + bantime <= ?1 ORDER BY time",
+            &format!(
+                "SELECT {BAN_COLUMNS} FROM bans
+             WHERE active = 1 AND bantime >= 0 AND time + bantime <= ?1 ORDER BY time"
+            ),
             params![now],
         )?;
         self.conn
@@ -327,8 +376,10 @@ impl Store {
     /// `<ipmatches>` (and, of one jail, `<ipjail...>`).
     pub fn history(&self, ip: &str) -> Result<Vec<BanRecord>, StoreError> {
         self.read_bans(
-            "SELECT jail, ip, time, bantime, bancount, failures, matches, fields FROM bans
-             WHERE ip = ?1 ORDER BY time",
+            &format!(
+                "SELECT {BAN_COLUMNS} FROM bans
+             WHERE ip = ?1 ORDER BY time"
+            ),
             params![ip],
         )
     }
@@ -390,6 +441,7 @@ fn ban_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<BanRecord> {
         failures: r.get(5)?,
         matches: serde_json::from_str(&matches).unwrap_or_default(),
         fields: serde_json::from_str(&fields).unwrap_or_default(),
+        origin: Origin::from_stored(&r.get::<_, String>(8)?),
     })
 }
 
@@ -436,8 +488,8 @@ fn write_ban(
     let fields = serde_json::to_string(&ban.fields).unwrap_or_else(|_| "[]".into());
     // Cached: preparing costs as much as the write itself, once per ban.
     tx.prepare_cached(&format!(
-        "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active, fields)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "{} INTO bans (jail, ip, time, bantime, bancount, failures, matches, active, fields, origin)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         existing.insert()
     ))?
     .execute(params![
@@ -449,7 +501,8 @@ fn write_ban(
         ban.failures,
         matches,
         active as i64,
-        fields
+        fields,
+        ban.origin.as_str()
     ])
 }
 
@@ -488,6 +541,7 @@ mod tests {
             failures: 5,
             matches: vec!["a line".into()],
             fields: vec![("user".into(), "root".into())],
+            origin: Origin::Failures,
         }
     }
 
@@ -585,11 +639,33 @@ mod tests {
         let bans = store.active_bans(2000).unwrap();
         assert_eq!((bans.len(), bans[0].matches.clone(), bans[0].fields.len()), (1, vec!["old line".into()], 0));
         drop(store);
-        // Upgraded once: the next open finds schema 2.
+        // Upgraded once: the next open finds the current schema.
         let version: i64 = Connection::open(&db).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         let mut store = Store::open(&db).unwrap();
         store.record_ban(&ban("sshd", "192.0.2.2", 1500, -1)).unwrap();
         assert_eq!(store.active_bans(2000).unwrap()[1].fields, [("user".to_string(), "root".to_string())]);
+    }
+
+    #[test]
+    fn a_schema_2_database_gets_origins_and_its_bans_are_the_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasmban.sqlite3");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE bans (jail TEXT NOT NULL, ip TEXT NOT NULL, time INTEGER NOT NULL, \
+             bantime INTEGER NOT NULL, bancount INTEGER NOT NULL, failures INTEGER NOT NULL, \
+             matches TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1, fields TEXT NOT NULL DEFAULT '[]', \
+             PRIMARY KEY (jail, ip, time)); \
+             INSERT INTO bans VALUES ('sshd', '192.0.2.1', 1000, -1, 1, 3, '[]', 1, '[]'); \
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+        drop(conn);
+        let mut store = Store::open(&db).unwrap();
+        assert_eq!(store.active_bans(2000).unwrap()[0].origin, Origin::Failures);
+        store.record_ban(&BanRecord { origin: Origin::Manual, ..ban("sshd", "192.0.2.2", 1500, -1) }).unwrap();
+        let origins: Vec<Origin> = store.active_bans(2000).unwrap().iter().map(|b| b.origin).collect();
+        assert_eq!(origins, [Origin::Failures, Origin::Manual]);
     }
 }

@@ -68,14 +68,16 @@ fn salvage(path: &Path) -> Salvaged {
     let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return (bans, positions);
     };
-    // A damaged file may hold either schema: schema 1 had no fields.
-    let with_fields = "SELECT jail, ip, time, bantime, bancount, failures, matches, fields, active FROM bans";
-    let without = "SELECT jail, ip, time, bantime, bancount, failures, matches, '[]', active FROM bans";
-    if let Ok(mut stmt) = conn.prepare(with_fields).or_else(|_| conn.prepare(without))
+    // A damaged file may hold any schema: schema 1 had no fields, schema
+    // 2 no origins.
+    let current = "SELECT jail, ip, time, bantime, bancount, failures, matches, fields, origin, active FROM bans";
+    let schema2 = "SELECT jail, ip, time, bantime, bancount, failures, matches, fields, 'filter', active FROM bans";
+    let schema1 = "SELECT jail, ip, time, bantime, bancount, failures, matches, '[]', 'filter', active FROM bans";
+    if let Ok(mut stmt) = conn.prepare(current).or_else(|_| conn.prepare(schema2)).or_else(|_| conn.prepare(schema1))
         && let Ok(mut rows) = stmt.query([])
     {
         while let Ok(Some(row)) = rows.next() {
-            if let Ok(ban) = ban_at(row).and_then(|b| Ok((b, row.get::<_, i64>(8)? != 0))) {
+            if let Ok(ban) = ban_at(row).and_then(|b| Ok((b, row.get::<_, i64>(9)? != 0))) {
                 bans.push(ban);
             }
         }
@@ -153,6 +155,7 @@ mod tests {
             failures: 3,
             matches: vec!["line".into()],
             fields: vec![("user".into(), "root".into())],
+            origin: crate::store::Origin::Manual,
         }
     }
 

@@ -16,6 +16,7 @@ mod fail2ban_client;
 mod file_actions;
 mod filters;
 mod firewalld;
+mod fleet;
 mod grants;
 mod hardening;
 mod ignore_command;

@@ -4,6 +4,7 @@ pub mod capability;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod jail;
 pub mod lapi;
 pub mod metrics;

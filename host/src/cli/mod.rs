@@ -8,6 +8,7 @@ pub mod bouncers;
 pub mod check;
 pub mod control;
 pub mod dump;
+pub mod fleet;
 pub mod import;
 pub mod interactive;
 mod log_batches;
@@ -78,6 +79,9 @@ pub enum Command {
     /// The CrowdSec bouncers let into the bans API (`[lapi]`).
     #[command(subcommand)]
     Bouncers(bouncers::BouncersCommand),
+    /// This host's place in a fleet that shares bans (`[fleet]`).
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Talk to a running daemon.
     #[command(flatten)]
     Control(control::ControlCommand),
@@ -172,6 +176,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ImportFail2ban(args) => import::run(&cli, args),
         Command::Control(cmd) => control::run(&cli, cmd),
         Command::Bouncers(cmd) => bouncers::run(&cli, cmd),
+        Command::Fleet(cmd) => fleet::run(&cli, cmd),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "wasmban", &mut std::io::stdout());

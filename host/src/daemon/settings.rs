@@ -97,6 +97,8 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[lapi]`: where CrowdSec bouncers are served (off when `None`).
     pub lapi: Option<crate::lapi::LapiSettings>,
+    /// `[fleet]`: bans shared over NATS (checked; not used yet).
+    pub fleet: Option<crate::fleet::settings::FleetSettings>,
     /// `pidfile`: where the daemon writes its pid while it runs.
     pub pidfile: Option<PathBuf>,
     /// `dbpurgeage` in seconds: lifted bans older than this are forgotten
@@ -125,6 +127,7 @@ impl Default for Settings {
             syslogsocket: "auto".into(),
             metrics_listen: None,
             lapi: None,
+            fleet: None,
             pidfile: None,
             dbpurgeage: 86400,
             dbmaxmatches: crate::store::DEFAULT_MAX_MATCHES,
@@ -254,6 +257,15 @@ impl Settings {
                 Some(p) => return Err(error_in("lapi", "keys", format!("{p:?}: give an absolute path"))),
             };
             settings.lapi = Some(crate::lapi::LapiSettings { listen, keys });
+        }
+        settings.fleet =
+            crate::fleet::settings::read(|key| in_section("fleet", key), |key, m| error_in("fleet", key, m))?;
+        if settings.fleet.is_some() {
+            settings.notices.push(format!(
+                "{}: [fleet] is read and checked, but this wasmban does not connect to NATS yet: no ban is \
+                 shared or received (the fleet is being built)",
+                files[0].display()
+            ));
         }
         if let Some(age) = get("dbpurgeage")? {
             settings.dbpurgeage = parse_time(&age).map_err(|m| value_error("dbpurgeage", m))?;

@@ -23,6 +23,9 @@ use crate::tail::Progress;
 
 /// Where a ban decision comes from; stored with the ban.
 pub use crate::store::Origin;
+pub use view::{BanView, Listing};
+
+mod view;
 
 /// A decision to ban one id.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +42,9 @@ pub struct BanDecision {
     pub matches: Vec<String>,
     /// What the filter captured (`user`, ...), for actions' `<F-*>` tags.
     pub fields: Vec<(String, String)>,
+    /// When the ban ends (unix seconds), when the decision says so (the
+    /// fleet's bans); otherwise the jail's `bantime` decides.
+    pub until: Option<i64>,
 }
 
 /// Why a decision did not become a ban.
@@ -71,36 +77,6 @@ pub struct Outcome {
     /// Ids not banned, with why.
     pub dropped: Vec<(String, Dropped)>,
 }
-
-/// One ban as `status`/`banned` show it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-pub struct BanView {
-    /// The banned id (an address, or a filter's declared id); `ip` in
-    /// JSON, as fail2ban's tag calls it.
-    #[serde(rename = "ip")]
-    pub id: String,
-    /// Unix seconds when it started.
-    pub time: i64,
-    /// Its length in seconds; -1 forever.
-    pub bantime: i64,
-    /// How many times it was banned in this jail, this ban included.
-    pub bancount: u32,
-    /// Who decided it: `filter` or `manual`.
-    #[serde(default)]
-    pub origin: Origin,
-}
-
-impl BanView {
-    /// How `status` shows `r`.
-    pub fn of(r: &BanRecord) -> BanView {
-        BanView { id: r.id.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount, origin: r.origin }
-    }
-}
-
-/// The bans in force of one jail, oldest first, kept up to date by its
-/// manager at each change and read by `status` when asked: the list is
-/// never rebuilt on the jail's loop.
-pub type Listing = Arc<Mutex<BTreeMap<(i64, String), BanView>>>;
 
 /// A ban whose time is up but that an action failed to lift: its record
 /// stays in the store until every action has lifted it.
@@ -370,8 +346,8 @@ impl BanManager {
         // was quadratic.
         let mut planned_ids = std::collections::HashSet::new();
         let mut prolonged_ids = std::collections::HashSet::new();
-        // New bans per origin, for the metrics: (filter, manual).
-        let mut by_origin = (0u64, 0u64);
+        // New bans per origin, for the metrics: (filter, manual, fleet).
+        let mut by_origin = (0u64, 0u64, 0u64);
         {
             let Ok(store) = self.store.lock() else {
                 outcome.dropped =
@@ -405,7 +381,10 @@ impl BanManager {
                     jail: self.jail.clone(),
                     id: d.id,
                     time: d.time.min(now).floor() as i64,
-                    bantime: self.ban_time.seconds(earlier, self.rng.f64()),
+                    bantime: match d.until {
+                        Some(until) => until - d.time.min(now).floor() as i64,
+                        None => self.ban_time.seconds(earlier, self.rng.f64()),
+                    },
                     bancount: earlier + 1,
                     failures: d.failures,
                     matches: d.matches,
@@ -416,6 +395,7 @@ impl BanManager {
                     match d.origin {
                         Origin::Failures => by_origin.0 += 1,
                         Origin::Manual => by_origin.1 += 1,
+                        Origin::Fleet => by_origin.2 += 1,
                     }
                     planned_ids.insert(record.id.clone());
                     planned.push(record);
@@ -452,6 +432,7 @@ impl BanManager {
         let metrics = crate::metrics::global();
         metrics.banned(&self.jail, BanOrigin::Filter, by_origin.0);
         metrics.banned(&self.jail, BanOrigin::Manual, by_origin.1);
+        metrics.banned(&self.jail, BanOrigin::Fleet, by_origin.2);
         self.apply(&planned, BanKind::Fresh);
         self.list(&planned);
         self.prolong(prolonged_bans);
@@ -511,6 +492,17 @@ impl BanManager {
             }
         };
         self.lift_records(&lifted, now, BanOrigin::Manual, id.is_none()).map(|()| lifted)
+    }
+
+    /// Lift the fleet's ban of `id`, if the fleet banned it here (a ban of
+    /// this host's own stands); the ban lifted. Its record stays in the
+    /// history, as an expired ban's does.
+    pub fn lift_fleet(&mut self, id: &str, now: f64) -> Result<Option<BanRecord>, String> {
+        if self.in_force.get(id).is_none_or(|r| r.origin != Origin::Fleet) {
+            return Ok(None);
+        }
+        let lifted: Vec<BanRecord> = self.take(id).into_iter().collect();
+        self.lift_records(&lifted, now, BanOrigin::Expired, false).map(|()| lifted.into_iter().next())
     }
 
     /// Lift every ban whose time is up at `now`; the bans lifted.

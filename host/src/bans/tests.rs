@@ -33,6 +33,7 @@ fn failures(id: &str, time: f64) -> BanDecision {
         failures: 3,
         matches: vec!["a line".into()],
         fields: Vec::new(),
+        until: None,
     }
 }
 

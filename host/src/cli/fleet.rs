@@ -17,6 +17,27 @@ pub enum FleetCommand {
     },
     /// Print this host's public key.
     Pubkey,
+    /// The running daemon's fleet: connection, outbox, and what each
+    /// origin sent (received, taken, refused and why).
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift everything an origin contributed, and take nothing more from
+    /// it until the daemon restarts (remove it from `trust` for good).
+    Revoke {
+        /// The origin host.
+        origin: String,
+    },
+}
+
+fn ask(cli: &Cli, request: crate::daemon::control::Request) -> anyhow::Result<serde_json::Value> {
+    let reply = crate::daemon::control::call(&cli.socket, &request, std::time::Duration::from_secs(30))?;
+    if !reply.ok {
+        anyhow::bail!("{}", reply.error.unwrap_or_else(|| "the daemon refused without saying why".into()));
+    }
+    Ok(reply.result)
 }
 
 /// Run a `fleet` subcommand.
@@ -30,6 +51,42 @@ pub fn run(cli: &Cli, command: &FleetCommand) -> anyhow::Result<()> {
             println!("{public}");
         }
         FleetCommand::Pubkey => println!("{}", crate::fleet::load_key(&path)?.public_key()),
+        FleetCommand::Status { json } => {
+            let status = ask(cli, crate::daemon::control::Request::FleetStatus)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                let text = |k: &str| status[k].as_str().unwrap_or("").to_string();
+                println!("Fleet status for {} (bucket {})", text("name"), text("bucket"));
+                println!("|- Connected:\t{}", status["connected"]);
+                if let Some(e) = status["last_error"].as_str() {
+                    println!("|- Last error:\t{e}");
+                }
+                println!("|- Outbox:\t{}", status["outbox"]);
+                println!("|- Published:\t{}", status["published"]);
+                println!("|- Applied here:\t{}", status["applied"]);
+                println!("`- Origins:");
+                if let Some(origins) = status["origins"].as_object() {
+                    for (origin, s) in origins {
+                        let mut state = String::new();
+                        if s["revoked"] == true {
+                            state.push_str(" REVOKED");
+                        }
+                        if let Some(q) = s["quarantined"].as_str() {
+                            state.push_str(&format!(" QUARANTINED ({q})"));
+                        }
+                        println!(
+                            "   {origin}: received {}, taken {}, refused {}{state}",
+                            s["received"], s["accepted"], s["rejected"]
+                        );
+                    }
+                }
+            }
+        }
+        FleetCommand::Revoke { origin } => {
+            let result = ask(cli, crate::daemon::control::Request::FleetRevoke { origin: origin.clone() })?;
+            println!("origin {origin} revoked: {} ban(s) lifted", result["lifted"]);
+        }
     }
     Ok(())
 }

@@ -50,6 +50,7 @@ pub fn run(cli: &Cli, args: &ServerArgs) -> anyhow::Result<()> {
         whois: settings.whois.clone(),
         metrics_listen: settings.metrics_listen,
         lapi: settings.lapi.clone(),
+        fleet: settings.fleet.clone(),
         notifier,
         pidfile: settings.pidfile.clone(),
     })

@@ -47,7 +47,35 @@ pub const JAIL_OPTIONS: &[&str] = &[
     // attacker holds a whole /64).
     "banprefix4",
     "banprefix6",
+    // wasmban's own: whether the jail shares its bans with the fleet and
+    // applies the fleet's.
+    "fleet",
 ];
+
+/// What a jail does with the fleet (`fleet =`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetMode {
+    /// Neither shares nor applies.
+    Off,
+    /// Publishes its bans.
+    Share,
+    /// Applies the fleet's bans.
+    Receive,
+    /// Both.
+    Both,
+}
+
+impl FleetMode {
+    /// Whether the jail publishes its bans.
+    pub fn shares(self) -> bool {
+        matches!(self, FleetMode::Share | FleetMode::Both)
+    }
+
+    /// Whether the jail applies the fleet's bans.
+    pub fn receives(self) -> bool {
+        matches!(self, FleetMode::Receive | FleetMode::Both)
+    }
+}
 
 /// One jail, typed.
 #[derive(Debug, Clone)]
@@ -79,6 +107,8 @@ pub struct Jail {
     pub ignoreself: bool,
     /// `banprefix4` and `banprefix6` (wasmban's own).
     pub banprefix: crate::jail::BanPrefixes,
+    /// `fleet` (wasmban's own).
+    pub fleet: FleetMode,
     /// `logtimezone`.
     pub logtimezone: Option<String>,
     /// The filter reference and its resolved definition.
@@ -205,6 +235,7 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
         reconcile: 0,
         ignoreip: crate::jail::IgnoreList::default(),
         banprefix: crate::jail::BanPrefixes::default(),
+        fleet: FleetMode::Off,
         ignoreself: true,
         logtimezone: None,
         filter,
@@ -274,6 +305,7 @@ struct TypedOptions {
     ignoreip: crate::jail::IgnoreList,
     ignoreself: bool,
     banprefix: crate::jail::BanPrefixes,
+    fleet: FleetMode,
     logtimezone: Option<String>,
 }
 
@@ -354,8 +386,16 @@ impl TypedOptions {
             options.get("banprefix6").map(String::as_str),
         )
         .map_err(|(key, m)| error(key, m))?;
+        let fleet = match options.get("fleet").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("off") | Some("") => FleetMode::Off,
+            Some("share") => FleetMode::Share,
+            Some("receive") => FleetMode::Receive,
+            Some("both") => FleetMode::Both,
+            Some(other) => return Err(error("fleet", format!("{other:?}: use share, receive, both or off"))),
+        };
         Ok(TypedOptions {
             banprefix,
+            fleet,
             backend: options.get("backend").cloned().unwrap_or_else(|| "auto".into()),
             logpath: options
                 .get("logpath")
@@ -374,6 +414,7 @@ impl TypedOptions {
 
     fn apply(self, jail: &mut Jail) {
         jail.backend = self.backend;
+        jail.fleet = self.fleet;
         jail.logpath = self.logpath;
         jail.maxretry = self.maxretry;
         jail.maxmatches = self.maxmatches;

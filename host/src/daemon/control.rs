@@ -59,6 +59,14 @@ pub enum Request {
     },
     /// What each plugin instance has cost since start, the most CPU first.
     Top,
+    /// The fleet: connection, outbox, what each origin sent.
+    FleetStatus,
+    /// Lift all an origin of the fleet contributed, and take nothing
+    /// more from it until the daemon restarts.
+    FleetRevoke {
+        /// The origin host.
+        origin: String,
+    },
     /// Change a jail's setting until the next reload, as fail2ban's `set
     /// JAIL KEY VALUE...`.
     Set {

@@ -30,6 +30,7 @@ use crate::store::Store;
 use crate::tail::{Batch, Progress, Source};
 use crate::wit::types::Failure;
 
+mod fleet;
 mod reconfigure;
 
 /// Lines handed to the filter per call: large enough that the boundary
@@ -72,6 +73,8 @@ pub struct JailContext {
     pub clock: Arc<dyn Clock>,
     /// How often files are looked at without an inotify event.
     pub poll_interval: Duration,
+    /// Where bans for the fleet go, when the daemon has a fleet.
+    pub fleet: Option<crate::fleet::Outbox>,
 }
 
 /// A request for a jail's thread.
@@ -91,6 +94,20 @@ pub enum JailCommand {
         id: Option<String>,
         /// How many bans were lifted.
         reply: oneshot::Sender<Result<usize, String>>,
+    },
+    /// Ban for the fleet (in a jail with `fleet = receive` or `both`).
+    FleetBan {
+        /// The address or prefix, normalised.
+        id: String,
+        /// When the ban ends (unix seconds).
+        until: i64,
+        /// The origins that reported it, for the log and actions.
+        origins: String,
+    },
+    /// Lift the fleet's ban of an id.
+    FleetLift {
+        /// The address or prefix.
+        id: String,
     },
     /// Change a setting until the next reload (`set JAIL KEY VALUE...`).
     Set {
@@ -235,7 +252,7 @@ fn idle(rx: Receiver<JailCommand>, name: &str) {
             JailCommand::Ban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Unban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Set { reply, .. } => drop(reply.send(Err(why))),
-            JailCommand::Wake | JailCommand::Reload => {}
+            JailCommand::Wake | JailCommand::Reload | JailCommand::FleetBan { .. } | JailCommand::FleetLift { .. } => {}
             JailCommand::Stop => return,
         }
     }
@@ -280,6 +297,8 @@ struct RunningJail {
     backlog: (std::collections::BTreeMap<String, u64>, Instant),
     /// Actions left off for want of a grant, with the line to add.
     actions_off: Vec<String>,
+    /// Where the jail's bans go for the fleet.
+    fleet_outbox: Option<crate::fleet::Outbox>,
 }
 
 impl RunningJail {
@@ -342,6 +361,7 @@ impl RunningJail {
             metrics: crate::metrics::global(),
             heartbeat,
             actions_off: parts.actions_off,
+            fleet_outbox: ctx.fleet.clone(),
         };
         running.bans.start(running.clock.now());
         let mut what = running.source.files();
@@ -394,11 +414,13 @@ impl RunningJail {
                 let _ = reply.send(result);
             }
             JailCommand::Unban { id, reply } => {
-                let lifted = self.bans.lift(id.as_deref(), self.clock.now());
+                let now = self.clock.now();
+                let lifted = self.bans.lift(id.as_deref(), now);
                 if let Ok(records) = &lifted {
                     for r in records {
                         self.tracker.settle(&r.id);
                     }
+                    self.share_lifts(records, now);
                 }
                 self.publish();
                 let _ = reply.send(lifted.map(|r| r.len()));
@@ -410,6 +432,19 @@ impl RunningJail {
             }
             JailCommand::Reload => {
                 self.bans.reload_actions();
+                self.publish();
+            }
+            JailCommand::FleetBan { id, until, origins } => {
+                match self.fleet_ban(id.clone(), until, origins) {
+                    Ok(_) => {}
+                    Err(e) => tracing::info!("[{}] the fleet's ban of {id} is not applied: {e}", self.name),
+                }
+                self.publish();
+            }
+            JailCommand::FleetLift { id } => {
+                if let Err(e) = self.fleet_lift(&id) {
+                    tracing::warn!("[{}] lifting the fleet's ban of {id}: {e}", self.name);
+                }
                 self.publish();
             }
             JailCommand::Wake | JailCommand::Stop => self.publish(),
@@ -428,9 +463,11 @@ impl RunningJail {
             failures: 0,
             matches: Vec::new(),
             fields: Vec::new(),
+            until: None,
         };
         let progress = self.source.progress();
         let outcome = self.decide(vec![decision], &progress, now);
+        self.share_bans(&outcome.banned);
         match outcome.dropped.into_iter().next() {
             None if !outcome.banned.is_empty() => {
                 self.tracker.settle(&id);
@@ -476,6 +513,7 @@ impl RunningJail {
         }
         let Some(progress) = progress else { return false };
         let outcome = self.decide(decisions, &progress, self.clock.now());
+        self.share_bans(&outcome.banned);
         let _held = crate::daemon::log_output::hold_lines();
         self.settle(&outcome);
         full
@@ -593,6 +631,7 @@ impl RunningJail {
                             failures: c.failures,
                             matches: c.matches,
                             fields: c.fields,
+                            until: None,
                         });
                     }
                     Verdict::Ignored => tracing::info!(

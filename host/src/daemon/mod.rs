@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod clock;
 pub mod control;
+mod fleet_link;
 pub mod ignore_judge;
 pub mod jail_set;
 pub mod jail_thread;
@@ -70,6 +71,8 @@ pub struct ServerOptions {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Where CrowdSec bouncers are served, if anywhere.
     pub lapi: Option<crate::lapi::LapiSettings>,
+    /// The fleet that shares bans, if any.
+    pub fleet: Option<crate::fleet::settings::FleetSettings>,
     /// The service manager, when started by systemd with `Type=notify`.
     pub notifier: Option<notify::Notifier>,
     /// Where to write the daemon's pid while it runs.
@@ -101,6 +104,8 @@ struct Daemon {
     changing_jails: std::sync::atomic::AtomicUsize,
     /// The state directory.
     state_dir: PathBuf,
+    /// The fleet, once it runs.
+    fleet: std::sync::OnceLock<Arc<crate::fleet::client::Fleet>>,
     /// Whether systemd is still to hear READY=1 (at start and after each
     /// reload, once every jail has settled).
     ready_due: std::sync::atomic::AtomicBool,
@@ -250,6 +255,14 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         whois: options.whois.clone(),
         ..RuntimeOptions::default()
     })?;
+    // The fleet's channel exists before the jails, which hand it their bans.
+    let (fleet_outbox, fleet_inbox) = match &options.fleet {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let jail_context = JailContext {
         runtime: Arc::new(runtime),
         confdir: options.confdir.clone(),
@@ -257,16 +270,21 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         store: Arc::new(Mutex::new(store)),
         clock: options.clock.clone(),
         poll_interval: options.poll_interval,
+        fleet: fleet_outbox,
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("wasmban-control")
         .enable_all()
         .build()?;
-    tokio.block_on(serve(options, jail_context))
+    tokio.block_on(serve(options, jail_context, fleet_inbox))
 }
 
-async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow::Result<()> {
+async fn serve(
+    mut options: ServerOptions,
+    jail_context: JailContext,
+    fleet_inbox: Option<tokio::sync::mpsc::UnboundedReceiver<crate::fleet::Outgoing>>,
+) -> anyhow::Result<()> {
     let listener = bind_socket(&options.socket)?;
     let (events, mut inbox) = mpsc::unbounded_channel();
     let daemon = Arc::new(Daemon {
@@ -282,6 +300,7 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
         ready_due: std::sync::atomic::AtomicBool::new(true),
         changing_jails: std::sync::atomic::AtomicUsize::new(0),
         state_dir: options.state_dir.clone(),
+        fleet: std::sync::OnceLock::new(),
     });
     let (jails, errors) = Jails::load(&options.confdir)?;
     for e in &errors {
@@ -318,6 +337,10 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
     let metrics = match options.metrics_listen {
         Some(listen) => Some(daemon.clone().serve_metrics(listen).await),
         None => None,
+    };
+    let fleet = match (options.fleet.clone(), fleet_inbox) {
+        (Some(settings), Some(inbox)) => daemon.clone().start_fleet(settings, inbox),
+        _ => None,
     };
     let lapi = match &options.lapi {
         Some(settings) => daemon.clone().serve_lapi(settings).await,
@@ -358,6 +381,9 @@ async fn serve(mut options: ServerOptions, jail_context: JailContext) -> anyhow:
     // being told that the jails' bans ended as the jails stop.
     if let Some(l) = lapi {
         l.abort();
+    }
+    if let Some(f) = fleet {
+        f.abort();
     }
     daemon.changing_jails.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let d = daemon.clone();
@@ -555,6 +581,14 @@ impl Daemon {
     async fn handle(&self, request: Request) -> Reply {
         match request {
             Request::Ping => Reply::ok(json!("pong")),
+            Request::FleetStatus => match self.fleet.get() {
+                Some(f) => Reply::ok(f.status()),
+                None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
+            },
+            Request::FleetRevoke { origin } => match self.fleet.get() {
+                Some(f) => Reply::ok(json!({ "origin": origin, "lifted": f.revoke(&origin) })),
+                None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
+            },
             Request::Status { jail: None } => Reply::ok(json!({ "jails": self.jail_names() })),
             Request::Status { jail: Some(jail) } => match self.status_of(&jail) {
                 Some(s) => Reply::ok(serde_json::to_value(s).unwrap_or(Value::Null)),

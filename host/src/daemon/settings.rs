@@ -97,7 +97,7 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// `[lapi]`: where CrowdSec bouncers are served (off when `None`).
     pub lapi: Option<crate::lapi::LapiSettings>,
-    /// `[fleet]`: bans shared over NATS (checked; not used yet).
+    /// `[fleet]`: bans shared over NATS.
     pub fleet: Option<crate::fleet::settings::FleetSettings>,
     /// `pidfile`: where the daemon writes its pid while it runs.
     pub pidfile: Option<PathBuf>,
@@ -260,13 +260,6 @@ impl Settings {
         }
         settings.fleet =
             crate::fleet::settings::read(|key| in_section("fleet", key), |key, m| error_in("fleet", key, m))?;
-        if settings.fleet.is_some() {
-            settings.notices.push(format!(
-                "{}: [fleet] is read and checked, but this wasmban does not connect to NATS yet: no ban is \
-                 shared or received (the fleet is being built)",
-                files[0].display()
-            ));
-        }
         if let Some(age) = get("dbpurgeage")? {
             settings.dbpurgeage = parse_time(&age).map_err(|m| value_error("dbpurgeage", m))?;
         }

@@ -4,15 +4,39 @@
 //! origins. Each host keeps the final say over what it applies
 //! ([`policy`]).
 //!
-//! Built so far: the record and its signature ([`record`]), the local
-//! policy ([`policy`]), `[fleet]` in `wasmban.conf` ([`settings`]) and
-//! this host's signing key (`wasmban fleet keygen`). The connection to
-//! NATS and the jails' side are not built yet: a configured `[fleet]` is
-//! checked and said to be unused.
+//! The record and its signature are [`record`], the local policy
+//! [`policy`], the connection, outbox and watch [`client`], `[fleet]` in
+//! `wasmban.conf` [`settings`]; this host's signing key is made by
+//! `wasmban fleet keygen`. A jail's side is `daemon/jail_thread/fleet.rs`.
 
+pub mod client;
 pub mod policy;
 pub mod record;
 pub mod settings;
+
+/// A jail's ban or lift, for the fleet.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A new ban of this host's.
+    Banned {
+        /// The jail.
+        jail: String,
+        /// The ban.
+        record: crate::store::BanRecord,
+    },
+    /// A ban of this host's lifted before its time.
+    Lifted {
+        /// The jail.
+        jail: String,
+        /// The ban.
+        record: crate::store::BanRecord,
+        /// When (unix seconds).
+        at: i64,
+    },
+}
+
+/// Where jails hand their bans to the fleet's task.
+pub type Outbox = tokio::sync::mpsc::UnboundedSender<Outgoing>;
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};

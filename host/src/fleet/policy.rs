@@ -80,6 +80,8 @@ pub enum Rejection {
     Allowed,
     /// A prefix wider than the floor.
     TooWide,
+    /// This host's own address, or loopback.
+    Protected,
     /// Its origin is quarantined or revoked.
     Shut,
 }
@@ -113,7 +115,13 @@ pub struct FleetView {
     /// What this host applies from the fleet: network -> end.
     applied: BTreeMap<String, (Prefix, i64)>,
     stats: BTreeMap<String, OriginStats>,
+    /// Addresses never banned from the fleet whatever the lists say (this
+    /// host's own, loopback).
+    protect: Option<Protected>,
 }
+
+/// What says an address must never be banned from the fleet.
+pub type Protected = Box<dyn Fn(&Prefix) -> bool + Send + Sync>;
 
 impl FleetView {
     /// This host (`me`) under `policy`, trusting the origins of `trust`
@@ -128,7 +136,14 @@ impl FleetView {
             recent: HashMap::new(),
             applied: BTreeMap::new(),
             stats: BTreeMap::new(),
+            protect: None,
         }
+    }
+
+    /// Never take a ban of what `protected` holds.
+    pub fn protecting(mut self, protected: Protected) -> FleetView {
+        self.protect = Some(protected);
+        self
     }
 
     /// Each origin's counts.
@@ -180,6 +195,9 @@ impl FleetView {
         }
         if self.policy.allow.iter().any(|a| a.overlaps(&network)) {
             return self.reject(&origin, Rejection::Allowed);
+        }
+        if self.protect.as_ref().is_some_and(|p| p(&network)) {
+            return self.reject(&origin, Rejection::Protected);
         }
         let new_ban = record.in_force(now)
             && self.records.get(key).is_none_or(|old| old.start != record.start || !old.in_force(now));
@@ -432,6 +450,16 @@ mod tests {
         assert!(v.receive(&k, &b, 1004).is_empty());
         v.release("web2");
         assert_eq!(v.receive(&k, &b, 1005).len(), 1);
+    }
+
+    #[test]
+    fn protected_addresses_are_never_taken() {
+        let web1 = Host::new("web1");
+        let mut v =
+            view(Policy::default(), &[&web1]).protecting(Box::new(|p| p.contains("127.0.0.1".parse().unwrap())));
+        let (k, b) = web1.ban("127.0.0.1", 32, 1000, None);
+        assert!(v.receive(&k, &b, 1000).is_empty());
+        assert_eq!(v.stats()["web1"].rejected[&Rejection::Protected], 1);
     }
 
     #[test]

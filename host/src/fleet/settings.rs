@@ -17,6 +17,8 @@ pub struct FleetSettings {
     pub name: String,
     /// `credentials`: a NATS credentials file.
     pub credentials: Option<PathBuf>,
+    /// `auth = nkey`: this host's signing key is also its NATS user.
+    pub nkey_auth: bool,
     /// `bucket`: the key-value bucket.
     pub bucket: String,
     /// `trust`: origin -> its public nkey.
@@ -57,6 +59,20 @@ pub fn read<E>(
         None | Some("") => None,
         Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
         Some(p) => return Err(error("credentials", format!("{p:?}: give an absolute path"))),
+    };
+    let nkey_auth = match get("auth")?.as_deref().map(str::trim) {
+        None | Some("") | Some("none") => false,
+        Some("nkey") => true,
+        Some("credentials") if credentials.is_some() => false,
+        Some(other) => {
+            return Err(error(
+                "auth",
+                format!(
+                    "{other:?}: use nkey (this host's signing key is its NATS user), credentials (with \
+                     credentials = FILE) or none (a user and password in the servers' URL, or no auth)"
+                ),
+            ));
+        }
     };
     let bucket = get("bucket")?.map(|b| b.trim().to_string()).filter(|b| !b.is_empty());
     let bucket = bucket.unwrap_or_else(|| DEFAULT_BUCKET.to_string());
@@ -115,7 +131,7 @@ pub fn read<E>(
             error("quorum", format!("{v:?}: give how many origins must report an address (1 or more)"))
         })?;
     }
-    Ok(Some(FleetSettings { servers, name, credentials, bucket, trust, policy }))
+    Ok(Some(FleetSettings { servers, name, credentials, nkey_auth, bucket, trust, policy }))
 }
 
 #[cfg(test)]

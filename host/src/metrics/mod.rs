@@ -29,6 +29,8 @@ pub enum BanOrigin {
     Manual,
     /// The ban's time was up.
     Expired,
+    /// Another host of the fleet.
+    Fleet,
 }
 
 impl BanOrigin {
@@ -37,6 +39,7 @@ impl BanOrigin {
             BanOrigin::Filter => "filter",
             BanOrigin::Manual => "manual",
             BanOrigin::Expired => "expired",
+            BanOrigin::Fleet => "fleet",
         }
     }
 }

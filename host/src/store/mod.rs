@@ -49,6 +49,9 @@ pub enum Origin {
     /// An admin asked (`wasmban ban JAIL ADDRESS`).
     #[serde(rename = "manual")]
     Manual,
+    /// Another host of the fleet banned it.
+    #[serde(rename = "fleet")]
+    Fleet,
 }
 
 impl Origin {
@@ -57,6 +60,7 @@ impl Origin {
         match self {
             Origin::Failures => "filter",
             Origin::Manual => "manual",
+            Origin::Fleet => "fleet",
         }
     }
 
@@ -65,6 +69,7 @@ impl Origin {
     pub fn from_stored(name: &str) -> Origin {
         match name {
             "manual" => Origin::Manual,
+            "fleet" => Origin::Fleet,
             _ => Origin::Failures,
         }
     }
@@ -149,6 +154,10 @@ impl Store {
              CREATE TABLE IF NOT EXISTS journal_cursors (
                  jail TEXT PRIMARY KEY,
                  cursor TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS fleet_outbox (
+                 key TEXT PRIMARY KEY,
+                 record TEXT NOT NULL
              );";
         conn.execute_batch(setup).map_err(|e| {
             open_err(format!("{e}; if this is not a wasmban database, move it away and wasmban will create a new one"))
@@ -416,6 +425,34 @@ impl Store {
     /// Save where a log file was read to.
     pub fn save_cursor(&mut self, path: &Path, c: &Cursor) -> Result<(), StoreError> {
         self.record_progress(&[], &[(path.to_path_buf(), *c)])
+    }
+
+    /// Keep `record` (the fleet's bucket key `key`) until it is
+    /// published; a later record of the same key replaces it.
+    pub fn outbox_put(&mut self, key: &str, record: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO fleet_outbox (key, record) VALUES (?1, ?2)", params![key, record])
+            .map_err(self.query_err("keep a fleet record"))?;
+        Ok(())
+    }
+
+    /// Records waiting to be published.
+    pub fn outbox(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, record FROM fleet_outbox ORDER BY rowid")
+            .map_err(self.query_err("read the fleet outbox"))?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(self.query_err("read the fleet outbox"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.query_err("read the fleet outbox"))
+    }
+
+    /// `record` was published: forget it, unless a later one replaced it.
+    pub fn outbox_done(&mut self, key: &str, record: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM fleet_outbox WHERE key = ?1 AND record = ?2", params![key, record])
+            .map_err(self.query_err("forget a published fleet record"))?;
+        Ok(())
     }
 
     /// Where a jail's journal was read to, if saved.

@@ -356,8 +356,10 @@ impl BanManager {
             };
             let overall = self.ban_time.increment.as_ref().is_some_and(|i| i.overalljails);
             for d in decisions {
+                // A decision with its own end (the fleet's) prolongs to it.
+                let length = d.until.map_or(self.ban_time.base, |until| until - d.time.min(now).floor() as i64);
                 if let Some(current) = self.in_force.get(&d.id)
-                    && let Some(longer) = prolonged(current, d.time.min(now), self.ban_time.base)
+                    && let Some(longer) = prolonged(current, d.time.min(now), length)
                     && prolonged_ids.insert(d.id.clone())
                 {
                     prolonged_bans.push(longer);

@@ -345,3 +345,27 @@ fn a_known_offenders_failures_weigh_as_fail2bans_observer_weighs_them() {
     m.ban_time = BanTime { base: 100, increment: None };
     assert_eq!(m.failure_weight("192.0.2.1", now, 20), 1);
 }
+
+#[test]
+fn the_fleets_bans_end_when_it_says_are_prolonged_by_it_and_lifted_only_if_its_own() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    let fleet = |id: &str, until: i64| BanDecision {
+        origin: Origin::Fleet,
+        fields: vec![("fleet".into(), "web2/sshd".into())],
+        until: Some(until),
+        ..failures(id, 1000.0)
+    };
+    let outcome = m.decide(vec![fleet("192.0.2.1", 5000)], &Progress::default(), 1000.0);
+    assert_eq!((outcome.banned[0].bantime, outcome.banned[0].origin), (4000, Origin::Fleet));
+    // A later end from the fleet prolongs it; an earlier one does not.
+    m.decide(vec![fleet("192.0.2.1", 9000)], &Progress::default(), 1000.0);
+    m.decide(vec![fleet("192.0.2.1", 2000)], &Progress::default(), 1000.0);
+    assert_eq!(f.store.lock().unwrap().active_bans_of("sshd", 1000).unwrap()[0].bantime, 8000);
+    // The fleet lifts its own ban, never the jail's.
+    ban_once(&mut m, "192.0.2.2", 1000.0);
+    assert_eq!(m.lift_fleet("192.0.2.2", 1100.0).unwrap(), None);
+    assert!(m.is_banned("192.0.2.2"));
+    assert_eq!(m.lift_fleet("192.0.2.1", 1100.0).unwrap().map(|r| r.id), Some("192.0.2.1".to_string()));
+    assert!(!m.is_banned("192.0.2.1"));
+}

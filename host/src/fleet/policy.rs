@@ -201,18 +201,32 @@ impl FleetView {
         }
         let new_ban = record.in_force(now)
             && self.records.get(key).is_none_or(|old| old.start != record.start || !old.in_force(now));
+        let start = record.start;
+        let lift = !record.in_force(now);
         self.stats.entry(origin.clone()).or_default().accepted += 1;
         self.records.insert(key.to_string(), record);
         self.holders.entry(network.to_string()).or_default().insert(key.to_string());
-        if new_ban && self.over_rate(&origin, now) {
+        if new_ban && self.over_rate(&origin, start, now) {
             return self.quarantine(&origin, now);
         }
-        self.settle(&[network], now)
+        let mut changes = self.settle(&[network], now);
+        // A lift of a ban this view never applied: a ban restored from
+        // the store at start, lifted by its origin while this host was
+        // down. The jails lift it if they hold it.
+        if lift && changes.is_empty() && !self.applied.contains_key(&network.to_string()) {
+            changes.push(Change::Lift { network });
+        }
+        changes
     }
 
-    /// Count a new ban of `origin`; whether it goes over the rate.
-    fn over_rate(&mut self, origin: &str, now: i64) -> bool {
+    /// Count a new ban of `origin` that started at `start`; whether it
+    /// goes over the rate. Bans that started before the window (read when
+    /// catching up after a restart or a partition) do not count.
+    fn over_rate(&mut self, origin: &str, start: i64, now: i64) -> bool {
         let window = self.policy.rate_window;
+        if start <= now - window {
+            return false;
+        }
         let recent = self.recent.entry(origin.to_string()).or_default();
         recent.push_back(now);
         while recent.front().is_some_and(|&t| t <= now - window) {
@@ -450,6 +464,19 @@ mod tests {
         assert!(v.receive(&k, &b, 1004).is_empty());
         v.release("web2");
         assert_eq!(v.receive(&k, &b, 1005).len(), 1);
+    }
+
+    #[test]
+    fn catching_up_is_not_flooding_and_a_lift_of_an_unknown_ban_is_passed_on() {
+        let web1 = Host::new("web1");
+        let mut v = view(Policy { rate: 2, rate_window: 60, ..Policy::default() }, &[&web1]);
+        for i in 1..=5 {
+            let (k, b) = web1.ban(&format!("192.0.2.{i}"), 32, 100, Some(9000));
+            assert_eq!(v.receive(&k, &b, 1000).len(), 1, "old bans read at start count for no rate");
+        }
+        assert!(v.stats()["web1"].quarantined.is_none());
+        let (k, b) = web1.ban("198.51.100.1", 32, 100, Some(500));
+        assert_eq!(v.receive(&k, &b, 1000), [Change::Lift { network: net("198.51.100.1") }]);
     }
 
     #[test]

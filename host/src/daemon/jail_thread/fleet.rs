@@ -35,9 +35,8 @@ impl RunningJail {
         {
             return Err(format!("{id} is in the jail's ignoreip"));
         }
-        if self.bans.is_banned(&id) {
-            return Ok(false);
-        }
+        // Banned here already: the decision still prolongs the ban when
+        // the fleet's ends later.
         let now = self.clock.now();
         let decision = BanDecision {
             id: id.clone(),

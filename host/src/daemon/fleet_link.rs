@@ -46,19 +46,23 @@ impl Daemon {
         Some(tokio::spawn(crate::fleet::client::run(fleet, inbox)))
     }
 
-    /// Ban or lift in every jail with `fleet = receive` or `both`.
-    fn apply_fleet(&self, change: Change) {
+    /// Ban and lift in every jail with `fleet = receive` or `both`, one
+    /// command per jail for the whole batch.
+    fn apply_fleet(&self, changes: Vec<Change>) {
+        let mut bans = Vec::new();
+        let mut lifts = Vec::new();
+        for change in changes {
+            match change {
+                Change::Ban { network, end, origins } => {
+                    let origins = origins.iter().map(|(o, j)| format!("{o}/{j}")).collect::<Vec<_>>().join(", ");
+                    bans.push((network.to_string(), end, origins));
+                }
+                Change::Lift { network } => lifts.push(network.to_string()),
+            }
+        }
         let Ok(jails) = self.jails.lock() else { return };
         for handle in jails.values().filter(|h| h.config().fleet.receives()) {
-            let command = match &change {
-                Change::Ban { network, end, origins } => JailCommand::FleetBan {
-                    id: network.to_string(),
-                    until: *end,
-                    origins: origins.iter().map(|(o, j)| format!("{o}/{j}")).collect::<Vec<_>>().join(", "),
-                },
-                Change::Lift { network } => JailCommand::FleetLift { id: network.to_string() },
-            };
-            handle.send(command);
+            handle.send(JailCommand::Fleet { bans: bans.clone(), lifts: lifts.clone() });
         }
     }
 }

@@ -95,19 +95,14 @@ pub enum JailCommand {
         /// How many bans were lifted.
         reply: oneshot::Sender<Result<usize, String>>,
     },
-    /// Ban for the fleet (in a jail with `fleet = receive` or `both`).
-    FleetBan {
-        /// The address or prefix, normalised.
-        id: String,
-        /// When the ban ends (unix seconds).
-        until: i64,
-        /// The origins that reported it, for the log and actions.
-        origins: String,
-    },
-    /// Lift the fleet's ban of an id.
-    FleetLift {
-        /// The address or prefix.
-        id: String,
+    /// The fleet's bans and lifts (in a jail with `fleet = receive` or
+    /// `both`).
+    Fleet {
+        /// Each address or prefix, when its ban ends (unix seconds), and the
+        /// origins that reported it (for the log and actions).
+        bans: Vec<(String, i64, String)>,
+        /// The fleet's bans to lift.
+        lifts: Vec<String>,
     },
     /// Change a setting until the next reload (`set JAIL KEY VALUE...`).
     Set {
@@ -252,7 +247,7 @@ fn idle(rx: Receiver<JailCommand>, name: &str) {
             JailCommand::Ban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Unban { reply, .. } => drop(reply.send(Err(why))),
             JailCommand::Set { reply, .. } => drop(reply.send(Err(why))),
-            JailCommand::Wake | JailCommand::Reload | JailCommand::FleetBan { .. } | JailCommand::FleetLift { .. } => {}
+            JailCommand::Wake | JailCommand::Reload | JailCommand::Fleet { .. } => {}
             JailCommand::Stop => return,
         }
     }
@@ -434,16 +429,12 @@ impl RunningJail {
                 self.bans.reload_actions();
                 self.publish();
             }
-            JailCommand::FleetBan { id, until, origins } => {
-                match self.fleet_ban(id.clone(), until, origins) {
-                    Ok(_) => {}
-                    Err(e) => tracing::info!("[{}] the fleet's ban of {id} is not applied: {e}", self.name),
-                }
-                self.publish();
-            }
-            JailCommand::FleetLift { id } => {
-                if let Err(e) = self.fleet_lift(&id) {
-                    tracing::warn!("[{}] lifting the fleet's ban of {id}: {e}", self.name);
+            JailCommand::Fleet { bans, lifts } => {
+                self.fleet_bans(bans);
+                for id in lifts {
+                    if let Err(e) = self.fleet_lift(&id) {
+                        tracing::warn!("[{}] lifting the fleet's ban of {id}: {e}", self.name);
+                    }
                 }
                 self.publish();
             }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -26,9 +26,13 @@ use crate::fleet::settings::FleetSettings;
 use crate::jail::Prefix;
 use crate::store::Store;
 
-/// What the daemon does with a change: ban or lift in the jails that
-/// receive.
-pub type Apply = Arc<dyn Fn(Change) + Send + Sync>;
+/// What the daemon does with changes: ban or lift in the jails that
+/// receive, as one batch.
+pub type Apply = Arc<dyn Fn(Vec<Change>) + Send + Sync>;
+
+/// Records read or bans handed over in one go: a burst on one host
+/// reaches the others as batches, one store commit each.
+const BATCH: usize = 4096;
 
 /// How often a missing bucket, a dead watch or a waiting outbox is tried
 /// again.
@@ -50,6 +54,10 @@ pub struct Fleet {
     clock: Arc<dyn Clock>,
     apply: Apply,
     published: AtomicU64,
+    /// Records the server acknowledged, to forget from the outbox in
+    /// batches (each forgetting is a commit).
+    acked: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    acked_inbox: Mutex<Option<UnboundedReceiver<(String, String)>>>,
 }
 
 impl Fleet {
@@ -74,7 +82,10 @@ impl Fleet {
                 crate::jail::ids::prefix_needs_force(p).is_some()
             }
         }));
+        let (acked, acked_inbox) = tokio::sync::mpsc::unbounded_channel();
         Ok(Fleet {
+            acked,
+            acked_inbox: Mutex::new(Some(acked_inbox)),
             settings,
             key,
             view: Mutex::new(view),
@@ -122,9 +133,7 @@ impl Fleet {
         };
         tracing::warn!("[fleet] origin {origin} revoked: {} ban(s) it reported lifted here", changes.len());
         let n = changes.len();
-        for c in changes {
-            (self.apply)(c);
-        }
+        (self.apply)(changes);
         n
     }
 
@@ -166,24 +175,26 @@ impl Fleet {
         }
     }
 
-    fn take(&self, entry: kv::Entry) {
-        if entry.operation != kv::Operation::Put {
-            return;
-        }
-        let changes = match self.view.lock() {
-            Ok(mut v) => v.receive(&entry.key, &entry.value, self.now()),
+    fn take(&self, entries: Vec<kv::Entry>) {
+        let now = self.now();
+        let changes: Vec<Change> = match self.view.lock() {
+            Ok(mut v) => entries
+                .iter()
+                .filter(|e| e.operation == kv::Operation::Put)
+                .flat_map(|e| v.receive(&e.key, &e.value, now))
+                .collect(),
             Err(_) => return,
         };
-        for c in changes {
-            (self.apply)(c);
+        if !changes.is_empty() {
+            (self.apply)(changes);
         }
     }
 
-    /// Keep a record in the outbox until the server has it.
-    async fn keep(self: &Arc<Self>, key: String, record: String) {
+    /// Keep records in the outbox until the server has them.
+    async fn keep(self: &Arc<Self>, records: Vec<(String, String)>) {
         let me = self.clone();
         let kept = tokio::task::spawn_blocking(move || match me.store.lock() {
-            Ok(mut s) => s.outbox_put(&key, &record).is_ok(),
+            Ok(mut s) => s.outbox_put(&records).is_ok(),
             Err(_) => false,
         })
         .await;
@@ -202,13 +213,7 @@ impl Fleet {
             match bucket.put(&key, record.clone().into()).await {
                 Ok(_) => {
                     me.published.fetch_add(1, Ordering::Relaxed);
-                    let done = me.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        if let Ok(mut s) = done.store.lock() {
-                            let _ = s.outbox_done(&key, &record);
-                        }
-                    })
-                    .await;
+                    let _ = me.acked.send((key, record));
                 }
                 Err(e) => me.note_error(format!(
                     "publishing {key}: {e}; kept in the outbox (is this host allowed to write $KV.{}.{}.> ?)",
@@ -295,6 +300,7 @@ pub async fn run(fleet: Arc<Fleet>, mut outgoing: UnboundedReceiver<Outgoing>) {
         }
     };
     let js = jetstream::new(client);
+    let Some(mut acked) = fleet.acked_inbox.lock().ok().and_then(|mut a| a.take()) else { return };
     let mut bucket: Option<kv::Store> = None;
     let mut watch: Option<kv::Watch> = None;
     let mut retry = tokio::time::interval(RETRY);
@@ -302,12 +308,38 @@ pub async fn run(fleet: Arc<Fleet>, mut outgoing: UnboundedReceiver<Outgoing>) {
         tokio::select! {
             out = outgoing.recv() => {
                 let Some(out) = out else { return };
-                if let Some((key, record)) = fleet.record_of(out) {
-                    fleet.keep(key.clone(), record.clone()).await;
-                    if let Some(b) = &bucket {
+                let mut records: Vec<(String, String)> = fleet.record_of(out).into_iter().collect();
+                while records.len() < BATCH {
+                    match outgoing.try_recv() {
+                        Ok(more) => records.extend(fleet.record_of(more)),
+                        Err(_) => break,
+                    }
+                }
+                fleet.keep(records.clone()).await;
+                if let Some(b) = &bucket {
+                    for (key, record) in records {
                         fleet.publish(b, key, record);
                     }
                 }
+            }
+            done = acked.recv() => {
+                let Some(done) = done else { return };
+                let mut batch = vec![done];
+                while batch.len() < BATCH {
+                    match acked.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let me = fleet.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(mut s) = me.store.lock()
+                        && let Err(e) = s.outbox_done(&batch)
+                    {
+                        tracing::warn!("[fleet] {e}");
+                    }
+                })
+                .await;
             }
             e = event.recv() => match e {
                 Some(async_nats::Event::Connected) => {
@@ -332,7 +364,16 @@ pub async fn run(fleet: Arc<Fleet>, mut outgoing: UnboundedReceiver<Outgoing>) {
                 None => {}
             },
             entry = async { watch.as_mut()?.next().await }, if watch.is_some() => match entry {
-                Some(Ok(entry)) => fleet.take(entry),
+                Some(Ok(entry)) => {
+                    let mut entries = vec![entry];
+                    while entries.len() < BATCH {
+                        match watch.as_mut().and_then(|w| w.next().now_or_never()) {
+                            Some(Some(Ok(more))) => entries.push(more),
+                            _ => break,
+                        }
+                    }
+                    fleet.take(entries);
+                }
                 Some(Err(e)) => {
                     fleet.note_error(format!("watching the bucket: {e}"));
                     watch = None;

@@ -427,13 +427,23 @@ impl Store {
         self.record_progress(&[], &[(path.to_path_buf(), *c)])
     }
 
-    /// Keep `record` (the fleet's bucket key `key`) until it is
-    /// published; a later record of the same key replaces it.
-    pub fn outbox_put(&mut self, key: &str, record: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("INSERT OR REPLACE INTO fleet_outbox (key, record) VALUES (?1, ?2)", params![key, record])
-            .map_err(self.query_err("keep a fleet record"))?;
-        Ok(())
+    /// Keep `records` (the fleet's bucket key, the record) until they are
+    /// published, in one transaction; a later record of a key replaces
+    /// the earlier.
+    pub fn outbox_put(&mut self, records: &[(String, String)]) -> Result<(), StoreError> {
+        let path = &self.path;
+        let err = move |e: rusqlite::Error| StoreError::Query {
+            path: path.clone(),
+            what: "keep a fleet record",
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for (key, record) in records {
+            tx.prepare_cached("INSERT OR REPLACE INTO fleet_outbox (key, record) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![key, record]))
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     /// Records waiting to be published.
@@ -447,12 +457,22 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.query_err("read the fleet outbox"))
     }
 
-    /// `record` was published: forget it, unless a later one replaced it.
-    pub fn outbox_done(&mut self, key: &str, record: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM fleet_outbox WHERE key = ?1 AND record = ?2", params![key, record])
-            .map_err(self.query_err("forget a published fleet record"))?;
-        Ok(())
+    /// `records` were published: forget each, unless a later one of its
+    /// key replaced it; one transaction.
+    pub fn outbox_done(&mut self, records: &[(String, String)]) -> Result<(), StoreError> {
+        let path = &self.path;
+        let err = move |e: rusqlite::Error| StoreError::Query {
+            path: path.clone(),
+            what: "forget a published fleet record",
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for (key, record) in records {
+            tx.prepare_cached("DELETE FROM fleet_outbox WHERE key = ?1 AND record = ?2")
+                .and_then(|mut s| s.execute(params![key, record]))
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     /// Where a jail's journal was read to, if saved.
@@ -704,5 +724,17 @@ mod tests {
         store.record_ban(&BanRecord { origin: Origin::Manual, ..ban("sshd", "192.0.2.2", 1500, -1) }).unwrap();
         let origins: Vec<Origin> = store.active_bans(2000).unwrap().iter().map(|b| b.origin).collect();
         assert_eq!(origins, [Origin::Failures, Origin::Manual]);
+    }
+
+    #[test]
+    fn the_fleet_outbox_keeps_the_latest_record_of_a_key_until_it_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        let rec = |k: &str, v: &str| (k.to_string(), v.to_string());
+        s.outbox_put(&[rec("web1.192.0.2.1", "ban"), rec("web1.192.0.2.2", "ban")]).unwrap();
+        s.outbox_put(&[rec("web1.192.0.2.1", "lift")]).unwrap();
+        // The ban's acknowledgement comes after its lift was kept: the lift stays.
+        s.outbox_done(&[rec("web1.192.0.2.1", "ban"), rec("web1.192.0.2.2", "ban")]).unwrap();
+        assert_eq!(s.outbox().unwrap(), [rec("web1.192.0.2.1", "lift")]);
     }
 }

@@ -25,31 +25,35 @@ impl RunningJail {
         }
     }
 
-    /// Ban `id` for the fleet until `until`; what became of it.
-    pub(super) fn fleet_ban(&mut self, id: String, until: i64, origins: String) -> Result<bool, String> {
+    /// Ban each `(id, until, origins)` for the fleet, in one decision
+    /// (one store commit). An id banned here already is still decided:
+    /// the fleet's later end prolongs its ban.
+    pub(super) fn fleet_bans(&mut self, bans: Vec<(String, i64, String)>) {
         if !self.config.fleet.receives() {
-            return Ok(false);
+            return;
         }
-        if let Some(prefix) = crate::jail::Prefix::parse(&id)
-            && self.config.ignoreip.overlaps(&prefix)
-        {
-            return Err(format!("{id} is in the jail's ignoreip"));
-        }
-        // Banned here already: the decision still prolongs the ban when
-        // the fleet's ends later.
         let now = self.clock.now();
-        let decision = BanDecision {
-            id: id.clone(),
-            origin: Origin::Fleet,
-            time: now,
-            failures: 0,
-            matches: Vec::new(),
-            fields: vec![("fleet".into(), origins)],
-            until: Some(until),
-        };
+        let mut decisions = Vec::with_capacity(bans.len());
+        for (id, until, origins) in bans {
+            if let Some(prefix) = crate::jail::Prefix::parse(&id)
+                && self.config.ignoreip.overlaps(&prefix)
+            {
+                tracing::info!("[{}] the fleet's ban of {id} is not applied: it is in the jail's ignoreip", self.name);
+                continue;
+            }
+            decisions.push(BanDecision {
+                id,
+                origin: Origin::Fleet,
+                time: now,
+                failures: 0,
+                matches: Vec::new(),
+                fields: vec![("fleet".into(), origins)],
+                until: Some(until),
+            });
+        }
         let progress = self.source.progress();
-        let outcome = self.decide(vec![decision], &progress, now);
-        Ok(!outcome.banned.is_empty())
+        let _held = crate::daemon::log_output::hold_lines();
+        self.decide(decisions, &progress, now);
     }
 
     /// Lift the fleet's ban of `id` (a ban of the jail's own stands).

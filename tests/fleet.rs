@@ -282,4 +282,8 @@ fn three_hosts_share_bans_over_a_real_nats_server() {
         !bans.iter().any(|(_, o)| o == "fleet")
     });
     assert!(fleet_status(&db)["origins"]["web1"]["revoked"] == true);
+    // Released: its bans in the bucket are taken again.
+    let (ok, out) = db.client(&["fleet", "release", "web1"]);
+    assert!(ok, "{out}");
+    db.wait_for("web1's bans back on web2", || has(&db, "192.0.2.7", "fleet"));
 }

@@ -24,6 +24,12 @@ pub enum FleetCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take a quarantined or revoked origin's bans again (the bucket is
+    /// read again at once).
+    Release {
+        /// The origin host.
+        origin: String,
+    },
     /// Lift everything an origin contributed, and take nothing more from
     /// it until the daemon restarts (remove it from `trust` for good).
     Revoke {
@@ -82,6 +88,10 @@ pub fn run(cli: &Cli, command: &FleetCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        FleetCommand::Release { origin } => {
+            ask(cli, crate::daemon::control::Request::FleetRelease { origin: origin.clone() })?;
+            println!("origin {origin} released");
         }
         FleetCommand::Revoke { origin } => {
             let result = ask(cli, crate::daemon::control::Request::FleetRevoke { origin: origin.clone() })?;

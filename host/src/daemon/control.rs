@@ -67,6 +67,11 @@ pub enum Request {
         /// The origin host.
         origin: String,
     },
+    /// Take a quarantined or revoked origin's records again.
+    FleetRelease {
+        /// The origin host.
+        origin: String,
+    },
     /// Change a jail's setting until the next reload, as fail2ban's `set
     /// JAIL KEY VALUE...`.
     Set {

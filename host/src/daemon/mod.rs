@@ -585,6 +585,13 @@ impl Daemon {
                 Some(f) => Reply::ok(f.status()),
                 None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
             },
+            Request::FleetRelease { origin } => match self.fleet.get() {
+                Some(f) => {
+                    f.release(&origin);
+                    Reply::ok(json!({ "origin": origin }))
+                }
+                None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
+            },
             Request::FleetRevoke { origin } => match self.fleet.get() {
                 Some(f) => Reply::ok(json!({ "origin": origin, "lifted": f.revoke(&origin) })),
                 None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),

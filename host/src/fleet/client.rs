@@ -58,6 +58,8 @@ pub struct Fleet {
     /// batches (each forgetting is a commit).
     acked: tokio::sync::mpsc::UnboundedSender<(String, String)>,
     acked_inbox: Mutex<Option<UnboundedReceiver<(String, String)>>>,
+    /// Asks for the whole bucket to be read again.
+    reread: tokio::sync::Notify,
 }
 
 impl Fleet {
@@ -86,6 +88,7 @@ impl Fleet {
         Ok(Fleet {
             acked,
             acked_inbox: Mutex::new(Some(acked_inbox)),
+            reread: tokio::sync::Notify::new(),
             settings,
             key,
             view: Mutex::new(view),
@@ -135,6 +138,15 @@ impl Fleet {
         let n = changes.len();
         (self.apply)(changes);
         n
+    }
+
+    /// Take `origin`'s records again: the bucket is read again at once.
+    pub fn release(&self, origin: &str) {
+        if let Ok(mut v) = self.view.lock() {
+            v.release(origin);
+        }
+        tracing::warn!("[fleet] origin {origin} released: its records are read again");
+        self.reread.notify_one();
     }
 
     /// The signed record of a jail's ban or lift, with its key, as JSON.
@@ -340,6 +352,10 @@ pub async fn run(fleet: Arc<Fleet>, mut outgoing: UnboundedReceiver<Outgoing>) {
                     }
                 })
                 .await;
+            }
+            _ = fleet.reread.notified() => {
+                watch = None;
+                ensure(&fleet, &js, &mut bucket, &mut watch).await;
             }
             e = event.recv() => match e {
                 Some(async_nats::Event::Connected) => {

@@ -287,3 +287,50 @@ fn three_hosts_share_bans_over_a_real_nats_server() {
     assert!(ok, "{out}");
     db.wait_for("web1's bans back on web2", || has(&db, "192.0.2.7", "fleet"));
 }
+
+#[test]
+fn a_flooding_origin_is_quarantined_and_its_bans_lifted() {
+    if !has_program("nats-server") {
+        return skipped!("nats-server is not installed (Debian package nats-server)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let port = free_port();
+    let (a, b, c) = (host(root, "web1", port), host(root, "web2", port), host(root, "web3", port));
+    let nats = Nats::start(root, port, &[&a, &b, &c]);
+    nats.as_user(None, async |js| {
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "KV_wasmban-bans".into(),
+            subjects: vec!["$KV.wasmban-bans.>".into()],
+            max_messages_per_subject: 1,
+            discard: async_nats::jetstream::stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    trust(&a, &[&b]);
+    trust(&b, &[&a]);
+    // web2 takes at most 3 new bans a minute from an origin.
+    let local = std::fs::read_to_string(b.join("conf/wasmban.local")).unwrap();
+    std::fs::write(b.join("conf/wasmban.local"), format!("{local}rate = 3/1m\n")).unwrap();
+    let da = Daemon::start_ready(&a, None);
+    let db = Daemon::start_ready(&b, None);
+    for d in [&da, &db] {
+        d.wait_for("the fleet to connect", || fleet_status(d)["connected"] == true);
+    }
+    for i in 1..=3 {
+        let (ok, out) = da.client(&["ban", "sshd", &format!("198.51.100.{}", i + 10)]);
+        assert!(ok, "{out}");
+    }
+    db.wait_for("three bans on web2", || banned_by(&db).len() == 3);
+    assert!(da.client(&["ban", "sshd", "198.51.100.14"]).0);
+    db.wait_for("web1 quarantined on web2", || fleet_status(&db)["origins"]["web1"]["quarantined"].is_string());
+    db.wait_for("its bans lifted", || banned_by(&db).is_empty());
+    db.wait_for("the log telling the admin", || db.log().contains("origin web1 quarantined"));
+    let (_, text) = db.client(&["fleet", "status"]);
+    assert!(text.contains("QUARANTINED"), "{text}");
+}

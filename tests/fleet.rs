@@ -131,7 +131,7 @@ fn host(root: &Path, name: &str, port: u16) -> std::path::PathBuf {
         dir.join("conf/wasmban.conf"),
         format!(
             "[fleet]\nservers = nats://127.0.0.1:{port}\nauth = nkey\nname = {name}\n\
-             allow = 203.0.113.0/24\nmaxbantime = 1d\n"
+             allow = 203.0.113.0/24\nmembers = 198.51.100.77\nmaxbantime = 1d\n"
         ),
     )
     .unwrap();
@@ -218,6 +218,8 @@ fn three_hosts_share_bans_over_a_real_nats_server() {
     let c_daemon = dc.as_ref().unwrap();
     c_daemon.wait_for("the ban on web3", || has(c_daemon, "192.0.2.7", "fleet"));
     assert!(!has(&da, "192.0.2.7", "fleet"), "web1 does not take its own record back");
+    let (_, long) = db.client(&["banned", "--long"]);
+    assert!(long.contains("192.0.2.7") && long.contains("fleet from web1/sshd"), "{long}");
 
     // web3 away during a ban catches up when it starts again.
     drop(dc.take());
@@ -234,6 +236,13 @@ fn three_hosts_share_bans_over_a_real_nats_server() {
     assert!(da.client(&["ban", "sshd", "203.0.113.5"]).0);
     db.wait_for("the refusal counted", || fleet_status(&db)["origins"]["web1"]["rejected"]["allowed"] == 1);
     assert!(!has(&db, "203.0.113.5", "fleet"));
+    // Nor a fleet member's address (`members`), nor this host's own or
+    // loopback.
+    assert!(da.client(&["ban", "sshd", "198.51.100.77"]).0);
+    db.wait_for("the member refused", || fleet_status(&db)["origins"]["web1"]["rejected"]["allowed"] == 2);
+    assert!(!has(&db, "198.51.100.77", "fleet"));
+    assert!(da.client(&["ban", "--force", "sshd", "127.0.0.9"]).0);
+    db.wait_for("loopback refused", || fleet_status(&db)["origins"]["web1"]["rejected"]["protected"] == 1);
 
     // The server refuses web2 writing under web1's name; a record under
     // web1's name signed by another key (the admin can write anything)

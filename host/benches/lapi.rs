@@ -55,6 +55,7 @@ fn snapshot(bans: usize, shift: usize) -> Snapshot {
                 bantime: 3600,
                 bancount: 1,
                 origin: Default::default(),
+                from: None,
             })
             .collect(),
     };

@@ -18,15 +18,21 @@ pub struct BanView {
     pub bantime: i64,
     /// How many times it was banned in this jail, this ban included.
     pub bancount: u32,
-    /// Who decided it: `filter` or `manual`.
+    /// Who decided it: `filter`, `manual` or `fleet`.
     #[serde(default)]
     pub origin: Origin,
+    /// For the fleet's bans, the hosts that reported it (`web2/sshd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl BanView {
     /// How `status` shows `r`.
     pub fn of(r: &BanRecord) -> BanView {
-        BanView { id: r.id.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount, origin: r.origin }
+        let from = (r.origin == Origin::Fleet)
+            .then(|| r.fields.iter().find(|(k, _)| k == "fleet").map(|(_, v)| v.clone()))
+            .flatten();
+        BanView { id: r.id.clone(), time: r.time, bantime: r.bantime, bancount: r.bancount, origin: r.origin, from }
     }
 }
 

@@ -401,11 +401,12 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
                         for b in bans {
                             let until = if b.bantime < 0 { "forever".to_string() } else { format!("{}s", b.bantime) };
                             println!(
-                                "{jail}\t{}\tsince {}\tfor {until}\t(ban #{}, {})",
+                                "{jail}\t{}\tsince {}\tfor {until}\t(ban #{}, {}{})",
                                 b.id,
                                 b.time,
                                 b.bancount,
-                                b.origin.as_str()
+                                b.origin.as_str(),
+                                b.from.as_deref().map(|f| format!(" from {f}")).unwrap_or_default()
                             );
                         }
                     }
@@ -533,7 +534,7 @@ mod tests {
     use super::*;
 
     fn view(id: &str) -> BanView {
-        BanView { id: id.into(), time: 0, bantime: 600, bancount: 1, origin: Default::default() }
+        BanView { id: id.into(), time: 0, bantime: 600, bancount: 1, origin: Default::default(), from: None }
     }
 
     #[test]

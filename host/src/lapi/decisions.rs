@@ -399,7 +399,7 @@ mod tests {
     use super::*;
 
     fn view(id: &str, time: i64, bantime: i64) -> BanView {
-        BanView { id: id.into(), time, bantime, bancount: 1, origin: Default::default() }
+        BanView { id: id.into(), time, bantime, bancount: 1, origin: Default::default(), from: None }
     }
 
     fn snapshot(jails: &[(&str, bool, Vec<BanView>)]) -> Snapshot {

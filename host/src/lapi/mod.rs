@@ -158,6 +158,7 @@ mod tests {
             bantime: 600,
             bancount: 1,
             origin: Default::default(),
+            from: None,
         }]));
         let clock = Arc::new(At(Mutex::new(1000.0)));
         let api = lapi(bans.clone(), clock.clone());

@@ -38,6 +38,11 @@ const BATCH: usize = 4096;
 /// again.
 const RETRY: Duration = Duration::from_secs(2);
 
+/// How often records of ended bans are forgotten, and how long after
+/// their end.
+const FORGET_EVERY: Duration = Duration::from_secs(600);
+const FORGET_AFTER: i64 = 3600;
+
 #[derive(Debug, Default)]
 struct Link {
     connected: bool,
@@ -316,6 +321,7 @@ pub async fn run(fleet: Arc<Fleet>, mut outgoing: UnboundedReceiver<Outgoing>) {
     let mut bucket: Option<kv::Store> = None;
     let mut watch: Option<kv::Watch> = None;
     let mut retry = tokio::time::interval(RETRY);
+    let mut forget = tokio::time::interval(FORGET_EVERY);
     loop {
         tokio::select! {
             out = outgoing.recv() => {
@@ -352,6 +358,15 @@ pub async fn run(fleet: Arc<Fleet>, mut outgoing: UnboundedReceiver<Outgoing>) {
                     }
                 })
                 .await;
+            }
+            _ = forget.tick() => {
+                let before = fleet.now() - FORGET_AFTER;
+                if let Ok(mut v) = fleet.view.lock() {
+                    let n = v.forget_ended(before);
+                    if n > 0 {
+                        tracing::debug!("[fleet] forgot {n} record(s) of ended bans; {} held", v.len());
+                    }
+                }
             }
             _ = fleet.reread.notified() => {
                 watch = None;

@@ -262,6 +262,48 @@ impl FleetView {
         }
     }
 
+    /// Forget records whose ban ended before `before` and that nothing
+    /// applies: the bucket keeps every key an origin ever wrote, and a
+    /// long-running host must not keep them all in memory. Returns how
+    /// many were forgotten. A forgotten record read again (a reconnect)
+    /// is taken again, to the same effect.
+    pub fn forget_ended(&mut self, before: i64) -> usize {
+        let max = self.policy.max_bantime;
+        let ended: Vec<String> = self
+            .records
+            .iter()
+            .filter(|(_, r)| {
+                let cap = r.start.saturating_add(max);
+                r.end.map_or(cap, |e| e.min(cap)) < before
+            })
+            .filter(|(_, r)| r.network().is_ok_and(|n| !self.applied.contains_key(&n.to_string())))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &ended {
+            if let Some(network) = self.records.remove(key).and_then(|r| r.network().ok()) {
+                let text = network.to_string();
+                if let Some(held) = self.holders.get_mut(&text) {
+                    held.remove(key);
+                    if held.is_empty() {
+                        self.holders.remove(&text);
+                    }
+                }
+            }
+        }
+        self.recent.retain(|_, times| times.back().is_some_and(|t| *t >= before));
+        ended.len()
+    }
+
+    /// How many records are held.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
     fn resettle_origin(&mut self, origin: &str, now: i64) -> Vec<Change> {
         let prefix = format!("{origin}.");
         let keys: Vec<String> = self.records.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
@@ -477,6 +519,20 @@ mod tests {
         assert!(v.stats()["web1"].quarantined.is_none());
         let (k, b) = web1.ban("198.51.100.1", 32, 100, Some(500));
         assert_eq!(v.receive(&k, &b, 1000), [Change::Lift { network: net("198.51.100.1") }]);
+    }
+
+    #[test]
+    fn ended_records_are_forgotten_and_a_ban_in_force_is_kept() {
+        let web1 = Host::new("web1");
+        let mut v = view(Policy::default(), &[&web1]);
+        let (k, b) = web1.ban("192.0.2.1", 32, 100, Some(200));
+        v.receive(&k, &b, 1000);
+        let (k, b) = web1.ban("192.0.2.2", 32, 900, Some(5000));
+        v.receive(&k, &b, 1000);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v.forget_ended(1000), 1);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v.applied().count(), 1);
     }
 
     #[test]

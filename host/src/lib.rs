@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod fleet;
 pub mod jail;
 pub mod lapi;
+pub mod listen;
 pub mod metrics;
 pub mod plugin;
 pub mod store;

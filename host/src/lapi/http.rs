@@ -15,7 +15,6 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use super::Lapi;
 
@@ -28,24 +27,10 @@ pub const MAX_CONNECTIONS: usize = 256;
 
 /// Serve bouncers on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, lapi: Arc<Lapi>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors, say: wait rather than spin.
-                tracing::warn!("[lapi] {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("[lapi] {MAX_CONNECTIONS} connections open already: {peer} turned away");
-            drop(stream);
-            continue;
-        };
+    let bound = crate::listen::Bound { max: MAX_CONNECTIONS, warn: true };
+    crate::listen::accept_bounded(listener, bound, "[lapi]", move |stream, peer| {
         let lapi = lapi.clone();
-        tokio::spawn(async move {
+        async move {
             let service = hyper::service::service_fn(move |request| {
                 let lapi = lapi.clone();
                 async move { Ok::<_, Infallible>(answer(lapi, request).await) }
@@ -58,9 +43,9 @@ pub async fn serve(listener: TcpListener, lapi: Arc<Lapi>) {
             if let Err(e) = served {
                 tracing::debug!("[lapi] {peer}: {e}");
             }
-            drop(slot);
-        });
-    }
+        }
+    })
+    .await
 }
 
 fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 /// The path metrics are served on.
 pub const PATH: &str = "/metrics";
@@ -32,27 +31,12 @@ pub async fn bind(listen: &str) -> std::io::Result<TcpListener> {
 
 /// Serve scrapes on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, render: Render) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors, say: wait rather than spin.
-                tracing::warn!("metrics endpoint: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
+    let bound = crate::listen::Bound { max: MAX_CONNECTIONS, warn: false };
+    crate::listen::accept_bounded(listener, bound, "metrics endpoint", move |stream, _| {
         let render = render.clone();
-        tokio::spawn(async move {
-            answer(stream, &render).await;
-            drop(slot);
-        });
-    }
+        async move { answer(stream, &render).await }
+    })
+    .await
 }
 
 /// What a request head asks for.

@@ -111,7 +111,7 @@ impl Fleet {
 
     /// What `wasmban fleet status` shows.
     pub fn status(&self) -> Value {
-        let outbox = self.store.lock().ok().and_then(|s| s.outbox().ok()).map_or(0, |o| o.len());
+        let outbox = self.store.lock().ok().and_then(|s| s.outbox_len().ok()).unwrap_or(0);
         let (connected, last_error) =
             self.link.lock().map(|l| (l.connected, l.last_error.clone())).unwrap_or((false, None));
         let (origins, applied) = self

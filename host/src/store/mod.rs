@@ -431,17 +431,33 @@ impl Store {
     /// published, in one transaction; a later record of a key replaces
     /// the earlier.
     pub fn outbox_put(&mut self, records: &[(String, String)]) -> Result<(), StoreError> {
+        self.each_in_transaction(
+            "keep a fleet record",
+            "INSERT OR REPLACE INTO fleet_outbox (key, record) VALUES (?1, ?2)",
+            records,
+        )
+    }
+
+    /// How many records wait to be published.
+    pub fn outbox_len(&self) -> Result<usize, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM fleet_outbox", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(self.query_err("count the fleet outbox"))
+    }
+
+    /// Run `sql` once for each pair of `pairs`, in one transaction.
+    fn each_in_transaction(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        pairs: &[(String, String)],
+    ) -> Result<(), StoreError> {
         let path = &self.path;
-        let err = move |e: rusqlite::Error| StoreError::Query {
-            path: path.clone(),
-            what: "keep a fleet record",
-            message: e.to_string(),
-        };
+        let err = move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() };
         let tx = self.conn.transaction().map_err(err)?;
-        for (key, record) in records {
-            tx.prepare_cached("INSERT OR REPLACE INTO fleet_outbox (key, record) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![key, record]))
-                .map_err(err)?;
+        for (a, b) in pairs {
+            tx.prepare_cached(sql).and_then(|mut s| s.execute(params![a, b])).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -460,19 +476,11 @@ impl Store {
     /// `records` were published: forget each, unless a later one of its
     /// key replaced it; one transaction.
     pub fn outbox_done(&mut self, records: &[(String, String)]) -> Result<(), StoreError> {
-        let path = &self.path;
-        let err = move |e: rusqlite::Error| StoreError::Query {
-            path: path.clone(),
-            what: "forget a published fleet record",
-            message: e.to_string(),
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        for (key, record) in records {
-            tx.prepare_cached("DELETE FROM fleet_outbox WHERE key = ?1 AND record = ?2")
-                .and_then(|mut s| s.execute(params![key, record]))
-                .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.each_in_transaction(
+            "forget a published fleet record",
+            "DELETE FROM fleet_outbox WHERE key = ?1 AND record = ?2",
+            records,
+        )
     }
 
     /// Where a jail's journal was read to, if saved.
@@ -736,5 +744,6 @@ mod tests {
         // The ban's acknowledgement comes after its lift was kept: the lift stays.
         s.outbox_done(&[rec("web1.192.0.2.1", "ban"), rec("web1.192.0.2.2", "ban")]).unwrap();
         assert_eq!(s.outbox().unwrap(), [rec("web1.192.0.2.1", "lift")]);
+        assert_eq!(s.outbox_len().unwrap(), 1);
     }
 }

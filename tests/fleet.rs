@@ -112,6 +112,26 @@ impl Nats {
     }
 }
 
+impl Nats {
+    /// The bucket, made once by the admin with the key-value layout.
+    fn make_bucket(&self) {
+        self.as_user(None, async |js| {
+            js.get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "KV_wasmban-bans".into(),
+                subjects: vec!["$KV.wasmban-bans.>".into()],
+                max_messages_per_subject: 1,
+                discard: async_nats::jetstream::stream::DiscardPolicy::New,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        });
+    }
+}
+
 impl Drop for Nats {
     fn drop(&mut self) {
         self.stop();
@@ -186,21 +206,7 @@ fn three_hosts_share_bans_over_a_real_nats_server() {
     let port = free_port();
     let (a, b, c) = (host(root, "web1", port), host(root, "web2", port), host(root, "web3", port));
     let mut nats = Nats::start(root, port, &[&a, &b, &c]);
-    // The bucket, made once by the admin with the key-value layout.
-    nats.as_user(None, async |js| {
-        js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: "KV_wasmban-bans".into(),
-            subjects: vec!["$KV.wasmban-bans.>".into()],
-            max_messages_per_subject: 1,
-            discard: async_nats::jetstream::stream::DiscardPolicy::New,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    });
+    nats.make_bucket();
     trust(&a, &[&b, &c]);
     trust(&b, &[&a, &c]);
     trust(&c, &[&a, &b]);
@@ -307,20 +313,7 @@ fn a_flooding_origin_is_quarantined_and_its_bans_lifted() {
     let port = free_port();
     let (a, b, c) = (host(root, "web1", port), host(root, "web2", port), host(root, "web3", port));
     let nats = Nats::start(root, port, &[&a, &b, &c]);
-    nats.as_user(None, async |js| {
-        js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: "KV_wasmban-bans".into(),
-            subjects: vec!["$KV.wasmban-bans.>".into()],
-            max_messages_per_subject: 1,
-            discard: async_nats::jetstream::stream::DiscardPolicy::New,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    });
+    nats.make_bucket();
     trust(&a, &[&b]);
     trust(&b, &[&a]);
     // web2 takes at most 3 new bans a minute from an origin.

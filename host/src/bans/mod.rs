@@ -383,8 +383,9 @@ impl BanManager {
                     jail: self.jail.clone(),
                     id: d.id,
                     time: d.time.min(now).floor() as i64,
+                    // `length` is the fleet's, when it gave an end.
                     bantime: match d.until {
-                        Some(until) => until - d.time.min(now).floor() as i64,
+                        Some(_) => length,
                         None => self.ban_time.seconds(earlier, self.rng.f64()),
                     },
                     bancount: earlier + 1,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::daemon::Daemon;
+use crate::daemon::control::Reply;
 use crate::daemon::jail_thread::JailCommand;
 use crate::fleet::Outgoing;
 use crate::fleet::client::{Apply, Fleet};
@@ -44,6 +45,14 @@ impl Daemon {
         let _ = self.fleet.set(fleet.clone());
         tracing::info!("[fleet] this host is {name}");
         Some(tokio::spawn(crate::fleet::client::run(fleet, inbox)))
+    }
+
+    /// Answer a fleet request with `answer`, or say there is no fleet.
+    pub(crate) fn with_fleet(&self, answer: impl FnOnce(&Fleet) -> serde_json::Value) -> Reply {
+        match self.fleet.get() {
+            Some(f) => Reply::ok(answer(f)),
+            None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
+        }
     }
 
     /// Ban and lift in every jail with `fleet = receive` or `both`, one

@@ -581,21 +581,14 @@ impl Daemon {
     async fn handle(&self, request: Request) -> Reply {
         match request {
             Request::Ping => Reply::ok(json!("pong")),
-            Request::FleetStatus => match self.fleet.get() {
-                Some(f) => Reply::ok(f.status()),
-                None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
-            },
-            Request::FleetRelease { origin } => match self.fleet.get() {
-                Some(f) => {
-                    f.release(&origin);
-                    Reply::ok(json!({ "origin": origin }))
-                }
-                None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
-            },
-            Request::FleetRevoke { origin } => match self.fleet.get() {
-                Some(f) => Reply::ok(json!({ "origin": origin, "lifted": f.revoke(&origin) })),
-                None => Reply::error("this daemon has no fleet: set [fleet] servers and name in wasmban.local"),
-            },
+            Request::FleetStatus => self.with_fleet(|f| f.status()),
+            Request::FleetRelease { origin } => self.with_fleet(|f| {
+                f.release(&origin);
+                json!({ "origin": origin })
+            }),
+            Request::FleetRevoke { origin } => {
+                self.with_fleet(|f| json!({ "origin": origin, "lifted": f.revoke(&origin) }))
+            }
             Request::Status { jail: None } => Reply::ok(json!({ "jails": self.jail_names() })),
             Request::Status { jail: Some(jail) } => match self.status_of(&jail) {
                 Some(s) => Reply::ok(serde_json::to_value(s).unwrap_or(Value::Null)),

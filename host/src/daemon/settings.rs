@@ -224,33 +224,24 @@ impl Settings {
                 _ => return Err(value_error("logformat", format!("{format:?}: use fail2ban (the default) or json"))),
             };
         }
-        if let Some(listen) = in_section("metrics", "listen")? {
+        // `[section] listen`: an address and port, or empty (off).
+        let listen_in = |section: &str, port: u16, off: &str| -> Result<Option<std::net::SocketAddr>, ConfigError> {
+            let Some(listen) = in_section(section, "listen")?.filter(|l| !l.trim().is_empty()) else {
+                return Ok(None);
+            };
             let listen = listen.trim();
-            if !listen.is_empty() {
-                settings.metrics_listen = Some(listen.parse().map_err(|_| {
-                    error_in(
-                        "metrics",
-                        "listen",
-                        format!(
-                            "{listen:?}: give an address and port, such as 127.0.0.1:9191 or [::1]:9191 \
-                             (empty: no metrics endpoint)"
-                        ),
-                    )
-                })?);
-            }
-        }
-        if let Some(listen) = in_section("lapi", "listen")?.filter(|l| !l.trim().is_empty()) {
-            let listen = listen.trim();
-            let listen = listen.parse().map_err(|_| {
+            listen.parse().map(Some).map_err(|_| {
                 error_in(
-                    "lapi",
+                    section,
                     "listen",
                     format!(
-                        "{listen:?}: give an address and port, such as 127.0.0.1:8080 or [::1]:8080 \
-                         (empty: no bouncer API)"
+                        "{listen:?}: give an address and port, such as 127.0.0.1:{port} or [::1]:{port} (empty: {off})"
                     ),
                 )
-            })?;
+            })
+        };
+        settings.metrics_listen = listen_in("metrics", 9191, "no metrics endpoint")?;
+        if let Some(listen) = listen_in("lapi", 8080, "no bouncer API")? {
             let keys = match in_section("lapi", "keys")?.as_deref().map(str::trim) {
                 None | Some("") => None,
                 Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),

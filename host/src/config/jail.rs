@@ -50,6 +50,9 @@ pub const JAIL_OPTIONS: &[&str] = &[
     // wasmban's own: whether the jail shares its bans with the fleet and
     // applies the fleet's.
     "fleet",
+    // wasmban's own: how many addresses a jail counts at most (an attack
+    // from a million addresses must not take the memory of a million).
+    "maxtracked",
 ];
 
 /// What a jail does with the fleet (`fleet =`).
@@ -92,6 +95,8 @@ pub struct Jail {
     pub maxretry: u32,
     /// `maxmatches`.
     pub maxmatches: u32,
+    /// `maxtracked` (wasmban's own): ids counted at most.
+    pub maxtracked: usize,
     /// `findtime` in seconds.
     pub findtime: i64,
     /// `bantime` in seconds; negative means forever.
@@ -229,6 +234,7 @@ fn load_jail(confdir: &Path, ini: &Ini, name: &str) -> Result<Option<Jail>, Conf
         logpath: Vec::new(),
         maxretry: 0,
         maxmatches: 0,
+        maxtracked: 0,
         findtime: 0,
         bantime: 0,
         ban_time: crate::jail::BanTime { base: 0, increment: None },
@@ -299,6 +305,7 @@ struct TypedOptions {
     logpath: Vec<String>,
     maxretry: u32,
     maxmatches: u32,
+    maxtracked: usize,
     findtime: i64,
     ban_time: crate::jail::BanTime,
     reconcile: i64,
@@ -403,6 +410,10 @@ impl TypedOptions {
                 .unwrap_or_default(),
             maxretry: count("maxretry", 5)?,
             maxmatches: count("maxmatches", count("maxretry", 5)?)?,
+            maxtracked: match count("maxtracked", crate::jail::counter::DEFAULT_MAX_TRACKED as u32)? {
+                0 => return Err(error("maxtracked", "0: a jail must count at least 1 address".into())),
+                n => n as usize,
+            },
             findtime: time("findtime", 600)?,
             ban_time: crate::jail::BanTime { base: bantime, increment },
             reconcile,
@@ -418,6 +429,7 @@ impl TypedOptions {
         jail.logpath = self.logpath;
         jail.maxretry = self.maxretry;
         jail.maxmatches = self.maxmatches;
+        jail.maxtracked = self.maxtracked;
         jail.findtime = self.findtime;
         jail.bantime = self.ban_time.base;
         jail.ban_time = self.ban_time;
@@ -500,6 +512,20 @@ mod tests {
         let (_, errors) = Jails::load(dir.path()).unwrap();
         let e = errors[0].to_string();
         assert!(e.contains("[svc] bantime.formula") || e.contains("[svc] ignoreip"), "{e}");
+    }
+
+    #[test]
+    fn maxtracked_defaults_to_the_cap_and_refuses_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let jail = |extra: &str| format!("[svc]\nenabled = true\n{extra}");
+        std::fs::write(dir.path().join("jail.conf"), jail("")).unwrap();
+        let (jails, _) = Jails::load(dir.path()).unwrap();
+        assert_eq!(jails.enabled[0].maxtracked, crate::jail::counter::DEFAULT_MAX_TRACKED);
+        std::fs::write(dir.path().join("jail.conf"), jail("maxtracked = 2000000\n")).unwrap();
+        assert_eq!(Jails::load(dir.path()).unwrap().0.enabled[0].maxtracked, 2_000_000);
+        std::fs::write(dir.path().join("jail.conf"), jail("maxtracked = 0\n")).unwrap();
+        let e = Jails::load(dir.path()).unwrap().1[0].to_string();
+        assert!(e.contains("[svc] maxtracked") && e.contains("at least 1"), "{e}");
     }
 
     #[test]

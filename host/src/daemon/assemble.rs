@@ -245,6 +245,7 @@ pub fn tracker_settings(jail: &Jail) -> TrackerSettings {
         findtime: jail.findtime,
         maxretry: jail.maxretry,
         maxmatches: jail.maxmatches,
+        max_tracked: jail.maxtracked,
         ignore: jail.ignoreip.clone(),
         ignore_addrs,
         banprefix: jail.banprefix,

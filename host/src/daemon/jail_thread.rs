@@ -294,6 +294,9 @@ struct RunningJail {
     actions_off: Vec<String>,
     /// Where the jail's bans go for the fleet.
     fleet_outbox: Option<crate::fleet::Outbox>,
+    /// Ids forgotten for `maxtracked`: how many the metrics have, how many
+    /// the log has, and when the log last said so.
+    forgotten: (u64, u64, Option<Instant>),
 }
 
 impl RunningJail {
@@ -357,6 +360,7 @@ impl RunningJail {
             heartbeat,
             actions_off: parts.actions_off,
             fleet_outbox: ctx.fleet.clone(),
+            forgotten: (0, 0, None),
         };
         running.bans.start(running.clock.now());
         let mut what = running.source.files();
@@ -503,11 +507,37 @@ impl RunningJail {
             }
         }
         let Some(progress) = progress else { return false };
+        self.note_forgotten();
         let outcome = self.decide(decisions, &progress, self.clock.now());
         self.share_bans(&outcome.banned);
         let _held = crate::daemon::log_output::hold_lines();
         self.settle(&outcome);
         full
+    }
+
+    /// Count the ids the tracker forgot because it held `maxtracked`, and
+    /// say so in the log at most once a minute: a spray of addresses
+    /// forgets thousands per batch.
+    fn note_forgotten(&mut self) {
+        let total = self.tracker.forgotten_when_full();
+        let (counted, logged, last_warning) = &mut self.forgotten;
+        if total == *counted {
+            return;
+        }
+        self.metrics.addresses_forgotten(&self.name, total - *counted);
+        *counted = total;
+        if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            tracing::warn!(
+                "[{}] counts failures of maxtracked = {} addresses, its most: {} seen least recently were forgotten \
+                 (an attack from many addresses; raise maxtracked if memory allows, see docs/benchmarks.md for \
+                 the bytes each costs)",
+                self.name,
+                self.tracker.max_tracked(),
+                total - *logged,
+            );
+            *logged = total;
+            *last_warning = Some(Instant::now());
+        }
     }
 
     /// Tell the tracker what became of its candidates.

@@ -1,20 +1,39 @@
 //! Failures per id, as fail2ban counts them: a window of `findtime` that
 //! starts at the first failure; when a failure arrives after the window,
 //! the count is scaled to the rate seen so far and the window moves.
+//!
+//! The table is capped (`maxtracked`): an attack from more distinct
+//! addresses than that would otherwise grow it without bound. When it is
+//! full, the ids seen least recently are forgotten first, so an address
+//! that keeps failing keeps its count while a spray of one-off addresses
+//! pushes out its own oldest members.
 
 use std::collections::HashMap;
 
+/// How many ids a jail counts at most unless `maxtracked` says otherwise.
+pub const DEFAULT_MAX_TRACKED: usize = 100_000;
+
+/// The share of a full table forgotten at once. Eviction walks the whole
+/// table, so forgetting an eighth at a time keeps its cost per failure
+/// constant instead of a walk per new id.
+const EVICT_DIVISOR: usize = 8;
+
+// Boxed strings rather than `String`s: a table of a million ids pays for
+// every word of capacity it never uses.
 struct Entry {
     first: f64,
     last: f64,
+    /// When it was last counted, on the table's own clock of failures
+    /// (log times can repeat or go backwards; this cannot).
+    touched: u64,
     /// The count compared with `maxretry`.
     retry: u32,
     /// Failure lines seen.
     failures: u32,
-    matches: Vec<String>,
+    matches: Vec<Box<str>>,
     /// The first failure's captured fields, as fail2ban keeps the first
     /// ticket's data for the ban.
-    fields: Vec<(String, String)>,
+    fields: Box<[(Box<str>, Box<str>)]>,
 }
 
 /// An id that reached `maxretry`.
@@ -37,8 +56,15 @@ pub struct FailCounter {
     findtime: f64,
     maxretry: u32,
     maxmatches: usize,
-    entries: HashMap<String, Entry>,
+    max_tracked: usize,
+    entries: HashMap<Box<str>, Entry>,
     total: u64,
+    /// Failures counted, as the clock `Entry::touched` reads.
+    clock: u64,
+    /// Every entry was touched at or after this (eviction removed the
+    /// older ones), which bounds eviction's search from below.
+    oldest_touch: u64,
+    evicted: u64,
 }
 
 impl FailCounter {
@@ -48,9 +74,29 @@ impl FailCounter {
             findtime: findtime.max(1) as f64,
             maxretry: maxretry.max(1),
             maxmatches: maxmatches as usize,
+            max_tracked: DEFAULT_MAX_TRACKED,
             entries: HashMap::new(),
             total: 0,
+            clock: 0,
+            oldest_touch: 0,
+            evicted: 0,
         }
+    }
+
+    /// Count at most `max_tracked` ids (at least 1); a smaller cap than
+    /// the ids counted now forgets the least recent at the next new id.
+    pub fn set_max_tracked(&mut self, max_tracked: usize) {
+        self.max_tracked = max_tracked.max(1);
+    }
+
+    /// `maxtracked`.
+    pub fn max_tracked(&self) -> usize {
+        self.max_tracked
+    }
+
+    /// Ids forgotten because the table was full, since start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     // `set JAIL findtime|maxretry|maxmatches`: counts go on, compared with
@@ -104,15 +150,25 @@ impl FailCounter {
         weight: u32,
     ) -> Option<BanCandidate> {
         self.total += 1;
+        self.clock += 1;
         let findtime = self.findtime;
-        let entry = self.entries.entry(id.to_string()).or_insert_with(|| Entry {
-            first: time,
-            last: time,
-            retry: 0,
-            failures: 0,
-            matches: Vec::new(),
-            fields: fields.to_vec(),
-        });
+        if !self.entries.contains_key(id) {
+            if self.entries.len() >= self.max_tracked {
+                self.evict_least_recent();
+            }
+            let entry = Entry {
+                first: time,
+                last: time,
+                touched: self.clock,
+                retry: 0,
+                failures: 0,
+                matches: Vec::new(),
+                fields: fields.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
+            };
+            self.entries.insert(id.into(), entry);
+        }
+        let entry = self.entries.get_mut(id)?;
+        entry.touched = self.clock;
         if time > entry.last {
             if entry.first < time - findtime {
                 // Past the window: keep the rate, not the count.
@@ -124,7 +180,10 @@ impl FailCounter {
         entry.retry = entry.retry.saturating_add(weight.max(1));
         entry.failures += 1;
         if self.maxmatches > 0 {
-            entry.matches.extend(matches.iter().cloned());
+            // Exactly: a Vec grown by `extend` takes room for four lines,
+            // and most counted addresses never fail a second time.
+            entry.matches.reserve_exact(matches.len());
+            entry.matches.extend(matches.iter().map(|m| Box::from(m.as_str())));
             let excess = entry.matches.len().saturating_sub(self.maxmatches);
             entry.matches.drain(..excess);
         }
@@ -133,12 +192,42 @@ impl FailCounter {
             return Some(BanCandidate {
                 id: id.to_string(),
                 failures: entry.failures,
-                matches: entry.matches,
+                matches: entry.matches.into_iter().map(String::from).collect(),
                 time: entry.last,
-                fields: entry.fields,
+                fields: entry.fields.into_iter().map(|(k, v)| (String::from(k), String::from(v))).collect(),
             });
         }
         None
+    }
+
+    /// Forget the eighth of the table counted least recently. The cut is
+    /// found with a histogram of touch times over two walks of the table,
+    /// with no allocation that grows with it.
+    fn evict_least_recent(&mut self) {
+        const BUCKETS: usize = 1024;
+        let wanted = (self.entries.len() / EVICT_DIVISOR).max(1);
+        let span = (self.clock - self.oldest_touch).max(1);
+        let bucket = |touched: u64| {
+            ((touched.saturating_sub(self.oldest_touch)) as u128 * BUCKETS as u128 / span as u128) as usize
+        };
+        let mut histogram = [0usize; BUCKETS + 1];
+        for entry in self.entries.values() {
+            histogram[bucket(entry.touched).min(BUCKETS)] += 1;
+        }
+        let mut seen = 0;
+        let mut cut = BUCKETS;
+        for (index, count) in histogram.iter().enumerate() {
+            seen += count;
+            if seen >= wanted {
+                cut = index;
+                break;
+            }
+        }
+        let before = self.entries.len();
+        self.entries.retain(|_, entry| bucket(entry.touched) > cut);
+        // Touch times of the forgotten buckets' end: everything left is newer.
+        self.oldest_touch += ((cut as u128 + 1) * span as u128 / BUCKETS as u128) as u64;
+        self.evicted += (before - self.entries.len()) as u64;
     }
 
     /// Forget ids whose last failure is older than `findtime` before `now`.
@@ -186,6 +275,65 @@ mod tests {
         assert!(c.cleanup(200.0));
         assert_eq!(c.len(), 1);
         assert!(c.capacity() < 1024, "{}", c.capacity());
+    }
+
+    fn address(i: u32) -> String {
+        format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_recently_counted_ids() {
+        let mut c = FailCounter::new(600, 1000, 1);
+        c.set_max_tracked(1000);
+        for i in 0..1000 {
+            c.add(&address(i), 100.0, &[], &[], 1);
+        }
+        // The first ten fail again, so the next least recent are 10...
+        for i in 0..10 {
+            c.add(&address(i), 101.0, &[], &[], 1);
+        }
+        assert_eq!((c.len(), c.evicted()), (1000, 0));
+        c.add("192.0.2.1", 102.0, &[], &[], 1);
+        let forgotten = 1001 - c.len();
+        assert!((125..=130).contains(&forgotten), "{forgotten}");
+        assert_eq!(c.evicted() as usize, forgotten);
+        for i in 0..10 {
+            assert!(c.entries.contains_key(address(i).as_str()), "{} was counted recently", address(i));
+        }
+        assert!(c.entries.contains_key("192.0.2.1"));
+        for i in 10..10 + forgotten as u32 {
+            assert!(!c.entries.contains_key(address(i).as_str()), "{} was the least recent", address(i));
+        }
+    }
+
+    #[test]
+    fn an_address_that_keeps_failing_is_banned_through_a_spray_of_others() {
+        let mut c = FailCounter::new(600, 5, 1);
+        c.set_max_tracked(1000);
+        let mut banned = false;
+        for i in 0..100_000u32 {
+            assert!(c.add(&address(i), 100.0, &[], &[], 1).is_none());
+            if i % 500 == 0 && c.add("192.0.2.9", 100.0, &["line".into()], &[], 1).is_some() {
+                banned = true;
+                break;
+            }
+            assert!(c.len() <= 1000);
+        }
+        assert!(banned, "the spray pushed out the address that kept failing");
+        assert!(c.evicted() > 0);
+    }
+
+    #[test]
+    fn a_spray_far_past_the_cap_keeps_the_table_at_the_cap() {
+        let mut c = FailCounter::new(600, 1000, 1);
+        c.set_max_tracked(10_000);
+        for i in 0..1_000_000u32 {
+            c.add(&address(i), 100.0 + f64::from(i / 1000), &["line".into()], &[], 1);
+            assert!(c.len() <= 10_000);
+        }
+        assert!(c.len() > 8_000, "{}", c.len());
+        assert_eq!(c.evicted() + c.len() as u64, 1_000_000);
+        assert!(c.capacity() <= 16_384 * 2, "{}", c.capacity());
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct TrackerSettings {
     pub maxretry: u32,
     /// `maxmatches`: matched lines kept per id.
     pub maxmatches: u32,
+    /// `maxtracked`: ids counted at most; the least recent are forgotten.
+    pub max_tracked: usize,
     /// `ignoreip`.
     pub ignore: IgnoreList,
     /// Addresses of `ignoreip` host names and, with `ignoreself`, of this
@@ -72,8 +74,10 @@ pub struct FailureTracker {
 impl FailureTracker {
     /// A tracker with these settings.
     pub fn new(settings: TrackerSettings) -> FailureTracker {
+        let mut counter = FailCounter::new(settings.findtime, settings.maxretry, settings.maxmatches);
+        counter.set_max_tracked(settings.max_tracked);
         FailureTracker {
-            counter: FailCounter::new(settings.findtime, settings.maxretry, settings.maxmatches),
+            counter,
             findtime: settings.findtime,
             ignore: settings.ignore,
             ignore_addrs: settings.ignore_addrs,
@@ -89,6 +93,7 @@ impl FailureTracker {
         self.set_findtime(settings.findtime);
         self.set_maxretry(settings.maxretry);
         self.set_maxmatches(settings.maxmatches);
+        self.counter.set_max_tracked(settings.max_tracked);
         self.ignore = settings.ignore;
         self.ignore_addrs = settings.ignore_addrs;
         self.banprefix = settings.banprefix;
@@ -206,6 +211,17 @@ impl FailureTracker {
     pub fn total_failed(&self) -> u64 {
         self.counter.total() + self.failed_while_banned
     }
+
+    /// `maxtracked`.
+    pub fn max_tracked(&self) -> usize {
+        self.counter.max_tracked()
+    }
+
+    /// Ids forgotten since the jail started because it counted
+    /// `maxtracked` of them.
+    pub fn forgotten_when_full(&self) -> u64 {
+        self.counter.evicted()
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +239,7 @@ mod tests {
             findtime: 600,
             maxretry: 3,
             maxmatches: 3,
+            max_tracked: 1000,
             ignore: IgnoreList::parse("10.0.0.0/8").unwrap(),
             ignore_addrs: vec!["192.0.2.250".parse().unwrap()],
             banprefix: BanPrefixes::default(),
@@ -302,6 +319,7 @@ mod tests {
             findtime: 600,
             maxretry: 3,
             maxmatches: 3,
+            max_tracked: 1000,
             ignore: IgnoreList::parse("2001:db8:0:9::5").unwrap(),
             ignore_addrs: vec!["198.51.100.7".parse().unwrap()],
             banprefix: BanPrefixes::parse(Some("24"), Some("64")).unwrap(),

@@ -50,6 +50,7 @@ pub struct Metrics {
     lines: IntCounterVec,
     lines_skipped: IntCounterVec,
     failures: IntCounterVec,
+    addresses_forgotten: IntCounterVec,
     bans: IntCounterVec,
     unbans: IntCounterVec,
     /// Set at scrape time from the jails' status.
@@ -193,6 +194,12 @@ impl Metrics {
                 &["jail"],
             ),
             failures: counter_vec(r, "wasmban_failures_total", "Failures found by each jail's filter.", &["jail"]),
+            addresses_forgotten: counter_vec(
+                r,
+                "wasmban_addresses_forgotten_total",
+                "Addresses whose failures were forgotten because the jail counted maxtracked of them.",
+                &["jail"],
+            ),
             bans: counter_vec(r, "wasmban_bans_total", "Bans made, by who made them.", &["jail", "origin"]),
             unbans: counter_vec(r, "wasmban_unbans_total", "Bans lifted, by what lifted them.", &["jail", "origin"]),
             jail_up: gauge_vec(r, "wasmban_jail_up", "1 when the jail runs, 0 when it failed to start.", &["jail"]),
@@ -250,6 +257,11 @@ impl Metrics {
     /// `n` failures found by `jail`'s filter.
     pub fn failures(&self, jail: &str, n: u64) {
         self.failures.with_label_values(&[jail]).inc_by(n);
+    }
+
+    /// `n` ids `jail` forgot because it counted `maxtracked` of them.
+    pub fn addresses_forgotten(&self, jail: &str, n: u64) {
+        self.addresses_forgotten.with_label_values(&[jail]).inc_by(n);
     }
 
     /// `n` bans made in `jail`.

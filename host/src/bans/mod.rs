@@ -706,13 +706,10 @@ impl BanManager {
         if done.is_empty() {
             return Ok(());
         }
+        let ids: Vec<&str> = done.iter().map(|r| r.id.as_str()).collect();
         match self.store.lock() {
-            Ok(mut store) => done
-                .iter()
-                .try_for_each(|r| match with_history {
-                    true => store.forget(&self.jail, &r.id),
-                    false => store.lift(Some(&self.jail), &r.id).map(drop),
-                })
+            Ok(mut store) => store
+                .lift_many(&self.jail, &ids, with_history)
                 .map_err(|e| format!("{e}; the ban(s) are lifted in the firewall all the same")),
             Err(_) => Err("the ban store is poisoned".to_string()),
         }

@@ -321,13 +321,15 @@ impl Store {
         Ok(n)
     }
 
-    /// Forget every ban of `ip` in `jail`, in force or history (an
-    /// admin's unban, as fail2ban's database forgets it).
-    pub fn forget(&mut self, jail: &str, ip: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM bans WHERE jail = ?1 AND ip = ?2", params![jail, ip])
-            .map_err(self.query_err("forget a ban"))?;
-        Ok(())
+    /// Lift the bans of `ids` in `jail` (with `forget`, take them out
+    /// with their history, as `forget` does), in one transaction: an
+    /// `unban --all` of a million bans is one commit, not a million.
+    pub fn lift_many(&mut self, jail: &str, ids: &[&str], forget: bool) -> Result<(), StoreError> {
+        let (what, sql) = match forget {
+            true => ("forget bans", "DELETE FROM bans WHERE jail = ?1 AND ip = ?2"),
+            false => ("lift bans", "UPDATE bans SET active = 0 WHERE active = 1 AND jail = ?1 AND ip = ?2"),
+        };
+        self.each_in_transaction(what, sql, ids.iter().map(|id| (jail, *id)))
     }
 
     fn read_bans(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<BanRecord>, StoreError> {
@@ -434,7 +436,7 @@ impl Store {
         self.each_in_transaction(
             "keep a fleet record",
             "INSERT OR REPLACE INTO fleet_outbox (key, record) VALUES (?1, ?2)",
-            records,
+            records.iter().map(|(k, r)| (k.as_str(), r.as_str())),
         )
     }
 
@@ -447,11 +449,11 @@ impl Store {
     }
 
     /// Run `sql` once for each pair of `pairs`, in one transaction.
-    fn each_in_transaction(
+    fn each_in_transaction<'p>(
         &mut self,
         what: &'static str,
         sql: &str,
-        pairs: &[(String, String)],
+        pairs: impl IntoIterator<Item = (&'p str, &'p str)>,
     ) -> Result<(), StoreError> {
         let path = &self.path;
         let err = move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() };
@@ -479,7 +481,7 @@ impl Store {
         self.each_in_transaction(
             "forget a published fleet record",
             "DELETE FROM fleet_outbox WHERE key = ?1 AND record = ?2",
-            records,
+            records.iter().map(|(k, r)| (k.as_str(), r.as_str())),
         )
     }
 
@@ -664,6 +666,27 @@ mod tests {
         // Ended before 2500 - 1000: the bans ending at 100 and 1100.
         assert_eq!(s.purge(2500, 1000).unwrap(), 2);
         assert_eq!(s.ban_count("192.0.2.9", None).unwrap(), 2);
+    }
+
+    #[test]
+    fn many_bans_are_lifted_or_forgotten_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("db")).unwrap();
+        for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+            s.record_ban(&ban("sshd", ip, 0, 100)).unwrap();
+            s.record_ban(&ban("sshd", ip, 1000, 100)).unwrap();
+        }
+        s.record_ban(&ban("nginx", "192.0.2.1", 1000, 100)).unwrap();
+        s.lift_many("sshd", &["192.0.2.1", "192.0.2.2"], false).unwrap();
+        let active: Vec<(String, String)> = s.active_bans(1050).unwrap().into_iter().map(|r| (r.jail, r.id)).collect();
+        assert_eq!(active, [("sshd".to_string(), "192.0.2.3".to_string()), ("nginx".into(), "192.0.2.1".into())]);
+        // Lifted, the history stays; forgotten, it goes, in that jail only.
+        assert_eq!(s.ban_count("192.0.2.1", Some("sshd")).unwrap(), 2);
+        s.lift_many("sshd", &["192.0.2.1", "192.0.2.3"], true).unwrap();
+        assert_eq!(s.ban_count("192.0.2.1", Some("sshd")).unwrap(), 0);
+        assert_eq!(s.ban_count("192.0.2.3", None).unwrap(), 0);
+        assert_eq!(s.ban_count("192.0.2.1", None).unwrap(), 1);
+        assert_eq!(s.ban_count("192.0.2.2", None).unwrap(), 2);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::daemon::control::{Request, call};
 use crate::daemon::server_settings::SERVER_KEYS;
 use std::collections::BTreeMap;
 
-use crate::daemon::status::{BanView, JailStatus};
+use crate::daemon::status::{Asked, BanView, JailStatus};
 use crate::jail::ids;
 use crate::metrics::PluginCost;
 
@@ -157,16 +157,11 @@ fn fail2ban_banned(all: &BTreeMap<String, Vec<BanView>>) -> String {
 fn jails_of(all: &BTreeMap<String, Vec<BanView>>, ips: &[String]) -> Vec<Vec<String>> {
     ips.iter()
         .map(|ip| {
-            let id = ids::stored_id(ip).unwrap_or_default();
-            let address = ids::canonical_ip(ip);
-            // An address is banned where a prefix ban holds it, too.
-            let holds = |ban: &str| {
-                ban == id
-                    || address.is_some_and(|a| {
-                        ban.contains('/') && crate::jail::Prefix::parse(ban).is_some_and(|p| p.contains(a))
-                    })
-            };
-            all.iter().filter(|(_, bans)| bans.iter().any(|b| holds(&b.id))).map(|(j, _)| j.clone()).collect()
+            let asked = Asked::new(ip);
+            all.iter()
+                .filter(|(_, bans)| bans.iter().any(|b| asked.is_held_by(&b.id)))
+                .map(|(j, _)| j.clone())
+                .collect()
         })
         .collect()
 }
@@ -356,7 +351,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         ControlCommand::Status { all: true, jail, flavor, json, .. } => {
             // `status --all [FLAVOR]`: clap puts a lone FLAVOR where the jail goes.
             let short = short_flavor(flavor.as_deref().or(jail.as_deref()))?;
-            let all = every_status(&ask, false)?;
+            let all = every_status(&ask, false, short)?;
             if *json {
                 print_json(&Value::Array(all))?;
             } else {
@@ -367,11 +362,11 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
         }
         ControlCommand::Status { jail: Some(jail), flavor, json, .. } => {
             let short = short_flavor(flavor.as_deref())?;
-            let result = ask(Request::Status { jail: Some(jail.clone()) })?;
+            let result = ask(Request::Status { jail: Some(jail.clone()), without_bans: short })?;
             if *json { print_json(&result)? } else { print_status(&serde_json::from_value(result)?, short) }
         }
         ControlCommand::Stats { json } => {
-            let all = every_status(&ask, true)?;
+            let all = every_status(&ask, true, true)?;
             if *json {
                 print_json(&Value::Array(all))?;
             } else {
@@ -381,7 +376,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             }
         }
         ControlCommand::Status { jail: None, json, .. } => {
-            let result = ask(Request::Status { jail: None })?;
+            let result = ask(Request::Status { jail: None, without_bans: true })?;
             if *json {
                 print_json(&result)?;
             } else {
@@ -392,7 +387,7 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
             }
         }
         ControlCommand::Banned { ips, json, long } => {
-            let result = ask(Request::Banned)?;
+            let result = ask(Request::Banned { ips: ips.clone() })?;
             let all: BTreeMap<String, Vec<BanView>> = serde_json::from_value(result.clone())?;
             match (ips.is_empty(), json, long) {
                 (true, true, _) => print_json(&result)?,
@@ -520,13 +515,17 @@ pub fn run(cli: &Cli, cmd: &ControlCommand) -> anyhow::Result<()> {
 }
 
 /// Every jail's status, one request each, in the daemon's order or by name.
-fn every_status(ask: &dyn Fn(Request) -> anyhow::Result<Value>, by_name: bool) -> anyhow::Result<Vec<Value>> {
-    let list = ask(Request::Status { jail: None })?;
+fn every_status(
+    ask: &dyn Fn(Request) -> anyhow::Result<Value>,
+    by_name: bool,
+    without_bans: bool,
+) -> anyhow::Result<Vec<Value>> {
+    let list = ask(Request::Status { jail: None, without_bans: true })?;
     let mut names: Vec<String> = serde_json::from_value(list["jails"].clone()).unwrap_or_default();
     if by_name {
         names.sort();
     }
-    names.into_iter().map(|name| ask(Request::Status { jail: Some(name) })).collect()
+    names.into_iter().map(|name| ask(Request::Status { jail: Some(name), without_bans })).collect()
 }
 
 #[cfg(test)]

@@ -26,9 +26,18 @@ pub enum Request {
         /// The jail; all when absent.
         #[serde(default)]
         jail: Option<String>,
+        /// Leave the list of bans out (`status JAIL short`, `stats`): a
+        /// jail may hold a million.
+        #[serde(default)]
+        without_bans: bool,
     },
-    /// Every ban in force, per jail.
-    Banned,
+    /// Every ban in force, per jail; given addresses, only the bans that
+    /// hold them (the daemon sends those, not a million others).
+    Banned {
+        /// Addresses or ids asked about.
+        #[serde(default)]
+        ips: Vec<String>,
+    },
     /// Ban an address in a jail.
     Ban {
         /// The jail.
@@ -120,16 +129,25 @@ pub struct Reply {
     /// Why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The result already written as JSON, sent in place of `result`: a
+    /// jail's million bans are written once, never built as a `Value`.
+    /// The client reads it into `result`.
+    #[serde(skip)]
+    pub written: Option<String>,
 }
 
 impl Reply {
     /// Success with a result.
     pub fn ok(result: Value) -> Reply {
-        Reply { ok: true, result, error: None }
+        Reply { ok: true, result, error: None, written: None }
+    }
+    /// Success with a result written as JSON already.
+    pub fn ok_written(json: String) -> Reply {
+        Reply { ok: true, result: Value::Null, error: None, written: Some(json) }
     }
     /// Failure with a reason.
     pub fn error(message: impl Into<String>) -> Reply {
-        Reply { ok: false, result: Value::Null, error: Some(message.into()) }
+        Reply { ok: false, result: Value::Null, error: Some(message.into()), written: None }
     }
 }
 
@@ -163,10 +181,16 @@ pub fn parse_request(line: &[u8]) -> Result<Request, Reply> {
 
 /// Send `reply` and close.
 pub async fn write_reply(stream: &mut UnixStream, reply: &Reply) {
-    let mut text =
-        serde_json::to_string(reply).unwrap_or_else(|_| r#"{"ok":false,"error":"unencodable reply"}"#.into());
-    text.push('\n');
-    let _ = stream.write_all(text.as_bytes()).await;
+    if let Some(written) = &reply.written {
+        let _ = stream.write_all(br#"{"ok":true,"result":"#).await;
+        let _ = stream.write_all(written.as_bytes()).await;
+        let _ = stream.write_all(b"}\n").await;
+    } else {
+        let mut text =
+            serde_json::to_string(reply).unwrap_or_else(|_| r#"{"ok":false,"error":"unencodable reply"}"#.into());
+        text.push('\n');
+        let _ = stream.write_all(text.as_bytes()).await;
+    }
     let _ = stream.shutdown().await;
 }
 

@@ -45,19 +45,6 @@ const GROUP_TIME: Duration = Duration::from_millis(25);
 /// to find the ones at fault.
 const MAX_MEMORY_SPLITS: usize = 32;
 
-/// Return what starting a jail used and freed (the compiled component read
-/// from the cache, the filter's construction: several MB) to the system;
-/// glibc's allocator would otherwise keep it in the thread's arena for
-/// reuse, and the idle daemon would look that much bigger.
-fn give_back_free_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own
-    // arenas; it touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// What every jail thread is given by the daemon.
 #[derive(Clone)]
 pub struct JailContext {
@@ -158,11 +145,9 @@ impl JailHandle {
         self.shared.idle.load(Ordering::Relaxed)
     }
 
-    /// The latest status the jail published, with its bans in force.
-    pub fn status(&self) -> JailStatus {
-        let mut status = self.status.lock().map(|s| s.clone()).unwrap_or_default();
-        status.banned = self.banned();
-        status
+    /// Its bans in force, as `status` and `banned` read them.
+    pub fn listing(&self) -> Listing {
+        self.listing.clone()
     }
 
     /// Its bans in force, oldest first.
@@ -370,7 +355,7 @@ impl RunningJail {
             tracing::info!("[{}] waiting for {path} to appear", running.name);
         }
         running.publish();
-        give_back_free_memory();
+        give_memory_back();
         Ok(running)
     }
 
@@ -748,12 +733,15 @@ pub fn monotonic_ms() -> u64 {
     ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// Hand freed heap pages back to the system: glibc keeps them for reuse
-/// otherwise, and a daemon's resident size would stay at its peak after a
-/// burst of addresses had aged out.
-fn give_memory_back() {
+/// Hand freed heap pages back to the system: glibc keeps them in the
+/// thread's arena for reuse otherwise, and the daemon's resident size would
+/// stay at its peak after a start (the compiled component read from the
+/// cache, the filter's construction, the bans restored), a burst of
+/// addresses that aged out, or a reply that listed a million bans.
+pub(crate) fn give_memory_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator.
+    // SAFETY: malloc_trim only releases free memory of the allocator's own
+    // arenas; it touches no live allocation.
     unsafe {
         libc::malloc_trim(0);
     }

@@ -37,7 +37,6 @@ use crate::daemon::control::{Reply, Request};
 use crate::daemon::jail_thread::{JailCommand, JailContext, JailHandle};
 use crate::daemon::logging::LogControl;
 use crate::daemon::pidfile::{Pidfile, PidfileProblem};
-use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids;
 use crate::plugin::{Runtime, RuntimeOptions};
 use crate::store::Store;
@@ -545,10 +544,21 @@ impl Daemon {
             Err(reply) => reply,
         };
         control::write_reply(&mut stream, &reply).await;
+        // A reply that listed a million bans leaves tens of megabytes
+        // free behind it, which glibc would keep: they go back.
+        if reply.written.as_ref().is_some_and(|json| json.len() > 1 << 20) {
+            drop(reply);
+            let _ = tokio::task::spawn_blocking(jail_thread::give_memory_back).await;
+        }
     }
 
-    fn status_of(&self, jail: &str) -> Option<JailStatus> {
-        self.jails.lock().ok()?.get(jail).map(|h| h.status())
+    fn has_jail(&self, jail: &str) -> bool {
+        self.jails.lock().is_ok_and(|jails| jails.contains_key(jail))
+    }
+
+    /// A reply written as JSON already.
+    fn reply_written(&self, json: String) -> Reply {
+        Reply::ok_written(json)
     }
 
     fn no_such_jail(&self, jail: &str) -> Reply {
@@ -589,18 +599,25 @@ impl Daemon {
             Request::FleetRevoke { origin } => {
                 self.with_fleet(|f| json!({ "origin": origin, "lifted": f.revoke(&origin) }))
             }
-            Request::Status { jail: None } => Reply::ok(json!({ "jails": self.jail_names() })),
-            Request::Status { jail: Some(jail) } => match self.status_of(&jail) {
-                Some(s) => Reply::ok(serde_json::to_value(s).unwrap_or(Value::Null)),
-                None => self.no_such_jail(&jail),
-            },
-            Request::Banned => {
-                let all: BTreeMap<String, Vec<BanView>> = self
-                    .jails
-                    .lock()
-                    .map(|m| m.iter().map(|(n, h)| (n.clone(), h.banned())).collect())
-                    .unwrap_or_default();
-                Reply::ok(serde_json::to_value(all).unwrap_or(Value::Null))
+            Request::Status { jail: None, .. } => Reply::ok(json!({ "jails": self.jail_names() })),
+            Request::Status { jail: Some(jail), without_bans } => {
+                let written = self.jails.lock().ok().and_then(|jails| {
+                    let handle = jails.get(&jail)?;
+                    let listing = handle.listing();
+                    Some(status::status_json(&handle.counters(), (!without_bans).then_some(&listing)))
+                });
+                match written {
+                    Some(json) => self.reply_written(json),
+                    None => self.no_such_jail(&jail),
+                }
+            }
+            Request::Banned { ips } => {
+                let listings: Vec<(String, crate::bans::Listing)> = match self.jails.lock() {
+                    Ok(jails) => jails.iter().map(|(name, handle)| (name.clone(), handle.listing())).collect(),
+                    Err(_) => Vec::new(),
+                };
+                let jails: Vec<(&str, &crate::bans::Listing)> = listings.iter().map(|(n, l)| (n.as_str(), l)).collect();
+                self.reply_written(status::banned_json(&jails, &ips))
             }
             Request::Ban { jail, ip, force } => {
                 let why = match (ids::canonical_ip(&ip), crate::jail::Prefix::parse(&ip)) {
@@ -642,7 +659,7 @@ impl Daemon {
                     (None, true) => None,
                 };
                 let targets = match jail {
-                    Some(j) if self.status_of(&j).is_none() => return self.no_such_jail(&j),
+                    Some(j) if !self.has_jail(&j) => return self.no_such_jail(&j),
                     Some(j) => vec![j],
                     None => self.jail_names(),
                 };

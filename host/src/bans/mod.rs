@@ -122,6 +122,9 @@ fn prolonged(current: &BanRecord, time: f64, bantime: i64) -> Option<BanRecord> 
 }
 
 /// A ban's end, for the expiry order; `None` for a ban for ever.
+/// Restored bans are put in force and applied this many at a time.
+const RESTORE_CHUNK: usize = 10_000;
+
 fn end_of(r: &BanRecord) -> Option<i64> {
     (r.bantime >= 0).then(|| r.time.saturating_add(r.bantime))
 }
@@ -293,23 +296,32 @@ impl BanManager {
             Err(_) => return,
         };
         match stored {
-            Ok(bans) if !bans.is_empty() => {
-                for b in &bans {
-                    tracing::info!(
-                        target: crate::BAN_TARGET,
-                        jail = %self.jail,
-                        event = "restore",
-                        address = %b.id,
-                        "[{}] Restore Ban {}",
-                        self.jail,
-                        b.id
-                    );
-                    self.put_in_force(b.clone());
+            Ok(bans) => {
+                // In chunks: each chunk's records are freed before the next
+                // is copied into force, which reuses their memory. All at
+                // once, a million restored bans held two copies at the peak.
+                let mut rest = bans.into_iter();
+                loop {
+                    let chunk: Vec<BanRecord> = rest.by_ref().take(RESTORE_CHUNK).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    for b in &chunk {
+                        tracing::info!(
+                            target: crate::BAN_TARGET,
+                            jail = %self.jail,
+                            event = "restore",
+                            address = %b.id,
+                            "[{}] Restore Ban {}",
+                            self.jail,
+                            b.id
+                        );
+                        self.put_in_force(b.clone());
+                    }
+                    self.apply(&chunk, BanKind::Restored);
+                    self.list(&chunk);
                 }
-                self.apply(&bans, BanKind::Restored);
-                self.list(&bans);
             }
-            Ok(_) => {}
             Err(e) => tracing::error!("[{}] could not read the bans to restore: {e}", self.jail),
         }
     }

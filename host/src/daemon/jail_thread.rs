@@ -355,7 +355,7 @@ impl RunningJail {
             tracing::info!("[{}] waiting for {path} to appear", running.name);
         }
         running.publish();
-        give_memory_back();
+        crate::daemon::memory::give_memory_back();
         Ok(running)
     }
 
@@ -672,7 +672,7 @@ impl RunningJail {
             let progress = self.source.progress();
             self.bans.retry_unrecorded(&progress);
             if self.tracker.cleanup(now) {
-                give_memory_back();
+                crate::daemon::memory::give_memory_back();
             }
             self.source.rescan();
             self.last_cleanup = Instant::now();
@@ -731,20 +731,6 @@ impl RunningJail {
 pub fn monotonic_ms() -> u64 {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-/// Hand freed heap pages back to the system: glibc keeps them in the
-/// thread's arena for reuse otherwise, and the daemon's resident size would
-/// stay at its peak after a start (the compiled component read from the
-/// cache, the filter's construction, the bans restored), a burst of
-/// addresses that aged out, or a reply that listed a million bans.
-pub(crate) fn give_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own
-    // arenas; it touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Runs of lines fed to the filter with one "now": the whole batch for

@@ -11,6 +11,7 @@ pub mod jail_set;
 pub mod jail_thread;
 pub mod log_output;
 pub mod logging;
+mod memory;
 pub mod notify;
 mod pidfile;
 pub mod server_settings;
@@ -217,6 +218,7 @@ fn raise_open_file_limit() {
 
 /// Run the daemon until `stop` or SIGTERM.
 pub fn run(options: ServerOptions) -> anyhow::Result<()> {
+    memory::tune_allocator();
     private_dir(&options.state_dir)?;
     let _pidfile = match options.pidfile.as_deref().map(Pidfile::write).transpose() {
         Ok(p) => p,
@@ -548,7 +550,7 @@ impl Daemon {
         // free behind it, which glibc would keep: they go back.
         if reply.written.as_ref().is_some_and(|json| json.len() > 1 << 20) {
             drop(reply);
-            let _ = tokio::task::spawn_blocking(jail_thread::give_memory_back).await;
+            let _ = tokio::task::spawn_blocking(memory::give_memory_back).await;
         }
     }
 

@@ -67,6 +67,7 @@ fn manager(store: &Arc<Mutex<Store>>) -> BanManager {
 }
 
 fn main() {
+    wasmban::daemon::memory::tune_allocator();
     let bans: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(Mutex::new(Store::open(&dir.path().join("wasmban.sqlite3")).expect("the store")));

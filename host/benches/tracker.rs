@@ -81,6 +81,9 @@ fn run(addresses: usize, max_tracked: usize) {
 }
 
 fn main() {
+    // The daemon's allocator settings, so that forgetting costs here what
+    // it costs there.
+    wasmban::daemon::memory::tune_allocator();
     let addresses = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     run(addresses, 100_000);
     run(addresses, addresses);

@@ -11,7 +11,7 @@ pub mod jail_set;
 pub mod jail_thread;
 pub mod log_output;
 pub mod logging;
-mod memory;
+pub mod memory;
 pub mod notify;
 mod pidfile;
 pub mod server_settings;

@@ -47,6 +47,31 @@ fn a_restart_reads_lines_written_while_stopped_once() {
 }
 
 #[test]
+fn a_jail_counts_at_most_maxtracked_addresses_and_still_bans_one_that_keeps_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    tree(root, "[sshd]\nmaxretry = 3\nmaxtracked = 100\n");
+    let d = Daemon::start(root);
+    // A spray of a thousand one-off addresses, and through it one address
+    // that fails every fifty lines: it stays among the most recent.
+    let mut lines = String::new();
+    for (i, ip) in ips("198.51", 1000).iter().enumerate() {
+        lines += &failure(ip);
+        if i % 50 == 0 && i <= 100 {
+            lines += &failure("203.0.113.7");
+        }
+    }
+    append(&root.join("auth.log"), &lines);
+    d.wait_for("every line read", || d.status().unwrap()["lines"] == 1003);
+    let status = d.status().unwrap();
+    let counted = status["currently_failed"].as_u64().unwrap();
+    assert!((80..=100).contains(&counted), "{status}");
+    assert_eq!(d.banned(), vec![("203.0.113.7".to_string(), 1)]);
+    let log = d.log();
+    assert!(log.contains("maxtracked = 100") && log.contains("forgotten"), "{log}");
+}
+
+#[test]
 fn kill_9_during_a_ban_storm_then_restart_keeps_every_ban() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

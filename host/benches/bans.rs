@@ -7,8 +7,6 @@
 //!
 //! Figures are printed, never asserted: the machines are noisy.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,27 +15,8 @@ use wasmban::jail::BanTime;
 use wasmban::store::Store;
 use wasmban::tail::Progress;
 
-/// The system allocator, counting the bytes in use.
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
 /// Resident memory, in bytes (what the system sees, allocator overhead
 /// and fragmentation included).
@@ -72,7 +51,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Arc::new(Mutex::new(Store::open(&dir.path().join("wasmban.sqlite3")).expect("the store")));
     let now = 1_800_000_000.0;
-    let before = IN_USE.load(Ordering::Relaxed);
+    let before = counting::in_use();
     let rss_before = rss();
     let mut m = manager(&store);
     let started = Instant::now();
@@ -80,7 +59,7 @@ fn main() {
         m.decide(chunk.iter().map(|i| decision(*i, now)).collect(), &Progress::default(), now);
     }
     let decided = started.elapsed();
-    let held = IN_USE.load(Ordering::Relaxed) - before;
+    let held = counting::in_use() - before;
     println!(
         "{bans} bans decided in {:.2} s: {} bytes held per ban ({:.1} MB), {} bytes resident",
         decided.as_secs_f64(),
@@ -89,12 +68,12 @@ fn main() {
         rss().saturating_sub(rss_before) / bans
     );
     drop(m);
-    let before = IN_USE.load(Ordering::Relaxed);
+    let before = counting::in_use();
     let started = Instant::now();
     let mut m = manager(&store);
     m.start(now + 1.0);
     let restored = started.elapsed();
-    let held = IN_USE.load(Ordering::Relaxed) - before;
+    let held = counting::in_use() - before;
     println!(
         "{} bans restored in {:.2} s: {} bytes held per ban ({:.1} MB)",
         m.count_in_force(),

@@ -7,34 +7,13 @@
 //!
 //! Figures are printed, never asserted: the machines are noisy.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use wasmban::bans::BanView;
 use wasmban::lapi::decisions::{Current, Filter, JailBans, Snapshot, Stream};
 
-/// The system allocator, counting the bytes in use.
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
 fn address(i: usize) -> String {
     if i.is_multiple_of(10) {
@@ -72,13 +51,13 @@ fn main() {
     let current = Current::of(&snap, now);
     let gather = t.elapsed();
 
-    let before = IN_USE.load(Ordering::Relaxed);
+    let before = counting::in_use();
     let t = Instant::now();
     let (mut stream, answer) = Stream::start(&current, &filter, now);
     let json = serde_json::to_string(&answer).expect("json");
     let first = t.elapsed();
     drop(answer);
-    let held = IN_USE.load(Ordering::Relaxed) - before - json.capacity();
+    let held = counting::in_use() - before - json.capacity();
 
     let t = Instant::now();
     let quiet = stream.next(&current, &filter, now + 10);

@@ -10,33 +10,12 @@
 //!
 //! Figures are printed, never asserted: the machines are noisy.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use wasmban::jail::{BanPrefixes, FailureTracker, IgnoreList, Seen, TrackerSettings};
 
-/// The system allocator, counting the bytes in use.
-struct Counting;
-
-static IN_USE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed to the system allocator unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller's contract is System's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "common/counting.rs"]
+mod counting;
 
 fn address(i: usize) -> String {
     format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
@@ -53,7 +32,7 @@ fn run(addresses: usize, max_tracked: usize) {
         banprefix: BanPrefixes::default(),
     });
     let fields = vec![("user".to_string(), "root".to_string())];
-    let before = IN_USE.load(Ordering::Relaxed);
+    let before = counting::in_use();
     let tenth = (addresses / 10).max(1);
     let mut times = Vec::new();
     let mut started = Instant::now();
@@ -67,7 +46,7 @@ fn run(addresses: usize, max_tracked: usize) {
             started = Instant::now();
         }
     }
-    let held = IN_USE.load(Ordering::Relaxed) - before;
+    let held = counting::in_use() - before;
     let tracked = tracker.currently_failed();
     let per_tenth: Vec<String> = times.iter().map(|ns| format!("{ns:.0}")).collect();
     println!(

@@ -97,7 +97,7 @@ pub enum ControlCommand {
     /// Print wasmban's version.
     Version,
     /// A jail's setting, as fail2ban-client's `get JAIL KEY`: bantime,
-    /// findtime, maxretry, maxmatches, maxlines, logpath, actions, banip
+    /// findtime, maxretry, maxmatches, maxtracked, maxlines, logpath, actions, banip
     /// [SEP], failregex, ignoreregex, ignoreip, usedns, idle, bantime.*...
     Get {
         /// `JAIL KEY [SEP]`, or a daemon setting: loglevel, logtarget,

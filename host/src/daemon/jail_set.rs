@@ -25,6 +25,7 @@ const ONE_VALUE_OPTIONS: &[&str] = &[
     "findtime",
     "maxretry",
     "maxmatches",
+    "maxtracked",
     "usedns",
     "ignoreself",
     "bantime.increment",
@@ -38,7 +39,7 @@ const ONE_VALUE_OPTIONS: &[&str] = &[
 
 /// The keys `set` changes (besides banip, unbanip, attempt and idle, which
 /// are commands rather than settings).
-pub const SETTABLE: &str = "bantime, findtime, maxretry, maxmatches, maxlines, usedns, ignoreself, \
+pub const SETTABLE: &str = "bantime, findtime, maxretry, maxmatches, maxtracked, maxlines, usedns, ignoreself, \
      addignoreip/delignoreip, addlogpath/dellogpath, addfailregex/delfailregex, addignoreregex/delignoreregex, \
      prefregex, datepattern, logtimezone, logencoding, bantime.increment/factor/formula/multipliers/maxtime/rndtime/overalljails";
 
@@ -245,6 +246,7 @@ pub fn get(jail: &Jail, files: &[String], banned: &[BanView], idle: bool, key: &
         "findtime" => json!(jail.findtime),
         "maxretry" => json!(jail.maxretry),
         "maxmatches" => json!(jail.maxmatches),
+        "maxtracked" => json!(jail.maxtracked),
         "maxlines" => json!(filter_def.map(|d| d.maxlines().unwrap_or(1)).unwrap_or(1)),
         "logpath" => json!(files),
         "actions" => json!(jail.actions.iter().map(|(r, _)| r.name.clone()).collect::<Vec<_>>()),
@@ -325,6 +327,9 @@ mod tests {
         assert!(edit(&j, "findtime", &args(&["0"])).unwrap_err().contains("positive"));
         assert!(edit(&j, "usedns", &args(&["maybe"])).unwrap_err().contains("yes, warn, no or raw"));
         assert!(edit(&j, "maxretry", &args(&["3", "4"])).unwrap_err().contains("one value"));
+        let (next, _) = edit(&j, "maxtracked", &args(&["5000"])).unwrap();
+        assert_eq!(get(&next, &[], &[], false, "maxtracked").unwrap(), json!(5000));
+        assert!(edit(&j, "maxtracked", &args(&["0"])).unwrap_err().contains("at least 1"));
     }
 
     #[test]

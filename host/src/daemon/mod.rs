@@ -695,7 +695,13 @@ impl Daemon {
                     .jails
                     .lock()
                     .ok()
-                    .and_then(|m| m.get(&jail).map(|h| (h.config(), h.counters().files, h.banned(), h.idle())));
+                    // Only `banip` reads the bans, which may be a million.
+                    .and_then(|m| {
+                        m.get(&jail).map(|h| {
+                            let banned = if key == "banip" { h.banned() } else { Vec::new() };
+                            (h.config(), h.counters().files, banned, h.idle())
+                        })
+                    });
                 match found {
                     None => self.no_such_jail(&jail),
                     Some((config, files, banned, idle)) => match jail_set::get(&config, &files, &banned, idle, &key) {

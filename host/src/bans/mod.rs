@@ -121,10 +121,10 @@ fn prolonged(current: &BanRecord, time: f64, bantime: i64) -> Option<BanRecord> 
     Some(BanRecord { bantime, ..current.clone() })
 }
 
-/// A ban's end, for the expiry order; `None` for a ban for ever.
 /// Restored bans are put in force and applied this many at a time.
 const RESTORE_CHUNK: usize = 10_000;
 
+/// A ban's end, for the expiry order; `None` for a ban for ever.
 fn end_of(r: &BanRecord) -> Option<i64> {
     (r.bantime >= 0).then(|| r.time.saturating_add(r.bantime))
 }

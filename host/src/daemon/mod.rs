@@ -558,11 +558,6 @@ impl Daemon {
         self.jails.lock().is_ok_and(|jails| jails.contains_key(jail))
     }
 
-    /// A reply written as JSON already.
-    fn reply_written(&self, json: String) -> Reply {
-        Reply::ok_written(json)
-    }
-
     fn no_such_jail(&self, jail: &str) -> Reply {
         Reply::error(format!("no jail named {jail:?} is running; running: {}", self.jail_names().join(", ")))
     }
@@ -609,17 +604,18 @@ impl Daemon {
                     Some(status::status_json(&handle.counters(), (!without_bans).then_some(&listing)))
                 });
                 match written {
-                    Some(json) => self.reply_written(json),
+                    Some(json) => Reply::ok_written(json),
                     None => self.no_such_jail(&jail),
                 }
             }
             Request::Banned { ips } => {
+                // The listings are shared, not copied: the jails' map is not
+                // held while a million bans are written.
                 let listings: Vec<(String, crate::bans::Listing)> = match self.jails.lock() {
                     Ok(jails) => jails.iter().map(|(name, handle)| (name.clone(), handle.listing())).collect(),
                     Err(_) => Vec::new(),
                 };
-                let jails: Vec<(&str, &crate::bans::Listing)> = listings.iter().map(|(n, l)| (n.as_str(), l)).collect();
-                self.reply_written(status::banned_json(&jails, &ips))
+                Reply::ok_written(status::banned_json(&listings, &ips))
             }
             Request::Ban { jail, ip, force } => {
                 let why = match (ids::canonical_ip(&ip), crate::jail::Prefix::parse(&ip)) {

@@ -77,9 +77,9 @@ pub fn status_json(status: &JailStatus, listing: Option<&Listing>) -> String {
 /// `banned` as JSON, `{"JAIL": [ban, ...], ...}`: every ban in force of
 /// each jail, or, given addresses in `asked`, only the bans that hold one
 /// of them.
-pub fn banned_json(jails: &[(&str, &Listing)], asked: &[String]) -> String {
+pub fn banned_json(jails: &[(String, Listing)], asked: &[String]) -> String {
     struct Jails<'a> {
-        jails: &'a [(&'a str, &'a Listing)],
+        jails: &'a [(String, Listing)],
         asked: &'a [Asked],
     }
     impl Serialize for Jails<'_> {
@@ -170,7 +170,7 @@ mod tests {
         let read: JailStatus = serde_json::from_value(full).unwrap();
         assert_eq!(read.banned.len(), 2);
 
-        let jails = [("sshd", &sshd), ("web", &web)];
+        let jails = [("sshd".to_string(), sshd), ("web".to_string(), web)];
         let all: serde_json::Value = serde_json::from_str(&banned_json(&jails, &[])).unwrap();
         assert_eq!(all["sshd"].as_array().map(Vec::len), Some(2));
         let asked = ["2001:DB8:0:7::99".to_string(), "192.0.2.9".to_string()];

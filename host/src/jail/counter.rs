@@ -152,11 +152,13 @@ impl FailCounter {
         self.total += 1;
         self.clock += 1;
         let findtime = self.findtime;
-        if !self.entries.contains_key(id) {
+        let entry = if self.entries.contains_key(id) {
+            self.entries.get_mut(id)?
+        } else {
             if self.entries.len() >= self.max_tracked {
                 self.evict_least_recent();
             }
-            let entry = Entry {
+            self.entries.entry(id.into()).or_insert(Entry {
                 first: time,
                 last: time,
                 touched: self.clock,
@@ -164,10 +166,8 @@ impl FailCounter {
                 failures: 0,
                 matches: Vec::new(),
                 fields: fields.iter().map(|(k, v)| (k.as_str().into(), v.as_str().into())).collect(),
-            };
-            self.entries.insert(id.into(), entry);
-        }
-        let entry = self.entries.get_mut(id)?;
+            })
+        };
         entry.touched = self.clock;
         if time > entry.last {
             if entry.first < time - findtime {

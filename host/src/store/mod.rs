@@ -321,9 +321,10 @@ impl Store {
         Ok(n)
     }
 
-    /// Lift the bans of `ids` in `jail` (with `forget`, take them out
-    /// with their history, as `forget` does), in one transaction: an
-    /// `unban --all` of a million bans is one commit, not a million.
+    /// Lift the bans of `ids` in `jail` (with `forget`, delete them with
+    /// their history, as fail2ban's database forgets an admin's unban), in
+    /// one transaction: an `unban --all` of a million bans is one commit,
+    /// not a million.
     pub fn lift_many(&mut self, jail: &str, ids: &[&str], forget: bool) -> Result<(), StoreError> {
         let (what, sql) = match forget {
             true => ("forget bans", "DELETE FROM bans WHERE jail = ?1 AND ip = ?2"),

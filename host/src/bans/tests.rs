@@ -58,6 +58,22 @@ fn a_ban_is_recorded_before_it_is_reported_and_restored_after_a_restart() {
 }
 
 #[test]
+fn a_restart_restores_every_ban_across_its_chunks() {
+    let f = fixture();
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    let count = 2 * RESTORE_CHUNK + 7;
+    let ids: Vec<String> = (0..count).map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)).collect();
+    for chunk in ids.chunks(1000) {
+        m.decide(chunk.iter().map(|id| failures(id, 1000.0)).collect(), &Progress::default(), 1000.0);
+    }
+    let mut m = manager(&f, "sshd", BanTime { base: 600, increment: None });
+    m.start(1100.0);
+    assert_eq!(m.count_in_force(), count);
+    assert_eq!(m.listing.lock().unwrap().len(), count);
+    assert!(ids.iter().all(|id| m.is_banned(id)));
+}
+
+#[test]
 fn bans_expire_in_order_of_their_end_and_permanent_ones_never() {
     let f = fixture();
     let mut short = manager(&f, "sshd", BanTime { base: 100, increment: None });

@@ -473,9 +473,13 @@ impl Compiled {
         let (whole_start, whole_end) = spans.first().copied().flatten()?;
         let text = |g: usize| spans.get(g).copied().flatten().map(|(s, e)| &buf[s..e]);
         let skipped: String = self.skiplines.iter().filter_map(|&g| text(g)).collect();
-        let start = buf[..whole_start + 1.min(buf.len() - whole_start)].rfind('\n').map(|p| p + 1).unwrap_or(0);
-        let end = match buf[whole_end.saturating_sub(1)..].find('\n') {
-            Some(p) => whole_end.saturating_sub(1) + p + 1,
+        // fail2ban looks for the newlines around the match's first and last
+        // characters, which may take more than one byte here.
+        let first_char_end = buf[whole_start..].chars().next().map_or(whole_start, |c| whole_start + c.len_utf8());
+        let last_char_start = buf[..whole_end].char_indices().next_back().map_or(0, |(i, _)| i);
+        let start = buf[..first_char_end].rfind('\n').map(|p| p + 1).unwrap_or(0);
+        let end = match buf[last_char_start..].find('\n') {
+            Some(p) => last_char_start + p + 1,
             None => buf.len(),
         };
         let first = buf[..start].matches('\n').count().min(org.len());

@@ -221,3 +221,29 @@ fn bad_definitions_name_the_option() {
     assert!(err(&[("failregex", "no id group here")]).contains("failure-id"));
     assert!(err(&[("failregex", "<HOST>"), ("maxlines", "0")]).contains("`maxlines`"));
 }
+
+#[test]
+fn a_multi_line_match_that_starts_on_a_wide_character_is_found() {
+    // The lines around the match are found from its first and last
+    // characters, which are not one byte here (a fuzzer's finding: the
+    // filter panicked on it).
+    let mut f = filter(&[("failregex", r"^.*opened\n.*from <HOST>$"), ("maxlines", "2")]);
+    let scan = f.feed("été opened\nconnect from 192.0.2.7", 0.0, true);
+    assert_eq!(scan.failures.len(), 1);
+    assert_eq!(scan.failures[0].host, "192.0.2.7");
+}
+
+#[test]
+fn a_date_position_inside_a_wide_character_of_the_next_line_is_searched_afresh() {
+    // The date found at bytes 2..21 of the first line is looked for at the
+    // same place in the next, where byte 21 is inside `é` (a fuzzer's
+    // finding: the filter panicked on it).
+    let mut f = filter(&[("failregex", r"from <HOST>$")]);
+    let scan = f.feed(
+        "x 2026-12-04 05:01:03 from 192.0.2.1\nx 2026-12-04 05:01:0éé from 192.0.2.2\nx 2026-12-04 05:01:05 from 192.0.2.3",
+        1_796_000_000.0,
+        true,
+    );
+    let hosts: Vec<&str> = scan.failures.iter().map(|f| f.host.as_str()).collect();
+    assert!(hosts.contains(&"192.0.2.1") && hosts.contains(&"192.0.2.3"), "{hosts:?}");
+}

@@ -204,7 +204,9 @@ impl Detector {
             // Python's line[-1:0] is empty.
             return None;
         }
-        line[..at.min(line.len())].chars().next_back()
+        // A position carried over from another line may fall inside a
+        // character of this one: no character, and the search starts over.
+        line.get(..at.min(line.len())).and_then(|s| s.chars().next_back())
     }
 
     pub(super) fn char_at(line: &str, at: usize) -> Option<char> {

@@ -1,7 +1,14 @@
 //! The ban store: SQLite in WAL mode in the state directory. Bans (with
 //! their history, for `bantime.increment`) and the read positions of log
-//! files. A write returns only once it is on disk (`synchronous = FULL`),
-//! so a ban reported is a ban kept, whatever happens to the process next.
+//! files. A write returns once it is in the WAL in the kernel's hands
+//! (`synchronous = NORMAL`): a ban reported is a ban kept, whatever happens
+//! to the process next (a crash, `kill -9`). A power loss or a kernel crash
+//! may roll back the last transactions, never half of one: bans go with
+//! the read positions they were saved with, so their lines are read and
+//! judged again at the next start (and the firewall, being the kernel's,
+//! was empty anyway). A sync to disk per commit (`FULL`) cost more than
+//! the whole of a burst's filtering on the machines measured; fail2ban
+//! itself writes with `synchronous = OFF` and its journal in memory.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -126,7 +133,7 @@ impl Store {
         let open_err = |message: String| StoreError::Open { path: path.to_path_buf(), message };
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         let setup = "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
+             PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;
              CREATE TABLE IF NOT EXISTS bans (
                  jail TEXT NOT NULL,

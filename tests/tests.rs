@@ -37,6 +37,7 @@ mod regex_cli;
 mod reporting;
 mod route;
 mod sandbox;
+mod shared_read;
 mod shell_confinement;
 mod shorewall;
 mod store;

@@ -44,6 +44,30 @@ impl FilterPlan {
             .filter_for(self.pack_filter.as_deref(), self.options.clone())
             .map_err(|e| format!("{}: {e}", self.label))
     }
+
+    /// Make the filter instance of `jail`, metered under its name.
+    pub fn instantiate_for(&self, jail: &Jail) -> Result<FilterInstance, String> {
+        let mut filter = self.instantiate()?;
+        filter.set_meter(metrics::global().plugin_meter(PluginKey {
+            jail: jail.name.clone(),
+            kind: "filter".into(),
+            instance: jail.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
+            plugin: filter.plugin().name().to_string(),
+        }));
+        Ok(filter)
+    }
+
+    /// Equal for plans that read the same lines and find the same
+    /// failures in them: jails whose plans are equal share one read.
+    pub fn share_key(&self) -> String {
+        let SourceSpec { jail: _, backend, logpaths, journalmatch } = &self.source;
+        format!(
+            "{}|{:?}|{backend}|{logpaths:?}|{journalmatch:?}|{:?}",
+            self.plugin.name(),
+            self.pack_filter,
+            self.options
+        )
+    }
 }
 
 /// Plan `jail`'s filter and source. A pack's filter may bring the logpath
@@ -254,10 +278,9 @@ pub fn tracker_settings(jail: &Jail) -> TrackerSettings {
 
 /// Everything a running jail is made of, built but not started.
 pub struct AssembledJail {
-    /// What it reads.
-    pub source: SourceSpec,
-    /// Its filter instance.
-    pub filter: FilterInstance,
+    /// Its filter and what it reads, planned: the filter is made by
+    /// whichever jail opens the reader it shares (`shared_read`).
+    pub filter: FilterPlan,
     /// Its actions, not started.
     pub actions: JailActions,
     /// How ids that are not addresses are taken.
@@ -281,13 +304,6 @@ pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<A
     if let Some(why) = &plan.skipped {
         return Err(why.clone());
     }
-    let mut filter = plan.instantiate()?;
-    filter.set_meter(metrics::global().plugin_meter(PluginKey {
-        jail: jail.name.clone(),
-        kind: "filter".into(),
-        instance: jail.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
-        plugin: filter.plugin().name().to_string(),
-    }));
     let mut made = Vec::new();
     let mut actions_off = Vec::new();
     for built in actions(jail, runtime, registry) {
@@ -299,13 +315,12 @@ pub fn assemble(jail: &Jail, runtime: &Runtime, registry: &Registry) -> Result<A
     }
     let ignore = IgnoreJudge::assemble(jail, runtime, registry)?;
     Ok(AssembledJail {
-        source: plan.source,
-        filter,
+        notice: plan.notice.clone(),
+        filter: plan,
         actions: JailActions::new(&jail.name, made),
         usedns: usedns(jail)?,
         tracker: tracker_settings(jail),
         ban_time: jail.ban_time.clone(),
-        notice: plan.notice,
         ignore,
         actions_off,
     })

@@ -21,13 +21,14 @@ use crate::config::jail::Jail;
 use crate::daemon::assemble::assemble;
 use crate::daemon::clock::Clock;
 use crate::daemon::ignore_judge::IgnoreJudge;
+use crate::daemon::shared_read::{OpenError, Readers, Subscription};
 use crate::daemon::status::{BanView, JailStatus};
 use crate::jail::ids::IdPolicy;
 use crate::jail::{FailureTracker, Seen, Verdict};
 use crate::metrics::Metrics;
-use crate::plugin::{FilterInstance, Registry, Runtime, TrapKind};
+use crate::plugin::{Registry, Runtime};
 use crate::store::Store;
-use crate::tail::{Batch, Progress, Source};
+use crate::tail::Progress;
 use crate::wit::types::Failure;
 
 mod fleet;
@@ -41,9 +42,6 @@ pub const BATCH_LINES: usize = 4096;
 const GROUP_BATCHES: usize = 4;
 /// How long a group may take before its decisions are taken anyway.
 const GROUP_TIME: Duration = Duration::from_millis(25);
-/// Memory traps in one batch after which its lines are no longer split
-/// to find the ones at fault.
-const MAX_MEMORY_SPLITS: usize = 32;
 
 /// What every jail thread is given by the daemon.
 #[derive(Clone)]
@@ -62,6 +60,8 @@ pub struct JailContext {
     pub poll_interval: Duration,
     /// Where bans for the fleet go, when the daemon has a fleet.
     pub fleet: Option<crate::fleet::Outbox>,
+    /// The logs being read, shared by the jails that read them alike.
+    pub readers: Arc<Readers>,
 }
 
 /// A request for a jail's thread.
@@ -186,8 +186,42 @@ impl JailHandle {
     }
 }
 
-/// Start `jail` on its own thread.
-pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
+/// Start each of `jails` on its own thread. All take their places at the
+/// readers they share before any starts reading, so that none misses the
+/// first lines the others read.
+pub fn spawn_all(jails: Vec<Jail>, ctx: &JailContext) -> Vec<(String, std::io::Result<JailHandle>)> {
+    let seated: Vec<(Jail, Seat)> = jails
+        .into_iter()
+        .map(|jail| {
+            let seat = Seat::new(&jail, &ctx.readers);
+            (jail, seat)
+        })
+        .collect();
+    seated.into_iter().map(|(jail, seat)| (jail.name.clone(), spawn(jail, ctx.clone(), seat))).collect()
+}
+
+/// A jail's channel and its place at a reader, before its thread starts.
+struct Seat {
+    commands: (Sender<JailCommand>, Receiver<JailCommand>),
+    wake: crate::tail::Wake,
+    reading: Subscription,
+}
+
+impl Seat {
+    fn new(jail: &Jail, readers: &Readers) -> Seat {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waker = Mutex::new(tx.clone());
+        let wake: crate::tail::Wake = Arc::new(move || {
+            if let Ok(w) = waker.lock() {
+                let _ = w.send(JailCommand::Wake);
+            }
+        });
+        let reading = readers.join(jail, wake.clone());
+        Seat { commands: (tx, rx), wake, reading }
+    }
+}
+
+fn spawn(jail: Jail, ctx: JailContext, seat: Seat) -> std::io::Result<JailHandle> {
     let fingerprint = format!("{jail:?}");
     let shared = Arc::new(SharedSettings {
         config: Mutex::new(Arc::new(jail.clone())),
@@ -195,22 +229,16 @@ pub fn spawn(jail: Jail, ctx: JailContext) -> std::io::Result<JailHandle> {
         idle: AtomicBool::new(false),
     });
     let seen = shared.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let Seat { commands: (tx, rx), wake, reading } = seat;
     let status = Arc::new(Mutex::new(JailStatus { jail: jail.name.clone(), ..JailStatus::default() }));
     let published = status.clone();
     let listing = Listing::default();
     let kept = listing.clone();
     let heartbeat = Arc::new(AtomicU64::new(monotonic_ms()));
     let beating = heartbeat.clone();
-    let waker = Mutex::new(tx.clone());
-    let wake: crate::tail::Wake = Arc::new(move || {
-        if let Ok(w) = waker.lock() {
-            let _ = w.send(JailCommand::Wake);
-        }
-    });
     let thread = std::thread::Builder::new().name(format!("jail-{}", jail.name)).spawn(move || {
         let name = jail.name.clone();
-        match RunningJail::start(&jail, ctx, wake, published.clone(), kept, beating, seen) {
+        match RunningJail::start(&jail, ctx, (wake, reading), published.clone(), kept, beating, seen) {
             Ok(mut running) => running.run(rx),
             Err(problem) => {
                 tracing::error!("[{name}] jail not started: {problem}");
@@ -248,12 +276,15 @@ struct RunningJail {
     confdir: PathBuf,
     store: Arc<Mutex<Store>>,
     wake: crate::tail::Wake,
-    /// What `source` was opened on.
+    /// What `reading` was opened on.
     source_spec: crate::tail::SourceSpec,
     /// `set JAIL idle on`: lines wait unread.
     idle: bool,
-    source: Source,
-    filter: FilterInstance,
+    /// Its place at the reader of its log (shared with the jails that
+    /// read it alike).
+    reading: Subscription,
+    /// Where reading stands after the last batch the jail took.
+    progress: Progress,
     ids: IdPolicy,
     /// `ignorecommand` / `ignoreplugin`, asked after `ignoreip`.
     ignore: Option<IgnoreJudge>,
@@ -288,7 +319,7 @@ impl RunningJail {
     fn start(
         jail: &Jail,
         ctx: JailContext,
-        wake: crate::tail::Wake,
+        (wake, reading): (crate::tail::Wake, Subscription),
         status: Arc<Mutex<JailStatus>>,
         listing: Listing,
         heartbeat: Arc<AtomicU64>,
@@ -308,7 +339,7 @@ impl RunningJail {
             ),
             Err(_) => Default::default(),
         };
-        let source = Source::open(&parts.source, saved_files, saved_journal, wake.clone())?;
+        let (reading, progress) = open_reading(jail, reading, &parts.filter, saved_files, saved_journal, &wake)?;
         if let Some(notice) = &parts.notice {
             tracing::warn!("[{}] {notice}", jail.name);
         }
@@ -324,10 +355,10 @@ impl RunningJail {
             confdir: ctx.confdir.clone(),
             store: ctx.store.clone(),
             wake,
-            source_spec: parts.source.clone(),
+            source_spec: parts.filter.source.clone(),
             idle: false,
-            source,
-            filter: parts.filter,
+            reading,
+            progress,
             ids: IdPolicy::new(parts.usedns),
             ignore: parts.ignore,
             tracker: FailureTracker::new(parts.tracker),
@@ -348,10 +379,15 @@ impl RunningJail {
             forgotten: (0, 0, None),
         };
         running.bans.start(running.clock.now());
-        let mut what = running.source.files();
-        what.extend(running.source.waiting());
-        tracing::info!("[{}] jail started, reading {}", running.name, what.join(", "));
-        for path in running.source.waiting() {
+        let view = running.reading.view();
+        let mut what = view.files.clone();
+        what.extend(view.waiting.iter().cloned());
+        let sharing = match running.reading.jails() {
+            1 => String::new(),
+            n => format!(" (read once for the {n} jails that read it alike)"),
+        };
+        tracing::info!("[{}] jail started, reading {}{sharing}", running.name, what.join(", "));
+        for path in &view.waiting {
             tracing::info!("[{}] waiting for {path} to appear", running.name);
         }
         running.publish();
@@ -445,7 +481,7 @@ impl RunningJail {
             fields: Vec::new(),
             until: None,
         };
-        let progress = self.source.progress();
+        let progress = self.progress.clone();
         let outcome = self.decide(vec![decision], &progress, now);
         self.share_bans(&outcome.banned);
         match outcome.dropped.into_iter().next() {
@@ -462,7 +498,7 @@ impl RunningJail {
     /// Read and work through up to [`GROUP_BATCHES`] batches; true when
     /// there may be more. Their ban decisions are made, recorded and
     /// applied together, after the last: in a burst, the store's commit
-    /// (a sync to disk) is then paid once per group rather than per batch.
+    /// is then paid once per group rather than per batch.
     /// A batch that is not full (no burst) ends the group at once, so a
     /// lone failure line is not held back.
     fn read_batch(&mut self) -> bool {
@@ -471,22 +507,24 @@ impl RunningJail {
         let mut progress = None;
         let mut full = false;
         for _ in 0..GROUP_BATCHES {
-            let batch = self.source.read(BATCH_LINES);
-            if batch.lines.is_empty() {
+            let now = self.clock.now();
+            let Some(scanned) = self.reading.next(&self.name, now) else {
                 full = false;
                 break;
+            };
+            self.lines_read += scanned.lines as u64;
+            self.metrics.lines_read(&self.name, scanned.lines as u64);
+            if scanned.skipped > 0 {
+                self.lines_skipped += scanned.skipped;
+                self.metrics.lines_skipped(&self.name, scanned.skipped);
             }
-            self.lines_read += batch.lines.len() as u64;
-            self.metrics.lines_read(&self.name, batch.lines.len() as u64);
-            full = batch.lines.len() >= BATCH_LINES;
-            let now = self.clock.now();
-            let failures = self.scan_batch(&batch, now);
-            self.metrics.failures(&self.name, failures.len() as u64);
+            full = scanned.lines >= BATCH_LINES;
+            self.metrics.failures(&self.name, scanned.failures.len() as u64);
             // A line per failure: written together after the batch. Not
             // across `decide`, whose actions may take seconds.
             let _held = crate::daemon::log_output::hold_lines();
-            decisions.extend(self.judge(failures, now));
-            progress = Some(batch.progress);
+            decisions.extend(self.judge(&scanned.failures, now));
+            progress = Some(scanned.progress.clone());
             if !full || started.elapsed() >= GROUP_TIME {
                 break;
             }
@@ -494,6 +532,7 @@ impl RunningJail {
         let Some(progress) = progress else { return false };
         self.note_forgotten();
         let outcome = self.decide(decisions, &progress, self.clock.now());
+        self.progress = progress;
         self.share_bans(&outcome.banned);
         let _held = crate::daemon::log_output::hold_lines();
         self.settle(&outcome);
@@ -553,48 +592,9 @@ impl RunningJail {
         self.bans.decide(decisions, progress, now)
     }
 
-    /// What the filter finds in `batch`.
-    fn scan_batch(&mut self, batch: &Batch, now: f64) -> Vec<(Failure, f64)> {
-        let mut failures = Vec::new();
-        let mut memory_traps = 0;
-        for (range, at) in time_groups(batch, now) {
-            self.scan(&batch.lines[range], at, &mut failures, &mut memory_traps);
-        }
-        failures
-    }
-
-    /// Feed `lines` to the filter, adding what it finds to `failures`.
-    /// When the filter runs out of its memory on them, the lines are split
-    /// in halves and tried again, so that only the lines that cause it are
-    /// lost (and counted), not the genuine failures around them; after
-    /// [`MAX_MEMORY_SPLITS`] such traps in one batch the rest is dropped,
-    /// so that a filter that always runs out cannot stall its jail.
-    fn scan(&mut self, lines: &[String], at: f64, failures: &mut Vec<(Failure, f64)>, memory_traps: &mut usize) {
-        let text = lines.join("\n");
-        match self.filter.feed(&text, at, false) {
-            Ok(scan) => failures.extend(scan.failures.into_iter().map(|f| (f, at))),
-            Err(e)
-                if e.trap_kind() == Some(TrapKind::Memory) && lines.len() > 1 && *memory_traps < MAX_MEMORY_SPLITS =>
-            {
-                *memory_traps += 1;
-                tracing::warn!("[{}] {e}; trying its {} line(s) again in halves", self.name, lines.len());
-                let (first, second) = lines.split_at(lines.len() / 2);
-                self.scan(first, at, failures, memory_traps);
-                self.scan(second, at, failures, memory_traps);
-            }
-            Err(e) => {
-                // The filter instance is rebuilt before the next call;
-                // these lines are lost to it, and the log and status say so.
-                self.lines_skipped += lines.len() as u64;
-                self.metrics.lines_skipped(&self.name, lines.len() as u64);
-                tracing::error!("[{}] filter failed on {} line(s), which are skipped: {e}", self.name, lines.len());
-            }
-        }
-    }
-
     /// Count each failure against the ids it names; the ids that reached
     /// `maxretry`, as ban decisions.
-    fn judge(&mut self, failures: Vec<(Failure, f64)>, now: f64) -> Vec<BanDecision> {
+    fn judge(&mut self, failures: &[(Failure, f64)], now: f64) -> Vec<BanDecision> {
         let mut decisions = Vec::new();
         for (failure, at) in failures {
             if failure.host.trim().is_empty() {
@@ -607,14 +607,14 @@ impl RunningJail {
                     continue;
                 }
             };
-            let time = failure.time.unwrap_or(at);
+            let time = failure.time.unwrap_or(*at);
             for id in &ids {
                 let found =
                     || tracing::info!(jail = %self.name, event = "found", address = %id, "[{}] Found {id}", self.name);
                 let seen = Seen { matches: &failure.matches, fields: &failure.fields };
                 if let Some(judge) = &mut self.ignore
                     && !self.tracker.is_ignored(id)
-                    && judge.ignores(id, &failure, now)
+                    && judge.ignores(id, failure, now)
                 {
                     tracing::info!(
                         jail = %self.name,
@@ -669,12 +669,11 @@ impl RunningJail {
             self.next_reconcile = now + self.reconcile_every as f64;
         }
         if self.last_cleanup.elapsed() >= Duration::from_secs(10) {
-            let progress = self.source.progress();
-            self.bans.retry_unrecorded(&progress);
+            self.bans.retry_unrecorded(&self.progress);
             if self.tracker.cleanup(now) {
                 crate::daemon::memory::give_memory_back();
             }
-            self.source.rescan();
+            self.reading.rescan();
             self.last_cleanup = Instant::now();
         }
     }
@@ -686,20 +685,22 @@ impl RunningJail {
     fn measure_backlog(&mut self, caught_up: bool) {
         let burst_starts = self.backlog.0.values().all(|behind| *behind == 0);
         if caught_up || burst_starts || self.backlog.1.elapsed() >= Duration::from_secs(1) {
-            self.backlog = (self.source.backlog().into_iter().collect(), Instant::now());
+            self.reading.measure_backlog(caught_up || burst_starts);
+            self.backlog = (self.reading.view().backlog.into_iter().collect(), Instant::now());
         }
     }
 
     fn publish(&self) {
         // The bans themselves are read from the listing when asked.
+        let view = self.reading.view();
         let status = JailStatus {
             jail: self.name.clone(),
             currently_failed: self.tracker.currently_failed(),
             total_failed: self.tracker.total_failed(),
-            files: self.source.files(),
-            waiting: self.source.waiting(),
-            backend: self.source.backend_name().to_string(),
-            journal_matches: self.source.is_journal().then(|| {
+            files: view.files,
+            waiting: view.waiting,
+            backend: view.backend.to_string(),
+            journal_matches: view.is_journal.then(|| {
                 let matches = self.source_spec.journalmatch.as_deref().unwrap_or_default();
                 matches.split_whitespace().collect::<Vec<_>>().join(" ")
             }),
@@ -720,8 +721,7 @@ impl RunningJail {
     }
 
     fn shutdown(&mut self) {
-        let progress = self.source.progress();
-        self.bans.stop(&progress);
+        self.bans.stop(&self.progress);
         tracing::info!("[{}] jail stopped", self.name);
     }
 }
@@ -733,18 +733,28 @@ pub fn monotonic_ms() -> u64 {
     ORIGIN.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// Runs of lines fed to the filter with one "now": the whole batch for
-/// files (their lines carry dates), runs of journal entries from the same
-/// second (the journal's time is the lines' time).
-fn time_groups(batch: &Batch, now: f64) -> Vec<(std::ops::Range<usize>, f64)> {
-    let Some(times) = &batch.times else { return vec![(0..batch.lines.len(), now)] };
-    let mut groups = Vec::new();
-    let mut start = 0;
-    for i in 1..=times.len() {
-        if i == times.len() || times[i].floor() != times[start].floor() {
-            groups.push((start..i, times[start]));
-            start = i;
-        }
+/// Open the reader `reading` for `jail`, or one of its own when the reader
+/// it joined reads otherwise; the reader, and where the jail's reading
+/// starts.
+fn open_reading(
+    jail: &Jail,
+    reading: Subscription,
+    plan: &crate::daemon::assemble::FilterPlan,
+    saved_files: std::collections::HashMap<PathBuf, crate::tail::Cursor>,
+    saved_journal: Option<String>,
+    wake: &crate::tail::Wake,
+) -> Result<(Subscription, Progress), String> {
+    let make = || plan.instantiate_for(jail);
+    match reading.open(plan, make, saved_files.clone(), saved_journal.clone()) {
+        Ok(progress) => return Ok((reading, progress)),
+        Err(OpenError::Failed(why)) => return Err(why),
+        Err(OpenError::NotShared) => {}
     }
-    groups
+    drop(reading);
+    let alone = Subscription::solo(wake.clone());
+    match alone.open(plan, make, saved_files, saved_journal) {
+        Ok(progress) => Ok((alone, progress)),
+        Err(OpenError::Failed(why)) => Err(why),
+        Err(OpenError::NotShared) => Err("a reader of the jail's own would not open".into()),
+    }
 }

@@ -16,6 +16,7 @@ pub mod notify;
 mod pidfile;
 pub mod server_settings;
 pub mod settings;
+pub mod shared_read;
 pub mod status;
 mod supervise;
 
@@ -272,6 +273,7 @@ pub fn run(options: ServerOptions) -> anyhow::Result<()> {
         clock: options.clock.clone(),
         poll_interval: options.poll_interval,
         fleet: fleet_outbox,
+        readers: Arc::default(),
     };
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -413,9 +415,8 @@ impl Daemon {
 
     fn start(&self, jails: Vec<crate::config::jail::Jail>) -> Vec<String> {
         let mut started = Vec::new();
-        for jail in jails {
-            let name = jail.name.clone();
-            match jail_thread::spawn(jail, self.jail_context.clone()) {
+        for (name, spawned) in jail_thread::spawn_all(jails, &self.jail_context) {
+            match spawned {
                 Ok(handle) => {
                     if let Ok(mut map) = self.jails.lock() {
                         map.insert(name.clone(), handle);

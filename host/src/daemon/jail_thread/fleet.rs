@@ -51,7 +51,7 @@ impl RunningJail {
                 until: Some(until),
             });
         }
-        let progress = self.source.progress();
+        let progress = self.progress.clone();
         let _held = crate::daemon::log_output::hold_lines();
         self.decide(decisions, &progress, now);
     }

@@ -1,8 +1,9 @@
 //! A running jail changed in place by fail2ban's runtime `set`: only the
-//! part a key touches is rebuilt (a new filter instance, a reopened
-//! source, new tracker settings), so failures being counted and bans in
-//! force stay as they are. Everything new is built before anything old is
-//! dropped: a change that fails leaves the jail as it was.
+//! part a key touches is rebuilt (a reader of the jail's own with a new
+//! filter instance or source, new tracker settings), so failures being
+//! counted and bans in force stay as they are. Everything new is built
+//! before anything old is dropped: a change that fails leaves the jail as
+//! it was.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,12 +12,11 @@ use serde_json::{Value, json};
 
 use super::RunningJail;
 use crate::config::jail::Jail;
-use crate::daemon::assemble::{self, plan_filter};
+use crate::daemon::assemble::{self, FilterPlan, plan_filter};
 use crate::daemon::jail_set::{self, Touches};
+use crate::daemon::shared_read::{OpenError, Subscription};
 use crate::jail::ids::IdPolicy;
-use crate::metrics::{self, PluginKey};
 use crate::plugin::Registry;
-use crate::tail::{Source, SourceSpec};
 use crate::wit::types::Failure;
 
 impl RunningJail {
@@ -37,7 +37,7 @@ impl RunningJail {
         self.config = next;
         self.publish_config();
         tracing::info!("[{}] set {key} {}: in force until the next reload", self.name, args.join(" "));
-        jail_set::get(&self.config, &self.source.files(), &[], self.idle, jail_set::answered_by(key))
+        jail_set::get(&self.config, &self.reading.view().files, &[], self.idle, jail_set::answered_by(key))
     }
 
     fn set_idle(&mut self, args: &[String]) -> Result<Value, String> {
@@ -46,6 +46,11 @@ impl RunningJail {
             [v] if v == "off" => false,
             _ => return Err("Invalid idle option, must be 'on' or 'off'".into()),
         };
+        if self.idle && self.reading.jails() > 1 {
+            // Its lines are to wait for it, not hold up the other jails.
+            let plan = plan_filter(&self.config, &self.runtime, &Registry::new(Some(self.plugin_dir.clone())))?;
+            self.read_alone(&plan, &self.config.clone())?;
+        }
         self.shared.idle.store(self.idle, Ordering::Relaxed);
         tracing::info!("[{}] idle {}", self.name, if self.idle { "on: lines wait unread" } else { "off" });
         Ok(json!(self.idle))
@@ -72,8 +77,8 @@ impl RunningJail {
             matches.iter().map(|m| (failure(vec![m.clone()]), now)).collect()
         };
         tracing::info!("[{}] Attempt {host}", self.name);
-        let decisions = self.judge(failures, now);
-        let progress = self.source.progress();
+        let decisions = self.judge(&failures, now);
+        let progress = self.progress.clone();
         let outcome = self.decide(decisions, &progress, now);
         self.settle(&outcome);
         Ok(json!(1))
@@ -122,8 +127,8 @@ impl RunningJail {
 
     fn take_options(&mut self, next: &Jail) -> Result<(), String> {
         if next.logpath != self.config.logpath {
-            let spec = plan_filter(next, &self.runtime, &Registry::new(Some(self.plugin_dir.clone())))?.source;
-            self.reopen(&spec)?;
+            let plan = plan_filter(next, &self.runtime, &Registry::new(Some(self.plugin_dir.clone())))?;
+            self.read_alone(&plan, next)?;
         }
         self.tracker.reconfigure(assemble::tracker_settings(next));
         let usedns = assemble::usedns(next)?;
@@ -136,31 +141,33 @@ impl RunningJail {
 
     fn take_filter(&mut self, next: &Jail) -> Result<(), String> {
         let plan = plan_filter(next, &self.runtime, &Registry::new(Some(self.plugin_dir.clone())))?;
-        let mut filter = plan.instantiate()?;
-        filter.set_meter(metrics::global().plugin_meter(PluginKey {
-            jail: self.name.clone(),
-            kind: "filter".into(),
-            instance: next.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
-            plugin: filter.plugin().name().to_string(),
-        }));
-        if plan.source != self.source_spec {
-            self.reopen(&plan.source)?;
-        }
-        self.filter = filter;
-        Ok(())
+        self.read_alone(&plan, next)
     }
 
-    /// Follow what `spec` names from where reading stands: files followed
-    /// before keep their positions, files added start as their entry says.
-    fn reopen(&mut self, spec: &SourceSpec) -> Result<(), String> {
-        let progress = self.source.progress();
-        let mut saved = match self.store.lock() {
-            Ok(store) => store.saved_positions().unwrap_or_default(),
+    /// Read with a reader of the jail's own, opened on `plan` for `jail`,
+    /// from where the jail's reading stands: files followed before keep
+    /// their positions, files added start as their entry says. Batches
+    /// the shared reader had read for the jail are read again.
+    fn read_alone(&mut self, plan: &FilterPlan, jail: &Jail) -> Result<(), String> {
+        let (mut saved, journal) = match self.store.lock() {
+            Ok(store) => {
+                (store.saved_positions().unwrap_or_default(), store.load_journal_cursor(&self.name).ok().flatten())
+            }
             Err(_) => Default::default(),
         };
-        saved.extend(progress.files);
-        self.source = Source::open(spec, saved, progress.journal, self.wake.clone())?;
-        self.source_spec = spec.clone();
+        saved.extend(self.progress.files.iter().cloned());
+        let journal = self.progress.journal.clone().or(journal);
+        let reading = Subscription::solo(self.wake.clone());
+        let started = match reading.open(plan, || plan.instantiate_for(jail), saved, journal) {
+            Ok(progress) => progress,
+            Err(OpenError::Failed(why)) => return Err(why),
+            Err(OpenError::NotShared) => return Err("a reader of the jail's own would not open".into()),
+        };
+        self.reading = reading;
+        if self.progress == Default::default() {
+            self.progress = started;
+        }
+        self.source_spec = plan.source.clone();
         Ok(())
     }
 }

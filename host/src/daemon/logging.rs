@@ -71,18 +71,30 @@ fn jail_of(message: &str) -> Option<&str> {
 
 /// Local date and time with milliseconds, as fail2ban writes them.
 fn local_timestamp() -> String {
+    thread_local! {
+        // The second's text: glibc's local time takes a process-wide lock,
+        // and a jail in a burst logs thousands of lines a second.
+        static SECOND: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let tm = crate::timezone::local_time(now.as_secs() as i64);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02},{:03}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        now.subsec_millis()
-    )
+    let secs = now.as_secs() as i64;
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs {
+            let tm = crate::timezone::local_time(secs);
+            second.1 = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                tm.tm_year + 1900,
+                tm.tm_mon + 1,
+                tm.tm_mday,
+                tm.tm_hour,
+                tm.tm_min,
+                tm.tm_sec
+            );
+            second.0 = secs;
+        }
+        format!("{},{:03}", second.1, now.subsec_millis())
+    })
 }
 
 /// UTC time with milliseconds, RFC 3339, for JSON lines.

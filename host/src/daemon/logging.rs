@@ -32,8 +32,19 @@ const STRUCTURED: &[&str] = &["jail", "event", "address", "failures", "bantime"]
 /// An event's fields, in order, with the message apart.
 #[derive(Default)]
 struct Fields {
+    /// For fail2ban's lines: the [`STRUCTURED`] fields are not kept (a jail
+    /// in a burst logs a line per failure, each with three of them).
+    plain: bool,
     message: String,
     rest: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl Fields {
+    fn keep(&mut self, field: &tracing::field::Field, value: impl FnOnce() -> serde_json::Value) {
+        if !(self.plain && STRUCTURED.contains(&field.name())) {
+            self.rest.push((field.name(), value()));
+        }
+    }
 }
 
 impl tracing::field::Visit for Fields {
@@ -41,24 +52,24 @@ impl tracing::field::Visit for Fields {
         if field.name() == "message" {
             self.message = format!("{value:?}");
         } else {
-            self.rest.push((field.name(), serde_json::Value::String(format!("{value:?}"))));
+            self.keep(field, || serde_json::Value::String(format!("{value:?}")));
         }
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if field.name() == "message" {
             self.message = value.to_string();
         } else {
-            self.rest.push((field.name(), serde_json::Value::String(value.to_string())));
+            self.keep(field, || serde_json::Value::String(value.to_string()));
         }
     }
     fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.rest.push((field.name(), value.into()));
+        self.keep(field, || value.into());
     }
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.rest.push((field.name(), value.into()));
+        self.keep(field, || value.into());
     }
     fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-        self.rest.push((field.name(), value.into()));
+        self.keep(field, || value.into());
     }
 }
 
@@ -97,6 +108,27 @@ fn local_timestamp() -> String {
     })
 }
 
+/// The logger fail2ban's lines name for an event of `target`: the module
+/// path with dots. The last one is kept per thread, as a jail logs from a
+/// handful of modules, a line per failure in a burst.
+fn logger_name(target: &'static str) -> std::rc::Rc<str> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(&'static str, std::rc::Rc<str>)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((seen, name)) if std::ptr::eq(*seen, target) => name.clone(),
+            _ => {
+                let name: std::rc::Rc<str> =
+                    if target == BAN_TARGET { target.into() } else { target.replace("::", ".").into() };
+                *last = Some((target, name.clone()));
+                name
+            }
+        }
+    })
+}
+
 /// UTC time with milliseconds, RFC 3339, for JSON lines.
 fn utc_timestamp() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -120,7 +152,7 @@ where
     fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
         let meta = event.metadata();
         let target = meta.target();
-        let name = if target == BAN_TARGET { target.to_string() } else { target.replace("::", ".") };
+        let name = logger_name(target);
         let level = match *meta.level() {
             Level::INFO if target == BAN_TARGET => "NOTICE",
             Level::ERROR => "ERROR",
@@ -128,13 +160,13 @@ where
             Level::INFO => "INFO",
             Level::DEBUG | Level::TRACE => "DEBUG",
         };
-        let mut fields = Fields::default();
+        let mut fields = Fields { plain: !self.json, ..Fields::default() };
         event.record(&mut fields);
         if self.json {
             let mut object = serde_json::Map::new();
             object.insert("time".into(), utc_timestamp().into());
             object.insert("level".into(), level.into());
-            object.insert("logger".into(), name.into());
+            object.insert("logger".into(), name.to_string().into());
             object.insert("pid".into(), self.pid.into());
             if let Some(jail) = jail_of(&fields.message) {
                 object.insert("jail".into(), jail.into());
@@ -156,7 +188,7 @@ where
         // Ban` that recidive would read) or carry terminal escapes into
         // the file.
         let mut text = fields.message;
-        for (key, value) in fields.rest.iter().filter(|(k, _)| !STRUCTURED.contains(k)) {
+        for (key, value) in &fields.rest {
             match value {
                 serde_json::Value::String(v) => text.push_str(&format!(" {key}={v:?}")),
                 other => text.push_str(&format!(" {key}={other}")),

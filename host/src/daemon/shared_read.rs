@@ -203,7 +203,11 @@ impl Subscription {
         if let Some(open) = scanner.as_mut() {
             // A journal's cursor is saved for each jail: not shared.
             return if open.plan == key && !open.source.is_journal() {
-                Ok(open.source.progress())
+                // Batches read since the jail took its place wait for it:
+                // it starts where the first of them does, which its first
+                // batch tells (nothing to save until then).
+                let waiting = lock(&self.reader.waiting).jails.get(&self.id).is_some_and(|q| !q.batches.is_empty());
+                Ok(if waiting { Progress::default() } else { open.source.progress() })
             } else {
                 Err(OpenError::NotShared)
             };
@@ -453,9 +457,22 @@ mod tests {
             assert!(opened.is_ok(), "{} could not open", jail.name);
         }
 
+        // A jail that opens with a batch already waiting for it starts
+        // where that batch does: no position of its own to save yet.
+        let (wake_c, _) = counting_wake();
+        let c = readers.join(&jails[1], wake_c);
+        let plan = plan_filter(&jails[1], &runtime, &Registry::new(None)).unwrap();
+        assert!(c.open(&plan, || plan.instantiate(), HashMap::new(), None).is_ok_and(|p| p != Progress::default()));
+        let first_of_a = a.next("a", 0.0).unwrap();
+        let d = readers.join(&jails[1], counting_wake().0);
+        a.next("a", 0.0).unwrap();
+        assert!(d.open(&plan, || plan.instantiate(), HashMap::new(), None).is_ok_and(|p| p == Progress::default()));
+        assert_eq!(c.next("c", 0.0).unwrap().progress, first_of_a.progress);
+        drop((c, d));
+
         // `a` reads while `b` takes nothing: `a` is held once `b` has
         // MAX_WAITING batches waiting.
-        let mut read_by_a = 0;
+        let mut read_by_a = 2;
         while let Some(batch) = a.next("a", 0.0) {
             assert_eq!(batch.failures.len(), BATCH_LINES);
             read_by_a += 1;

@@ -746,15 +746,11 @@ fn open_reading(
 ) -> Result<(Subscription, Progress), String> {
     let make = || plan.instantiate_for(jail);
     match reading.open(plan, make, saved_files.clone(), saved_journal.clone()) {
-        Ok(progress) => return Ok((reading, progress)),
-        Err(OpenError::Failed(why)) => return Err(why),
-        Err(OpenError::NotShared) => {}
-    }
-    drop(reading);
-    let alone = Subscription::solo(wake.clone());
-    match alone.open(plan, make, saved_files, saved_journal) {
-        Ok(progress) => Ok((alone, progress)),
+        Ok(progress) => Ok((reading, progress)),
         Err(OpenError::Failed(why)) => Err(why),
-        Err(OpenError::NotShared) => Err("a reader of the jail's own would not open".into()),
+        Err(OpenError::NotShared) => {
+            drop(reading);
+            Subscription::open_alone(wake.clone(), plan, make, saved_files, saved_journal)
+        }
     }
 }

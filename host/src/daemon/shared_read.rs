@@ -181,9 +181,21 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// A reader of the jail's own.
-    pub fn solo(wake: Wake) -> Subscription {
-        Reader::solo().subscribe(wake)
+    /// A reader of the jail's own, opened with `plan` (see [`Subscription::open`]);
+    /// it, and where the jail's reading starts.
+    pub fn open_alone(
+        wake: Wake,
+        plan: &FilterPlan,
+        make_filter: impl FnOnce() -> Result<FilterInstance, String>,
+        saved_files: HashMap<std::path::PathBuf, Cursor>,
+        saved_journal: Option<String>,
+    ) -> Result<(Subscription, Progress), String> {
+        let alone = Reader::solo().subscribe(wake);
+        match alone.open(plan, make_filter, saved_files, saved_journal) {
+            Ok(progress) => Ok((alone, progress)),
+            Err(OpenError::Failed(why)) => Err(why),
+            Err(OpenError::NotShared) => Err("a reader of the jail's own would not open".into()),
+        }
     }
 
     /// Open the reader with `plan` if no jail has yet; otherwise check that

@@ -14,7 +14,7 @@ use super::RunningJail;
 use crate::config::jail::Jail;
 use crate::daemon::assemble::{self, FilterPlan, plan_filter};
 use crate::daemon::jail_set::{self, Touches};
-use crate::daemon::shared_read::{OpenError, Subscription};
+use crate::daemon::shared_read::Subscription;
 use crate::jail::ids::IdPolicy;
 use crate::plugin::Registry;
 use crate::wit::types::Failure;
@@ -157,12 +157,8 @@ impl RunningJail {
         };
         saved.extend(self.progress.files.iter().cloned());
         let journal = self.progress.journal.clone().or(journal);
-        let reading = Subscription::solo(self.wake.clone());
-        let started = match reading.open(plan, || plan.instantiate_for(jail), saved, journal) {
-            Ok(progress) => progress,
-            Err(OpenError::Failed(why)) => return Err(why),
-            Err(OpenError::NotShared) => return Err("a reader of the jail's own would not open".into()),
-        };
+        let (reading, started) =
+            Subscription::open_alone(self.wake.clone(), plan, || plan.instantiate_for(jail), saved, journal)?;
         self.reading = reading;
         if self.progress == Default::default() {
             self.progress = started;

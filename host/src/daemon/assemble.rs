@@ -6,6 +6,7 @@
 //! log), and nothing is opened, started or changed by assembling.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::bans::{JailAction, JailActions};
 use crate::config::action::ActionDefinition;
@@ -18,6 +19,9 @@ use crate::jail::{BanTime, TrackerSettings};
 use crate::metrics::{self, PluginKey};
 use crate::plugin::{FilterInstance, Plugin, PluginError, Registry, Runtime};
 use crate::tail::{Backend, SourceSpec, has_glob};
+
+/// Makes instances of a jail's filter.
+pub type FilterMaker = Arc<dyn Fn() -> Result<FilterInstance, String> + Send + Sync>;
 
 /// A jail's filter, planned: the component loaded, the options it will be
 /// made with, and the source those options were chosen for.
@@ -45,16 +49,30 @@ impl FilterPlan {
             .map_err(|e| format!("{}: {e}", self.label))
     }
 
-    /// Make the filter instance of `jail`, metered under its name.
-    pub fn instantiate_for(&self, jail: &Jail) -> Result<FilterInstance, String> {
-        let mut filter = self.instantiate()?;
-        filter.set_meter(metrics::global().plugin_meter(PluginKey {
+    /// What makes `jail`'s filter instances, metered under its name: the
+    /// one its reader opens with, and a second one when a burst is split
+    /// over two cores (`daemon::read_ahead`).
+    pub fn maker_for(&self, jail: &Jail) -> FilterMaker {
+        let (plugin, pack_filter, options, label) =
+            (self.plugin.clone(), self.pack_filter.clone(), self.options.clone(), self.label.clone());
+        let meter = PluginKey {
             jail: jail.name.clone(),
             kind: "filter".into(),
             instance: jail.filter.as_ref().map(|(r, _)| r.name.clone()).unwrap_or_default(),
-            plugin: filter.plugin().name().to_string(),
-        }));
-        Ok(filter)
+            plugin: plugin.name().to_string(),
+        };
+        Arc::new(move || {
+            let mut filter =
+                plugin.filter_for(pack_filter.as_deref(), options.clone()).map_err(|e| format!("{label}: {e}"))?;
+            filter.set_meter(metrics::global().plugin_meter(meter.clone()));
+            Ok(filter)
+        })
+    }
+
+    /// Whether the filter's work on a batch can be split over two
+    /// instances (it exports `prepare`).
+    pub fn can_prepare(&self) -> bool {
+        self.plugin.can_prepare()
     }
 
     /// Equal for plans that read the same lines and find the same

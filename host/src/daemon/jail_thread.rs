@@ -744,8 +744,8 @@ fn open_reading(
     saved_journal: Option<String>,
     wake: &crate::tail::Wake,
 ) -> Result<(Subscription, Progress), String> {
-    let make = || plan.instantiate_for(jail);
-    match reading.open(plan, make, saved_files.clone(), saved_journal.clone()) {
+    let make = plan.maker_for(jail);
+    match reading.open(plan, make.clone(), saved_files.clone(), saved_journal.clone()) {
         Ok(progress) => Ok((reading, progress)),
         Err(OpenError::Failed(why)) => Err(why),
         Err(OpenError::NotShared) => {

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod memory;
 pub mod notify;
 mod pidfile;
+pub mod read_ahead;
 pub mod server_settings;
 pub mod settings;
 pub mod shared_read;

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::jail::Jail;
-use crate::daemon::assemble::FilterPlan;
-use crate::plugin::{FilterInstance, TrapKind};
+use crate::daemon::assemble::{FilterMaker, FilterPlan};
+use crate::daemon::jail_thread::BATCH_LINES;
+use crate::daemon::read_ahead::{IN_FLIGHT, Pending, Prepared, Preparer};
+use crate::plugin::{FilterInstance, PluginError, TrapKind};
 use crate::tail::{Batch, Cursor, Progress, Source, Wake};
 use crate::wit::types::Failure;
 
@@ -55,22 +57,43 @@ pub struct SourceView {
 }
 
 /// The readers jails share, by what their configuration says they read.
-#[derive(Default)]
 pub struct Readers {
     shared: Mutex<HashMap<String, Weak<Reader>>>,
+    cores: usize,
+}
+
+impl Default for Readers {
+    fn default() -> Readers {
+        Readers { shared: Mutex::default(), cores: cores() }
+    }
+}
+
+/// The cores the daemon may run on: a reader splits a burst's filtering
+/// over two ([`crate::daemon::read_ahead`]) only while it has fewer jails
+/// than that, since each of its jails works through the burst on a core of
+/// its own, and a second instance would only add its overhead.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 impl Readers {
+    /// Readers that split bursts over two cores or never, whatever the
+    /// machine has.
+    #[cfg(test)]
+    fn splitting_bursts(split_bursts: bool) -> Readers {
+        Readers { shared: Mutex::default(), cores: if split_bursts { usize::MAX } else { 1 } }
+    }
+
     /// A place at the reader of jails configured as `jail` is (a new
     /// reader when none runs). It is opened by the first of them to start.
     pub fn join(&self, jail: &Jail, wake: Wake) -> Subscription {
         let key = share_key(jail);
-        let Ok(mut shared) = self.shared.lock() else { return Reader::solo().subscribe(wake) };
+        let Ok(mut shared) = self.shared.lock() else { return Reader::solo(self.cores).subscribe(wake) };
         shared.retain(|_, reader| reader.strong_count() > 0);
         let reader = match shared.get(&key).and_then(Weak::upgrade) {
             Some(reader) => reader,
             None => {
-                let reader = Reader::solo();
+                let reader = Reader::solo(self.cores);
                 shared.insert(key, Arc::downgrade(&reader));
                 reader
             }
@@ -111,6 +134,8 @@ pub struct Reader {
     scanner: Mutex<Option<Scanner>>,
     waiting: Mutex<Waiting>,
     view: Mutex<SourceView>,
+    /// See [`cores`].
+    cores: usize,
 }
 
 struct Scanner {
@@ -121,6 +146,11 @@ struct Scanner {
     /// Each file with the bytes not yet read from it, and when that was
     /// measured.
     backlog: (Vec<(String, u64)>, Option<Instant>),
+    /// Makes the second instance a burst is split with; None when bursts
+    /// are not split (one core, a filter without `prepare`, the journal).
+    split: Option<FilterMaker>,
+    /// The second instance, from the first burst on.
+    preparer: Option<Preparer>,
 }
 
 #[derive(Default)]
@@ -144,11 +174,12 @@ pub enum OpenError {
 }
 
 impl Reader {
-    fn solo() -> Arc<Reader> {
+    fn solo(cores: usize) -> Arc<Reader> {
         Arc::new(Reader {
             scanner: Mutex::new(None),
             waiting: Mutex::new(Waiting::default()),
             view: Mutex::new(SourceView::default()),
+            cores,
         })
     }
 
@@ -186,11 +217,11 @@ impl Subscription {
     pub fn open_alone(
         wake: Wake,
         plan: &FilterPlan,
-        make_filter: impl FnOnce() -> Result<FilterInstance, String>,
+        make_filter: FilterMaker,
         saved_files: HashMap<std::path::PathBuf, Cursor>,
         saved_journal: Option<String>,
     ) -> Result<(Subscription, Progress), String> {
-        let alone = Reader::solo().subscribe(wake);
+        let alone = Reader::solo(cores()).subscribe(wake);
         match alone.open(plan, make_filter, saved_files, saved_journal) {
             Ok(progress) => Ok((alone, progress)),
             Err(OpenError::Failed(why)) => Err(why),
@@ -205,7 +236,7 @@ impl Subscription {
     pub fn open(
         &self,
         plan: &FilterPlan,
-        make_filter: impl FnOnce() -> Result<FilterInstance, String>,
+        make_filter: FilterMaker,
         saved_files: HashMap<std::path::PathBuf, Cursor>,
         saved_journal: Option<String>,
     ) -> Result<Progress, OpenError> {
@@ -218,7 +249,9 @@ impl Subscription {
                 // Batches read since the jail took its place wait for it:
                 // it starts where the first of them does, which its first
                 // batch tells (nothing to save until then).
-                let waiting = lock(&self.reader.waiting).jails.get(&self.id).is_some_and(|q| !q.batches.is_empty());
+                // So do batches read ahead for a burst's second instance.
+                let waiting = lock(&self.reader.waiting).jails.get(&self.id).is_some_and(|q| !q.batches.is_empty())
+                    || open.preparer.as_ref().is_some_and(|p| p.pending() > 0);
                 Ok(if waiting { Progress::default() } else { open.source.progress() })
             } else {
                 Err(OpenError::NotShared)
@@ -235,7 +268,15 @@ impl Subscription {
         });
         let source = Source::open(&plan.source, saved_files, saved_journal, wake).map_err(OpenError::Failed)?;
         let filter = make_filter().map_err(OpenError::Failed)?;
-        let mut opened = Scanner { source, filter, plan: key, backlog: (Vec::new(), None) };
+        let split = self.reader.cores > 1 && plan.can_prepare() && !source.is_journal();
+        let mut opened = Scanner {
+            source,
+            filter,
+            plan: key,
+            backlog: (Vec::new(), None),
+            split: split.then_some(make_filter),
+            preparer: None,
+        };
         opened.measure();
         *lock(&self.reader.view) = opened.view();
         let progress = opened.source.progress();
@@ -256,14 +297,14 @@ impl Subscription {
             return Some(batch);
         }
         let scanner = reading.as_mut()?;
-        if lock(&self.reader.waiting).jails.values().any(|q| q.batches.len() >= MAX_WAITING) {
-            return None;
-        }
-        let batch = scanner.source.read(crate::daemon::jail_thread::BATCH_LINES);
-        if batch.lines.is_empty() {
-            return None;
-        }
-        let scanned = Arc::new(scanner.scan(jail, batch, now));
+        let jails = {
+            let waiting = lock(&self.reader.waiting);
+            if waiting.jails.values().any(|q| q.batches.len() >= MAX_WAITING) {
+                return None;
+            }
+            waiting.jails.len()
+        };
+        let scanned = Arc::new(scanner.next(jail, now, jails < self.reader.cores)?);
         *lock(&self.reader.view) = scanner.view();
         let others = {
             let mut waiting = lock(&self.reader.waiting);
@@ -356,14 +397,96 @@ impl Scanner {
         }
     }
 
+    /// The next batch, read and filtered; None when there is nothing new.
+    /// A burst is split over two cores when `may_split`.
+    fn next(&mut self, jail: &str, now: f64, may_split: bool) -> Option<Scanned> {
+        if self.preparer.is_some() {
+            return self.next_prepared(jail, now);
+        }
+        let batch = self.source.read(BATCH_LINES);
+        if batch.lines.is_empty() {
+            return None;
+        }
+        let scanned = self.scan(jail, &batch, now);
+        if batch.lines.len() >= BATCH_LINES
+            && may_split
+            && let Some(make) = self.split.take()
+        {
+            self.start_preparer(jail, &make, &batch, now);
+        }
+        Some(scanned)
+    }
+
+    /// A burst starts: from the next batch on, its filtering is split with
+    /// a second instance. The first, `last`, primes it.
+    fn start_preparer(&mut self, jail: &str, make: &FilterMaker, last: &Batch, now: f64) {
+        let text = last.lines.join("\n");
+        match make().and_then(|instance| {
+            Preparer::start(jail, instance, BATCH_LINES, Some((&text, now))).map_err(|e| e.to_string())
+        }) {
+            Ok(preparer) => {
+                tracing::debug!("[{jail}] a burst: its filtering is split over two cores");
+                self.preparer = Some(preparer);
+            }
+            Err(e) => {
+                tracing::warn!("[{jail}] a burst is filtered on one core: no second instance of the filter ({e})")
+            }
+        }
+    }
+
+    /// [`Scanner::next`] with the preparer: batches are handed to it up to
+    /// [`IN_FLIGHT`] ahead, and the oldest is fed with what it found.
+    fn next_prepared(&mut self, jail: &str, now: f64) -> Option<Scanned> {
+        let preparer = self.preparer.as_mut()?;
+        while preparer.alive() && preparer.pending() < IN_FLIGHT {
+            let batch = self.source.read(BATCH_LINES);
+            let lines = batch.lines.len();
+            if lines == 0 {
+                break;
+            }
+            preparer.hand(Pending { text: batch.lines.join("\n").into(), lines, now, progress: batch.progress });
+            // A batch short of full: the burst is read to its end.
+            if lines < BATCH_LINES {
+                break;
+            }
+        }
+        let (batch, prepared) = preparer.take()?;
+        if !preparer.alive() && preparer.pending() == 0 {
+            // Back to one instance, which goes on from its own detector.
+            self.preparer = None;
+        }
+        let mut scanned = Scanned { lines: batch.lines, progress: batch.progress, ..Scanned::default() };
+        let mut memory_traps = 0;
+        let at = batch.now;
+        match prepared {
+            Prepared::Ready(prepared) => match self.filter.feed_prepared(&batch.text, at, false, &prepared) {
+                Ok(scan) => scanned.failures.extend(scan.failures.into_iter().map(|f| (f, at))),
+                Err(e) => self.scan_failed(jail, &batch.text, batch.lines, at, e, &mut scanned, &mut memory_traps),
+            },
+            Prepared::Failed(e) => {
+                tracing::warn!("[{jail}] the filter's second instance failed ({e}); the first filters the batch alone");
+                self.scan_lines(jail, &batch.text, batch.lines, at, &mut scanned, &mut memory_traps);
+            }
+            Prepared::Gone => {
+                tracing::warn!(
+                    "[{jail}] the filter's second instance stopped; going on with one: dates from here on may differ from a run with one"
+                );
+                self.scan_lines(jail, &batch.text, batch.lines, at, &mut scanned, &mut memory_traps);
+            }
+        }
+        Some(scanned)
+    }
+
     /// What the filter finds in `batch`.
-    fn scan(&mut self, jail: &str, batch: Batch, now: f64) -> Scanned {
+    fn scan(&mut self, jail: &str, batch: &Batch, now: f64) -> Scanned {
         let mut scanned = Scanned { lines: batch.lines.len(), ..Scanned::default() };
         let mut memory_traps = 0;
-        for (range, at) in time_groups(&batch, now) {
-            self.scan_lines(jail, &batch.lines[range], at, &mut scanned, &mut memory_traps);
+        for (range, at) in time_groups(batch, now) {
+            let lines = range.len();
+            let text = batch.lines[range].join("\n");
+            self.scan_lines(jail, &text, lines, at, &mut scanned, &mut memory_traps);
         }
-        scanned.progress = batch.progress;
+        scanned.progress = batch.progress.clone();
         scanned
     }
 
@@ -373,26 +496,49 @@ impl Scanner {
     /// lost (and counted), not the genuine failures around them; after
     /// [`MAX_MEMORY_SPLITS`] such traps in one batch the rest is dropped,
     /// so that a filter that always runs out cannot stall its jails.
-    fn scan_lines(&mut self, jail: &str, lines: &[String], at: f64, scanned: &mut Scanned, memory_traps: &mut usize) {
-        let text = lines.join("\n");
-        match self.filter.feed(&text, at, false) {
+    fn scan_lines(
+        &mut self,
+        jail: &str,
+        text: &str,
+        lines: usize,
+        at: f64,
+        scanned: &mut Scanned,
+        memory_traps: &mut usize,
+    ) {
+        match self.filter.feed(text, at, false) {
             Ok(scan) => scanned.failures.extend(scan.failures.into_iter().map(|f| (f, at))),
-            Err(e)
-                if e.trap_kind() == Some(TrapKind::Memory) && lines.len() > 1 && *memory_traps < MAX_MEMORY_SPLITS =>
-            {
-                *memory_traps += 1;
-                tracing::warn!("[{jail}] {e}; trying its {} line(s) again in halves", lines.len());
-                let (first, second) = lines.split_at(lines.len() / 2);
-                self.scan_lines(jail, first, at, scanned, memory_traps);
-                self.scan_lines(jail, second, at, scanned, memory_traps);
-            }
-            Err(e) => {
-                // The filter instance is rebuilt before the next call;
-                // these lines are lost to it, and the log and status say so.
-                scanned.skipped += lines.len() as u64;
-                tracing::error!("[{jail}] filter failed on {} line(s), which are skipped: {e}", lines.len());
-            }
+            Err(e) => self.scan_failed(jail, text, lines, at, e, scanned, memory_traps),
         }
+    }
+
+    /// The filter failed on `text` (`lines` lines) with `e`: a memory trap
+    /// splits them (see [`Scanner::scan_lines`]), anything else loses them.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_failed(
+        &mut self,
+        jail: &str,
+        text: &str,
+        lines: usize,
+        at: f64,
+        e: PluginError,
+        scanned: &mut Scanned,
+        memory_traps: &mut usize,
+    ) {
+        if e.trap_kind() == Some(TrapKind::Memory)
+            && lines > 1
+            && *memory_traps < MAX_MEMORY_SPLITS
+            && let Some(cut) = memchr::memchr_iter(b'\n', text.as_bytes()).nth(lines / 2 - 1)
+        {
+            *memory_traps += 1;
+            tracing::warn!("[{jail}] {e}; trying its {lines} line(s) again in halves");
+            self.scan_lines(jail, &text[..cut], lines / 2, at, scanned, memory_traps);
+            self.scan_lines(jail, &text[cut + 1..], lines - lines / 2, at, scanned, memory_traps);
+            return;
+        }
+        // The filter instance is rebuilt before the next call; these lines
+        // are lost to it, and the log and status say so.
+        scanned.skipped += lines as u64;
+        tracing::error!("[{jail}] filter failed on {lines} line(s), which are skipped: {e}");
     }
 }
 
@@ -425,7 +571,6 @@ mod tests {
     use super::*;
     use crate::config::jail::Jails;
     use crate::daemon::assemble::plan_filter;
-    use crate::daemon::jail_thread::BATCH_LINES;
     use crate::plugin::{Registry, Runtime, RuntimeOptions};
 
     /// Two jails `a` and `b` alike on `log` (read from its head).
@@ -465,7 +610,7 @@ mod tests {
         assert_eq!(a.jails(), 2);
         for (jail, seat) in jails.iter().zip([&a, &b]) {
             let plan = plan_filter(jail, &runtime, &Registry::new(None)).unwrap();
-            let opened = seat.open(&plan, || plan.instantiate(), HashMap::new(), None);
+            let opened = seat.open(&plan, plan.maker_for(jail), HashMap::new(), None);
             assert!(opened.is_ok(), "{} could not open", jail.name);
         }
 
@@ -474,11 +619,11 @@ mod tests {
         let (wake_c, _) = counting_wake();
         let c = readers.join(&jails[1], wake_c);
         let plan = plan_filter(&jails[1], &runtime, &Registry::new(None)).unwrap();
-        assert!(c.open(&plan, || plan.instantiate(), HashMap::new(), None).is_ok_and(|p| p != Progress::default()));
+        assert!(c.open(&plan, plan.maker_for(&jails[1]), HashMap::new(), None).is_ok_and(|p| p != Progress::default()));
         let first_of_a = a.next("a", 0.0).unwrap();
         let d = readers.join(&jails[1], counting_wake().0);
         a.next("a", 0.0).unwrap();
-        assert!(d.open(&plan, || plan.instantiate(), HashMap::new(), None).is_ok_and(|p| p == Progress::default()));
+        assert!(d.open(&plan, plan.maker_for(&jails[1]), HashMap::new(), None).is_ok_and(|p| p == Progress::default()));
         assert_eq!(c.next("c", 0.0).unwrap().progress, first_of_a.progress);
         drop((c, d));
 
@@ -514,5 +659,64 @@ mod tests {
         // A jail that leaves lets the others go on without it.
         drop(b);
         assert_eq!(a.jails(), 1);
+    }
+
+    /// Every failure `readers` finds in `log` for a jail alone, each with
+    /// the batch's line count and position, and whether the burst was
+    /// split.
+    fn read_all(dir: &std::path::Path, log: &std::path::Path, readers: &Readers) -> (Vec<String>, bool) {
+        std::fs::create_dir_all(dir.join("filter.d")).unwrap();
+        let filter = "[Definition]\nfailregex = fail(?:ed)? (?:for \\S+ )?from <HOST>(?: port \\d+)?$\n";
+        std::fs::write(dir.join("filter.d/f.conf"), filter).unwrap();
+        let jail = format!("[DEFAULT]\naction =\n[a]\nenabled = true\nfilter = f\nlogpath = {} head\n", log.display());
+        std::fs::write(dir.join("jail.conf"), jail).unwrap();
+        let (jails, errors) = Jails::load(dir).unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let plan = plan_filter(&jails.enabled[0], &runtime, &Registry::new(None)).unwrap();
+        let a = readers.join(&jails.enabled[0], counting_wake().0);
+        assert!(a.open(&plan, plan.maker_for(&jails.enabled[0]), HashMap::new(), None).is_ok());
+        let mut found = Vec::new();
+        let mut split = false;
+        while let Some(batch) = a.next("a", 1_796_515_200.0) {
+            split |= lock(&a.reader.scanner).as_ref().is_some_and(|s| s.preparer.is_some());
+            found.push(format!("batch of {} to {:?}", batch.lines, batch.progress));
+            for (failure, at) in &batch.failures {
+                found.push(format!("{} {:?} {at} {:?}", failure.host, failure.time, failure.matches));
+            }
+        }
+        (found, split)
+    }
+
+    #[test]
+    fn a_burst_split_over_two_instances_finds_what_one_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("auth.log");
+        // Dates of two formats in the last minute, lines with none (which
+        // take the last one's, the first of each batch among them: the
+        // second instance must know it), failures and other lines, in a
+        // burst of several batches and a short last one.
+        let text: String = (0..BATCH_LINES * 7 / 2)
+            .map(|i| {
+                let s = 20 + i % 30;
+                let ip = format!("198.51.100.{}", i % 250 + 1);
+                match if i % BATCH_LINES == 0 { 2 } else { i % 7 } {
+                    0 => format!("Dec  5 23:59:{s:02} host sshd[1]: failed for root from {ip} port 22\n"),
+                    1 => format!("2026-12-05 23:59:{s:02} fail from {ip}\n"),
+                    2 => format!("fail from {ip}\n"),
+                    3 => format!("Dec  5 23:59:{s:02} host sshd[1]: Accepted key for root from {ip}\n"),
+                    _ => format!("2026-12-05 23:59:{s:02} failed from {ip} port {i}\n"),
+                }
+            })
+            .collect();
+        std::fs::write(&log, text).unwrap();
+        let (one, one_split) = read_all(&dir.path().join("one"), &log, &Readers::splitting_bursts(false));
+        let (two, two_split) = read_all(&dir.path().join("two"), &log, &Readers::splitting_bursts(true));
+        assert!(!one_split && two_split, "one split: {one_split}, two split: {two_split}");
+        assert!(one.len() > BATCH_LINES * 3, "{} failures", one.len());
+        assert_eq!(one.len(), two.len());
+        for (k, (a, b)) in one.iter().zip(&two).enumerate() {
+            assert_eq!(a, b, "entry {k}");
+        }
     }
 }

@@ -158,7 +158,7 @@ impl RunningJail {
         saved.extend(self.progress.files.iter().cloned());
         let journal = self.progress.journal.clone().or(journal);
         let (reading, started) =
-            Subscription::open_alone(self.wake.clone(), plan, || plan.instantiate_for(jail), saved, journal)?;
+            Subscription::open_alone(self.wake.clone(), plan, plan.maker_for(jail), saved, journal)?;
         self.reading = reading;
         if self.progress == Default::default() {
             self.progress = started;

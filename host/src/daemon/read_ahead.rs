@@ -32,7 +32,7 @@ pub const IN_FLIGHT: usize = 3;
 /// A batch read and handed to the preparer.
 pub struct Pending {
     /// Its lines, joined as the filter is fed them.
-    pub text: Arc<str>,
+    pub text: Arc<String>,
     /// How many lines.
     pub lines: usize,
     /// The host's time when it was read, for both instances.
@@ -53,7 +53,7 @@ pub enum Prepared {
 }
 
 struct Job {
-    text: Arc<str>,
+    text: Arc<String>,
     now: f64,
     ahead: u32,
 }

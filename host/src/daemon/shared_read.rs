@@ -404,11 +404,11 @@ impl Scanner {
             return self.next_prepared(jail, now);
         }
         let batch = self.source.read(BATCH_LINES);
-        if batch.lines.is_empty() {
+        if batch.count == 0 {
             return None;
         }
         let scanned = self.scan(jail, &batch, now);
-        if batch.lines.len() >= BATCH_LINES
+        if batch.count >= BATCH_LINES
             && may_split
             && let Some(make) = self.split.take()
         {
@@ -420,9 +420,8 @@ impl Scanner {
     /// A burst starts: from the next batch on, its filtering is split with
     /// a second instance. The first, `last`, primes it.
     fn start_preparer(&mut self, jail: &str, make: &FilterMaker, last: &Batch, now: f64) {
-        let text = last.lines.join("\n");
         match make().and_then(|instance| {
-            Preparer::start(jail, instance, BATCH_LINES, Some((&text, now))).map_err(|e| e.to_string())
+            Preparer::start(jail, instance, BATCH_LINES, Some((&last.text, now))).map_err(|e| e.to_string())
         }) {
             Ok(preparer) => {
                 tracing::debug!("[{jail}] a burst: its filtering is split over two cores");
@@ -440,11 +439,11 @@ impl Scanner {
         let preparer = self.preparer.as_mut()?;
         while preparer.alive() && preparer.pending() < IN_FLIGHT {
             let batch = self.source.read(BATCH_LINES);
-            let lines = batch.lines.len();
+            let lines = batch.count;
             if lines == 0 {
                 break;
             }
-            preparer.hand(Pending { text: batch.lines.join("\n").into(), lines, now, progress: batch.progress });
+            preparer.hand(Pending { text: Arc::new(batch.text), lines, now, progress: batch.progress });
             // A batch short of full: the burst is read to its end.
             if lines < BATCH_LINES {
                 break;
@@ -479,12 +478,10 @@ impl Scanner {
 
     /// What the filter finds in `batch`.
     fn scan(&mut self, jail: &str, batch: &Batch, now: f64) -> Scanned {
-        let mut scanned = Scanned { lines: batch.lines.len(), ..Scanned::default() };
+        let mut scanned = Scanned { lines: batch.count, ..Scanned::default() };
         let mut memory_traps = 0;
-        for (range, at) in time_groups(batch, now) {
-            let lines = range.len();
-            let text = batch.lines[range].join("\n");
-            self.scan_lines(jail, &text, lines, at, &mut scanned, &mut memory_traps);
+        for (range, lines, at) in time_groups(batch, now) {
+            self.scan_lines(jail, &batch.text[range], lines, at, &mut scanned, &mut memory_traps);
         }
         scanned.progress = batch.progress.clone();
         scanned
@@ -551,14 +548,20 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs of lines fed to the filter with one "now": the whole batch for
 /// files (their lines carry dates), runs of journal entries from the same
 /// second (the journal's time is the lines' time).
-fn time_groups(batch: &Batch, now: f64) -> Vec<(std::ops::Range<usize>, f64)> {
-    let Some(times) = &batch.times else { return vec![(0..batch.lines.len(), now)] };
+/// Each run is its bytes in `batch.text`, its line count and its time.
+fn time_groups(batch: &Batch, now: f64) -> Vec<(std::ops::Range<usize>, usize, f64)> {
+    let Some(times) = &batch.times else { return vec![(0..batch.text.len(), batch.count, now)] };
+    // Where each line starts, and where the text ends.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(memchr::memchr_iter(b'\n', batch.text.as_bytes()).map(|nl| nl + 1))
+        .chain(std::iter::once(batch.text.len() + 1))
+        .collect();
     let mut groups = Vec::new();
-    let mut start = 0;
-    for i in 1..=times.len() {
-        if i == times.len() || times[i].floor() != times[start].floor() {
-            groups.push((start..i, times[start]));
-            start = i;
+    let mut first = 0;
+    for i in 1..=times.len().min(starts.len() - 1) {
+        if i == times.len() || times[i].floor() != times[first].floor() {
+            groups.push((starts[first]..starts[i] - 1, i - first, times[first]));
+            first = i;
         }
     }
     groups
@@ -659,6 +662,18 @@ mod tests {
         // A jail that leaves lets the others go on without it.
         drop(b);
         assert_eq!(a.jails(), 1);
+    }
+
+    #[test]
+    fn journal_entries_are_fed_in_runs_of_one_second_and_file_lines_at_once() {
+        let text = "a\nbb\nccc\nd".to_string();
+        let journal = Batch { text: text.clone(), count: 4, times: Some(vec![1.2, 1.7, 2.1, 5.0]), ..Batch::default() };
+        let groups = time_groups(&journal, 9.0);
+        assert_eq!(groups, [(0..4, 2, 1.2), (5..8, 1, 2.1), (9..10, 1, 5.0)]);
+        let parts: Vec<&str> = groups.iter().map(|(range, _, _)| &text[range.clone()]).collect();
+        assert_eq!(parts, ["a\nbb", "ccc", "d"]);
+        let file = Batch { text, count: 4, ..Batch::default() };
+        assert_eq!(time_groups(&file, 9.0), [(0..10, 4, 9.0)]);
     }
 
     /// Every failure `readers` finds in `log` for a jail alone, each with

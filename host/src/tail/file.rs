@@ -225,7 +225,7 @@ impl Tailer {
 
     /// Read what is new. Complete lines are appended to `lines` (without
     /// their newline; invalid UTF-8 replaced).
-    pub fn poll(&mut self, lines: &mut Vec<String>) -> std::io::Result<()> {
+    pub fn poll(&mut self, lines: &mut impl LineSink) -> std::io::Result<()> {
         self.poll_up_to(lines, usize::MAX)
     }
 
@@ -236,7 +236,7 @@ impl Tailer {
     /// An error drops the held file, keeping where it was read to: the
     /// next poll looks at the path again, as after a rotation, and resumes
     /// the same file where it stopped. One error never blinds the jail.
-    pub fn poll_up_to(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<()> {
+    pub fn poll_up_to(&mut self, lines: &mut impl LineSink, limit: usize) -> std::io::Result<()> {
         let polled = self.poll_inner(lines, limit);
         if polled.is_err() && self.open.is_some() {
             self.saved = self.cursor();
@@ -246,7 +246,7 @@ impl Tailer {
         polled
     }
 
-    fn poll_inner(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<()> {
+    fn poll_inner(&mut self, lines: &mut impl LineSink, limit: usize) -> std::io::Result<()> {
         if self.open.is_none() && !self.open_path()? {
             return Ok(());
         }
@@ -296,11 +296,11 @@ impl Tailer {
     /// Read complete lines until the end of the file (true) or until
     /// `lines` holds `limit` (false). Reading stops right after the last
     /// line taken, so nothing read is left unaccounted for.
-    fn read_available(&mut self, lines: &mut Vec<String>, limit: usize) -> std::io::Result<bool> {
+    fn read_available(&mut self, lines: &mut impl LineSink, limit: usize) -> std::io::Result<bool> {
         let Some(open) = self.open.as_mut() else { return Ok(true) };
         let mut buf = vec![0u8; CHUNK];
         loop {
-            if lines.len() >= limit {
+            if lines.count() >= limit {
                 open.file.seek(SeekFrom::Start(open.offset + open.pending))?;
                 return Ok(false);
             }
@@ -315,7 +315,7 @@ impl Tailer {
             }
             let mut rest = &buf[..n];
             while let Some(nl) = memchr::memchr(b'\n', rest) {
-                if lines.len() >= limit {
+                if lines.count() >= limit {
                     // Give back what was read past the last line taken.
                     self.partial.clear();
                     open.pending = 0;
@@ -327,8 +327,17 @@ impl Tailer {
                 if nl > room || open.pending as usize > self.partial.len() {
                     self.truncated_lines += 1;
                 }
-                self.partial.extend_from_slice(&rest[..nl.min(room)]);
-                lines.push(String::from_utf8_lossy(&self.partial).trim_end_matches('\r').to_string());
+                // A line whole in this chunk is taken from it, without a copy.
+                let line = if self.partial.is_empty() && nl <= room {
+                    &rest[..nl]
+                } else {
+                    self.partial.extend_from_slice(&rest[..nl.min(room)]);
+                    &self.partial[..]
+                };
+                match std::str::from_utf8(line) {
+                    Ok(text) => lines.push_line(text.trim_end_matches('\r')),
+                    Err(_) => lines.push_line(String::from_utf8_lossy(line).trim_end_matches('\r')),
+                }
                 self.partial.clear();
                 open.offset += open.pending + nl as u64 + 1;
                 open.pending = 0;
@@ -338,6 +347,48 @@ impl Tailer {
             self.partial.extend_from_slice(&rest[..rest.len().min(room)]);
             open.pending += rest.len() as u64;
         }
+    }
+}
+
+/// Where a tailer puts the lines it reads.
+pub trait LineSink {
+    /// Take a line (without its newline).
+    fn push_line(&mut self, line: &str);
+    /// Lines taken so far.
+    fn count(&self) -> usize;
+}
+
+impl LineSink for Vec<String> {
+    fn push_line(&mut self, line: &str) {
+        self.push(line.to_string());
+    }
+
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Lines joined with "\n" in one string, as a filter is fed them: the
+/// daemon's reading allocates per batch, not per line.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Joined {
+    /// The lines, joined.
+    pub text: String,
+    /// How many.
+    pub count: usize,
+}
+
+impl LineSink for Joined {
+    fn push_line(&mut self, line: &str) {
+        if self.count > 0 {
+            self.text.push('\n');
+        }
+        self.text.push_str(line);
+        self.count += 1;
+    }
+
+    fn count(&self) -> usize {
+        self.count
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use notify::{RecursiveMode, Watcher};
 
 use crate::tail::Wake;
-use crate::tail::file::{Cursor, Start, Tailer};
+use crate::tail::file::{Cursor, Joined, LineSink, Start, Tailer};
 
 /// How a jail learns that its files changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,12 +174,12 @@ impl FileSource {
     }
 
     /// Up to `limit` new lines, from every file in turn.
-    pub fn read(&mut self, limit: usize) -> Vec<String> {
+    pub fn read(&mut self, limit: usize) -> Joined {
         self.pending.store(false, Ordering::Release);
-        let mut lines = Vec::new();
+        let mut lines = Joined::default();
         let n = self.tailers.len();
         for k in 0..n {
-            if lines.len() >= limit {
+            if lines.count() >= limit {
                 break;
             }
             let i = (self.next + k) % n;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use file::{Cursor, MAX_LINE, Start, Tailer};
+pub use file::{Cursor, Joined, LineSink, MAX_LINE, Start, Tailer};
 pub use files::{Backend, FileSource, has_glob};
 pub use journal::{JournalSource, JournalSpec};
 
@@ -64,8 +64,11 @@ pub struct Progress {
 /// and where reading stands after them.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The lines.
-    pub lines: Vec<String>,
+    /// The lines, joined with "\n" as a filter is fed them: one string
+    /// per batch, not one per line (no line holds a newline).
+    pub text: String,
+    /// How many lines.
+    pub count: usize,
     /// Unix time of each line (journal entries); `None` for files, whose
     /// lines carry their dates for the filter to find.
     pub times: Option<Vec<f64>>,
@@ -110,12 +113,16 @@ impl Source {
             Source::Journal(j) => {
                 let entries = j.read(limit);
                 let times = entries.iter().map(|e| e.time).collect();
-                (entries.into_iter().map(|e| e.line).collect(), Some(times))
+                let mut lines = Joined::default();
+                for entry in &entries {
+                    lines.push_line(&entry.line);
+                }
+                (lines, Some(times))
             }
         };
         // Nothing read, nothing to save: the idle loop asks often.
-        let progress = if lines.is_empty() { Progress::default() } else { self.progress() };
-        Batch { lines, times, progress }
+        let progress = if lines.count == 0 { Progress::default() } else { self.progress() };
+        Batch { text: lines.text, count: lines.count, times, progress }
     }
 
     /// Where reading stands now.

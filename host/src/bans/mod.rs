@@ -474,14 +474,18 @@ impl BanManager {
                 r.id,
                 if r.bantime < 0 { "permanent".to_string() } else { format!("{} s", r.bantime) }
             );
-            let recorded = match self.store.lock() {
-                Ok(mut store) => store.prolong(r).map_err(|e| e.to_string()),
-                Err(_) => Err("the ban store is poisoned".to_string()),
-            };
-            if let Err(e) = recorded {
-                tracing::error!("[{}] {e}; after a restart {} keeps its earlier end", self.jail, r.id);
-            }
             self.put_in_force(r.clone());
+        }
+        let recorded = match self.store.lock() {
+            Ok(mut store) => store.prolong(&longer).map_err(|e| e.to_string()),
+            Err(_) => Err("the ban store is poisoned".to_string()),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(
+                "[{}] {e}; after a restart the {} ban(s) prolonged keep their earlier ends",
+                self.jail,
+                longer.len()
+            );
         }
         self.apply(&longer, BanKind::Prolong);
         self.list(&longer);

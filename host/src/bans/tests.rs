@@ -333,6 +333,14 @@ fn failures_of_an_address_in_force_prolong_its_ban_as_fail2bans_ban_manager_does
     let stored = f.store.lock().unwrap().active_bans_of("sshd", 2600).unwrap();
     assert_eq!((stored[0].time, stored[0].bantime), (2000, 900));
     assert_eq!(m.expire(2900.0).len(), 1);
+    // Several prolonged at once are all recorded.
+    ban_once(&mut m, "192.0.2.3", 4000.0);
+    ban_once(&mut m, "192.0.2.4", 4000.0);
+    m.decide(vec![failures("192.0.2.3", 4300.0), failures("192.0.2.4", 4200.0)], &Progress::default(), 4300.0);
+    let stored = f.store.lock().unwrap().active_bans_of("sshd", 4000).unwrap();
+    let ends: Vec<(&str, i64)> = stored.iter().map(|r| (r.id.as_str(), r.time + r.bantime)).collect();
+    assert_eq!(ends, [("192.0.2.3", 4900), ("192.0.2.4", 4800)]);
+    assert_eq!(m.expire(4900.0).len(), 2);
     // A jail whose bantime became permanent makes a ban in force permanent.
     ban_once(&mut m, "192.0.2.2", 3000.0);
     m.ban_time = BanTime { base: -1, increment: None };

@@ -429,6 +429,9 @@ impl BanManager {
                 planned.len()
             );
         }
+        // The lines go out in one write, before the actions run (which may
+        // take seconds): a burst bans thousands.
+        let held = crate::daemon::log_output::hold_lines();
         for r in &planned {
             tracing::info!(
                 target: crate::BAN_TARGET,
@@ -444,6 +447,7 @@ impl BanManager {
             self.total_banned += 1;
             self.put_in_force(r.clone());
         }
+        drop(held);
         let metrics = crate::metrics::global();
         metrics.banned(&self.jail, BanOrigin::Filter, by_origin.0);
         metrics.banned(&self.jail, BanOrigin::Manual, by_origin.1);
@@ -462,6 +466,7 @@ impl BanManager {
         if longer.is_empty() {
             return;
         }
+        let held = crate::daemon::log_output::hold_lines();
         for r in &longer {
             tracing::info!(
                 target: crate::BAN_TARGET,
@@ -487,6 +492,7 @@ impl BanManager {
                 longer.len()
             );
         }
+        drop(held);
         self.apply(&longer, BanKind::Prolong);
         self.list(&longer);
     }

@@ -182,6 +182,12 @@ fn journal_field(datagram: &mut Vec<u8>, key: &str, value: &[u8]) {
 #[derive(Clone)]
 pub struct LogOutput {
     current: Arc<RwLock<(LogTarget, Opened)>>,
+    /// Whether the target dates lines itself: asked for every line.
+    self_dating: Arc<AtomicBool>,
+}
+
+fn dates_itself(target: &LogTarget) -> bool {
+    matches!(target, LogTarget::Syslog(_) | LogTarget::Journal(_))
 }
 
 impl LogOutput {
@@ -192,7 +198,8 @@ impl LogOutput {
             Ok(o) => ((target.clone(), o), None),
             Err(e) => ((LogTarget::Stderr, Opened::Stderr), Some(format!("logtarget {}: {e}", target.name()))),
         };
-        (LogOutput { current: Arc::new(RwLock::new(opened)) }, problem)
+        let self_dating = Arc::new(AtomicBool::new(dates_itself(&opened.0)));
+        (LogOutput { current: Arc::new(RwLock::new(opened)), self_dating }, problem)
     }
 
     /// Send lines to `target` from now on; the old target stays when the
@@ -201,6 +208,7 @@ impl LogOutput {
         let opened = Opened::open(target).map_err(|e| format!("logtarget {}: {e}", target.name()))?;
         if let Ok(mut current) = self.current.write() {
             *current = (target.clone(), opened);
+            self.self_dating.store(dates_itself(target), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -222,7 +230,7 @@ impl LogOutput {
     /// Whether lines start with their date (syslog and the journal date
     /// them themselves).
     pub fn dates_lines(&self) -> bool {
-        !matches!(self.target(), LogTarget::Syslog(_) | LogTarget::Journal(_))
+        !self.self_dating.load(Ordering::Relaxed)
     }
 
     /// Whether lines go somewhere other than the standard streams (a

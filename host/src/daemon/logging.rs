@@ -80,8 +80,9 @@ fn jail_of(message: &str) -> Option<&str> {
     (!jail.is_empty() && !jail.contains(char::is_whitespace)).then_some(jail)
 }
 
-/// Local date and time with milliseconds, as fail2ban writes them.
-fn local_timestamp() -> String {
+/// Write the local date and time with milliseconds, as fail2ban writes
+/// them, and a space.
+fn write_local_timestamp(writer: &mut impl std::fmt::Write) -> std::fmt::Result {
     thread_local! {
         // The second's text: glibc's local time takes a process-wide lock,
         // and a jail in a burst logs thousands of lines a second.
@@ -104,7 +105,7 @@ fn local_timestamp() -> String {
             );
             second.0 = secs;
         }
-        format!("{},{:03}", second.1, now.subsec_millis())
+        write!(writer, "{},{:03} ", second.1, now.subsec_millis())
     })
 }
 
@@ -180,7 +181,7 @@ where
             return writeln!(writer, "{line}");
         }
         if self.output.as_ref().map_or(self.stamp, LogOutput::dates_lines) {
-            write!(writer, "{} ", local_timestamp())?;
+            write_local_timestamp(&mut writer)?;
         }
         write!(writer, "{:<24}[{}]: {:<7} ", name, self.pid, level)?;
         // Fields carry text from plugins and log lines: escaped, so that

@@ -19,6 +19,7 @@ pub mod grants;
 pub mod http;
 pub mod log;
 pub mod mail;
+pub mod nft_library;
 pub mod process;
 pub mod shell;
 pub mod whois;

@@ -192,6 +192,13 @@ fn is_executable(path: &Path) -> bool {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemRunner;
 
+/// Whether `program` is the nft that nftables installs (not a wrapper an
+/// admin put first in the path, which must run as it is).
+fn is_system_nft(program: &Path) -> bool {
+    let real = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].iter().any(|nft| real == Path::new(nft))
+}
+
 fn read_limited(mut stream: impl Read) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = [0u8; 8192];
@@ -215,6 +222,15 @@ impl ProgramRunner for SystemRunner {
         input: Option<&str>,
         timeout: Duration,
     ) -> Result<ProgramOutput, RunError> {
+        // The system's nft given a script: run through its library, in the
+        // daemon, when that is installed (see `nft_library`).
+        if let Some(script) = input
+            && args == ["-f", "-"]
+            && is_system_nft(program)
+            && let Some(out) = crate::capability::nft_library::run_script(script)
+        {
+            return Ok(out);
+        }
         run_command(command(program, args, input.is_some()), program, input, timeout)
     }
 

@@ -406,19 +406,11 @@ impl Store {
     /// Give the bans in force `bans` their new lengths (bans prolonged),
     /// in one transaction: a burst prolongs thousands.
     pub fn prolong(&mut self, bans: &[BanRecord]) -> Result<(), StoreError> {
-        let path = &self.path;
-        let err = move |e: rusqlite::Error| StoreError::Query {
-            path: path.clone(),
-            what: "prolong bans",
-            message: e.to_string(),
-        };
-        let tx = self.conn.transaction().map_err(err)?;
-        for ban in bans {
-            tx.prepare_cached("UPDATE bans SET bantime = ?4 WHERE active = 1 AND jail = ?1 AND ip = ?2 AND time = ?3")
-                .and_then(|mut s| s.execute(params![ban.jail, ban.id, ban.time, ban.bantime]))
-                .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.each_in_transaction(
+            "prolong bans",
+            "UPDATE bans SET bantime = ?4 WHERE active = 1 AND jail = ?1 AND ip = ?2 AND time = ?3",
+            bans.iter().map(|ban| (&ban.jail, &ban.id, ban.time, ban.bantime)),
+        )
     }
 
     /// How many bans of `ip` in `jail` the store holds, and when the latest
@@ -463,18 +455,19 @@ impl Store {
             .map_err(self.query_err("count the fleet outbox"))
     }
 
-    /// Run `sql` once for each pair of `pairs`, in one transaction.
-    fn each_in_transaction<'p>(
+    /// Run `sql` once with each of `rows` as its parameters, in one
+    /// transaction.
+    fn each_in_transaction<P: rusqlite::Params>(
         &mut self,
         what: &'static str,
         sql: &str,
-        pairs: impl IntoIterator<Item = (&'p str, &'p str)>,
+        rows: impl IntoIterator<Item = P>,
     ) -> Result<(), StoreError> {
         let path = &self.path;
         let err = move |e: rusqlite::Error| StoreError::Query { path: path.clone(), what, message: e.to_string() };
         let tx = self.conn.transaction().map_err(err)?;
-        for (a, b) in pairs {
-            tx.prepare_cached(sql).and_then(|mut s| s.execute(params![a, b])).map_err(err)?;
+        for row in rows {
+            tx.prepare_cached(sql).and_then(|mut s| s.execute(row)).map_err(err)?;
         }
         tx.commit().map_err(err)
     }

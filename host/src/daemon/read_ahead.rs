@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
+use crate::plugin::split::Ahead;
 use crate::plugin::{FilterInstance, PluginError};
 use crate::tail::Progress;
 
@@ -65,8 +66,7 @@ pub struct Preparer {
     pending: VecDeque<Pending>,
     /// Answers that came before the jail asked for them, in order.
     ready: VecDeque<Result<Vec<u32>, PluginError>>,
-    /// Lines of each batch the preparer does all it can for.
-    ahead: u32,
+    ahead: Ahead,
     batch_lines: usize,
     alive: bool,
     thread: Option<JoinHandle<()>>,
@@ -101,7 +101,7 @@ impl Preparer {
             answers,
             pending: VecDeque::new(),
             ready: VecDeque::new(),
-            ahead: u32::try_from(batch_lines).unwrap_or(u32::MAX),
+            ahead: Ahead::new(u32::try_from(batch_lines).unwrap_or(u32::MAX)),
             batch_lines,
             alive: true,
             thread: Some(thread),
@@ -121,7 +121,7 @@ impl Preparer {
     /// Hand it `batch`, which [`Preparer::take`] gives back, in order.
     pub fn hand(&mut self, batch: Pending) {
         if self.alive {
-            let job = Job { text: batch.text.clone(), now: batch.now, ahead: self.ahead };
+            let job = Job { text: batch.text.clone(), now: batch.now, ahead: self.ahead.lines() };
             self.alive = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
         }
         self.pending.push_back(batch);
@@ -142,7 +142,7 @@ impl Preparer {
         };
         if batch.lines >= self.batch_lines {
             self.collect();
-            self.balance(waited, !self.ready.is_empty());
+            self.ahead.after_batch(waited, !self.ready.is_empty());
         }
         let prepared = match answer {
             Some(Ok(answer)) => Prepared::Ready(answer),
@@ -158,16 +158,6 @@ impl Preparer {
     fn collect(&mut self) {
         while let Ok(answer) = self.answers.try_recv() {
             self.ready.push_back(answer);
-        }
-    }
-
-    fn balance(&mut self, waited: bool, well_ahead: bool) {
-        let most = u32::try_from(self.batch_lines).unwrap_or(u32::MAX);
-        let step = (most / 32).max(1);
-        if waited {
-            self.ahead = self.ahead.saturating_sub(step);
-        } else if well_ahead {
-            self.ahead = self.ahead.saturating_add(step).min(most);
         }
     }
 }

@@ -20,13 +20,44 @@ use crate::wit::types::Scan;
 /// prepared answers wait in memory).
 const MAX_AHEAD: usize = 32;
 
+/// The lines of each batch the preparer does all it can for, moved after
+/// each full batch toward the point where neither instance waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Ahead {
+    lines: u32,
+    most: u32,
+}
+
+impl Ahead {
+    /// All of each batch of `batch_lines`, to begin with.
+    pub fn new(batch_lines: u32) -> Ahead {
+        Ahead { lines: batch_lines, most: batch_lines }
+    }
+
+    /// Lines of the next batch to prepare whole.
+    pub fn lines(&self) -> u32 {
+        self.lines
+    }
+
+    /// After a full batch: less when the feeder waited for the preparer,
+    /// more when the preparer was a batch ahead.
+    pub fn after_batch(&mut self, feeder_waited: bool, preparer_well_ahead: bool) {
+        let step = (self.most / 32).max(1);
+        if feeder_waited {
+            self.lines = self.lines.saturating_sub(step);
+        } else if preparer_well_ahead {
+            self.lines = self.lines.saturating_add(step).min(self.most);
+        }
+    }
+}
+
 struct Progress {
     /// What the preparer found for each batch, until the feeder takes it.
     prepared: Vec<Option<Result<Vec<u32>, PluginError>>>,
     /// Batches the feeder has taken.
     taken: usize,
     /// Lines of each batch the preparer does all it can for.
-    ahead: u32,
+    ahead: Ahead,
     /// The feeder has stopped (at the end, or on an error of its own): the
     /// preparer stops too.
     stopped: bool,
@@ -59,7 +90,8 @@ pub fn feed_split<B: std::ops::Deref<Target: AsRef<str>>, E>(
     notes: bool,
     mut each: impl FnMut(usize, &B, Result<Scan, PluginError>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let progress = Mutex::new(Progress { prepared: Vec::new(), taken: 0, ahead: batch_lines, stopped: false });
+    let progress =
+        Mutex::new(Progress { prepared: Vec::new(), taken: 0, ahead: Ahead::new(batch_lines), stopped: false });
     let changed = Condvar::new();
     let lock = || progress.lock().unwrap_or_else(PoisonError::into_inner);
     std::thread::scope(|scope| {
@@ -73,7 +105,7 @@ pub fn feed_split<B: std::ops::Deref<Target: AsRef<str>>, E>(
                     if p.stopped {
                         return;
                     }
-                    p.ahead
+                    p.ahead.lines()
                 };
                 // Past the last batch the feeder stops by itself.
                 let Some(text) = batch(k) else { return };
@@ -88,7 +120,6 @@ pub fn feed_split<B: std::ops::Deref<Target: AsRef<str>>, E>(
         });
         // Once the preparer has failed, the feeder goes on alone.
         let mut alone = false;
-        let step = (batch_lines / 32).max(1);
         let outcome = (|| {
             for k in 0.. {
                 let Some(text) = batch(k) else { break };
@@ -108,11 +139,7 @@ pub fn feed_split<B: std::ops::Deref<Target: AsRef<str>>, E>(
                     // Balance: the preparer does less when the feeder
                     // waits for it, more when it is well ahead.
                     let well_ahead = p.prepared.get(k + 2).is_some_and(Option::is_some);
-                    if waited {
-                        p.ahead = p.ahead.saturating_sub(step);
-                    } else if well_ahead {
-                        p.ahead = (p.ahead + step).min(batch_lines);
-                    }
+                    p.ahead.after_batch(waited, well_ahead);
                     drop(p);
                     changed.notify_all();
                     match prepared {

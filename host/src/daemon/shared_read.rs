@@ -404,11 +404,11 @@ impl Scanner {
             return self.next_prepared(jail, now);
         }
         let batch = self.source.read(BATCH_LINES);
-        if batch.count == 0 {
+        if batch.lines.count == 0 {
             return None;
         }
         let scanned = self.scan(jail, &batch, now);
-        if batch.count >= BATCH_LINES
+        if batch.lines.count >= BATCH_LINES
             && may_split
             && let Some(make) = self.split.take()
         {
@@ -421,7 +421,7 @@ impl Scanner {
     /// a second instance. The first, `last`, primes it.
     fn start_preparer(&mut self, jail: &str, make: &FilterMaker, last: &Batch, now: f64) {
         match make().and_then(|instance| {
-            Preparer::start(jail, instance, BATCH_LINES, Some((&last.text, now))).map_err(|e| e.to_string())
+            Preparer::start(jail, instance, BATCH_LINES, Some((&last.lines.text, now))).map_err(|e| e.to_string())
         }) {
             Ok(preparer) => {
                 tracing::debug!("[{jail}] a burst: its filtering is split over two cores");
@@ -439,11 +439,11 @@ impl Scanner {
         let preparer = self.preparer.as_mut()?;
         while preparer.alive() && preparer.pending() < IN_FLIGHT {
             let batch = self.source.read(BATCH_LINES);
-            let lines = batch.count;
+            let lines = batch.lines.count;
             if lines == 0 {
                 break;
             }
-            preparer.hand(Pending { text: Arc::new(batch.text), lines, now, progress: batch.progress });
+            preparer.hand(Pending { text: Arc::new(batch.lines.text), lines, now, progress: batch.progress });
             // A batch short of full: the burst is read to its end.
             if lines < BATCH_LINES {
                 break;
@@ -478,10 +478,10 @@ impl Scanner {
 
     /// What the filter finds in `batch`.
     fn scan(&mut self, jail: &str, batch: &Batch, now: f64) -> Scanned {
-        let mut scanned = Scanned { lines: batch.count, ..Scanned::default() };
+        let mut scanned = Scanned { lines: batch.lines.count, ..Scanned::default() };
         let mut memory_traps = 0;
         for (range, lines, at) in time_groups(batch, now) {
-            self.scan_lines(jail, &batch.text[range], lines, at, &mut scanned, &mut memory_traps);
+            self.scan_lines(jail, &batch.lines.text[range], lines, at, &mut scanned, &mut memory_traps);
         }
         scanned.progress = batch.progress.clone();
         scanned
@@ -548,13 +548,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs of lines fed to the filter with one "now": the whole batch for
 /// files (their lines carry dates), runs of journal entries from the same
 /// second (the journal's time is the lines' time).
-/// Each run is its bytes in `batch.text`, its line count and its time.
+/// Each run is its bytes in the batch's text, its line count and its time.
 fn time_groups(batch: &Batch, now: f64) -> Vec<(std::ops::Range<usize>, usize, f64)> {
-    let Some(times) = &batch.times else { return vec![(0..batch.text.len(), batch.count, now)] };
+    let Some(times) = &batch.times else { return vec![(0..batch.lines.text.len(), batch.lines.count, now)] };
     // Where each line starts, and where the text ends.
     let starts: Vec<usize> = std::iter::once(0)
-        .chain(memchr::memchr_iter(b'\n', batch.text.as_bytes()).map(|nl| nl + 1))
-        .chain(std::iter::once(batch.text.len() + 1))
+        .chain(memchr::memchr_iter(b'\n', batch.lines.text.as_bytes()).map(|nl| nl + 1))
+        .chain(std::iter::once(batch.lines.text.len() + 1))
         .collect();
     let mut groups = Vec::new();
     let mut first = 0;
@@ -575,6 +575,7 @@ mod tests {
     use crate::config::jail::Jails;
     use crate::daemon::assemble::plan_filter;
     use crate::plugin::{Registry, Runtime, RuntimeOptions};
+    use crate::tail::Joined;
 
     /// Two jails `a` and `b` alike on `log` (read from its head).
     fn two_jails(dir: &std::path::Path, log: &std::path::Path) -> Vec<Jail> {
@@ -667,12 +668,16 @@ mod tests {
     #[test]
     fn journal_entries_are_fed_in_runs_of_one_second_and_file_lines_at_once() {
         let text = "a\nbb\nccc\nd".to_string();
-        let journal = Batch { text: text.clone(), count: 4, times: Some(vec![1.2, 1.7, 2.1, 5.0]), ..Batch::default() };
+        let journal = Batch {
+            lines: Joined { text: text.clone(), count: 4 },
+            times: Some(vec![1.2, 1.7, 2.1, 5.0]),
+            ..Batch::default()
+        };
         let groups = time_groups(&journal, 9.0);
         assert_eq!(groups, [(0..4, 2, 1.2), (5..8, 1, 2.1), (9..10, 1, 5.0)]);
         let parts: Vec<&str> = groups.iter().map(|(range, _, _)| &text[range.clone()]).collect();
         assert_eq!(parts, ["a\nbb", "ccc", "d"]);
-        let file = Batch { text, count: 4, ..Batch::default() };
+        let file = Batch { lines: Joined { text, count: 4 }, ..Batch::default() };
         assert_eq!(time_groups(&file, 9.0), [(0..10, 4, 9.0)]);
     }
 

@@ -66,9 +66,7 @@ pub struct Progress {
 pub struct Batch {
     /// The lines, joined with "\n" as a filter is fed them: one string
     /// per batch, not one per line (no line holds a newline).
-    pub text: String,
-    /// How many lines.
-    pub count: usize,
+    pub lines: Joined,
     /// Unix time of each line (journal entries); `None` for files, whose
     /// lines carry their dates for the filter to find.
     pub times: Option<Vec<f64>>,
@@ -122,7 +120,7 @@ impl Source {
         };
         // Nothing read, nothing to save: the idle loop asks often.
         let progress = if lines.count == 0 { Progress::default() } else { self.progress() };
-        Batch { text: lines.text, count: lines.count, times, progress }
+        Batch { lines, times, progress }
     }
 
     /// Where reading stands now.

@@ -71,13 +71,17 @@ fn main() {
             println!("cargo:rerun-if-changed={}", dir.display());
         }
         if manifest.exists() {
+            let bytes = fs::read(&wasm).expect("read a built component");
+            let sha256 = sha256_hex(&bytes);
+            let compressed = compressed(&bytes, &sha256, &out_dir.join("builtins"));
             writeln!(
                 builtins,
-                "    Builtin {{ name: {crate_name:?}, wasm: include_bytes!({:?}), manifest: include_str!({:?}), manifest_path: {:?}, sha256: {:?} }},",
-                wasm.display().to_string(),
+                "    Builtin {{ name: {crate_name:?}, zstd: include_bytes!({:?}), size: {}, manifest: include_str!({:?}), manifest_path: {:?}, sha256: {:?} }},",
+                compressed.display().to_string(),
+                bytes.len(),
                 manifest.display().to_string(),
                 format!("plugins/{member}/wasmban.toml"),
-                sha256_hex(&wasm),
+                sha256,
             )
             .expect("write to string");
         }
@@ -120,10 +124,26 @@ fn watch_dep_info(dep_info: &Path) {
     }
 }
 
-/// Hex sha256 of a file, for the registry to know each built-in's digest
-/// without hashing it at run time.
-fn sha256_hex(path: &Path) -> String {
+/// Hex sha256 of a component, for the registry to know each built-in's
+/// digest without hashing it at run time.
+fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let bytes = fs::read(path).expect("read a built component");
-    sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The component compressed with zstd, in a file named by its digest.
+/// Embedded as they are built, the components were a fifth of the binary;
+/// they shrink to under a third and are decompressed only when one is
+/// compiled, which the compile cache makes rare. The file is reused while
+/// the component is unchanged, since the highest levels take seconds.
+fn compressed(bytes: &[u8], sha256: &str, dir: &Path) -> PathBuf {
+    let path = dir.join(format!("{sha256}.wasm.zst"));
+    if !path.exists() {
+        fs::create_dir_all(dir).expect("create the directory of compressed built-ins");
+        let packed = zstd::bulk::compress(bytes, 19).expect("zstd compresses a built component");
+        let partial = path.with_extension("partial");
+        fs::write(&partial, packed).expect("write a compressed built-in");
+        fs::rename(&partial, &path).expect("name a compressed built-in");
+    }
+    path
 }

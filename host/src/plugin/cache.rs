@@ -26,6 +26,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use crate::plugin::PluginError;
+use crate::plugin::registry::ComponentBytes;
 
 /// The on-disk cache of compiled components.
 #[derive(Debug)]
@@ -119,7 +120,7 @@ impl CompiledCache {
         engine: &Engine,
         plugin: &str,
         sha256: &str,
-        bytes: &[u8],
+        bytes: &ComponentBytes,
     ) -> Result<(Component, CacheOutcome), PluginError> {
         let name = Self::entry_name(engine, sha256);
         match self.read_entry(&name) {
@@ -138,7 +139,7 @@ impl CompiledCache {
             },
             Err(why) => self.discard(plugin, &name, &why),
         }
-        let component = compile(engine, plugin, bytes)?;
+        let component = compile(engine, plugin, &bytes.wasm(plugin)?)?;
         if let Err(e) = self.store(engine, sha256, &name, &component) {
             tracing::warn!(plugin, cache = %self.path.display(), "cannot cache compiled plugin: {e}");
         }

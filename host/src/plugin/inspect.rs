@@ -121,7 +121,7 @@ pub fn inspect(runtime: &Runtime, source: &PluginSource) -> Result<Report, Plugi
         problem,
         size: source.bytes.len(),
         sha256: source.sha256(),
-        sdk_version: sdk_version(&source.bytes),
+        sdk_version: sdk_version(&source.bytes.wasm(&source.name)?),
         exports,
         imports,
         capabilities,

@@ -1,6 +1,7 @@
 //! Where plugins come from: the built-ins embedded in this binary, and the
 //! admin's plugin directory, which can add components or re-grant built-ins.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,8 +14,10 @@ use crate::plugin::manifest::Manifest;
 pub struct Builtin {
     /// The name configs use (`plugin = iptables`).
     pub name: &'static str,
-    /// The component.
-    pub wasm: &'static [u8],
+    /// The component, compressed with zstd when the binary was built.
+    pub zstd: &'static [u8],
+    /// The component's size.
+    pub size: usize,
     /// Its manifest text.
     pub manifest: &'static str,
     /// Where that manifest lives in the source tree, for error messages.
@@ -24,29 +27,68 @@ pub struct Builtin {
     pub sha256: &'static str,
 }
 
-/// A component's bytes: borrowed from the binary for a built-in (no copy
-/// of it is made, nor kept), or read from a file.
+/// A component's bytes: compressed in the binary for a built-in, and
+/// decompressed only for as long as it is compiled or inspected; or read
+/// from a file.
 #[derive(Debug, Clone)]
 pub enum ComponentBytes {
     /// Embedded, with the digest the build worked out.
     Embedded {
-        /// The bytes.
-        wasm: &'static [u8],
-        /// Their hex sha256.
+        /// The component, compressed with zstd.
+        zstd: &'static [u8],
+        /// Its size once decompressed.
+        size: usize,
+        /// Its hex sha256, of the component itself.
         sha256: &'static str,
     },
     /// Read from a file.
     Loaded(Arc<[u8]>),
 }
 
-impl std::ops::Deref for ComponentBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl ComponentBytes {
+    /// The component. A built-in is decompressed here, so this is called
+    /// only when a compile or an inspection needs the bytes, and they are
+    /// not kept. `plugin` names it in the error.
+    pub fn wasm(&self, plugin: &str) -> Result<Cow<'_, [u8]>, PluginError> {
         match self {
-            ComponentBytes::Embedded { wasm, .. } => wasm,
-            ComponentBytes::Loaded(bytes) => bytes,
+            ComponentBytes::Loaded(bytes) => Ok(Cow::Borrowed(bytes)),
+            ComponentBytes::Embedded { zstd, size, .. } => {
+                decompress(zstd, *size).map(Cow::Owned).map_err(|e| PluginError::Compile {
+                    plugin: plugin.to_string(),
+                    message: format!(
+                        "the built-in component in this binary does not decompress ({e}); \
+                         the binary is damaged: reinstall wasmban"
+                    ),
+                })
+            }
         }
     }
+
+    /// The component's size, without decompressing it.
+    pub fn len(&self) -> usize {
+        match self {
+            ComponentBytes::Embedded { size, .. } => *size,
+            ComponentBytes::Loaded(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether the component is empty (a file can be).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn decompress(zstd: &[u8], size: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut source = zstd;
+    let decoder = ruzstd::decoding::StreamingDecoder::new(&mut source).map_err(std::io::Error::other)?;
+    let mut wasm = Vec::with_capacity(size);
+    // One byte past the size, so that a longer stream is caught too.
+    decoder.take(size as u64 + 1).read_to_end(&mut wasm)?;
+    if wasm.len() != size {
+        return Err(std::io::Error::other(format!("{} bytes, where the build made {size}", wasm.len())));
+    }
+    Ok(wasm)
 }
 
 impl From<Vec<u8>> for ComponentBytes {
@@ -57,7 +99,7 @@ impl From<Vec<u8>> for ComponentBytes {
 
 impl From<&'static Builtin> for ComponentBytes {
     fn from(builtin: &'static Builtin) -> ComponentBytes {
-        ComponentBytes::Embedded { wasm: builtin.wasm, sha256: builtin.sha256 }
+        ComponentBytes::Embedded { zstd: builtin.zstd, size: builtin.size, sha256: builtin.sha256 }
     }
 }
 
@@ -302,4 +344,38 @@ fn check_pin(source: &PluginSource) -> Result<(), PluginError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_decompresses_to_the_component_the_build_hashed() {
+        assert!(BUILTINS.len() > 20, "the built-ins are embedded");
+        for builtin in BUILTINS {
+            let bytes = ComponentBytes::from(builtin);
+            let wasm = bytes.wasm(builtin.name).unwrap();
+            assert_eq!(wasm.len(), builtin.size, "{}", builtin.name);
+            assert_eq!(hex(&Sha256::digest(&wasm)), builtin.sha256, "{}", builtin.name);
+            assert!(wasm.starts_with(b"\0asm"), "{}", builtin.name);
+            assert!(builtin.zstd.len() < builtin.size / 2, "{} is compressed", builtin.name);
+        }
+    }
+
+    #[test]
+    fn a_damaged_builtin_is_an_error_that_names_it() {
+        let builtin = BUILTINS.iter().find(|b| b.name == "nftables").unwrap();
+        let truncated = ComponentBytes::Embedded {
+            zstd: &builtin.zstd[..builtin.zstd.len() / 2],
+            size: builtin.size,
+            sha256: builtin.sha256,
+        };
+        let wrong_size =
+            ComponentBytes::Embedded { zstd: builtin.zstd, size: builtin.size - 1, sha256: builtin.sha256 };
+        for damaged in [truncated, wrong_size] {
+            let message = damaged.wasm("nftables").unwrap_err().to_string();
+            assert!(message.contains("plugin nftables") && message.contains("reinstall wasmban"), "{message}");
+        }
+    }
 }

@@ -161,7 +161,11 @@ impl Runtime {
         let result = slot.get_or_init(|| {
             let loaded = match &self.cache {
                 Some(cache) => cache.load(&self.engine, &source.name, &sha, &source.bytes),
-                None => compile(&self.engine, &source.name, &source.bytes).map(|c| (c, CacheOutcome::Compiled)),
+                None => source
+                    .bytes
+                    .wasm(&source.name)
+                    .and_then(|wasm| compile(&self.engine, &source.name, &wasm))
+                    .map(|c| (c, CacheOutcome::Compiled)),
             };
             match loaded {
                 Ok((component, how)) => {

@@ -206,3 +206,41 @@ fn jails_starting_at_once_share_one_compile_and_one_cache_entry() {
     let (_, report) = runtime_cached(&cache).compile(&source).unwrap();
     assert_eq!(report.outcome, CacheOutcome::Hit);
 }
+
+/// A cache hit maps the entry's file rather than copying its code, so the
+/// code is shared with the page cache and only the pages that run are
+/// resident.
+#[test]
+fn a_cached_component_is_mapped_from_its_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let entry = entry_of(&cache, "nftables");
+    let source = Registry::new(None).resolve("nftables").unwrap();
+    let (component, report) = runtime_cached(&cache).compile(&source).unwrap();
+    assert_eq!(report.outcome, CacheOutcome::Hit);
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(maps.contains(entry.to_str().unwrap()), "{} is not mapped:\n{maps}", entry.display());
+    drop(component);
+}
+
+/// An entry of the earlier layout (its integrity code first) is not read
+/// as one of the new; it is removed when its component is compiled again.
+#[test]
+fn an_entry_of_the_earlier_layout_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let entry = entry_of(&cache, "nftables");
+    let name = entry.file_name().unwrap().to_str().unwrap().to_string();
+    let legacy = cache.join(name.replace(".mapped.cwasm", ".cwasm"));
+    assert_ne!(legacy, entry);
+    let bytes = std::fs::read(&entry).unwrap();
+    let (code, tag) = bytes.split_at(bytes.len() - 32);
+    std::fs::write(&legacy, [tag, code].concat()).unwrap();
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(&entry).unwrap();
+    let source = Registry::new(None).resolve("nftables").unwrap();
+    let (_, report) = runtime_cached(&cache).compile(&source).unwrap();
+    assert_eq!(report.outcome, CacheOutcome::Compiled);
+    assert!(!legacy.exists(), "the earlier entry is left behind");
+    assert!(entry.exists());
+}

@@ -100,16 +100,23 @@ impl CompiledCache {
     }
 
     fn entry_name(engine: &Engine, sha256: &str) -> String {
+        format!("{sha256}-{:016x}.mapped.cwasm", engine_hash(engine))
+    }
+
+    /// The name entries had when their integrity code came first, which
+    /// kept them from being mapped. Such an entry is removed when its
+    /// component is compiled again.
+    fn legacy_entry_name(engine: &Engine, sha256: &str) -> String {
         format!("{sha256}-{:016x}.cwasm", engine_hash(engine))
     }
 
-    fn mac(&self, engine: &Engine, sha256: &str, code: &[u8]) -> Hmac<Sha256> {
+    /// The MAC of an entry, before its compiled code is added to it.
+    fn mac(&self, engine: &Engine, sha256: &str) -> Hmac<Sha256> {
         #[allow(clippy::expect_used)] // HMAC takes a key of any length.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts any key length");
         mac.update(sha256.as_bytes());
         mac.update(&[0]);
         mac.update(&engine_hash(engine).to_le_bytes());
-        mac.update(code);
         mac
     }
 
@@ -123,22 +130,21 @@ impl CompiledCache {
         bytes: &ComponentBytes,
     ) -> Result<(Component, CacheOutcome), PluginError> {
         let name = Self::entry_name(engine, sha256);
-        match self.read_entry(&name) {
+        match self.open_entry(&name) {
             Ok(None) => {}
-            Ok(Some(entry)) => match self.verified(engine, sha256, &entry) {
-                Ok(code) => {
-                    // SAFETY: `code` was read from a regular file of ours in a
-                    // directory only we can write, and its MAC proves this
-                    // daemon wrote it for this component and engine.
-                    match unsafe { Component::deserialize(engine, code) } {
-                        Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                        Err(e) => self.discard(plugin, &name, &format!("{e:#}")),
-                    }
-                }
-                Err(why) => self.discard(plugin, &name, why),
+            Ok(Some((mut file, len))) => match self.verified(engine, sha256, &mut file, len) {
+                // SAFETY: the file is a regular file of ours in a directory
+                // only we can write, and its MAC proves this daemon wrote it
+                // for this component and engine.
+                Ok(code_len) => match unsafe { deserialize(engine, &mut file, code_len) } {
+                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
+                    Err(e) => self.discard(plugin, &name, &format!("{e:#}")),
+                },
+                Err(why) => self.discard(plugin, &name, &why),
             },
             Err(why) => self.discard(plugin, &name, &why),
         }
+        let _ = self.dir.remove_file(Self::legacy_entry_name(engine, sha256));
         let component = compile(engine, plugin, &bytes.wasm(plugin)?)?;
         if let Err(e) = self.store(engine, sha256, &name, &component) {
             tracing::warn!(plugin, cache = %self.path.display(), "cannot cache compiled plugin: {e}");
@@ -151,10 +157,10 @@ impl CompiledCache {
         let _ = self.dir.remove_file(name);
     }
 
-    /// The entry's bytes, or `None` when there is none. Refuses (as an
-    /// error to log) a symlink, a non-file, or a file of another user or
-    /// open to others.
-    fn read_entry(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+    /// The entry, open, and its length, or `None` when there is none.
+    /// Refuses (as an error to log) a symlink, a non-file, or a file of
+    /// another user or open to others.
+    fn open_entry(&self, name: &str) -> Result<Option<(std::fs::File, u64)>, String> {
         let mut options = OpenOptions::new();
         options.read(true).follow(FollowSymlinks::No).custom_flags(libc::O_NONBLOCK);
         let file = match self.dir.open_with(name, &options) {
@@ -162,7 +168,7 @@ impl CompiledCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot open it without following links: {e}")),
         };
-        let mut file = file.into_std();
+        let file = file.into_std();
         let meta = file.metadata().map_err(|e| e.to_string())?;
         if !meta.file_type().is_file() {
             return Err("it is not a regular file".into());
@@ -173,25 +179,43 @@ impl CompiledCache {
         if meta.len() > MAX_ENTRY_BYTES {
             return Err(format!("it has {} bytes, more than a compiled plugin can", meta.len()));
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        Ok(Some(bytes))
+        Ok(Some((file, meta.len())))
     }
 
-    fn verified<'a>(&self, engine: &Engine, sha256: &str, entry: &'a [u8]) -> Result<&'a [u8], &'static str> {
-        if entry.len() < MAC_LEN {
-            return Err("it is too short to hold its integrity code");
+    /// The length of the entry's compiled code, once its integrity code
+    /// matches. The file is read through a small buffer: holding it whole
+    /// (5 MB for the regex filter) only to check it raised every start's
+    /// peak by as much.
+    fn verified(&self, engine: &Engine, sha256: &str, file: &mut std::fs::File, len: u64) -> Result<u64, String> {
+        let code_len =
+            len.checked_sub(MAC_LEN as u64).ok_or_else(|| "it is too short to hold its integrity code".to_string())?;
+        let mut mac = self.mac(engine, sha256);
+        let mut code = Read::by_ref(file).take(code_len);
+        let mut buffer = vec![0u8; 64 << 10];
+        let mut read = 0;
+        loop {
+            let n = code.read(&mut buffer).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            mac.update(&buffer[..n]);
+            read += n as u64;
         }
-        let (tag, code) = entry.split_at(MAC_LEN);
-        self.mac(engine, sha256, code)
-            .verify_slice(tag)
-            .map_err(|_| "its integrity code does not match (not written by this daemon for this component)")?;
-        Ok(code)
+        let mut tag = [0u8; MAC_LEN];
+        if read != code_len || file.read_exact(&mut tag).is_err() {
+            return Err("it was cut short while being read".into());
+        }
+        mac.verify_slice(&tag).map_err(|_| {
+            "its integrity code does not match (not written by this daemon for this component)".to_string()
+        })?;
+        Ok(code_len)
     }
 
     fn store(&self, engine: &Engine, sha256: &str, name: &str, component: &Component) -> Result<(), String> {
         let code = component.serialize().map_err(|e| format!("{e:#}"))?;
-        let tag = self.mac(engine, sha256, &code).finalize().into_bytes();
+        let mut mac = self.mac(engine, sha256);
+        mac.update(&code);
+        let tag = mac.finalize().into_bytes();
         let tmp = format!("{name}.tmp{}-{:x}", std::process::id(), fastrand::u64(..));
         let mut options = OpenOptions::new();
         options.write(true).create_new(true).mode(0o600).follow(FollowSymlinks::No);
@@ -200,8 +224,8 @@ impl CompiledCache {
             .open_with(&tmp, &options)
             .and_then(|file| {
                 let mut file = file.into_std();
-                file.write_all(&tag)?;
                 file.write_all(&code)?;
+                file.write_all(&tag)?;
                 file.sync_all()
             })
             .and_then(|()| self.dir.rename(&tmp, &self.dir, name));
@@ -304,8 +328,112 @@ fn read_key(dir: &Dir) -> Result<Option<[u8; KEY_LEN]>, String> {
     Ok(Some(key))
 }
 
+/// The component of a verified entry, mapped from its file, so that its
+/// code is shared with the page cache and only the pages that run are
+/// resident; deserialising from `code` copied all of it into anonymous
+/// memory (5 MB for the regex filter and an action, in every daemon).
+/// The integrity code after the compiled object is outside every section
+/// of it, so wasmtime reads past it. The file is mapped through its open
+/// descriptor: it is the file that was verified, whatever has become of
+/// its name. Its bytes could still be changed after the check by this
+/// daemon's user alone, who holds the key anyway. Where /proc is missing,
+/// the code is read and copied as before.
+///
+/// # Safety
+/// `file` must be an entry this daemon wrote (its MAC verified), as
+/// [`Component::deserialize`] requires, with `code_len` bytes of code.
+unsafe fn deserialize(engine: &Engine, file: &mut std::fs::File, code_len: u64) -> wasmtime::Result<Component> {
+    use std::os::fd::AsRawFd;
+    let reopened = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    if reopened.exists() {
+        // SAFETY: the caller's contract; the mapping is private and the
+        // entry is never written again (a new one replaces it by rename).
+        return unsafe { Component::deserialize_file(engine, &reopened) };
+    }
+    // SAFETY: the caller's contract.
+    unsafe { deserialize_copied(engine, file, code_len) }
+}
+
+/// # Safety
+/// As [`deserialize`].
+unsafe fn deserialize_copied(engine: &Engine, file: &mut std::fs::File, code_len: u64) -> wasmtime::Result<Component> {
+    use std::io::{Seek, SeekFrom};
+    let mut code = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    Read::by_ref(file).take(code_len).read_to_end(&mut code)?;
+    // SAFETY: the caller's contract.
+    unsafe { Component::deserialize(engine, code) }
+}
+
 /// Compile without the cache.
 pub fn compile(engine: &Engine, plugin: &str, bytes: &[u8]) -> Result<Component, PluginError> {
     Component::new(engine, bytes)
         .map_err(|e| PluginError::Compile { plugin: plugin.to_string(), message: format!("{e:#}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{Registry, Runtime, RuntimeOptions};
+
+    /// Without /proc, a verified entry is read and copied; the component
+    /// it gives is the one that was cached.
+    #[test]
+    fn an_entry_is_loaded_by_copy_where_it_cannot_be_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("cache");
+        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let engine = runtime.engine();
+        let source = Registry::new(None).resolve("nftables").unwrap();
+        let cache = CompiledCache::open(&cache_dir).unwrap();
+        let sha = source.sha256();
+        let (compiled, outcome) = cache.load(engine, "nftables", &sha, &source.bytes).unwrap();
+        assert_eq!(outcome, CacheOutcome::Compiled);
+        let name = CompiledCache::entry_name(engine, &sha);
+        let (mut file, len) = cache.open_entry(&name).unwrap().unwrap();
+        let code_len = cache.verified(engine, &sha, &mut file, len).unwrap();
+        assert_eq!(code_len, len - MAC_LEN as u64);
+        // SAFETY: the entry was written and verified just above.
+        let copied = unsafe { deserialize_copied(engine, &mut file, code_len) }.unwrap();
+        let exports =
+            |c: &Component| c.component_type().exports(engine).map(|(n, _)| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(exports(&copied), exports(&compiled));
+        assert!(!exports(&copied).is_empty());
+    }
+
+    /// A flipped bit anywhere, in the code or in its integrity code, fails
+    /// the check, as does a file cut short.
+    #[test]
+    fn a_changed_or_shortened_entry_fails_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+        let engine = runtime.engine();
+        let source = Registry::new(None).resolve("nftables").unwrap();
+        let cache = CompiledCache::open(&dir.path().join("cache")).unwrap();
+        let sha = source.sha256();
+        cache.load(engine, "nftables", &sha, &source.bytes).unwrap();
+        let name = CompiledCache::entry_name(engine, &sha);
+        let path = dir.path().join("cache").join(&name);
+        let good = std::fs::read(&path).unwrap();
+        for (what, bytes) in [
+            ("a bit of code", {
+                let mut b = good.clone();
+                b[good.len() / 2] ^= 1;
+                b
+            }),
+            ("a bit of the tag", {
+                let mut b = good.clone();
+                b[good.len() - 1] ^= 1;
+                b
+            }),
+            ("a shorter file", good[..good.len() - 1].to_vec()),
+        ] {
+            std::fs::write(&path, &bytes).unwrap();
+            let (mut file, len) = cache.open_entry(&name).unwrap().unwrap();
+            assert!(cache.verified(engine, &sha, &mut file, len).is_err(), "{what} passed");
+        }
+        std::fs::write(&path, &good).unwrap();
+        let (mut file, len) = cache.open_entry(&name).unwrap().unwrap();
+        assert!(cache.verified(engine, &sha, &mut file, len).is_ok());
+    }
 }

@@ -41,4 +41,5 @@ mod shared_read;
 mod shell_confinement;
 mod shorewall;
 mod store;
+mod symbol_order;
 mod ufw;

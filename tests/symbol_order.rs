@@ -45,6 +45,19 @@ fn the_daemons_functions_come_first_and_the_order_is_not_stale() {
     let wanted: Vec<&str> = order.lines().filter(|l| !l.is_empty()).collect();
     let found: Vec<(u64, u64)> = wanted.iter().filter_map(|name| functions.get(*name).copied()).collect();
     let share = found.len() as f64 / wanted.len() as f64;
+    // Names carry a hash of each crate's features, which cargo unifies over
+    // what a command builds: the debug order is made for scripts/test's
+    // `cargo test --workspace`, and a binary built by `cargo test -p
+    // wasmban` has other names. Outside CI that is said, not failed.
+    if share < 0.8 && !std::env::var("CI").is_ok_and(|v| v == "true") {
+        return crate::util::skipped!(
+            "{} of the {} functions in {} are in this build: it was built by another command than scripts/test, \
+             or dependencies changed (CI fails then)",
+            found.len(),
+            wanted.len(),
+            order_file.display()
+        );
+    }
     assert!(
         share >= 0.8,
         "only {} of the {} functions in {} are in this build: dependencies or build settings changed; \

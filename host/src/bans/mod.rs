@@ -329,12 +329,12 @@ impl BanManager {
     /// Save where reading stands (with any ban still unrecorded); true when
     /// saved.
     pub fn save_progress(&mut self, progress: &Progress) -> bool {
-        self.record(&[], progress)
+        self.record(&[], &[], progress)
     }
 
     /// Run every action's stop, after saving `progress`.
     pub fn stop(&mut self, progress: &Progress) {
-        if !self.record(&[], progress) && !self.unrecorded.is_empty() {
+        if !self.record(&[], &[], progress) && !self.unrecorded.is_empty() {
             tracing::error!(
                 "[{}] stopping with {} ban(s) not recorded; their log lines will be read again at the next start",
                 self.jail,
@@ -419,15 +419,24 @@ impl BanManager {
                 }
             }
         }
-        if !self.record(&planned, progress) && !planned.is_empty() {
+        if !self.record(&planned, &prolonged_bans, progress) {
             // The actions still act, since an attacker must be stopped even
             // when the disk is full; the record is retried with every save.
-            tracing::error!(
-                "[{}] {} ban(s) could not be recorded; applying them anyway and recording them when the store \
-                 can be written (their log lines are read again after a restart until then)",
-                self.jail,
-                planned.len()
-            );
+            if !planned.is_empty() {
+                tracing::error!(
+                    "[{}] {} ban(s) could not be recorded; applying them anyway and recording them when the store \
+                     can be written (their log lines are read again after a restart until then)",
+                    self.jail,
+                    planned.len()
+                );
+            }
+            if !prolonged_bans.is_empty() {
+                tracing::error!(
+                    "[{}] after a restart the {} ban(s) prolonged keep their earlier ends",
+                    self.jail,
+                    prolonged_bans.len()
+                );
+            }
         }
         // The lines go out in one write, before the actions run (which may
         // take seconds): a burst bans thousands.
@@ -460,8 +469,8 @@ impl BanManager {
     }
 
     /// Make `longer` the bans in force (each a ban in force with a later
-    /// end), record them, and tell the actions (fail2ban's
-    /// `actionprolong`).
+    /// end, recorded by `decide` with the new bans) and tell the actions
+    /// (fail2ban's `actionprolong`).
     fn prolong(&mut self, longer: Vec<BanRecord>) {
         if longer.is_empty() {
             return;
@@ -480,17 +489,6 @@ impl BanManager {
                 if r.bantime < 0 { "permanent".to_string() } else { format!("{} s", r.bantime) }
             );
             self.put_in_force(r.clone());
-        }
-        let recorded = match self.store.lock() {
-            Ok(mut store) => store.prolong(&longer).map_err(|e| e.to_string()),
-            Err(_) => Err("the ban store is poisoned".to_string()),
-        };
-        if let Err(e) = recorded {
-            tracing::error!(
-                "[{}] {e}; after a restart the {} ban(s) prolonged keep their earlier ends",
-                self.jail,
-                longer.len()
-            );
         }
         drop(held);
         self.apply(&longer, BanKind::Prolong);
@@ -554,7 +552,7 @@ impl BanManager {
     /// Try again to record bans the store refused earlier.
     pub fn retry_unrecorded(&mut self, progress: &Progress) {
         if !self.unrecorded.is_empty() {
-            self.record(&[], progress);
+            self.record(&[], &[], progress);
         }
     }
 
@@ -783,27 +781,34 @@ impl BanManager {
         actions.reconcile(|| in_force.values().collect(), &|r, kind| source.context(r, kind));
     }
 
-    /// Save `bans`, with every ban not recorded yet and the read
-    /// positions, in one transaction; on failure they all wait for the next
-    /// save. True when saved.
-    fn record(&mut self, bans: &[BanRecord], progress: &Progress) -> bool {
-        let mut all = std::mem::take(&mut self.unrecorded);
-        let late = all.len();
-        all.extend(bans.iter().cloned());
+    /// Save `bans`, with every ban not recorded yet, the new ends of the
+    /// bans `prolonged` and the read positions, in one transaction; on
+    /// failure the bans wait for the next save. True when saved.
+    fn record(&mut self, bans: &[BanRecord], prolonged: &[BanRecord], progress: &Progress) -> bool {
+        let late = self.unrecorded.len();
+        // Copies of the bans only when some wait already or the save fails:
+        // a burst records thousands.
+        if late > 0 {
+            self.unrecorded.extend_from_slice(bans);
+        }
+        let all = if late > 0 { &self.unrecorded[..] } else { bans };
         let saved = match self.store.lock() {
-            Ok(mut store) => store.record(&self.jail, &all, progress).map_err(|e| e.to_string()),
+            Ok(mut store) => store.record(&self.jail, all, prolonged, progress).map_err(|e| e.to_string()),
             Err(_) => Err("the ban store is poisoned".to_string()),
         };
         match saved {
             Ok(()) => {
                 if late > 0 {
+                    self.unrecorded.clear();
                     tracing::info!("[{}] {late} ban(s) recorded late", self.jail);
                 }
                 true
             }
             Err(e) => {
                 tracing::error!("[{}] {e}", self.jail);
-                self.unrecorded = all;
+                if late == 0 {
+                    self.unrecorded.extend_from_slice(bans);
+                }
                 false
             }
         }

@@ -184,10 +184,13 @@ fn a_ban_the_store_refuses_is_applied_then_recorded_with_the_next_save() {
     assert!(m.is_banned("192.0.2.9"));
     assert_eq!(m.unrecorded(), 1);
     assert!(!m.save_progress(&Progress::default()));
+    assert_eq!(m.unrecorded(), 1, "a failed retry keeps it once");
+    m.decide(vec![failures("192.0.2.8", 1000.0)], &Progress::default(), 1000.0);
+    assert_eq!(m.unrecorded(), 2, "the next ban waits with it");
     other.execute_batch("ALTER TABLE bans_away RENAME TO bans").unwrap();
     assert!(m.save_progress(&Progress::default()));
     assert_eq!(m.unrecorded(), 0);
-    assert_eq!(f.store.lock().unwrap().active_bans_of("sshd", 1000).unwrap().len(), 1);
+    assert_eq!(f.store.lock().unwrap().active_bans_of("sshd", 1000).unwrap().len(), 2);
 }
 
 /// The sshd jail's manager (bans of 60 s) with the real iptables component,
@@ -341,6 +344,20 @@ fn failures_of_an_address_in_force_prolong_its_ban_as_fail2bans_ban_manager_does
     let ends: Vec<(&str, i64)> = stored.iter().map(|r| (r.id.as_str(), r.time + r.bantime)).collect();
     assert_eq!(ends, [("192.0.2.3", 4900), ("192.0.2.4", 4800)]);
     assert_eq!(m.expire(4900.0).len(), 2);
+    // A new ban and a prolongation are saved with the read position that
+    // made them, in the one transaction.
+    ban_once(&mut m, "192.0.2.5", 5000.0);
+    let file = std::path::PathBuf::from("/var/log/auth.log");
+    let cursor = crate::tail::Cursor { dev: 1, ino: 2, offset: 4242, head_len: 0, fingerprint: 0 };
+    let progress = Progress { files: vec![(file.clone(), cursor)], journal: None };
+    m.decide(vec![failures("192.0.2.5", 5300.0), failures("192.0.2.6", 5300.0)], &progress, 5300.0);
+    let store = f.store.lock().unwrap();
+    let stored = store.active_bans_of("sshd", 5300).unwrap();
+    let ends: Vec<(&str, i64)> = stored.iter().map(|r| (r.id.as_str(), r.time + r.bantime)).collect();
+    assert_eq!(ends, [("192.0.2.5", 5900), ("192.0.2.6", 5900)]);
+    assert_eq!(store.saved_positions().unwrap()[&file].offset, 4242);
+    drop(store);
+    assert_eq!(m.expire(5900.0).len(), 2);
     // A jail whose bantime became permanent makes a ban in force permanent.
     ban_once(&mut m, "192.0.2.2", 3000.0);
     m.ban_time = BanTime { base: -1, increment: None };

@@ -119,6 +119,9 @@ impl BanRecord {
 /// fail2ban's default `dbmaxmatches`.
 pub const DEFAULT_MAX_MATCHES: usize = 10;
 
+/// A ban in force gets its new length (prolonged).
+const PROLONG: &str = "UPDATE bans SET bantime = ?4 WHERE active = 1 AND jail = ?1 AND ip = ?2 AND time = ?3";
+
 /// The store.
 pub struct Store {
     conn: Connection,
@@ -224,13 +227,21 @@ impl Store {
     /// transaction: durable together when this returns, so a restart
     /// neither loses a ban nor re-reads the lines that led to it.
     pub fn record_progress(&mut self, bans: &[BanRecord], cursors: &[(PathBuf, Cursor)]) -> Result<(), StoreError> {
-        self.record_journal_progress(bans, cursors, None)
+        self.record_journal_progress(bans, &[], cursors, None)
     }
 
-    /// Record `bans` of `jail` with where its reading stands (`progress`),
-    /// in one transaction.
-    pub fn record(&mut self, jail: &str, bans: &[BanRecord], progress: &Progress) -> Result<(), StoreError> {
-        self.record_journal_progress(bans, &progress.files, progress.journal.as_deref().map(|c| (jail, c)))
+    /// Record `bans` of `jail`, the new lengths of its bans `prolonged`,
+    /// and where its reading stands (`progress`), in one transaction: a
+    /// burst's group of batches is one commit, and a restart finds the
+    /// prolongations with the positions of the lines that made them.
+    pub fn record(
+        &mut self,
+        jail: &str,
+        bans: &[BanRecord],
+        prolonged: &[BanRecord],
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
+        self.record_journal_progress(bans, prolonged, &progress.files, progress.journal.as_deref().map(|c| (jail, c)))
     }
 
     /// Every saved file position, for the sources to resume from.
@@ -250,6 +261,7 @@ impl Store {
     pub fn record_journal_progress(
         &mut self,
         bans: &[BanRecord],
+        prolonged: &[BanRecord],
         cursors: &[(PathBuf, Cursor)],
         journal: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
@@ -262,6 +274,11 @@ impl Store {
         let tx = self.conn.transaction().map_err(err("begin a transaction"))?;
         for ban in bans {
             write_ban(&tx, ban, true, Existing::Replaced, max_matches).map_err(err("record a ban"))?;
+        }
+        for ban in prolonged {
+            tx.prepare_cached(PROLONG)
+                .and_then(|mut s| s.execute(params![ban.jail, ban.id, ban.time, ban.bantime]))
+                .map_err(err("prolong a ban"))?;
         }
         for (file, c) in cursors {
             write_position(&tx, file, c, Existing::Replaced).map_err(err("save a read position"))?;
@@ -400,16 +417,6 @@ impl Store {
              WHERE ip = ?1 ORDER BY time"
             ),
             params![ip],
-        )
-    }
-
-    /// Give the bans in force `bans` their new lengths (bans prolonged),
-    /// in one transaction: a burst prolongs thousands.
-    pub fn prolong(&mut self, bans: &[BanRecord]) -> Result<(), StoreError> {
-        self.each_in_transaction(
-            "prolong bans",
-            "UPDATE bans SET bantime = ?4 WHERE active = 1 AND jail = ?1 AND ip = ?2 AND time = ?3",
-            bans.iter().map(|ban| (&ban.jail, &ban.id, ban.time, ban.bantime)),
         )
     }
 

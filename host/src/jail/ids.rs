@@ -102,6 +102,12 @@ impl IdPolicy {
     /// the failure's captured `fields`; `Err` says why nothing is counted.
     pub fn ids_for(&mut self, jail: &str, id: &str, fields: &[(String, String)]) -> Result<Vec<String>, String> {
         let id = id.trim();
+        // Most failures name an IPv4 address, and std takes only its
+        // canonical text (dotted decimal, no leading zeros): the text is
+        // the id as it is, without formatting the address again.
+        if id.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Ok(vec![id.to_string()]);
+        }
         if let Some(ip) = canonical_ip(id) {
             return Ok(vec![ip.to_string()]);
         }
@@ -262,6 +268,18 @@ mod tests {
         assert_eq!(stored_id(" user42 ").as_deref(), Some("user42"));
         assert_eq!(stored_id("-j ACCEPT"), None);
         assert_eq!(stored_id(""), None);
+    }
+
+    #[test]
+    fn an_ipv4_address_taken_as_written_is_its_canonical_text() {
+        for text in ["192.0.2.1", "0.0.0.0", "255.255.255.255", "10.20.30.40"] {
+            assert_eq!(ids(UseDns::No, text, &[]).unwrap(), [canonical_ip(text).unwrap().to_string()]);
+        }
+        // What std does not take as written goes the long way, or nowhere.
+        for text in ["192.0.2.01", "0192.0.2.1", "1.2.3", "1.2.3.4.5", "256.1.1.1", "+1.2.3.4"] {
+            assert!(text.parse::<std::net::Ipv4Addr>().is_err(), "{text}");
+        }
+        assert_eq!(ids(UseDns::No, " ::ffff:192.0.2.1", &[]).unwrap(), ["192.0.2.1"]);
     }
 
     fn ids(usedns: UseDns, id: &str, fields: &[(&str, &str)]) -> Result<Vec<String>, String> {

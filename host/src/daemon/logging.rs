@@ -2,6 +2,7 @@
 //! (`2026-11-25 10:00:00,123 fail2ban.actions        [42]: NOTICE  [sshd] Ban 192.0.2.1`),
 //! so that fail2ban's recidive filter and admins' habits work on it.
 
+use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use tracing::{Event, Level, Subscriber};
@@ -105,7 +106,36 @@ fn write_local_timestamp(writer: &mut impl std::fmt::Write) -> std::fmt::Result 
             );
             second.0 = secs;
         }
-        write!(writer, "{},{:03} ", second.1, now.subsec_millis())
+        let millis = now.subsec_millis();
+        let digits = [b'0' + (millis / 100) as u8, b'0' + (millis / 10 % 10) as u8, b'0' + (millis % 10) as u8];
+        writer.write_str(&second.1)?;
+        writer.write_char(',')?;
+        writer.write_str(std::str::from_utf8(&digits).map_err(|_| std::fmt::Error)?)?;
+        writer.write_char(' ')
+    })
+}
+
+/// Write the logger, pid and level of a line (`fail2ban.actions        [42]: NOTICE  `),
+/// made once per thread for the last logger and level it wrote.
+fn write_header(
+    writer: &mut impl std::fmt::Write,
+    target: &'static str,
+    name: &str,
+    pid: u32,
+    level: &'static str,
+) -> std::fmt::Result {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(&'static str, &'static str, u32, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let fresh =
+            !matches!(&*last, Some((t, l, p, _)) if std::ptr::eq(*t, target) && std::ptr::eq(*l, level) && *p == pid);
+        if fresh {
+            *last = Some((target, level, pid, format!("{name:<24}[{pid}]: {level:<7} ")));
+        }
+        writer.write_str(last.as_ref().map_or("", |(_, _, _, header)| header))
     })
 }
 
@@ -161,9 +191,9 @@ where
             Level::INFO => "INFO",
             Level::DEBUG | Level::TRACE => "DEBUG",
         };
-        let mut fields = Fields { plain: !self.json, ..Fields::default() };
-        event.record(&mut fields);
         if self.json {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
             let mut object = serde_json::Map::new();
             object.insert("time".into(), utc_timestamp().into());
             object.insert("level".into(), level.into());
@@ -183,19 +213,22 @@ where
         if self.output.as_ref().map_or(self.stamp, LogOutput::dates_lines) {
             write_local_timestamp(&mut writer)?;
         }
-        write!(writer, "{:<24}[{}]: {:<7} ", name, self.pid, level)?;
+        write_header(&mut writer, target, &name, self.pid, level)?;
         // Fields carry text from plugins and log lines: escaped, so that
         // none of it can start a line of its own (a forged `NOTICE [sshd]
         // Ban` that recidive would read) or carry terminal escapes into
-        // the file.
-        let mut text = fields.message;
-        for (key, value) in &fields.rest {
+        // the file. The message is escaped as it is written, without a
+        // copy: a jail in a burst logs a line per failure.
+        let mut line =
+            PlainLine { out: Escaping(&mut writer), rest: Fields { plain: true, ..Fields::default() }, ok: Ok(()) };
+        event.record(&mut line);
+        line.ok?;
+        for (key, value) in &line.rest.rest {
             match value {
-                serde_json::Value::String(v) => text.push_str(&format!(" {key}={v:?}")),
-                other => text.push_str(&format!(" {key}={other}")),
+                serde_json::Value::String(v) => write!(line.out, " {key}={v:?}")?,
+                other => write!(line.out, " {key}={other}")?,
             }
         }
-        writer.write_str(&escape_controls(&text))?;
         writeln!(writer)
     }
 }
@@ -217,6 +250,54 @@ pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Writes what it is given with control characters escaped, as
+/// [`escape_controls`] does.
+struct Escaping<'w, W: std::fmt::Write>(&'w mut W);
+
+impl<W: std::fmt::Write> std::fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.write_str(&escape_controls(text))
+    }
+}
+
+/// An event's fields for fail2ban's line: the message is written as it
+/// is visited; the other fields are kept for after it.
+struct PlainLine<'w, W: std::fmt::Write> {
+    out: Escaping<'w, W>,
+    rest: Fields,
+    ok: std::fmt::Result,
+}
+
+impl<W: std::fmt::Write> tracing::field::Visit for PlainLine<'_, W> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            if self.ok.is_ok() {
+                self.ok = write!(self.out, "{value:?}");
+            }
+        } else {
+            self.rest.record_debug(field, value);
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            if self.ok.is_ok() {
+                self.ok = self.out.write_str(value);
+            }
+        } else {
+            self.rest.record_str(field, value);
+        }
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.rest.record_i64(field, value);
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.rest.record_u64(field, value);
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.rest.record_bool(field, value);
+    }
 }
 
 /// What can be changed of the log while the daemon runs: fail2ban's

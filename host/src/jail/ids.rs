@@ -56,13 +56,24 @@ pub fn is_safe_id(text: &str) -> bool {
 /// `text` as the store keeps a banned id: an address normalised as bans
 /// are, or an id a filter declared; `None` for neither.
 pub fn stored_id(text: &str) -> Option<String> {
+    address_id(text).or_else(|| is_safe_id(text.trim()).then(|| text.trim().to_string()))
+}
+
+/// `text` as the id an address or a prefix is banned under (normalised);
+/// `None` for neither.
+fn address_id(text: &str) -> Option<String> {
+    let text = text.trim();
+    // Most failures name an IPv4 address, and std takes only its canonical
+    // text (dotted decimal, no leading zeros): the text is the id as it
+    // is, without formatting the address again.
+    if text.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some(text.to_string());
+    }
     if let Some(address) = canonical_ip(text) {
         return Some(address.to_string());
     }
-    if let Some(prefix) = canonical_prefix(text) {
-        return Some(prefix);
-    }
-    is_safe_id(text.trim()).then(|| text.trim().to_string())
+    // `<SUBNET>` and `<CIDR>` captures: the prefix is the id.
+    canonical_prefix(text)
 }
 
 /// `text` as a prefix ban id (`2001:db8::/64`, host bits cleared), when it
@@ -102,18 +113,8 @@ impl IdPolicy {
     /// the failure's captured `fields`; `Err` says why nothing is counted.
     pub fn ids_for(&mut self, jail: &str, id: &str, fields: &[(String, String)]) -> Result<Vec<String>, String> {
         let id = id.trim();
-        // Most failures name an IPv4 address, and std takes only its
-        // canonical text (dotted decimal, no leading zeros): the text is
-        // the id as it is, without formatting the address again.
-        if id.parse::<std::net::Ipv4Addr>().is_ok() {
-            return Ok(vec![id.to_string()]);
-        }
-        if let Some(ip) = canonical_ip(id) {
-            return Ok(vec![ip.to_string()]);
-        }
-        // `<SUBNET>` and `<CIDR>` captures: the prefix is the id.
-        if let Some(prefix) = canonical_prefix(id) {
-            return Ok(vec![prefix]);
+        if let Some(address) = address_id(id) {
+            return Ok(vec![address]);
         }
         let declared = fields.iter().any(|(k, v)| k == "fid" && v.trim() == id);
         if declared || self.usedns == UseDns::Raw {

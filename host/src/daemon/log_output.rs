@@ -254,18 +254,20 @@ pub struct OutputLine {
 
 impl Write for OutputLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if !self.held && self.line.is_empty() {
-            self.held = HELD.with(|held| held.borrow_mut().as_mut().is_some_and(|held| held.take_run(&self.to)));
-        }
-        if self.held {
-            // Not released before the line is whole (in `drop`): another
-            // thread's line could come between its parts.
-            HELD.with(|held| {
-                if let Some(held) = held.borrow_mut().as_mut() {
-                    held.bytes.extend_from_slice(buf);
-                }
-            });
-        } else {
+        // A line starts held or not. A held one is not released before it
+        // is whole (in `drop`): another thread's line could come between
+        // its parts.
+        let starts = self.line.is_empty();
+        self.held = HELD.with(|held| {
+            let mut held = held.borrow_mut();
+            let Some(held) = held.as_mut() else { return false };
+            if !(self.held || (starts && held.take_run(&self.to))) {
+                return false;
+            }
+            held.bytes.extend_from_slice(buf);
+            true
+        });
+        if !self.held {
             self.line.extend_from_slice(buf);
         }
         Ok(buf.len())

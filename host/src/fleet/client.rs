@@ -58,6 +58,10 @@ pub struct Fleet {
     store: Arc<Mutex<Store>>,
     clock: Arc<dyn Clock>,
     apply: Apply,
+    /// Held from a change of the view until its changes are handed to the
+    /// jails: a record taken while its origin was revoked could otherwise
+    /// reach the jails after the revocation's lifts, and its ban stay.
+    applying: Mutex<()>,
     published: AtomicU64,
     /// Records the server acknowledged, to forget from the outbox in
     /// batches (each forgetting is a commit).
@@ -101,6 +105,7 @@ impl Fleet {
             store,
             clock,
             apply,
+            applying: Mutex::new(()),
             published: AtomicU64::new(0),
         })
     }
@@ -135,6 +140,7 @@ impl Fleet {
 
     /// Revoke `origin`: lift all it contributed; how many bans that was.
     pub fn revoke(&self, origin: &str) -> usize {
+        let _in_order = self.applying.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let changes = match self.view.lock() {
             Ok(mut v) => v.revoke(origin, self.now()),
             Err(_) => return 0,
@@ -194,6 +200,7 @@ impl Fleet {
 
     fn take(&self, entries: Vec<kv::Entry>) {
         let now = self.now();
+        let _in_order = self.applying.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let changes: Vec<Change> = match self.view.lock() {
             Ok(mut v) => entries
                 .iter()
